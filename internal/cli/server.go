@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-run/gantry/internal/controlplane"
+)
+
+// stopTimeout bounds a clean shutdown; a second signal ends the process at once.
+const stopTimeout = 60 * time.Second
+
+func newServerCommand() *cobra.Command {
+	cfg := controlplane.DefaultConfig()
+	cfg.DataDir = dataDirFromEnv(cfg.DataDir)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the embedded Kubernetes control plane",
+		Long: `Run Gantry: an embedded etcd, kube-apiserver, kube-controller-manager and
+kube-scheduler in this process. The admin kubeconfig is written to
+<data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for etcd data, certificates and kubeconfigs (env GANTRY_DATA_DIR)")
+	f.StringVar(&cfg.BindAddress, "bind-address", cfg.BindAddress, "IP address the API server listens on")
+	f.IntVar(&cfg.HTTPSPort, "https-port", cfg.HTTPSPort, "port of the API server")
+	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", cfg.AdvertiseAddress, "IP address advertised as the API server's endpoint (default: the host's default interface)")
+	f.IntVar(&cfg.EtcdClientPort, "etcd-client-port", cfg.EtcdClientPort, "etcd client port (loopback only)")
+	f.IntVar(&cfg.EtcdPeerPort, "etcd-peer-port", cfg.EtcdPeerPort, "etcd peer port (loopback only)")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "range of Service cluster IPs")
+	f.StringVar(&cfg.ComponentLog, "component-log", cfg.ComponentLog, `file for the logs of etcd and the Kubernetes components (default <data-dir>/logs/components.log; "-" for stderr)`)
+	f.IntVarP(&cfg.Verbosity, "v", "v", cfg.Verbosity, "log verbosity of the Kubernetes components")
+	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
+	return cmd
+}
+
+func runServer(ctx context.Context, cfg controlplane.Config) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	began := time.Now()
+	cp, err := controlplane.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("API server ready",
+		"url", cp.Server(),
+		"kubeconfig", cp.KubeconfigPath(),
+		"dataDir", cp.DataDir(),
+		"firstStart", cp.Fresh(),
+		"elapsed", time.Since(began).Round(time.Millisecond))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case <-cp.Failed():
+		runErr = cp.Err()
+		log.Error("a component failed; stopping", "err", runErr)
+	}
+	stop() // a second signal now ends the process at once
+	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := cp.Stop(stopCtx); err != nil {
+		log.Error("unclean stop", "err", err)
+		if runErr == nil {
+			runErr = fmt.Errorf("stopping: %w", err)
+		}
+	}
+	if runErr == nil {
+		log.Info("stopped")
+	}
+	return runErr
+}

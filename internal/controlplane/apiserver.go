@@ -1,0 +1,102 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/rest"
+	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
+)
+
+// serviceAccountIssuer is the issuer of service-account tokens, as in kubeadm clusters.
+const serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+
+// apiServerArgs are the kube-apiserver flags for cfg.
+func apiServerArgs(cfg Config, certs pki.Bundle) []string {
+	args := []string{
+		"--etcd-servers=" + fmt.Sprintf("https://127.0.0.1:%d", cfg.EtcdClientPort),
+		"--etcd-cafile=" + certs.EtcdCACert(),
+		"--etcd-certfile=" + certs.EtcdClientCert(),
+		"--etcd-keyfile=" + certs.EtcdClientKey(),
+		"--bind-address=" + cfg.BindAddress,
+		fmt.Sprintf("--secure-port=%d", cfg.HTTPSPort),
+		"--tls-cert-file=" + certs.ServingCert(),
+		"--tls-private-key-file=" + certs.ServingKey(),
+		"--client-ca-file=" + certs.CACert(),
+		"--kubelet-client-certificate=" + certs.ClientCert(pki.APIServerKubeletClient),
+		"--kubelet-client-key=" + certs.ClientKey(pki.APIServerKubeletClient),
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=" + serviceAccountIssuer,
+		"--service-account-key-file=" + certs.ServiceAccountPub(),
+		"--service-account-signing-key-file=" + certs.ServiceAccountKey(),
+		"--service-cluster-ip-range=" + cfg.ServiceCIDR,
+		// Privileged pods are accepted by the API so the serverless node can refuse them
+		// with an event that names the field, as EKS on Fargate does.
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--cert-dir=" + certs.Dir,
+	}
+	if cfg.AdvertiseAddress != "" {
+		args = append(args, "--advertise-address="+cfg.AdvertiseAddress)
+	}
+	return args
+}
+
+// servingHosts are the names and addresses the API server's certificate covers.
+func servingHosts(cfg Config) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1", "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
+		hosts = append(hosts, cfg.BindAddress)
+	}
+	if cfg.AdvertiseAddress != "" {
+		hosts = append(hosts, cfg.AdvertiseAddress)
+	}
+	if ip, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
+		hosts = append(hosts, ip.String())
+	}
+	return hosts
+}
+
+// firstServiceIP is the ClusterIP of the "kubernetes" Service: the first address of the range.
+func firstServiceIP(cidr string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil, err
+	}
+	ip := make(net.IP, len(n.IP))
+	copy(ip, n.IP)
+	ip[len(ip)-1]++
+	return ip, nil
+}
+
+// runAPIServer parses args into kube-apiserver's options and runs it until ctx ends.
+func runAPIServer(ctx context.Context, args []string) error {
+	s := apiserveroptions.NewServerRunOptions()
+	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
+	for _, f := range s.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("kube-apiserver flags: %w", err)
+	}
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-apiserver feature gates: %w", err)
+	}
+	// The API server's loopback clients would log warnings about their own requests.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return fmt.Errorf("kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	return apiserverapp.Run(ctx, completed)
+}

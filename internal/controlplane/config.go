@@ -1,0 +1,127 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+)
+
+// Config says where the control plane keeps its data and where it listens.
+type Config struct {
+	// DataDir holds etcd's data, the PKI and the kubeconfigs.
+	DataDir string
+	// BindAddress is the IP the API server listens on.
+	BindAddress string
+	// HTTPSPort is the API server's port.
+	HTTPSPort int
+	// AdvertiseAddress is the IP the API server advertises to the cluster (the endpoint of the
+	// "kubernetes" Service); empty picks the host's default interface.
+	AdvertiseAddress string
+	// EtcdClientPort and EtcdPeerPort are etcd's ports; etcd listens on loopback only.
+	EtcdClientPort int
+	EtcdPeerPort   int
+	// ServiceCIDR is the range ClusterIPs are allocated from.
+	ServiceCIDR string
+	// ComponentLog is the file that receives the logs of etcd and the Kubernetes components
+	// (rotated at 50 MB, three kept); empty means <data-dir>/logs/components.log, "-" stderr.
+	ComponentLog string
+	// Verbosity is the klog verbosity of the Kubernetes components.
+	Verbosity int
+	// ReadyTimeout bounds the wait for the API server's /readyz.
+	ReadyTimeout time.Duration
+}
+
+// Defaults that work on a laptop.
+const (
+	DefaultDataDir        = "/var/lib/gantry"
+	DefaultBindAddress    = "127.0.0.1"
+	DefaultHTTPSPort      = 6443
+	DefaultEtcdClientPort = 2379
+	DefaultEtcdPeerPort   = 2380
+	DefaultServiceCIDR    = "10.43.0.0/16"
+	DefaultReadyTimeout   = 2 * time.Minute
+)
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:        DefaultDataDir,
+		BindAddress:    DefaultBindAddress,
+		HTTPSPort:      DefaultHTTPSPort,
+		EtcdClientPort: DefaultEtcdClientPort,
+		EtcdPeerPort:   DefaultEtcdPeerPort,
+		ServiceCIDR:    DefaultServiceCIDR,
+		ReadyTimeout:   DefaultReadyTimeout,
+	}
+}
+
+// Validate checks every field and names the flag of the first one that is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir: must not be empty"))
+	}
+	if net.ParseIP(c.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--bind-address: %q is not an IP address", c.BindAddress))
+	}
+	if c.AdvertiseAddress != "" {
+		ip := net.ParseIP(c.AdvertiseAddress)
+		switch {
+		case ip == nil:
+			errs = append(errs, fmt.Errorf("--advertise-address: %q is not an IP address", c.AdvertiseAddress))
+		case ip.IsLoopback() || ip.IsUnspecified():
+			errs = append(errs, fmt.Errorf("--advertise-address: %s cannot be advertised to the cluster (loopback or unspecified)", ip))
+		}
+	}
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--https-port", c.HTTPSPort}, {"--etcd-client-port", c.EtcdClientPort}, {"--etcd-peer-port", c.EtcdPeerPort}} {
+		if p.port < 1 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("%s: %d is not a port (1-65535)", p.flag, p.port))
+		}
+	}
+	if c.EtcdClientPort == c.EtcdPeerPort {
+		errs = append(errs, fmt.Errorf("--etcd-peer-port: %d is also the etcd client port", c.EtcdPeerPort))
+	}
+	if _, n, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--service-cidr: %q is not a CIDR", c.ServiceCIDR))
+	} else if ones, bits := n.Mask.Size(); bits-ones > 20 {
+		errs = append(errs, fmt.Errorf("--service-cidr: %s is too large (at most 2^20 addresses)", c.ServiceCIDR))
+	}
+	if c.Verbosity < 0 {
+		errs = append(errs, fmt.Errorf("--v: %d must not be negative", c.Verbosity))
+	}
+	return errors.Join(errs...)
+}
+
+// listeners are the addresses the control plane binds, each with the flag that sets it.
+func (c Config) listeners() []listener {
+	return []listener{
+		{"--https-port", net.JoinHostPort(c.BindAddress, fmt.Sprint(c.HTTPSPort))},
+		{"--etcd-client-port", net.JoinHostPort("127.0.0.1", fmt.Sprint(c.EtcdClientPort))},
+		{"--etcd-peer-port", net.JoinHostPort("127.0.0.1", fmt.Sprint(c.EtcdPeerPort))},
+	}
+}
+
+type listener struct {
+	flag, addr string
+}
+
+// checkListeners fails with the flag and address of the first address that cannot be bound,
+// before any component starts, so a port in use is reported once and clearly.
+func checkListeners(ls []listener) error {
+	for _, l := range ls {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("%s: address %s is already in use", l.flag, l.addr)
+			}
+			return fmt.Errorf("%s: cannot listen on %s: %w", l.flag, l.addr, err)
+		}
+		_ = ln.Close()
+	}
+	return nil
+}

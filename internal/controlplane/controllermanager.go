@@ -1,0 +1,58 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	cmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
+)
+
+// controllerManagerArgs are the kube-controller-manager flags. There is one member, so no
+// leader election; node IPAM is off because the serverless node assigns pod addresses itself.
+func controllerManagerArgs(kubeconfig string, certs pki.Bundle) []string {
+	return []string{
+		"--kubeconfig=" + kubeconfig,
+		"--leader-elect=false",
+		"--controllers=*,-node-ipam-controller",
+		// Each controller acts as its own service account, with the bootstrap RBAC roles.
+		"--use-service-account-credentials=true",
+		"--secure-port=0",
+		"--service-account-private-key-file=" + certs.ServiceAccountKey(),
+		"--root-ca-file=" + certs.CACert(),
+		"--cluster-signing-cert-file=" + certs.CACert(),
+		"--cluster-signing-key-file=" + certs.CAKey(),
+		"--cluster-name=gantry",
+	}
+}
+
+// runControllerManager parses args into kube-controller-manager's options and runs it until
+// ctx ends.
+func runControllerManager(ctx context.Context, args []string) error {
+	s, err := cmoptions.NewKubeControllerManagerOptions()
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager options: %w", err)
+	}
+	named := s.Flags(cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
+	s.ParsedFlags = &named
+	fs := pflag.NewFlagSet("kube-controller-manager", pflag.ContinueOnError)
+	for _, f := range named.FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("kube-controller-manager flags: %w", err)
+	}
+	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-controller-manager feature gates: %w", err)
+	}
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	c, err := s.Config(ctx, cmapp.KnownControllers(), cmapp.ControllersDisabledByDefault(), cmapp.ControllerAliases())
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager config: %w", err)
+	}
+	return cmapp.Run(ctx, c.Complete())
+}

@@ -1,0 +1,107 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
+)
+
+const etcdMemberName = "gantry"
+
+// etcdDataDir is etcd's directory inside the data dir.
+func etcdDataDir(dataDir string) string { return filepath.Join(dataDir, "etcd") }
+
+// checkEtcdData opens etcd's backend read-only before etcd does: etcd treats a damaged database
+// as fatal and panics, so a damaged file is reported here as an error naming it instead.
+func checkEtcdData(dir string) error {
+	db := filepath.Join(dir, "member", "snap", "db")
+	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, "member")); err == nil {
+			return fmt.Errorf("etcd data in %s is damaged: %s is missing", dir, db)
+		}
+		return nil
+	}
+	b, err := bbolt.Open(db, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("etcd data in %s is damaged: %s: %w", dir, db, err)
+	}
+	defer b.Close()
+	return b.View(func(tx *bbolt.Tx) error {
+		for _, bucket := range []string{"meta", "key"} {
+			if tx.Bucket([]byte(bucket)) == nil {
+				return fmt.Errorf("etcd data in %s is damaged: %s has no %q bucket", dir, db, bucket)
+			}
+		}
+		return nil
+	})
+}
+
+// startEtcd starts a single-member etcd on loopback, TLS with client certificates on both its
+// client and peer ports, and waits until it serves.
+func startEtcd(ctx context.Context, cfg Config, certs pki.Bundle, log io.Writer) (*embed.Etcd, error) {
+	dir := etcdDataDir(cfg.DataDir)
+	tls := transport.TLSInfo{
+		CertFile:       certs.EtcdServerCert(),
+		KeyFile:        certs.EtcdServerKey(),
+		TrustedCAFile:  certs.EtcdCACert(),
+		ClientCertAuth: true,
+	}
+	clientURL := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", cfg.EtcdClientPort)}
+	peerURL := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", cfg.EtcdPeerPort)}
+
+	ec := embed.NewConfig()
+	ec.Name = etcdMemberName
+	ec.Dir = dir
+	ec.ListenClientUrls = []url.URL{clientURL}
+	ec.AdvertiseClientUrls = []url.URL{clientURL}
+	ec.ListenPeerUrls = []url.URL{peerURL}
+	ec.AdvertisePeerUrls = []url.URL{peerURL}
+	ec.InitialCluster = fmt.Sprintf("%s=%s", etcdMemberName, peerURL.String())
+	ec.ClientTLSInfo = tls
+	ec.PeerTLSInfo = tls
+	ec.ListenMetricsUrls = nil
+	// Keep the history bounded: the API server compacts too, this is the backstop.
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = "1h"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(log))
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("starting etcd in %s: %w", dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("etcd in %s: %w", dir, err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("waiting for etcd: %w", ctx.Err())
+	}
+}
+
+// etcdLogger writes etcd's warnings and errors to the component log. etcd ends the process on
+// a fatal error, so those lines also go to stderr, where the user sees why.
+func etcdLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	toLog := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), zapcore.WarnLevel)
+	short := zapcore.EncoderConfig{MessageKey: "msg", LevelKey: "level", NameKey: "logger",
+		EncodeLevel: zapcore.LowercaseLevelEncoder, ConsoleSeparator: " "}
+	toStderr := zapcore.NewCore(zapcore.NewConsoleEncoder(short), zapcore.Lock(os.Stderr), zapcore.DPanicLevel)
+	return zap.New(zapcore.NewTee(toLog, toStderr)).Named("etcd")
+}

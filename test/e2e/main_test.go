@@ -1,0 +1,208 @@
+// Package e2e runs the gantry binary as a user would: it builds it once, starts
+// "gantry server" on temporary data directories and talks to it with "gantry kubectl" and
+// plain HTTP.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantry-run/gantry/internal/freeport"
+)
+
+// gantryBin is the binary under test: $GANTRY_BIN, or one built for this run.
+var gantryBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	gantryBin = os.Getenv("GANTRY_BIN")
+	if gantryBin == "" {
+		dir, err := os.MkdirTemp("", "gantry-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		gantryBin = filepath.Join(dir, "gantry")
+		build := exec.Command("go", "build", "-o", gantryBin, "github.com/gantry-run/gantry/cmd/gantry")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: building gantry: %v\n", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// server is one "gantry server" process.
+type server struct {
+	t       *testing.T
+	dataDir string
+	ports   []int // https, etcd client, etcd peer
+	cmd     *exec.Cmd
+	mu      sync.Mutex
+	stderr  bytes.Buffer
+	ready   chan struct{}
+	exited  chan struct{}
+	exitErr error
+}
+
+// newServerArgs returns the flags that put a server on dataDir and the given ports.
+func serverArgs(dataDir string, ports []int) []string {
+	return []string{"server", "--data-dir", dataDir,
+		fmt.Sprintf("--https-port=%d", ports[0]),
+		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
+		fmt.Sprintf("--etcd-peer-port=%d", ports[2])}
+}
+
+func freePorts(t *testing.T) []int {
+	t.Helper()
+	ports, err := freeport.Get(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// startServer starts gantry server and waits for its ready line.
+func startServer(t *testing.T, dataDir string, ports []int) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, ports: ports, ready: make(chan struct{}), exited: make(chan struct{})}
+	s.cmd = exec.Command(gantryBin, serverArgs(dataDir, ports)...)
+	pipe, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go s.scan(pipe)
+	t.Cleanup(func() {
+		if s.running() {
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	select {
+	case <-s.ready:
+		return s
+	case <-s.exited:
+		t.Fatalf("gantry server exited before ready: %v\n%s", s.exitErr, s.output())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("gantry server not ready after 2m\n%s", s.output())
+	}
+	return nil
+}
+
+func (s *server) scan(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	once := sync.Once{}
+	for sc.Scan() {
+		line := sc.Text()
+		s.mu.Lock()
+		s.stderr.WriteString(line + "\n")
+		s.mu.Unlock()
+		if strings.Contains(line, `msg="API server ready"`) {
+			once.Do(func() { close(s.ready) })
+		}
+	}
+	s.exitErr = s.cmd.Wait()
+	close(s.exited)
+}
+
+func (s *server) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+func (s *server) running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill ends the server with SIGKILL, as a crash would.
+func (s *server) kill() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		s.t.Fatal(err)
+	}
+	<-s.exited
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(90 * time.Second):
+		s.t.Fatalf("gantry server did not stop within 90s\n%s", s.output())
+	}
+	if s.exitErr != nil {
+		s.t.Fatalf("gantry server exited with %v after SIGTERM\n%s", s.exitErr, s.output())
+	}
+	if !strings.Contains(s.output(), `msg=stopped`) {
+		s.t.Errorf("no stopped line after SIGTERM\n%s", s.output())
+	}
+}
+
+// kubectl runs "gantry kubectl args..." against the server's data dir.
+func (s *server) kubectl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gantryBin, append([]string{"kubectl"}, args...)...)
+	cmd.Env = append(os.Environ(), "GANTRY_DATA_DIR="+s.dataDir, "KUBECONFIG=")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("gantry kubectl %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+func (s *server) mustKubectl(args ...string) string {
+	s.t.Helper()
+	out, err := s.kubectl(args...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+// eventually retries kubectl until check accepts its output.
+func (s *server) eventually(what string, check func(out string) bool, args ...string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var out string
+	var err error
+	for time.Now().Before(deadline) {
+		out, err = s.kubectl(args...)
+		if err == nil && check(out) {
+			return out
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	s.t.Fatalf("%s: last output %q, err %v", what, out, err)
+	return ""
+}

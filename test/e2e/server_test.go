@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestServerLifecycle(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	ports := freePorts(t)
+	s := startServer(t, dataDir, ports)
+
+	t.Run("ready", func(t *testing.T) {
+		if out := s.mustKubectl("get", "--raw=/readyz"); out != "ok" {
+			t.Errorf("kubectl get --raw=/readyz = %q, want ok", out)
+		}
+		// /readyz needs no credentials, only the CA.
+		if got := httpsGet(t, dataDir, fmt.Sprintf("https://127.0.0.1:%d/readyz", ports[0])); got != "ok" {
+			t.Errorf("GET /readyz = %q, want ok", got)
+		}
+	})
+	t.Run("namespaces", func(t *testing.T) {
+		out := s.mustKubectl("get", "namespaces", "-o", "name")
+		for _, ns := range []string{"namespace/default", "namespace/kube-system"} {
+			if !strings.Contains(out, ns) {
+				t.Errorf("kubectl get namespaces = %q, want %s", out, ns)
+			}
+		}
+	})
+	t.Run("deployment gets replicaset and pods", func(t *testing.T) {
+		s.mustKubectl("create", "deployment", "hello", "--image=127.0.0.1:5000/hello", "--replicas=2")
+		s.eventually("a ReplicaSet for the Deployment", func(out string) bool {
+			return strings.HasPrefix(strings.TrimSpace(out), "replicaset.apps/hello-")
+		}, "get", "replicasets", "-l", "app=hello", "-o", "name")
+		s.eventually("two Pending pods", func(out string) bool {
+			return strings.Count(out, "Pending") == 2
+		}, "get", "pods", "-l", "app=hello", "-o", "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}")
+	})
+	t.Run("data dir is locked while the server runs", func(t *testing.T) {
+		stderr, _ := runToFailure(t, serverArgs(dataDir, freePorts(t))...)
+		if !strings.Contains(stderr, "is in use by another gantry server (pid") {
+			t.Errorf("second server on the same data dir: stderr %q, want an in-use error", stderr)
+		}
+	})
+
+	s.mustKubectl("create", "configmap", "survivor", "--from-literal=k=before-crash")
+	s.kill()
+
+	s = startServer(t, dataDir, ports)
+	if !strings.Contains(s.output(), "firstStart=false") {
+		t.Errorf("restart did not find its data dir: %s", s.output())
+	}
+	if out := s.mustKubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); out != "before-crash" {
+		t.Errorf("ConfigMap after kill -9 and restart = %q, want before-crash", out)
+	}
+	s.stop()
+
+	s = startServer(t, dataDir, ports)
+	if out := s.mustKubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); out != "before-crash" {
+		t.Errorf("ConfigMap after clean stop and restart = %q, want before-crash", out)
+	}
+	s.stop()
+
+	t.Run("damaged etcd database is reported, not touched", func(t *testing.T) {
+		db := filepath.Join(dataDir, "etcd", "member", "snap", "db")
+		garbage := bytes.Repeat([]byte("not a bolt database "), 4096)
+		if err := os.WriteFile(db, garbage, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, dataDir)
+		stderr, _ := runToFailure(t, serverArgs(dataDir, ports)...)
+		wantOneLine(t, stderr, "etcd data in "+filepath.Join(dataDir, "etcd")+" is damaged")
+		assertUnchanged(t, dataDir, before)
+	})
+}
+
+func TestServerRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T) (args []string, dataDir string)
+		wantErr string
+	}{
+		{
+			name: "port in use",
+			setup: func(t *testing.T) ([]string, string) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = ln.Close() })
+				ports := freePorts(t)
+				ports[0] = ln.Addr().(*net.TCPAddr).Port
+				dir := t.TempDir()
+				return serverArgs(dir, ports), dir
+			},
+			wantErr: "--https-port: address 127.0.0.1:",
+		},
+		{
+			name: "foreign data dir",
+			setup: func(t *testing.T) ([]string, string) {
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "thesis.tex"), []byte("years of work"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return serverArgs(dir, freePorts(t)), dir
+			},
+			wantErr: `is not a gantry data dir (it holds "thesis.tex"`,
+		},
+		{
+			name: "corrupt marker",
+			setup: func(t *testing.T) ([]string, string) {
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "gantry-data.json"), []byte("\x00\x01garbage"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return serverArgs(dir, freePorts(t)), dir
+			},
+			wantErr: "is damaged: gantry-data.json",
+		},
+		{
+			name: "data dir under a file",
+			setup: func(t *testing.T) ([]string, string) {
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return serverArgs(filepath.Join(dir, "f", "data"), freePorts(t)), dir
+			},
+			wantErr: "cannot be created: not a directory",
+		},
+		{
+			name: "read-only data dir",
+			setup: func(t *testing.T) ([]string, string) {
+				if os.Geteuid() != 0 {
+					t.Skip("mounting a read-only filesystem needs root")
+				}
+				dir := t.TempDir()
+				if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_RDONLY, "size=1m"); err != nil {
+					t.Skipf("cannot mount a read-only tmpfs here: %v", err)
+				}
+				t.Cleanup(func() { _ = syscall.Unmount(dir, 0) })
+				return serverArgs(dir, freePorts(t)), dir
+			},
+			wantErr: "is not writable: read-only file system",
+		},
+		{
+			name: "bad flag value",
+			setup: func(t *testing.T) ([]string, string) {
+				dir := t.TempDir()
+				return append(serverArgs(dir, freePorts(t)), "--service-cidr=10.0.0.0/300"), dir
+			},
+			wantErr: `--service-cidr: "10.0.0.0/300" is not a CIDR`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, dir := tt.setup(t)
+			before := snapshot(t, dir)
+			stderr, elapsed := runToFailure(t, args...)
+			wantOneLine(t, stderr, tt.wantErr)
+			if elapsed > 20*time.Second {
+				t.Errorf("took %s to refuse; want an immediate stop", elapsed)
+			}
+			assertUnchanged(t, dir, before)
+		})
+	}
+}
+
+// runToFailure runs gantry with args, which must exit non-zero; it returns stderr.
+func runToFailure(t *testing.T, args ...string) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gantryBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	began := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(began)
+	if err == nil {
+		t.Fatalf("gantry %s succeeded, want failure", strings.Join(args, " "))
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("gantry %s did not stop within 60s\n%s", strings.Join(args, " "), stderr.String())
+	}
+	return stderr.String(), elapsed
+}
+
+func wantOneLine(t *testing.T, stderr, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 {
+		t.Errorf("stderr has %d lines, want one:\n%s", len(lines), stderr)
+	}
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr = %q, want it to contain %q", stderr, want)
+	}
+}
+
+// snapshot maps every regular file under dir (but the lock) to its content.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == ".lock" {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		files[path] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func assertUnchanged(t *testing.T, dir string, before map[string]string) {
+	t.Helper()
+	after := snapshot(t, dir)
+	for path, content := range before {
+		got, ok := after[path]
+		switch {
+		case !ok:
+			t.Errorf("%s was removed", path)
+		case got != content:
+			t.Errorf("%s was changed", path)
+		}
+	}
+	for path := range after {
+		if _, ok := before[path]; !ok {
+			t.Errorf("%s was created in a data dir the server refused", path)
+		}
+	}
+}
+
+// httpsGet fetches url anonymously, trusting the data dir's CA.
+func httpsGet(t *testing.T, dataDir, url string) string {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
