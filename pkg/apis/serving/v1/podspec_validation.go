@@ -94,6 +94,16 @@ func setOf(keys ...string) map[string]bool {
 // not list. Working on the JSON form means a field added to the Kubernetes
 // types later is refused until someone decides to allow it.
 func disallowedKeys(v any, allowed map[string]bool) []string {
+	return setKeys(v, allowed, isEmptyJSON)
+}
+
+// volumeSourceKeys is disallowedKeys for a volume, where an empty object
+// (emptyDir: {}) is a choice of source, not an unset field.
+func volumeSourceKeys(v any, allowed map[string]bool) []string {
+	return setKeys(v, allowed, func(raw json.RawMessage) bool { return strings.TrimSpace(string(raw)) == "null" })
+}
+
+func setKeys(v any, allowed map[string]bool, unset func(json.RawMessage) bool) []string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil
@@ -104,7 +114,7 @@ func disallowedKeys(v any, allowed map[string]bool) []string {
 	}
 	var out []string
 	for k, raw := range m {
-		if allowed[k] || isEmptyJSON(raw) {
+		if allowed[k] || unset(raw) {
 			continue
 		}
 		out = append(out, k)
@@ -242,14 +252,14 @@ func validateVolumes(vs []corev1.Volume, f *config.Features) (map[string]corev1.
 		} else {
 			byName[v.Name] = v
 		}
-		sources := disallowedKeys(v, map[string]bool{"name": true})
+		sources := volumeSourceKeys(v, map[string]bool{"name": true})
 		switch {
 		case len(sources) == 0:
 			ve = ve.Also(apis.ErrMissingOneOf(allowedSourceNames(allowed)...))
 		case len(sources) > 1:
 			ve = ve.Also(apis.ErrMultipleOneOf(sources...))
 		}
-		if bad := disallowedKeys(v, allowed); len(bad) > 0 {
+		if bad := volumeSourceKeys(v, allowed); len(bad) > 0 {
 			ve = ve.Also(apis.ErrDisallowedFields(bad...))
 		}
 		if v.Projected != nil {

@@ -1,0 +1,121 @@
+package v1
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/gantry-run/gantry/pkg/apis"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestRouteValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		route   string
+		traffic []TrafficTarget
+		want    string
+	}{{
+		name: "empty traffic",
+	}, {
+		name: "valid split",
+		traffic: []TrafficTarget{
+			{RevisionName: "r-1", Percent: ptr[int64](90), Tag: "old"},
+			{ConfigurationName: "c", LatestRevision: ptr(true), Percent: ptr[int64](10), Tag: "new"},
+		},
+	}, {
+		name: "sum is not 100",
+		traffic: []TrafficTarget{
+			{RevisionName: "r-1", Percent: ptr[int64](40)},
+			{RevisionName: "r-2", Percent: ptr[int64](50)},
+		},
+		want: "spec.traffic: traffic targets sum to 90, want 100",
+	}, {
+		name: "percent out of range",
+		traffic: []TrafficTarget{
+			{RevisionName: "r-1", Percent: ptr[int64](100)},
+			{RevisionName: "r-2", Percent: ptr[int64](120)},
+		},
+		want: "spec.traffic[1].percent: must be between 0 and 100",
+	}, {
+		name:    "both names",
+		traffic: []TrafficTarget{{RevisionName: "r-1", ConfigurationName: "c", Percent: ptr[int64](100)}},
+		want:    "spec.traffic[0].configurationName, spec.traffic[0].revisionName: expected exactly one, got both",
+	}, {
+		name:    "neither name",
+		traffic: []TrafficTarget{{Percent: ptr[int64](100)}},
+		want:    "spec.traffic[0].configurationName, spec.traffic[0].revisionName: expected exactly one, got neither",
+	}, {
+		name:    "latest with a revision name",
+		traffic: []TrafficTarget{{RevisionName: "r-1", LatestRevision: ptr(true), Percent: ptr[int64](100)}},
+		want:    "spec.traffic[0].latestRevision: may not set revisionName \"r-1\" when latestRevision is true",
+	}, {
+		name:    "not latest with a configuration name",
+		traffic: []TrafficTarget{{ConfigurationName: "c", LatestRevision: ptr(false), Percent: ptr[int64](100)}},
+		want:    "spec.traffic[0].latestRevision: may not set configurationName \"c\" when latestRevision is false",
+	}, {
+		name: "duplicate and invalid tags, url in spec",
+		traffic: []TrafficTarget{
+			{RevisionName: "r-1", Percent: ptr[int64](50), Tag: "a"},
+			{RevisionName: "r-2", Percent: ptr[int64](50), Tag: "a", URL: apis.HTTP("x")},
+			{RevisionName: "r-3", Percent: ptr[int64](0), Tag: "Bad_Tag"},
+		},
+		want: "spec.traffic[0].tag, spec.traffic[1].tag: multiple definitions for tag \"a\"\n" +
+			"spec.traffic[1].url: must not set the field(s)\n" +
+			"spec.traffic[2].tag: invalid value: Bad_Tag",
+	}, {
+		name:    "tag host too long",
+		route:   strings.Repeat("r", 60),
+		traffic: []TrafficTarget{{RevisionName: "r-1", Percent: ptr[int64](100), Tag: "long"}},
+		want:    "spec.traffic[0].tag: invalid value: long: \"long-" + strings.Repeat("r", 60) + "\", the tag's host label, is longer than 63 characters",
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := tc.route
+			if name == "" {
+				name = "r"
+			}
+			r := &Route{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: RouteSpec{Traffic: tc.traffic}}
+			got := r.Validate(context.Background()).Error()
+			// DNS label failures end with apimachinery's wording, which is
+			// not ours to pin: compare up to it.
+			if !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+				t.Errorf("Validate = %q, want prefix %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRouteMetadataValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		meta metav1.ObjectMeta
+		want string
+	}{{
+		name: "generateName",
+		meta: metav1.ObjectMeta{GenerateName: "route-"},
+	}, {
+		name: "no name",
+		want: "metadata.generateName, metadata.name: expected exactly one, got neither",
+	}, {
+		name: "name too long",
+		meta: metav1.ObjectMeta{Name: strings.Repeat("a", 64)},
+		want: "metadata.name: invalid value: " + strings.Repeat("a", 64),
+	}, {
+		name: "name not a DNS-1035 label",
+		meta: metav1.ObjectMeta{Name: "1abc"},
+		want: "metadata.name: invalid value: 1abc",
+	}, {
+		name: "autoscaling annotation on the route",
+		meta: metav1.ObjectMeta{Name: "r", Annotations: map[string]string{"autoscaling.knative.dev/min-scale": "1"}},
+		want: "metadata.annotations[autoscaling.knative.dev/min-scale]: autoscaling annotations must be put under spec.template.metadata.annotations to take effect",
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := (&Route{ObjectMeta: tc.meta}).Validate(context.Background()).Error()
+			if !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+				t.Errorf("Validate = %q, want prefix %q", got, tc.want)
+			}
+		})
+	}
+}
