@@ -78,8 +78,9 @@ type StoreOptions struct {
 //	refs/<sha256 of ref>.json   a reference as pulled and the digest it resolved to
 //	tmp/                        unpacks in progress and layers being deleted
 //
-// Layers unpack into tmp/ and are renamed into place, so a layer directory, once it
-// exists, is complete; concurrent pulls of one layer both unpack and one rename wins.
+// One process opens a root at a time (NewStore clears tmp/). Layers unpack into tmp/ and
+// are renamed into place, so a layer directory, once it exists, is complete; concurrent
+// pulls of one layer both unpack and one rename wins.
 type Store struct {
 	root string
 	opts StoreOptions

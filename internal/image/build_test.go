@@ -1,0 +1,80 @@
+package image
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestPushTestImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: builds every test image")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	reg := startRegistry(t, t.TempDir(), "")
+	got, err := PushTestImages(ctx, reg.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range got {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	want := []string{"autoscale", "failing", "hello", "readiness", "runtime", "singlethreaded", "timeout"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("pushed %v, want %v", names, want)
+	}
+	s := newStore(t, t.TempDir())
+	for _, n := range want {
+		digestRef := got[n]
+		if !strings.HasPrefix(digestRef, reg.Addr()+"/gantry/test/"+n+"@sha256:") {
+			t.Errorf("%s: digest ref %q", n, digestRef)
+		}
+		resolved, err := s.Resolve(ctx, TestImageRef(reg.Addr(), n))
+		if err != nil || resolved != digestRef {
+			t.Errorf("%s: Resolve = %q, %v; want %q", n, resolved, err, digestRef)
+		}
+	}
+	// Images are reproducible: building hello again gives the same digest.
+	if h, err := BuildGoImage(ctx, "../../test/images/hello", TestImageRef(reg.Addr(), "hello")); err != nil || !strings.HasSuffix(got["hello"], h.String()) {
+		t.Errorf("rebuilt hello = %s, %v; want %s", h, err, got["hello"])
+	}
+}
+
+func TestConcurrentPullsShareLayers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reg := startRegistry(t, t.TempDir(), "")
+	ref := reg.Addr() + "/concurrent:latest"
+	pushLayers(t, ctx, ref, layerOf(t, []tarEntry{{name: "f", body: strings.Repeat("x", 1<<16)}}))
+
+	// Stores on one root stand in for racing pulls: each unpacks, one rename wins.
+	root := t.TempDir()
+	stores := []*Store{newStore(t, root), newStore(t, root), newStore(t, root), newStore(t, root)}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() { _, errs[i] = s.Pull(ctx, ref) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := stores[0].Pull(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(img.Layers[0]+"/f", &st); err != nil || st.Size != 1<<16 {
+		t.Errorf("layer file: size %d, %v", st.Size, err)
+	}
+}
