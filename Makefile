@@ -1,0 +1,70 @@
+# Gantry's tasks. Run `make help` for the list.
+
+SHELL        := /usr/bin/env bash
+.SHELLFLAGS  := -euo pipefail -c
+GO           ?= go
+BIN          := bin/gantry
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS      := -X github.com/gantry-run/gantry/internal/version.Version=$(VERSION)
+GOLANGCI     := $(shell $(GO) env GOPATH)/bin/golangci-lint
+GOLANGCI_VER := v2.15.0
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install what building and testing need (apt packages, Go modules); idempotent.
+	hack/install-deps.sh
+
+.PHONY: build
+build: ## Build bin/gantry.
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/gantry
+
+.PHONY: up
+up: deps build ## Build and start gantry server in the background, then show it working.
+	hack/up.sh
+
+.PHONY: down
+down: ## Stop the gantry server that `make up` started.
+	hack/down.sh
+
+.PHONY: fmt-check
+fmt-check: ## Fail if gofmt would change a file.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## Run go vet on every package.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI) ## Run golangci-lint with .golangci.yml.
+	$(GOLANGCI) run ./...
+
+$(GOLANGCI):
+	GOBIN=$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VER)
+
+.PHONY: unit
+unit: ## Unit tests: everything but test/ (no control plane, fast).
+	$(GO) test $$($(GO) list ./... | grep -v /test/)
+
+.PHONY: integration
+integration: ## Integration tests against the in-process control plane.
+	$(GO) test -timeout 20m ./test/integration/...
+
+.PHONY: e2e
+e2e: build ## End-to-end tests that run bin/gantry as a user would.
+	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/e2e/...
+
+.PHONY: test
+test: deps fmt-check vet lint unit integration e2e ## The whole suite, as CI runs it (installs what it needs).
+
+.PHONY: bench
+bench: deps build ## Run the benchmarks under bench/ and print their tables.
+	$(GO) run ./bench/startup -gantry $(CURDIR)/$(BIN)
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf bin

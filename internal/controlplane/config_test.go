@@ -1,0 +1,73 @@
+package controlplane
+
+import (
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr string
+	}{
+		{"empty data dir", func(c *Config) { c.DataDir = "" }, "--data-dir: must not be empty"},
+		{"bind address not an IP", func(c *Config) { c.BindAddress = "localhost" }, `--bind-address: "localhost" is not an IP address`},
+		{"loopback advertise address", func(c *Config) { c.AdvertiseAddress = "127.0.0.1" }, "--advertise-address: 127.0.0.1 cannot be advertised"},
+		{"port zero", func(c *Config) { c.HTTPSPort = 0 }, "--https-port: 0 is not a port"},
+		{"port too high", func(c *Config) { c.EtcdClientPort = 70000 }, "--etcd-client-port: 70000 is not a port"},
+		{"same etcd ports", func(c *Config) { c.EtcdPeerPort = c.EtcdClientPort }, "--etcd-peer-port: 2379 is also the etcd client port"},
+		{"bad CIDR", func(c *Config) { c.ServiceCIDR = "10.0.0.0" }, `--service-cidr: "10.0.0.0" is not a CIDR`},
+		{"huge CIDR", func(c *Config) { c.ServiceCIDR = "10.0.0.0/8" }, "--service-cidr: 10.0.0.0/8 is too large"},
+		{"negative verbosity", func(c *Config) { c.Verbosity = -1 }, "--v: -1 must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckListenersNamesTheFlagOfABusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = checkListeners([]listener{{"--https-port", ln.Addr().String()}})
+	want := "--https-port: address " + ln.Addr().String() + " is already in use"
+	if err == nil || err.Error() != want {
+		t.Fatalf("checkListeners = %v, want %q", err, want)
+	}
+}
+
+func TestServingHostsCoverTheClusterNamesAndServiceIP(t *testing.T) {
+	c := DefaultConfig()
+	c.AdvertiseAddress = "192.0.2.7"
+	hosts := strings.Join(servingHosts(c), " ")
+	for _, want := range []string{"127.0.0.1", "localhost", "kubernetes.default.svc.cluster.local", "10.43.0.1", "192.0.2.7"} {
+		if !strings.Contains(hosts, want) {
+			t.Errorf("serving hosts %q lack %s", hosts, want)
+		}
+	}
+}
+
+func TestClientHostOfAWildcardIsLoopback(t *testing.T) {
+	for bind, want := range map[string]string{"0.0.0.0": "127.0.0.1", "::": "127.0.0.1", "10.1.2.3": "10.1.2.3"} {
+		if got := clientHost(bind); got != want {
+			t.Errorf("clientHost(%q) = %q, want %q", bind, got, want)
+		}
+	}
+}
