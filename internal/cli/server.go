@@ -11,24 +11,26 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/standalone"
 )
 
 // stopTimeout bounds a clean shutdown; a second signal ends the process at once.
 const stopTimeout = 60 * time.Second
 
 func newServerCommand() *cobra.Command {
-	cfg := controlplane.DefaultConfig()
+	all := standalone.DefaultConfig()
+	cfg := &all.ControlPlane
 	cfg.DataDir = dataDirFromEnv(cfg.DataDir)
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the embedded Kubernetes control plane",
 		Long: `Run Gantry: an embedded etcd, kube-apiserver, kube-controller-manager and
-kube-scheduler in this process. The admin kubeconfig is written to
-<data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
+kube-scheduler, an image registry on loopback, and the Knative Serving API (CRDs,
+admission webhook, controllers), all in this process. The admin kubeconfig is
+written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServer(cmd.Context(), cfg)
+			return runServer(cmd.Context(), all)
 		},
 	}
 	f := cmd.Flags()
@@ -41,24 +43,30 @@ kube-scheduler in this process. The admin kubeconfig is written to
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "range of Service cluster IPs")
 	f.StringVar(&cfg.ComponentLog, "component-log", cfg.ComponentLog, `file for the logs of etcd and the Kubernetes components (default <data-dir>/logs/components.log; "-" for stderr)`)
 	f.IntVarP(&cfg.Verbosity, "v", "v", cfg.Verbosity, "log verbosity of the Kubernetes components")
+	f.StringVar(&all.Domain, "domain", all.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")
+	f.IntVar(&all.WebhookPort, "webhook-port", all.WebhookPort, "port of the admission webhook (loopback only)")
+	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
 	return cmd
 }
 
-func runServer(ctx context.Context, cfg controlplane.Config) error {
+func runServer(ctx context.Context, cfg standalone.Config) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Logger = log
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	began := time.Now()
-	cp, err := controlplane.Start(ctx, cfg)
+	srv, err := standalone.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	cp := srv.ControlPlane
 	log.Info("API server ready",
 		"url", cp.Server(),
 		"kubeconfig", cp.KubeconfigPath(),
 		"dataDir", cp.DataDir(),
+		"registry", srv.Registry.Addr(),
 		"firstStart", cp.Fresh(),
 		"elapsed", time.Since(began).Round(time.Millisecond))
 
@@ -66,14 +74,14 @@ func runServer(ctx context.Context, cfg controlplane.Config) error {
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
-	case <-cp.Failed():
-		runErr = cp.Err()
+	case <-srv.Failed():
+		runErr = srv.Err()
 		log.Error("a component failed; stopping", "err", runErr)
 	}
 	stop() // a second signal now ends the process at once
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	if err := cp.Stop(stopCtx); err != nil {
+	if err := srv.Stop(stopCtx); err != nil {
 		log.Error("unclean stop", "err", err)
 		if runErr == nil {
 			runErr = fmt.Errorf("stopping: %w", err)

@@ -98,28 +98,29 @@ func (c Config) Validate() error {
 }
 
 // listeners are the addresses the control plane binds, each with the flag that sets it.
-func (c Config) listeners() []listener {
-	return []listener{
+func (c Config) listeners() []Listener {
+	return []Listener{
 		{"--https-port", net.JoinHostPort(c.BindAddress, fmt.Sprint(c.HTTPSPort))},
 		{"--etcd-client-port", net.JoinHostPort("127.0.0.1", fmt.Sprint(c.EtcdClientPort))},
 		{"--etcd-peer-port", net.JoinHostPort("127.0.0.1", fmt.Sprint(c.EtcdPeerPort))},
 	}
 }
 
-type listener struct {
-	flag, addr string
+// Listener is an address a server binds and the flag that sets it.
+type Listener struct {
+	Flag, Addr string
 }
 
-// checkListeners fails with the flag and address of the first address that cannot be bound,
+// CheckListeners fails with the flag and address of the first address that cannot be bound,
 // before any component starts, so a port in use is reported once and clearly.
-func checkListeners(ls []listener) error {
+func CheckListeners(ls ...Listener) error {
 	for _, l := range ls {
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("%s: address %s is already in use", l.flag, l.addr)
+				return fmt.Errorf("%s: address %s is already in use", l.Flag, l.Addr)
 			}
-			return fmt.Errorf("%s: cannot listen on %s: %w", l.flag, l.addr, err)
+			return fmt.Errorf("%s: cannot listen on %s: %w", l.Flag, l.Addr, err)
 		}
 		_ = ln.Close()
 	}

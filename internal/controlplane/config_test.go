@@ -46,7 +46,7 @@ func TestCheckListenersNamesTheFlagOfABusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	err = checkListeners([]listener{{"--https-port", ln.Addr().String()}})
+	err = CheckListeners(Listener{"--https-port", ln.Addr().String()})
 	want := "--https-port: address " + ln.Addr().String() + " is already in use"
 	if err == nil || err.Error() != want {
 		t.Fatalf("checkListeners = %v, want %q", err, want)

@@ -74,7 +74,7 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	defer cancel()
 
 	// Ports first: a refused start leaves the data dir untouched.
-	if err := checkListeners(cfg.listeners()); err != nil {
+	if err := CheckListeners(cfg.listeners()...); err != nil {
 		return nil, err
 	}
 	dir, err := datadir.Open(cfg.DataDir)
@@ -303,6 +303,9 @@ func (cp *ControlPlane) GantryRESTConfig() *rest.Config {
 	return restConfig(cp.server, cp.certs, pki.Gantry)
 }
 
+// Certs is the control plane's PKI: the cluster CA and the webhook's serving certificate.
+func (cp *ControlPlane) Certs() pki.Bundle { return cp.certs }
+
 // Server is the API server's URL.
 func (cp *ControlPlane) Server() string { return cp.server }
 
@@ -311,6 +314,9 @@ func (cp *ControlPlane) KubeconfigPath() string { return cp.kubeconfig }
 
 // DataDir is the absolute path of the data directory.
 func (cp *ControlPlane) DataDir() string { return cp.dir.Path }
+
+// DataDirJoin is a path inside the data directory.
+func (cp *ControlPlane) DataDirJoin(elem ...string) string { return cp.dir.Join(elem...) }
 
 // Fresh reports whether this start initialised the data directory.
 func (cp *ControlPlane) Fresh() bool { return cp.dir.Fresh }

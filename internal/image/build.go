@@ -66,6 +66,21 @@ func TestImageRef(registryHost, name string) string {
 	return registryHost + "/gantry/test/" + name + ":latest"
 }
 
+// PushTestImage builds the program test/images/<name> and pushes it to
+// TestImageRef(registryHost, name), which it returns. It finds test/images from the working
+// directory, like PushTestImages.
+func PushTestImage(ctx context.Context, registryHost, name string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	ref := TestImageRef(registryHost, name)
+	if _, err := BuildGoImage(ctx, filepath.Join(root, "test", "images", name), ref); err != nil {
+		return "", fmt.Errorf("building test image %s: %w", name, err)
+	}
+	return ref, nil
+}
+
 // PushTestImages builds every program under test/images (one directory with a main.go
 // each) and pushes it to TestImageRef(registryHost, name). It finds test/images from the
 // module root above the working directory, so it works from any package's tests. It

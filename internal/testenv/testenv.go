@@ -1,6 +1,7 @@
-// Package testenv gives a test package one real control plane: TestMain calls Main, which
-// starts the embedded etcd, kube-apiserver, controller-manager and scheduler in a temporary
-// data directory, runs the tests, and stops it. Tests reach it through Get.
+// Package testenv gives a test package one real Gantry: TestMain calls Main, which starts the
+// standalone composition (embedded etcd, kube-apiserver, controller-manager and scheduler, the
+// image registry, and the serving CRDs, webhook and controllers) in a temporary data directory
+// on free loopback ports, runs the tests, and stops it. Tests reach it through Get.
 //
 // Only integration test packages import this package: it links the whole control plane.
 package testenv
@@ -9,14 +10,19 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/serving"
+	"github.com/gantry-run/gantry/internal/standalone"
 )
 
 // Env is the running control plane as tests see it.
@@ -25,8 +31,14 @@ type Env struct {
 	Config *rest.Config
 	// Client is an admin clientset.
 	Client kubernetes.Interface
+	// Ctrl is an admin controller-runtime client that knows serving.knative.dev/v1.
+	Ctrl client.Client
 	// ControlPlane is the running control plane.
 	ControlPlane *controlplane.ControlPlane
+	// Server is the whole standalone composition.
+	Server *standalone.Server
+	// RegistryHost is the embedded registry's host:port.
+	RegistryHost string
 	// DataDir is the control plane's data directory.
 	DataDir string
 }
@@ -60,25 +72,32 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cp, err := controlplane.Start(ctx, cfg)
+	srv, err := standalone.Start(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "testenv: starting control plane: %v (component log: %s/logs/components.log)\n", err, dir)
+		fmt.Fprintf(os.Stderr, "testenv: starting gantry: %v (component log: %s/logs/components.log)\n", err, dir)
 		keep = true
 		return 1
 	}
-	client, err := kubernetes.NewForConfig(cp.RESTConfig())
+	cp := srv.ControlPlane
+	clientset, err := kubernetes.NewForConfig(cp.RESTConfig())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		return 1
 	}
-	env = &Env{Config: cp.RESTConfig(), Client: client, ControlPlane: cp, DataDir: cp.DataDir()}
+	ctrlClient, err := client.New(cp.RESTConfig(), client.Options{Scheme: serving.Scheme()})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		return 1
+	}
+	env = &Env{Config: cp.RESTConfig(), Client: clientset, Ctrl: ctrlClient, ControlPlane: cp, Server: srv,
+		RegistryHost: srv.Registry.Addr(), DataDir: cp.DataDir()}
 
 	code := m.Run()
 
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
 	defer stopCancel()
-	if err := cp.Stop(stopCtx); err != nil {
-		fmt.Fprintf(os.Stderr, "testenv: stopping control plane: %v\n", err)
+	if err := srv.Stop(stopCtx); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: stopping gantry: %v\n", err)
 		if code == 0 {
 			code = 1
 		}
@@ -87,6 +106,30 @@ func run(m *testing.M) int {
 		keep = true
 	}
 	return code
+}
+
+var (
+	imagesMu sync.Mutex
+	images   = map[string]string{}
+)
+
+// Image builds test/images/<name>, pushes it to the embedded registry once per test binary,
+// and returns its tag reference in that registry.
+func (e *Env) Image(t testing.TB, name string) string {
+	t.Helper()
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if ref, ok := images[name]; ok {
+		return ref
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ref, err := image.PushTestImage(ctx, e.RegistryHost, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images[name] = ref
+	return ref
 }
 
 // Get returns the package's control plane; it fails the test if TestMain did not call Main.
@@ -98,14 +141,17 @@ func Get(t testing.TB) *Env {
 	return env
 }
 
-// Config is a control plane configuration in dataDir on free loopback ports.
-func Config(dataDir string) (controlplane.Config, error) {
-	ports, err := freeport.Get(3)
+// Config is a standalone configuration in dataDir on free loopback ports.
+func Config(dataDir string) (standalone.Config, error) {
+	ports, err := freeport.Get(5)
 	if err != nil {
-		return controlplane.Config{}, err
+		return standalone.Config{}, err
 	}
-	cfg := controlplane.DefaultConfig()
-	cfg.DataDir = dataDir
-	cfg.HTTPSPort, cfg.EtcdClientPort, cfg.EtcdPeerPort = ports[0], ports[1], ports[2]
+	cfg := standalone.DefaultConfig()
+	cp := &cfg.ControlPlane
+	cp.DataDir = dataDir
+	cp.HTTPSPort, cp.EtcdClientPort, cp.EtcdPeerPort = ports[0], ports[1], ports[2]
+	cfg.WebhookPort = ports[3]
+	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
 	return cfg, nil
 }

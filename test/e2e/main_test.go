@@ -52,7 +52,7 @@ func run(m *testing.M) int {
 type server struct {
 	t       *testing.T
 	dataDir string
-	ports   []int // https, etcd client, etcd peer
+	ports   []int // https, etcd client, etcd peer, webhook, registry
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	stderr  bytes.Buffer
@@ -66,12 +66,14 @@ func serverArgs(dataDir string, ports []int) []string {
 	return []string{"server", "--data-dir", dataDir,
 		fmt.Sprintf("--https-port=%d", ports[0]),
 		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
-		fmt.Sprintf("--etcd-peer-port=%d", ports[2])}
+		fmt.Sprintf("--etcd-peer-port=%d", ports[2]),
+		fmt.Sprintf("--webhook-port=%d", ports[3]),
+		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4])}
 }
 
 func freePorts(t *testing.T) []int {
 	t.Helper()
-	ports, err := freeport.Get(3)
+	ports, err := freeport.Get(5)
 	if err != nil {
 		t.Fatal(err)
 	}

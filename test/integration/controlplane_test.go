@@ -33,7 +33,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func(ctx con
 // newNamespace creates a namespace for one test and deletes it afterwards.
 func newNamespace(t *testing.T, c kubernetes.Interface) string {
 	t.Helper()
-	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-", ".", "-").Replace(t.Name()))
 	if len(name) > 50 {
 		name = name[:50]
 	}

@@ -59,6 +59,8 @@ func (b Bundle) CACert() string            { return filepath.Join(b.Dir, "ca.crt
 func (b Bundle) CAKey() string             { return filepath.Join(b.Dir, "ca.key") }
 func (b Bundle) ServingCert() string       { return filepath.Join(b.Dir, "apiserver.crt") }
 func (b Bundle) ServingKey() string        { return filepath.Join(b.Dir, "apiserver.key") }
+func (b Bundle) WebhookCert() string       { return filepath.Join(b.Dir, "webhook.crt") }
+func (b Bundle) WebhookKey() string        { return filepath.Join(b.Dir, "webhook.key") }
 func (b Bundle) ServiceAccountKey() string { return filepath.Join(b.Dir, "service-account.key") }
 func (b Bundle) ServiceAccountPub() string { return filepath.Join(b.Dir, "service-account.pub") }
 
@@ -109,6 +111,16 @@ func (b Bundle) Ensure(opts Options, clients ...Client) error {
 		ips:     ips,
 	}
 	if err := ensureLeaf(b.ServingCert(), b.ServingKey(), serving, ca, caKey, now); err != nil {
+		return err
+	}
+	// The admission webhook runs in this process and is called over loopback.
+	webhook := leafSpec{
+		subject: pkix.Name{CommonName: "gantry-webhook"},
+		usages:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		dns:     []string{"localhost"},
+		ips:     []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	if err := ensureLeaf(b.WebhookCert(), b.WebhookKey(), webhook, ca, caKey, now); err != nil {
 		return err
 	}
 	for _, c := range clients {

@@ -1,0 +1,112 @@
+// Package configuration reconciles a Configuration: it stamps one immutable Revision per
+// template generation and tracks the latest created and latest ready ones.
+package configuration
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gantry-run/gantry/internal/reconciler/configuration/resources"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// Reconciler converges Configurations.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("configuration").
+		For(&servingv1.Configuration{}).
+		Owns(&servingv1.Revision{}).
+		Complete(r)
+}
+
+// Reconcile makes sure the Revision of the current generation exists and updates the status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cfg := &servingv1.Configuration{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cfg); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cfg.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := cfg.Status.DeepCopy()
+	cfg.Status.InitializeConditions()
+
+	latest, err := r.latestCreated(ctx, cfg)
+	if err == nil {
+		r.trackReadiness(ctx, cfg, latest)
+	}
+	cfg.Status.ObservedGeneration = cfg.Generation
+	if !equality.Semantic.DeepEqual(before, &cfg.Status) {
+		if uerr := r.Client.Status().Update(ctx, cfg); uerr != nil {
+			return ctrl.Result{}, fmt.Errorf("updating status of configuration %s: %w", req, uerr)
+		}
+	}
+	return ctrl.Result{}, err
+}
+
+// latestCreated returns the Revision of the Configuration's current generation, creating it
+// when it does not exist.
+func (r *Reconciler) latestCreated(ctx context.Context, cfg *servingv1.Configuration) (*servingv1.Revision, error) {
+	want := resources.MakeRevision(cfg)
+	rev := &servingv1.Revision{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), rev)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, want); err != nil {
+			cfg.Status.MarkRevisionCreationFailed(err.Error())
+			r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "CreationFailed", "Create", "Failed to create Revision %q: %v", want.Name, err)
+			return nil, fmt.Errorf("creating revision %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		r.Recorder.Eventf(cfg, want, corev1.EventTypeNormal, "Created", "Create", "Created Revision %q", want.Name)
+		rev = want
+	case err != nil:
+		return nil, err
+	case !metav1.IsControlledBy(rev, cfg):
+		msg := fmt.Sprintf("revision %q already exists and is not owned by configuration %q", rev.Name, cfg.Name)
+		cfg.Status.MarkRevisionCreationFailed(msg)
+		return nil, fmt.Errorf("%s", msg)
+	}
+	if cfg.Status.LatestCreatedRevisionName != rev.Name {
+		cfg.Status.SetLatestCreatedRevisionName(rev.Name)
+	}
+	return rev, nil
+}
+
+// trackReadiness sets latestReadyRevisionName and the Ready condition from the latest
+// created Revision; while it is not ready, the last ready one keeps serving.
+func (r *Reconciler) trackReadiness(ctx context.Context, cfg *servingv1.Configuration, latest *servingv1.Revision) {
+	ready := latest.Status.GetCondition(servingv1.RevisionConditionReady)
+	switch {
+	case latest.IsReady():
+		if cfg.Status.LatestReadyRevisionName != latest.Name {
+			cfg.Status.SetLatestReadyRevisionName(latest.Name)
+			r.Recorder.Eventf(cfg, latest, corev1.EventTypeNormal, "LatestReadyUpdate", "Reconcile", "LatestReadyRevisionName updated to %q", latest.Name)
+		}
+	case ready.IsFalse() && latest.Status.ObservedGeneration == latest.Generation:
+		cfg.Status.MarkLatestCreatedFailed(latest.Name, ready.GetMessage())
+		if before := cfg.Status.GetCondition(servingv1.ConfigurationConditionReady); before != nil {
+			r.Recorder.Eventf(cfg, latest, corev1.EventTypeWarning, "LatestCreatedFailed", "Reconcile", "Latest created revision %q has failed: %s", latest.Name, ready.GetMessage())
+		}
+	}
+	// A latest ready revision that was deleted no longer serves.
+	if name := cfg.Status.LatestReadyRevisionName; name != "" && name != latest.Name {
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: name}, &servingv1.Revision{})
+		if apierrors.IsNotFound(err) {
+			cfg.Status.MarkLatestReadyDeleted()
+		}
+	}
+}

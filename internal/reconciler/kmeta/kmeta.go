@@ -1,0 +1,63 @@
+// Package kmeta builds the metadata that serving objects hand down to their children: owner
+// references and the filtered labels and annotations Knative propagates.
+package kmeta
+
+import (
+	"maps"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+)
+
+// lastApplied is kubectl's record of the user's manifest; it describes the parent only.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// OwnerRef makes obj (of kind gvk) the controller of a child: deleting obj deletes the child.
+func OwnerRef(obj metav1.Object, gvk schema.GroupVersionKind) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion:         gvk.GroupVersion().String(),
+		Kind:               gvk.Kind,
+		Name:               obj.GetName(),
+		UID:                obj.GetUID(),
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}
+}
+
+// UnionMaps returns a new map with the entries of all ms; later ones win.
+func UnionMaps(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
+}
+
+// FilterMap returns m without the keys drop reports.
+func FilterMap(m map[string]string, drop func(string) bool) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if !drop(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// PropagatedAnnotations are the annotations a parent hands to a child: all but kubectl's
+// last-applied record.
+func PropagatedAnnotations(m map[string]string) map[string]string {
+	return FilterMap(m, func(k string) bool { return k == lastApplied })
+}
+
+// HasPrefix reports whether key starts with any of prefixes.
+func HasPrefix(key string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}

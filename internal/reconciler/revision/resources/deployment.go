@@ -1,0 +1,190 @@
+// Package resources builds the children of a Revision: the Deployment that runs it (user
+// containers plus the queue-proxy) and the Kubernetes Service the data plane reaches it by.
+package resources
+
+import (
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// The queue-proxy's ports, as Knative's.
+const (
+	QueueProxyName          = "queue-proxy"
+	QueueHTTPPort           = 8012
+	QueueAdminPort          = 8022
+	QueueMetricsPort        = 9090
+	defaultUserPort         = 8080
+	defaultProgressDeadline = 600
+)
+
+// QueueProxyImage is the image of the queue-proxy container. The serverless node recognises
+// it and runs the queue-proxy from the gantry binary itself inside the pod's network
+// namespace, so nothing is pulled; in cluster mode it names the image built from this
+// repository.
+const QueueProxyImage = "gantry.dev/queue-proxy"
+
+// DeploymentName is the name of the Deployment of rev.
+func DeploymentName(rev *servingv1.Revision) string { return rev.Name + "-deployment" }
+
+// PodLabels are the labels of rev's pods; RevisionUID selects them.
+func PodLabels(rev *servingv1.Revision) map[string]string {
+	return kmeta.UnionMaps(rev.Labels, map[string]string{
+		servingv1.RevisionLabelKey: rev.Name,
+		servingv1.RevisionUID:      string(rev.UID),
+		"app":                      rev.Name,
+	})
+}
+
+func selector(rev *servingv1.Revision) map[string]string {
+	return map[string]string{servingv1.RevisionUID: string(rev.UID)}
+}
+
+// UserPort is the port the serving container listens on.
+func UserPort(rev *servingv1.Revision) int32 {
+	for _, c := range rev.Spec.Containers {
+		if len(c.Ports) > 0 && c.Ports[0].ContainerPort != 0 {
+			return c.Ports[0].ContainerPort
+		}
+	}
+	return defaultUserPort
+}
+
+// servingContainer is the index of the container that receives requests.
+func servingContainer(rev *servingv1.Revision) int {
+	for i, c := range rev.Spec.Containers {
+		if len(c.Ports) > 0 {
+			return i
+		}
+	}
+	return 0
+}
+
+// InitialReplicas is the scale a new Revision starts at: initial-scale (default 1), at least
+// min-scale.
+func InitialReplicas(rev *servingv1.Revision) int32 {
+	n := annotationInt(rev.Annotations, autoscaling.InitialScaleAnnotationKey, 1)
+	if m := annotationInt(rev.Annotations, autoscaling.MinScaleAnnotationKey, 0); m > n {
+		n = m
+	}
+	return n
+}
+
+func annotationInt(ann map[string]string, key string, def int32) int32 {
+	if v, ok := ann[key]; ok {
+		if n, err := strconv.ParseInt(v, 10, 32); err == nil && n >= 0 {
+			return int32(n)
+		}
+	}
+	return def
+}
+
+// MakeDeployment is the Deployment that runs rev. Images are the digests recorded in rev's
+// status, so the revision runs the exact image it was created with.
+func MakeDeployment(rev *servingv1.Revision) *appsv1.Deployment {
+	podSpec := *rev.Spec.PodSpec.DeepCopy()
+	digests := map[string]string{}
+	for _, cs := range rev.Status.ContainerStatuses {
+		digests[cs.Name] = cs.ImageDigest
+	}
+	serving := servingContainer(rev)
+	for i := range podSpec.Containers {
+		c := &podSpec.Containers[i]
+		if d := digests[c.Name]; d != "" {
+			c.Image = d
+		}
+		c.Env = append(c.Env, runtimeEnv(rev)...)
+		if i == serving {
+			c.Env = append([]corev1.EnvVar{{Name: "PORT", Value: strconv.Itoa(int(UserPort(rev)))}}, c.Env...)
+		}
+	}
+	podSpec.Containers = append(podSpec.Containers, queueProxy(rev))
+	if podSpec.EnableServiceLinks == nil {
+		podSpec.EnableServiceLinks = ptr.To(false)
+	}
+	// A request may run for the whole timeout; a stopping pod lets it finish.
+	podSpec.TerminationGracePeriodSeconds = ptr.To(ptr.Deref(rev.Spec.TimeoutSeconds, 300))
+
+	labels := PodLabels(rev)
+	annotations := kmeta.PropagatedAnnotations(rev.Annotations)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            DeploymentName(rev),
+			Namespace:       rev.Namespace,
+			Labels:          labels,
+			Annotations:     annotations,
+			OwnerReferences: []metav1.OwnerReference{kmeta.OwnerRef(rev, rev.GetGroupVersionKind())},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas:                ptr.To(InitialReplicas(rev)),
+			Selector:                &metav1.LabelSelector{MatchLabels: selector(rev)},
+			ProgressDeadlineSeconds: ptr.To(annotationInt(rev.Annotations, servingv1.ProgressDeadlineAnnotationKey, defaultProgressDeadline)),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+				Spec:       podSpec,
+			},
+		},
+	}
+}
+
+// runtimeEnv is the runtime contract's environment: who this revision is.
+func runtimeEnv(rev *servingv1.Revision) []corev1.EnvVar {
+	return []corev1.EnvVar{
+		{Name: "K_REVISION", Value: rev.Name},
+		{Name: "K_CONFIGURATION", Value: rev.Labels[servingv1.ConfigurationLabelKey]},
+		{Name: "K_SERVICE", Value: rev.Labels[servingv1.ServiceLabelKey]},
+	}
+}
+
+func queueProxy(rev *servingv1.Revision) corev1.Container {
+	timeout := ptr.Deref(rev.Spec.TimeoutSeconds, 300)
+	env := []corev1.EnvVar{
+		{Name: "SERVING_NAMESPACE", Value: rev.Namespace},
+		{Name: "SERVING_SERVICE", Value: rev.Labels[servingv1.ServiceLabelKey]},
+		{Name: "SERVING_CONFIGURATION", Value: rev.Labels[servingv1.ConfigurationLabelKey]},
+		{Name: "SERVING_REVISION", Value: rev.Name},
+		{Name: "SERVING_POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "SERVING_POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: "QUEUE_SERVING_PORT", Value: strconv.Itoa(QueueHTTPPort)},
+		{Name: "QUEUE_ADMIN_PORT", Value: strconv.Itoa(QueueAdminPort)},
+		{Name: "QUEUE_METRICS_PORT", Value: strconv.Itoa(QueueMetricsPort)},
+		{Name: "USER_PORT", Value: strconv.Itoa(int(UserPort(rev)))},
+		{Name: "CONTAINER_CONCURRENCY", Value: strconv.FormatInt(ptr.Deref(rev.Spec.ContainerConcurrency, 0), 10)},
+		{Name: "REVISION_TIMEOUT_SECONDS", Value: strconv.FormatInt(timeout, 10)},
+		{Name: "REVISION_RESPONSE_START_TIMEOUT_SECONDS", Value: strconv.FormatInt(ptr.Deref(rev.Spec.ResponseStartTimeoutSeconds, 0), 10)},
+		{Name: "REVISION_IDLE_TIMEOUT_SECONDS", Value: strconv.FormatInt(ptr.Deref(rev.Spec.IdleTimeoutSeconds, 0), 10)},
+	}
+	return corev1.Container{
+		Name:  QueueProxyName,
+		Image: QueueProxyImage,
+		Args:  []string{"queue-proxy"},
+		Ports: []corev1.ContainerPort{
+			{Name: "http-queueadm", ContainerPort: QueueAdminPort},
+			{Name: "http-autometric", ContainerPort: QueueMetricsPort},
+			{Name: "queue-port", ContainerPort: QueueHTTPPort},
+		},
+		Env: env,
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(QueueHTTPPort)}},
+			PeriodSeconds: 1,
+		},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("25m")},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsNonRoot:             ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+}

@@ -1,0 +1,236 @@
+// Package revision reconciles a Revision: it resolves image tags to digests once, at creation,
+// runs the Revision as a Deployment with a Service in front of it, and reports the precise
+// reason when its pods cannot be placed, pulled or kept running.
+package revision
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
+	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// Resolver turns an image reference into a digest reference (repo@sha256:…).
+type Resolver interface {
+	Resolve(ctx context.Context, image string) (string, error)
+}
+
+// resolveTimeout bounds one digest resolution, as Knative's digest-resolution-timeout.
+const resolveTimeout = 10 * time.Second
+
+// Reconciler converges Revisions.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Resolver Resolver
+	// SkipResolution lists registries whose tags are not resolved (Knative's
+	// registries-skipping-tag-resolving: kind.local, ko.local, dev.local).
+	SkipResolution []string
+}
+
+// SetupWithManager registers the reconciler; pods wake the Revision they belong to.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("revision").
+		For(&servingv1.Revision{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToRevision)).
+		Complete(r)
+}
+
+func podToRevision(_ context.Context, o client.Object) []reconcile.Request {
+	name, ok := o.GetLabels()[servingv1.RevisionLabelKey]
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// Reconcile resolves digests, converges the Deployment and Service, and reports status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	rev := &servingv1.Revision{}
+	if err := r.Client.Get(ctx, req.NamespacedName, rev); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !rev.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := rev.Status.DeepCopy()
+	rev.Status.InitializeConditions()
+	err := r.reconcile(ctx, rev)
+	rev.Status.ObservedGeneration = rev.Generation
+	if !equality.Semantic.DeepEqual(before, &rev.Status) {
+		if uerr := r.Client.Status().Update(ctx, rev); uerr != nil {
+			return ctrl.Result{}, fmt.Errorf("updating status of revision %s: %w", req, uerr)
+		}
+		r.eventOnReadyChange(rev, before)
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) error {
+	if err := r.resolveDigests(ctx, rev); err != nil {
+		return err
+	}
+	deploy, err := r.reconcileDeployment(ctx, rev)
+	if err != nil {
+		return err
+	}
+	if err := r.reconcileService(ctx, rev); err != nil {
+		return err
+	}
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(rev.Namespace),
+		client.MatchingLabels{servingv1.RevisionUID: string(rev.UID)}); err != nil {
+		return fmt.Errorf("listing pods of revision %s: %w", rev.Name, err)
+	}
+	r.reportHealth(rev, deploy, pods.Items)
+	return nil
+}
+
+// resolveDigests records each container's image digest, once: later reconciles reuse them,
+// so the revision keeps running the exact image it was created with.
+func (r *Reconciler) resolveDigests(ctx context.Context, rev *servingv1.Revision) error {
+	if len(rev.Status.ContainerStatuses) == len(rev.Spec.Containers) {
+		return nil
+	}
+	statuses := make([]servingv1.ContainerStatus, 0, len(rev.Spec.Containers))
+	for _, c := range rev.Spec.Containers {
+		digest, err := r.resolve(ctx, c.Image)
+		if err != nil {
+			msg := fmt.Sprintf("Unable to fetch image %q: %v", c.Image, err)
+			rev.Status.MarkContainerMissing(msg)
+			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ImageResolutionFailed", "Resolve", "%s", msg)
+			return fmt.Errorf("resolving image of container %s in revision %s: %w", c.Name, rev.Name, err)
+		}
+		statuses = append(statuses, servingv1.ContainerStatus{Name: c.Name, ImageDigest: digest})
+	}
+	rev.Status.ContainerStatuses = statuses
+	return nil
+}
+
+func (r *Reconciler) resolve(ctx context.Context, image string) (string, error) {
+	if strings.Contains(image, "@sha256:") {
+		return image, nil
+	}
+	registry, _, _ := strings.Cut(image, "/")
+	for _, skip := range r.SkipResolution {
+		if registry == skip {
+			return "", nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	return r.Resolver.Resolve(ctx, image)
+}
+
+func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Revision) (*appsv1.Deployment, error) {
+	want := resources.MakeDeployment(rev)
+	cur := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, want); err != nil {
+			rev.Status.MarkResourcesAvailableFalse("DeploymentCreationFailed", err.Error())
+			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "CreationFailed", "Create", "Failed to create Deployment %q: %v", want.Name, err)
+			return nil, fmt.Errorf("creating deployment %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		r.Recorder.Eventf(rev, want, corev1.EventTypeNormal, "Created", "Create", "Created Deployment %q", want.Name)
+		return want, nil
+	case err != nil:
+		return nil, err
+	case !metav1.IsControlledBy(cur, rev):
+		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Deployment %q that we do not own.", cur.Name))
+		return nil, fmt.Errorf("revision %s does not own deployment %s", rev.Name, cur.Name)
+	}
+	// The replica count belongs to the autoscaler once the Deployment exists.
+	want.Spec.Replicas = cur.Spec.Replicas
+	if equality.Semantic.DeepDerivative(want.Spec, cur.Spec) && equality.Semantic.DeepEqual(want.Labels, cur.Labels) {
+		return cur, nil
+	}
+	cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, kmeta.UnionMaps(cur.Annotations, want.Annotations)
+	if err := r.Client.Update(ctx, cur); err != nil {
+		return nil, fmt.Errorf("updating deployment %s/%s: %w", cur.Namespace, cur.Name, err)
+	}
+	return cur, nil
+}
+
+func (r *Reconciler) reconcileService(ctx context.Context, rev *servingv1.Revision) error {
+	want := resources.MakePrivateService(rev)
+	cur := &corev1.Service{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("creating service %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		return nil
+	case err != nil:
+		return err
+	case !metav1.IsControlledBy(cur, rev):
+		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Service %q that we do not own.", cur.Name))
+		return fmt.Errorf("revision %s does not own service %s", rev.Name, cur.Name)
+	}
+	if equality.Semantic.DeepEqual(want.Spec.Ports, cur.Spec.Ports) && equality.Semantic.DeepEqual(want.Spec.Selector, cur.Spec.Selector) {
+		return nil
+	}
+	cur.Spec.Ports, cur.Spec.Selector = want.Spec.Ports, want.Spec.Selector
+	if err := r.Client.Update(ctx, cur); err != nil {
+		return fmt.Errorf("updating service %s/%s: %w", cur.Namespace, cur.Name, err)
+	}
+	return nil
+}
+
+// reportHealth sets ResourcesAvailable, ContainerHealthy, Active and the replica counts from
+// the Deployment and its pods.
+func (r *Reconciler) reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []corev1.Pod) {
+	rev.Status.PropagateDeploymentStatus(&deploy.Status)
+	rev.Status.ActualReplicas = ptr.To(deploy.Status.ReadyReplicas)
+	rev.Status.DesiredReplicas = ptr.To(ptr.Deref(deploy.Spec.Replicas, 1))
+	switch p := podProblem(pods); {
+	case p != nil && p.resources:
+		rev.Status.MarkResourcesAvailableFalse(p.reason, p.message)
+		rev.Status.MarkContainerHealthyUnknown(servingv1.ReasonDeploying, "")
+	case p != nil:
+		rev.Status.MarkContainerExited(p.exitCode, p.message)
+	case deploy.Status.ReadyReplicas > 0:
+		rev.Status.MarkContainerHealthyTrue()
+	default:
+		rev.Status.MarkContainerHealthyUnknown(servingv1.ReasonDeploying, "")
+	}
+	if deploy.Status.ReadyReplicas > 0 {
+		rev.Status.MarkActiveTrue()
+	} else {
+		rev.Status.MarkActiveUnknown(servingv1.ReasonDeploying, "waiting for a ready pod")
+	}
+}
+
+func (r *Reconciler) eventOnReadyChange(rev *servingv1.Revision, before *servingv1.RevisionStatus) {
+	was, now := before.GetCondition(servingv1.RevisionConditionReady), rev.Status.GetCondition(servingv1.RevisionConditionReady)
+	if now == nil || (was != nil && was.Status == now.Status && was.Reason == now.Reason) {
+		return
+	}
+	switch {
+	case now.IsTrue():
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, "RevisionReady", "Reconcile", "Revision becomes ready upon all resources being ready")
+	case now.IsFalse():
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
+	}
+}

@@ -1,0 +1,166 @@
+// Package route reconciles a Route: it resolves every traffic target to a ready Revision and
+// publishes the result (status.traffic, the URLs) as the routing state the gateway serves.
+package route
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/gantry-run/gantry/internal/reconciler/route/resources"
+	"github.com/gantry-run/gantry/pkg/apis"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// targetIndex indexes Routes by the Configurations and Revisions their traffic names.
+const targetIndex = "spec.traffic.target"
+
+// IngressPending is the IngressReady reason while no gateway programs Routes in this build.
+const IngressPending = "GatewayPending"
+
+// Reconciler converges Routes.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Domain is the suffix of every Route's host: <name>.<namespace>.<domain>.
+	Domain string
+}
+
+// SetupWithManager registers the reconciler; a change of a Configuration or Revision wakes
+// the Routes that name it.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &servingv1.Route{}, targetIndex, func(o client.Object) []string {
+		var keys []string
+		for _, t := range o.(*servingv1.Route).Spec.Traffic {
+			if t.ConfigurationName != "" {
+				keys = append(keys, "Configuration/"+t.ConfigurationName)
+			}
+			if t.RevisionName != "" {
+				keys = append(keys, "Revision/"+t.RevisionName)
+			}
+		}
+		return keys
+	}); err != nil {
+		return fmt.Errorf("indexing routes: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("route").
+		For(&servingv1.Route{}).
+		Watches(&servingv1.Configuration{}, handler.EnqueueRequestsFromMapFunc(r.routesNaming("Configuration"))).
+		Watches(&servingv1.Revision{}, handler.EnqueueRequestsFromMapFunc(r.routesNaming("Revision"))).
+		Complete(r)
+}
+
+func (r *Reconciler) routesNaming(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		routes := &servingv1.RouteList{}
+		if err := r.Client.List(ctx, routes, client.InNamespace(o.GetNamespace()),
+			client.MatchingFields{targetIndex: kind + "/" + o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(routes.Items))
+		for _, rt := range routes.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rt)})
+		}
+		return reqs
+	}
+}
+
+// Reconcile resolves the Route's targets and updates its status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	route := &servingv1.Route{}
+	if err := r.Client.Get(ctx, req.NamespacedName, route); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !route.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := route.Status.DeepCopy()
+	route.Status.InitializeConditions()
+	route.Status.URL = resources.URL(route, r.Domain)
+	route.Status.Address = &apis.Addressable{URL: resources.ClusterURL(route)}
+
+	traffic, unresolved := resources.Resolve(route, r.Domain, &lookup{ctx: ctx, c: r.Client, ns: route.Namespace})
+	switch {
+	case unresolved == nil:
+		route.Status.Traffic = traffic
+		route.Status.MarkTrafficAssigned()
+	case unresolved.Missing:
+		route.Status.MarkMissingTrafficTarget(unresolved.Kind, unresolved.Name)
+	case unresolved.Kind == "Configuration" && unresolved.Failed:
+		route.Status.MarkConfigurationFailed(unresolved.Name)
+	case unresolved.Kind == "Configuration":
+		route.Status.MarkConfigurationNotReady(unresolved.Name)
+	case unresolved.Failed:
+		route.Status.MarkRevisionFailed(unresolved.Name)
+	default:
+		route.Status.MarkRevisionNotReady(unresolved.Name)
+	}
+	// The gateway that serves Routes is a later part of Gantry: until it programs this Route,
+	// IngressReady stays Unknown rather than claiming traffic flows.
+	route.Status.MarkIngressNotReady(IngressPending, "No gateway serves Routes in this build yet.")
+	route.Status.ObservedGeneration = route.Generation
+
+	if equality.Semantic.DeepEqual(before, &route.Status) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.Client.Status().Update(ctx, route); err != nil {
+		return ctrl.Result{}, fmt.Errorf("updating status of route %s: %w", req, err)
+	}
+	was, now := before.GetCondition(servingv1.RouteConditionAllTrafficAssigned), route.Status.GetCondition(servingv1.RouteConditionAllTrafficAssigned)
+	if now.IsFalse() && (was == nil || !was.IsFalse() || was.Message != now.Message) {
+		r.Recorder.Eventf(route, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
+	}
+	if now.IsTrue() && !equality.Semantic.DeepEqual(before.Traffic, route.Status.Traffic) {
+		r.Recorder.Eventf(route, nil, corev1.EventTypeNormal, "TrafficAssigned", "Reconcile", "Traffic now goes to %s", describe(route.Status.Traffic))
+	}
+	return ctrl.Result{}, nil
+}
+
+func describe(traffic []servingv1.TrafficTarget) string {
+	s := ""
+	for i, t := range traffic {
+		if i > 0 {
+			s += ", "
+		}
+		pct := int64(0)
+		if t.Percent != nil {
+			pct = *t.Percent
+		}
+		s += fmt.Sprintf("%s %d%%", t.RevisionName, pct)
+		if t.Tag != "" {
+			s += " (tag " + t.Tag + ")"
+		}
+	}
+	return s
+}
+
+// lookup reads targets from the informer cache.
+type lookup struct {
+	ctx context.Context //nolint:containedctx // lives for one Reconcile call
+	c   client.Client
+	ns  string
+}
+
+func (l *lookup) Configuration(name string) (*servingv1.Configuration, bool) {
+	cfg := &servingv1.Configuration{}
+	if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: l.ns, Name: name}, cfg); err != nil {
+		return nil, false
+	}
+	return cfg, true
+}
+
+func (l *lookup) Revision(name string) (*servingv1.Revision, bool) {
+	rev := &servingv1.Revision{}
+	if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: l.ns, Name: name}, rev); err != nil {
+		return nil, false
+	}
+	return rev, true
+}

@@ -1,0 +1,117 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// Names of the webhook configurations and of the webhooks in them.
+const (
+	DefaultingName = "webhook.serving.knative.dev"
+	ValidationName = "validation.webhook.serving.knative.dev"
+)
+
+// timeoutSeconds bounds each admission call; the webhook answers from memory.
+const timeoutSeconds = 10
+
+// Configurations are the webhook configurations that send serving.knative.dev objects to the
+// webhook at baseURL (https://host:port), trusting caBundle.
+func Configurations(baseURL string, caBundle []byte) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
+	resources := make([]string, 0, len(kinds))
+	for gvk := range kinds {
+		resources = append(resources, plural(gvk.Kind))
+	}
+	slices.Sort(resources)
+	rules := []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups:   []string{servingv1.SchemeGroupVersion.Group},
+			APIVersions: []string{servingv1.SchemeGroupVersion.Version},
+			Resources:   resources,
+			Scope:       ptr.To(admissionregistrationv1.NamespacedScope),
+		},
+	}}
+	sideEffects := admissionregistrationv1.SideEffectClassNone
+	fail := admissionregistrationv1.Fail
+	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: DefaultingName, Labels: map[string]string{"app.kubernetes.io/managed-by": "gantry"}},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    DefaultingName,
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(baseURL + DefaultingPath), CABundle: caBundle},
+			Rules:                   rules,
+			FailurePolicy:           &fail,
+			SideEffects:             &sideEffects,
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          ptr.To[int32](timeoutSeconds),
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+		}},
+	}
+	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: ValidationName, Labels: map[string]string{"app.kubernetes.io/managed-by": "gantry"}},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    ValidationName,
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(baseURL + ValidationPath), CABundle: caBundle},
+			Rules:                   rules,
+			FailurePolicy:           &fail,
+			SideEffects:             &sideEffects,
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          ptr.To[int32](timeoutSeconds),
+		}},
+	}
+	return mutating, validating
+}
+
+func plural(kind string) string {
+	switch kind {
+	case "Service":
+		return "services"
+	case "Configuration":
+		return "configurations"
+	case "Revision":
+		return "revisions"
+	case "Route":
+		return "routes"
+	}
+	panic("webhook: no plural for kind " + kind)
+}
+
+// Register creates or updates the webhook configurations for the webhook at baseURL.
+func Register(ctx context.Context, c kubernetes.Interface, baseURL string, caBundle []byte) error {
+	mutating, validating := Configurations(baseURL, caBundle)
+	mc := c.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	if cur, err := mc.Get(ctx, mutating.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := mc.Create(ctx, mutating, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating %s: %w", mutating.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("reading %s: %w", mutating.Name, err)
+	} else {
+		cur.Webhooks, cur.Labels = mutating.Webhooks, mutating.Labels
+		if _, err := mc.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating %s: %w", mutating.Name, err)
+		}
+	}
+	vc := c.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	if cur, err := vc.Get(ctx, validating.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := vc.Create(ctx, validating, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating %s: %w", validating.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("reading %s: %w", validating.Name, err)
+	} else {
+		cur.Webhooks, cur.Labels = validating.Webhooks, validating.Labels
+		if _, err := vc.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating %s: %w", validating.Name, err)
+		}
+	}
+	return nil
+}
