@@ -1,0 +1,117 @@
+package resources
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+func revision() *servingv1.Revision {
+	rev := &servingv1.Revision{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "hello-00001", Namespace: "ns", UID: "rev-uid",
+			Labels: map[string]string{servingv1.ConfigurationLabelKey: "hello", servingv1.ServiceLabelKey: "hello"},
+		},
+		Spec: servingv1.RevisionSpec{
+			PodSpec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name:  "user-container",
+				Image: "registry/hello:latest",
+				Ports: []corev1.ContainerPort{{ContainerPort: 9000}},
+				Env:   []corev1.EnvVar{{Name: "TARGET", Value: "x"}},
+			}, {
+				Name:  "sidecar",
+				Image: "registry/side:1",
+			}}},
+			ContainerConcurrency: ptr.To[int64](5),
+			TimeoutSeconds:       ptr.To[int64](60),
+		},
+	}
+	rev.Status.ContainerStatuses = []servingv1.ContainerStatus{
+		{Name: "user-container", ImageDigest: "registry/hello@sha256:aaa"},
+		{Name: "sidecar", ImageDigest: "registry/side@sha256:bbb"},
+	}
+	return rev
+}
+
+func envMap(c corev1.Container) map[string]string {
+	m := map[string]string{}
+	for _, e := range c.Env {
+		m[e.Name] = e.Value
+	}
+	return m
+}
+
+func TestMakeDeployment(t *testing.T) {
+	rev := revision()
+	d := MakeDeployment(rev)
+	if d.Name != "hello-00001-deployment" || !metav1.IsControlledBy(d, rev) {
+		t.Fatalf("deployment %s, controlled=%v", d.Name, metav1.IsControlledBy(d, rev))
+	}
+	if diff := cmp.Diff(map[string]string{servingv1.RevisionUID: "rev-uid"}, d.Spec.Selector.MatchLabels); diff != "" {
+		t.Errorf("selector (-want +got):\n%s", diff)
+	}
+	if got := ptr.Deref(d.Spec.Replicas, -1); got != 1 {
+		t.Errorf("replicas = %d, want the initial scale 1", got)
+	}
+	cs := d.Spec.Template.Spec.Containers
+	if len(cs) != 3 || cs[2].Name != QueueProxyName {
+		t.Fatalf("containers = %d, want user-container, sidecar, queue-proxy", len(cs))
+	}
+	if cs[0].Image != "registry/hello@sha256:aaa" || cs[1].Image != "registry/side@sha256:bbb" {
+		t.Errorf("images = %s, %s; want the resolved digests", cs[0].Image, cs[1].Image)
+	}
+	wantUser := map[string]string{"PORT": "9000", "TARGET": "x", "K_REVISION": "hello-00001", "K_CONFIGURATION": "hello", "K_SERVICE": "hello"}
+	if diff := cmp.Diff(wantUser, envMap(cs[0])); diff != "" {
+		t.Errorf("user env (-want +got):\n%s", diff)
+	}
+	if _, ok := envMap(cs[1])["PORT"]; ok {
+		t.Error("the sidecar got PORT; only the serving container does")
+	}
+	qp := envMap(cs[2])
+	for k, v := range map[string]string{"USER_PORT": "9000", "CONTAINER_CONCURRENCY": "5", "REVISION_TIMEOUT_SECONDS": "60", "QUEUE_SERVING_PORT": "8012"} {
+		if qp[k] != v {
+			t.Errorf("queue-proxy env %s = %q, want %q", k, qp[k], v)
+		}
+	}
+	if got := ptr.Deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 0); got != 60 {
+		t.Errorf("terminationGracePeriodSeconds = %d, want the revision timeout 60", got)
+	}
+	if rev.Spec.Containers[0].Image != "registry/hello:latest" || len(rev.Spec.Containers[0].Env) != 1 {
+		t.Error("MakeDeployment changed the revision's own spec")
+	}
+}
+
+func TestInitialReplicas(t *testing.T) {
+	for _, tt := range []struct {
+		ann  map[string]string
+		want int32
+	}{
+		{nil, 1},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "3"}, 3},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "0"}, 0},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "1", "autoscaling.knative.dev/min-scale": "4"}, 4},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "garbage"}, 1},
+	} {
+		rev := revision()
+		rev.Annotations = tt.ann
+		if got := InitialReplicas(rev); got != tt.want {
+			t.Errorf("InitialReplicas(%v) = %d, want %d", tt.ann, got, tt.want)
+		}
+	}
+}
+
+func TestMakePrivateService(t *testing.T) {
+	rev := revision()
+	s := MakePrivateService(rev)
+	if s.Name != "hello-00001-private" || s.Spec.Selector[servingv1.RevisionUID] != "rev-uid" {
+		t.Errorf("service %s selects %v", s.Name, s.Spec.Selector)
+	}
+	if s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.IntValue() != QueueHTTPPort {
+		t.Errorf("http port = %d → %s, want 80 → %d", s.Spec.Ports[0].Port, s.Spec.Ports[0].TargetPort.String(), QueueHTTPPort)
+	}
+}
