@@ -57,6 +57,41 @@ func TestServerLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("knative service applies unchanged and gets its children", func(t *testing.T) {
+		s.mustKubectl("apply", "-f", "../../pkg/apis/serving/v1/testdata/helloworld-go.yaml")
+		s.eventually("the Configuration, Revision and Route of helloworld-go", func(out string) bool {
+			return strings.Contains(out, "configuration.serving.knative.dev/helloworld-go") &&
+				strings.Contains(out, "revision.serving.knative.dev/helloworld-go-00001") &&
+				strings.Contains(out, "route.serving.knative.dev/helloworld-go")
+		}, "get", "knative", "-o", "name")
+	})
+	t.Run("invalid knative service is refused naming the field", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		manifest := `apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: broken
+spec:
+  template:
+    spec:
+      containers:
+        - image: 127.0.0.1:5000/hello
+  traffic:
+    - latestRevision: true
+      percent: 90
+`
+		if err := os.WriteFile(bad, []byte(manifest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.kubectl("apply", "-f", bad)
+		if err == nil || !strings.Contains(err.Error(), "spec.traffic: traffic targets sum to 90, want 100") {
+			t.Errorf("kubectl apply of an invalid service: %v; want a refusal naming spec.traffic", err)
+		}
+		if out, _ := s.kubectl("get", "ksvc", "broken"); strings.Contains(out, "broken") {
+			t.Error("the refused service was stored")
+		}
+	})
+
 	s.mustKubectl("create", "configmap", "survivor", "--from-literal=k=before-crash")
 	s.kill()
 
@@ -66,6 +101,9 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	if out := s.mustKubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); out != "before-crash" {
 		t.Errorf("ConfigMap after kill -9 and restart = %q, want before-crash", out)
+	}
+	if out := s.mustKubectl("get", "ksvc", "helloworld-go", "-o", "name"); !strings.Contains(out, "helloworld-go") {
+		t.Errorf("Knative Service after kill -9 and restart: %q", out)
 	}
 	s.stop()
 
