@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-run/gantry/internal/queue"
+)
+
+func newQueueProxyCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "queue-proxy",
+		Short:  "Run the queue-proxy of a revision's pod (started by the serverless node)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := queue.ConfigFromEnv(os.Getenv)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return queue.Run(ctx, cfg)
+		},
+	}
+}
