@@ -1,0 +1,499 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-run/gantry/internal/atomicfile"
+)
+
+// Reasons a stopped container gives, as Kubernetes names them.
+const (
+	ReasonOOMKilled = "OOMKilled"
+	ReasonError     = "Error"
+	ReasonCompleted = "Completed"
+	// ReasonUnknown: the container's process is gone and no exit status was recorded (the
+	// host rebooted, or its shim was killed).
+	ReasonUnknown = "Unknown"
+)
+
+// exitUnknown is the exit code reported with ReasonUnknown, as the kubelet reports a
+// container whose status it lost.
+const exitUnknown = 137
+
+// ContainerSpec is one container of a pod, as the node resolved it.
+type ContainerSpec struct {
+	// Name is the container's name, unique in the pod.
+	Name string
+	// Layers are the image's unpacked layer directories, bottom first (read-only lowerdirs).
+	Layers []string
+	// Args is the full argv (the node resolves command and args against the image).
+	Args []string
+	// Env is KEY=VALUE; PATH gets a default when missing.
+	Env []string
+	// WorkingDir is the process's working directory; default "/".
+	WorkingDir string
+	// UID and GID the process runs as.
+	UID, GID uint32
+	// Mounts are host files or directories bound into the container.
+	Mounts []Mount
+	// CPUMillis and MemoryBytes are the container's own limits; 0 means none (the pod's
+	// limits still apply).
+	CPUMillis, MemoryBytes int64
+}
+
+// Mount binds a host path into a container.
+type Mount struct {
+	// Source is the host file or directory.
+	Source string
+	// Destination is the absolute path in the container.
+	Destination string
+	// ReadOnly mounts it read-only.
+	ReadOnly bool
+}
+
+// ContainerStatus is what a container is doing, or how it ended.
+type ContainerStatus struct {
+	// Name is the container's name.
+	Name string `json:"name"`
+	// Running says the container's process is alive.
+	Running bool `json:"running"`
+	// Pid is the container's init process on the host (0 when not running).
+	Pid int `json:"pid"`
+	// StartedAt is when the current (or last) run started.
+	StartedAt time.Time `json:"startedAt"`
+	// FinishedAt, ExitCode, OOMKilled and Reason describe how the last run ended; zero
+	// while running. A process killed by a signal exits with 128+signal.
+	FinishedAt time.Time `json:"finishedAt"`
+	ExitCode   int       `json:"exitCode"`
+	OOMKilled  bool      `json:"oomKilled"`
+	// Reason is ReasonCompleted (exit 0), ReasonError, ReasonOOMKilled or ReasonUnknown.
+	Reason string `json:"reason,omitempty"`
+	// RestartCount counts the starts of this container after its first.
+	RestartCount int `json:"restartCount"`
+}
+
+// containerState is recorded when a container starts (state.json).
+type containerState struct {
+	RuncID       string    `json:"runcID"`
+	ShimPid      int       `json:"shimPid"`
+	StartedAt    time.Time `json:"startedAt"`
+	PodOOMKills  int64     `json:"podOOMKills"` // the pod cgroup's counter at start
+	RestartCount int       `json:"restartCount"`
+}
+
+// StartContainer runs a container in the sandbox: an overlayfs root over the image layers
+// with a fresh writable layer, an OCI bundle, and runc under a detached shim, with stdin
+// reading EOF and stdout and stderr appended to LogPath. It returns once the process runs.
+// Starting a container that has exited starts it again (RestartCount grows); starting one
+// that is running does nothing.
+func (m *Manager) StartContainer(ctx context.Context, sandboxID string, c ContainerSpec) error {
+	if err := checkID("container name", c.Name); err != nil {
+		return fmt.Errorf("starting container in sandbox %s: %w", sandboxID, err)
+	}
+	if len(c.Args) == 0 {
+		return fmt.Errorf("starting container %s in sandbox %s: args: must not be empty", c.Name, sandboxID)
+	}
+	unlock := m.lock(sandboxID)
+	defer unlock()
+	if err := m.startContainer(ctx, sandboxID, c); err != nil {
+		return fmt.Errorf("starting container %s in sandbox %s: %w", c.Name, sandboxID, err)
+	}
+	return nil
+}
+
+func (m *Manager) startContainer(ctx context.Context, sandboxID string, c ContainerSpec) error {
+	ctx, cancel := withTimeout(ctx, startTimeout)
+	defer cancel()
+	sb, err := m.loadSandbox(sandboxID)
+	if err != nil {
+		return err
+	}
+	if !isNamespace(sb.NetNSPath) {
+		return errors.New("the sandbox's network namespace is gone; remove and recreate the sandbox")
+	}
+	dir := m.containerDir(sandboxID, c.Name)
+	restarts := 0
+	if prev, err := m.loadState(dir); err == nil {
+		st, err := m.containerStatusLocked(ctx, sandboxID, c.Name)
+		if err != nil {
+			return err
+		}
+		if st.Running {
+			return nil
+		}
+		if err := m.stopContainerLocked(ctx, sandboxID, c.Name, 0); err != nil {
+			return err
+		}
+		restarts = prev.RestartCount + 1
+	}
+	// A fresh writable layer for every run, as Kubernetes gives a restarted container.
+	for _, d := range []string{"upper", "work", "exit", "exit.tmp", "pid", "status.json", "state.json"} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := mountRootfs(dir, c.Layers); err != nil {
+		return err
+	}
+	spec := buildSpec(specInput{
+		Container:  c,
+		CgroupPath: m.cgroupPath(sandboxID, c.Name),
+		NSDir:      filepath.Join(sb.Dir, "ns"),
+		ShmDir:     filepath.Join(sb.Dir, "shm"),
+		EtcDir:     filepath.Join(sb.Dir, "etc"),
+	})
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		return err
+	}
+	logPath := m.LogPath(sandboxID, c.Name)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	rid := runcID(sandboxID, c.Name)
+	// A leftover runc container of this name (a crash between runc run and state.json).
+	if err := m.runcDelete(ctx, rid); err != nil {
+		return err
+	}
+	st := containerState{
+		RuncID:       rid,
+		PodOOMKills:  max(m.cgroups.oomKills(m.cgroupPath(sandboxID, "")), 0),
+		RestartCount: restarts,
+	}
+	shim := exec.Command(m.sh, "-c", shimScript, "gantry-shim", logPath, m.runc, m.opts.RuncRoot, dir, rid)
+	// Its own session, so it outlives this process and no terminal signal reaches it.
+	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	shim.Dir = dir
+	if err := shim.Start(); err != nil {
+		return fmt.Errorf("starting the shim: %w", err)
+	}
+	go shim.Wait() //nolint:errcheck // reaps the shim if it ends while this process lives
+	st.ShimPid = shim.Process.Pid
+	st.StartedAt = time.Now().UTC()
+	if err := m.saveState(dir, st); err != nil {
+		return err
+	}
+	// runc writes the pid file once the process runs; the exit file means it never did.
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "pid")); err == nil {
+			break
+		}
+		if _, err := os.Stat(filepath.Join(dir, "exit")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "pid")); err == nil {
+				break // it ran and exited already
+			}
+			return fmt.Errorf("runc failed: %s", logTail(logPath, 1024))
+		}
+		select {
+		case <-ctx.Done():
+			_ = m.runcKill(context.WithoutCancel(ctx), rid, "KILL")
+			return fmt.Errorf("waiting for the process to start: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	m.log.Debug("container started", "sandbox", sandboxID, "container", c.Name, "restarts", restarts)
+	return nil
+}
+
+// shimScript holds `runc run` in the foreground and records its exit status ($?, which
+// runc makes 128+signal for a killed process). Arguments: log, runc, runc root, container
+// dir (the bundle), runc container ID.
+const shimScript = `exec </dev/null >>"$1" 2>&1
+"$2" --root "$3" run --keep --bundle "$4" --pid-file "$4/pid" "$5"
+code=$?
+echo "$code" >"$4/exit.tmp" && mv -f "$4/exit.tmp" "$4/exit"
+`
+
+// mountRootfs mounts dir/rootfs as an overlay of the layers (bottom first) under dir/upper.
+func mountRootfs(dir string, layers []string) error {
+	lower := make([]string, 0, len(layers))
+	for i := len(layers) - 1; i >= 0; i-- {
+		if strings.ContainsAny(layers[i], ":,") {
+			return fmt.Errorf("layer %s: overlayfs cannot take a path with ':' or ','", layers[i])
+		}
+		lower = append(lower, layers[i])
+	}
+	if len(lower) == 0 {
+		empty := filepath.Join(dir, "empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return err
+		}
+		lower = append(lower, empty)
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if len(data) >= os.Getpagesize() {
+		return fmt.Errorf("mounting the root filesystem: %d layers make overlay options of %d bytes, over the kernel's %d", len(layers), len(data), os.Getpagesize()-1)
+	}
+	if err := unix.Mount("overlay", filepath.Join(dir, "rootfs"), "overlay", 0, data); err != nil {
+		return fmt.Errorf("mounting the root filesystem: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) saveState(dir string, st containerState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, "state.json"), b, 0o600)
+}
+
+func (m *Manager) loadState(dir string) (containerState, error) {
+	var st containerState
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// ContainerStatus reports whether the container runs and, once it has ended, its exit
+// code, whether it was OOM-killed (from the memory cgroup's oom_kill counters, not guessed
+// from the exit code) and the reason.
+func (m *Manager) ContainerStatus(ctx context.Context, sandboxID, name string) (ContainerStatus, error) {
+	unlock := m.lock(sandboxID)
+	defer unlock()
+	st, err := m.containerStatusLocked(ctx, sandboxID, name)
+	if err != nil {
+		return st, fmt.Errorf("container %s in sandbox %s: %w", name, sandboxID, err)
+	}
+	return st, nil
+}
+
+func (m *Manager) containerStatusLocked(ctx context.Context, sandboxID, name string) (ContainerStatus, error) {
+	dir := m.containerDir(sandboxID, name)
+	out := ContainerStatus{Name: name}
+	if b, err := os.ReadFile(filepath.Join(dir, "status.json")); err == nil {
+		err := json.Unmarshal(b, &out)
+		return out, err
+	}
+	cs, err := m.loadState(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, ErrNotFound
+	}
+	if err != nil {
+		return out, fmt.Errorf("reading state: %w", err)
+	}
+	out.StartedAt, out.RestartCount = cs.StartedAt, cs.RestartCount
+	pid := readInt(filepath.Join(dir, "pid"))
+	if _, err := os.Stat(filepath.Join(dir, "exit")); errors.Is(err, os.ErrNotExist) {
+		if pid > 0 && m.inCgroup(pid, sandboxID, name) {
+			out.Running, out.Pid = true, pid
+			return out, nil
+		}
+		// Not running and no exit status: the shim may be writing it right now.
+		if !waitForFile(ctx, filepath.Join(dir, "exit"), cs.ShimPid, time.Second) {
+			if pid <= 0 && processAlive(cs.ShimPid) {
+				return out, nil // starting: runc has not written the pid file yet
+			}
+			return m.finish(dir, sandboxID, name, cs, out, exitUnknown, time.Now().UTC(), ReasonUnknown)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "exit"))
+	if err != nil {
+		return out, err
+	}
+	return m.finish(dir, sandboxID, name, cs, out, readInt(filepath.Join(dir, "exit")), fi.ModTime().UTC(), "")
+}
+
+// finish records how a run ended in status.json, which from then on answers for it. It must
+// run before the container's cgroup goes (runc delete), which holds the OOM-kill counter.
+func (m *Manager) finish(dir, sandboxID, name string, cs containerState, out ContainerStatus, code int, at time.Time, reason string) (ContainerStatus, error) {
+	out.ExitCode, out.FinishedAt = code, at
+	// The kill counts in the cgroup whose limit was hit: the container's own, or the pod's
+	// (then the container counts as OOM-killed if SIGKILL ended it).
+	own := m.cgroups.oomKills(m.cgroupPath(sandboxID, name))
+	pod := m.cgroups.oomKills(m.cgroupPath(sandboxID, ""))
+	out.OOMKilled = own > 0 || (code == 128+int(unix.SIGKILL) && pod > cs.PodOOMKills)
+	switch {
+	case reason != "":
+		out.Reason = reason
+	case out.OOMKilled:
+		out.Reason = ReasonOOMKilled
+	case code == 0:
+		out.Reason = ReasonCompleted
+	default:
+		out.Reason = ReasonError
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return out, err
+	}
+	return out, atomicfile.Write(filepath.Join(dir, "status.json"), b, 0o600)
+}
+
+// inCgroup reports whether pid is a process in the container's cgroup (so a recycled pid is
+// not taken for the container).
+func (m *Manager) inCgroup(pid int, sandboxID, name string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return false
+	}
+	want := ":" + m.cgroupPath(sandboxID, name)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, ":memory:") && strings.HasSuffix(line, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func processAlive(pid int) bool {
+	return pid > 0 && unix.Kill(pid, 0) == nil
+}
+
+// waitForFile waits up to d for path to appear while the shim lives.
+func waitForFile(ctx context.Context, path string, shimPid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		if !processAlive(shimPid) || time.Now().After(deadline) || ctx.Err() != nil {
+			_, err := os.Stat(path)
+			return err == nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readInt(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// logTail returns up to n bytes from the end of a log, for error messages.
+func logTail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log)"
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "(no log)"
+	}
+	off := max(fi.Size()-n, 0)
+	b := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return "(no log)"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// StopContainer stops a container: SIGTERM, up to grace for it to exit, then SIGKILL. It
+// then records the exit status, deletes the runc container and unmounts its root
+// filesystem; the log and the writable layer stay until the sandbox is removed. Stopping a
+// container that has already exited only does the cleanup.
+func (m *Manager) StopContainer(ctx context.Context, sandboxID, name string, grace time.Duration) error {
+	unlock := m.lock(sandboxID)
+	defer unlock()
+	if _, err := os.Stat(m.containerDir(sandboxID, name)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("stopping container %s in sandbox %s: %w", name, sandboxID, ErrNotFound)
+	}
+	if err := m.stopContainerLocked(ctx, sandboxID, name, grace); err != nil {
+		return fmt.Errorf("stopping container %s in sandbox %s: %w", name, sandboxID, err)
+	}
+	return nil
+}
+
+func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name string, grace time.Duration) error {
+	dir := m.containerDir(sandboxID, name)
+	rid := runcID(sandboxID, name)
+	st, err := m.containerStatusLocked(ctx, sandboxID, name)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if st.Running {
+		cs, _ := m.loadState(dir)
+		if grace > 0 {
+			if err := m.runcKill(ctx, rid, "TERM"); err != nil {
+				return err
+			}
+			waitForFile(ctx, filepath.Join(dir, "exit"), cs.ShimPid, grace)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "exit")); err != nil {
+			if err := m.runcKill(ctx, rid, "KILL"); err != nil {
+				return err
+			}
+			if !waitForFile(ctx, filepath.Join(dir, "exit"), cs.ShimPid, 10*time.Second) {
+				return errors.New("the process did not exit within 10s of SIGKILL")
+			}
+		}
+		if _, err := m.containerStatusLocked(ctx, sandboxID, name); err != nil {
+			return err
+		}
+	}
+	if err := m.runcDelete(ctx, rid); err != nil {
+		return err
+	}
+	// runc delete removes the container's cgroup; one left by a runc that died is removed here.
+	if err := m.cgroups.remove(m.cgroupPath(sandboxID, name)); err != nil {
+		return err
+	}
+	return unmount(filepath.Join(dir, "rootfs"))
+}
+
+// Exec runs argv in a running container (runc exec: the container's namespaces, cgroup,
+// user, environment and security settings) and returns its exit code. With tty the process
+// gets a terminal, and stdin should be one. It is bounded by ctx only: a command may run as
+// long as its caller wants.
+func (m *Manager) Exec(ctx context.Context, sandboxID, name string, argv []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error) {
+	if len(argv) == 0 {
+		return -1, fmt.Errorf("exec in container %s of sandbox %s: argv: must not be empty", name, sandboxID)
+	}
+	st, err := m.ContainerStatus(ctx, sandboxID, name)
+	if err != nil {
+		return -1, fmt.Errorf("exec: %w", err)
+	}
+	if !st.Running {
+		return -1, fmt.Errorf("exec in container %s of sandbox %s: not running", name, sandboxID)
+	}
+	args := []string{"--root", m.opts.RuncRoot, "exec"}
+	if tty {
+		args = append(args, "--tty")
+	}
+	args = append(args, runcID(sandboxID, name))
+	args = append(args, argv...)
+	cmd := exec.CommandContext(ctx, m.runc, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return exitErr.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s of sandbox %s: %w", name, sandboxID, err)
+	}
+	return 0, nil
+}

@@ -1,0 +1,59 @@
+// Command probe is the sandbox tests' helper, run inside containers:
+//
+//	probe get URL          print the body of a GET (exit 1 on error)
+//	probe exit N           exit with status N
+//	probe cat              copy stdin to stdout
+//	probe write PATH BYTES write a file of BYTES bytes
+//	probe stubborn         print "ready", print "got terminated" on each SIGTERM and keep running
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: probe get|exit|cat|write|stubborn ...")
+	}
+	switch os.Args[1] {
+	case "get":
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(os.Args[2])
+		if err != nil {
+			fail(err.Error())
+		}
+		defer resp.Body.Close()
+		io.Copy(os.Stdout, resp.Body)
+	case "exit":
+		n, _ := strconv.Atoi(os.Args[2])
+		os.Exit(n)
+	case "cat":
+		io.Copy(os.Stdout, os.Stdin)
+	case "write":
+		n, _ := strconv.Atoi(os.Args[3])
+		if err := os.WriteFile(os.Args[2], make([]byte, n), 0o644); err != nil {
+			fail(err.Error())
+		}
+	case "stubborn":
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		fmt.Println("ready")
+		for s := range sig {
+			fmt.Println("got", s)
+		}
+	default:
+		fail("unknown command " + os.Args[1])
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "probe:", msg)
+	os.Exit(1)
+}
