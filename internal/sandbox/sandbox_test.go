@@ -2,8 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,4 +42,175 @@ func TestHostReachesPod(t *testing.T) {
 	}
 	slices.Sort(took)
 	t.Logf("CreateSandbox+StartContainer until the hello server answers: median %v (runs %v)", took[len(took)/2], took)
+}
+
+func TestRemoveLeavesNothing(t *testing.T) {
+	m := newTestManager(t, testOptions(t))
+	layer := testLayer(t)
+	ctx := context.Background()
+	ids := []string{"leak-a", "leak-b"}
+	before := countResources(t, m, ids...)
+
+	for _, id := range ids {
+		sb, err := m.CreateSandbox(ctx, PodSpec{ID: id, Name: id, CPUMillis: 500, MemoryBytes: 256 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One running container, one that exited, one stopped, and an emptyDir.
+		vol, err := m.VolumeDir(id, "scratch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		startContainer(t, m, id, ContainerSpec{Name: "web", Layers: []string{layer}, Args: []string{bin("hello")},
+			Mounts: []Mount{{Source: vol, Destination: "/scratch"}}, MemoryBytes: 128 << 20})
+		startContainer(t, m, id, ContainerSpec{Name: "done", Layers: []string{layer}, Args: []string{bin("probe"), "exit", "0"}})
+		startContainer(t, m, id, ContainerSpec{Name: "stopped", Layers: []string{layer}, Args: []string{bin("probe"), "stubborn"}})
+		if err := m.StopContainer(ctx, id, "stopped", 0); err != nil {
+			t.Fatal(err)
+		}
+		get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+		waitExited(t, m, id, "done", 10*time.Second)
+	}
+	during := countResources(t, m, ids...)
+	if during.NSMounts != 6 || during.OverlayMounts != 4 || during.Veths != 2 || during.IPAM != 2 || during.Cgroups == 0 || during.RuncContainers != 4 || during.NATRules == 0 {
+		t.Errorf("while running: %+v, want 6 namespace mounts, 4 overlays, 2 veths, 2 IPs, 4 runc containers, cgroups and NAT rules", during)
+	}
+
+	for _, id := range ids {
+		if err := m.RemoveSandbox(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		// Idempotent.
+		if err := m.RemoveSandbox(ctx, id); err != nil {
+			t.Errorf("second remove: %v", err)
+		}
+	}
+	after := countResources(t, m, ids...)
+	t.Logf("host resources before %+v, with two pods %+v, after removing them %+v", before, during, after)
+	if after != before {
+		t.Errorf("after RemoveSandbox: %+v, want what was there before: %+v", after, before)
+	}
+	for _, id := range ids {
+		if _, err := os.Stat(m.sandboxDir(id)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("state of %s still there: %v", id, err)
+		}
+	}
+	if list, err := m.Sandboxes(ctx); err != nil || len(list) != 0 {
+		t.Errorf("Sandboxes() = %v, %v; want none", list, err)
+	}
+}
+
+func TestStopSendsSIGTERMFirst(t *testing.T) {
+	m := newTestManager(t, testOptions(t))
+	layer := testLayer(t)
+	ctx := context.Background()
+	sb := createPod(t, m, PodSpec{ID: "stop", Name: "stop"})
+
+	t.Run("graceful", func(t *testing.T) {
+		startContainer(t, m, sb.ID, ContainerSpec{Name: "hello", Layers: []string{layer}, Args: []string{bin("hello")}})
+		get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+		st, err := m.ContainerStatus(ctx, sb.ID, "hello")
+		if err != nil || !st.Running || st.Pid == 0 {
+			t.Fatalf("ContainerStatus = %+v, %v; want running", st, err)
+		}
+		start := time.Now()
+		if err := m.StopContainer(ctx, sb.ID, "hello", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("StopContainer took %v: the server should have shut down on SIGTERM", took)
+		}
+		// The hello server shuts down cleanly on SIGTERM and exits 0; a SIGKILL would give 137.
+		st, err = m.ContainerStatus(ctx, sb.ID, "hello")
+		if err != nil || st.Running || st.ExitCode != 0 || st.Reason != ReasonCompleted || st.FinishedAt.IsZero() {
+			t.Errorf("after stop: %+v, %v; want exit 0, Completed", st, err)
+		}
+		// Restart: a new run, the log appended.
+		startContainer(t, m, sb.ID, ContainerSpec{Name: "hello", Layers: []string{layer}, Args: []string{bin("hello")}})
+		get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+		st, err = m.ContainerStatus(ctx, sb.ID, "hello")
+		if err != nil || !st.Running || st.RestartCount != 1 {
+			t.Errorf("after restart: %+v, %v; want running, restart count 1", st, err)
+		}
+		if n := strings.Count(readLog(t, m, sb.ID, "hello"), "hello: listening on"); n != 2 {
+			t.Errorf("log has %d start lines, want 2 (appended across restarts):\n%s", n, readLog(t, m, sb.ID, "hello"))
+		}
+		if err := m.StopContainer(ctx, sb.ID, "hello", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("ignores SIGTERM", func(t *testing.T) {
+		startContainer(t, m, sb.ID, ContainerSpec{Name: "stubborn", Layers: []string{layer}, Args: []string{bin("probe"), "stubborn"}})
+		waitForLog(t, m, sb.ID, "stubborn", "ready")
+		start := time.Now()
+		if err := m.StopContainer(ctx, sb.ID, "stubborn", 500*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < 500*time.Millisecond {
+			t.Errorf("StopContainer took %v, less than the grace period", took)
+		}
+		st, err := m.ContainerStatus(ctx, sb.ID, "stubborn")
+		if err != nil || st.ExitCode != 137 || st.Reason != ReasonError || st.OOMKilled {
+			t.Errorf("after stop: %+v, %v; want exit 137 (SIGKILL), Error", st, err)
+		}
+		if log := readLog(t, m, sb.ID, "stubborn"); !strings.Contains(log, "got terminated") {
+			t.Errorf("log %q: the process never saw SIGTERM", log)
+		}
+	})
+
+	t.Run("exit codes", func(t *testing.T) {
+		for _, code := range []int{0, 3} {
+			name := fmt.Sprintf("exit%d", code)
+			startContainer(t, m, sb.ID, ContainerSpec{Name: name, Layers: []string{layer}, Args: []string{bin("probe"), "exit", fmt.Sprint(code)}})
+			st := waitExited(t, m, sb.ID, name, 10*time.Second)
+			want := ReasonCompleted
+			if code != 0 {
+				want = ReasonError
+			}
+			if st.ExitCode != code || st.Reason != want || st.OOMKilled {
+				t.Errorf("%s: %+v; want exit %d, %s", name, st, code, want)
+			}
+		}
+		if _, err := m.ContainerStatus(ctx, sb.ID, "nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("status of a missing container: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func waitForLog(t *testing.T, m *Manager, id, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readLog(t, m, id, name), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log of %s never had %q: %q", name, want, readLog(t, m, id, name))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	m := newTestManager(t, testOptions(t))
+	layer := testLayer(t)
+	for _, tc := range []struct {
+		name     string
+		pod, ctr int64
+	}{
+		{"container limit", 0, 64 << 20},
+		{"pod limit", 64 << 20, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "oom-" + strings.ReplaceAll(tc.name, " ", "-")
+			sb := createPod(t, m, PodSpec{ID: id, Name: "oom", MemoryBytes: tc.pod})
+			startContainer(t, m, id, ContainerSpec{Name: "bloat", Layers: []string{layer}, Args: []string{bin("autoscale")}, MemoryBytes: tc.ctr})
+			get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+			if body, err := poll(fmt.Sprintf("http://%s:8080/?bloat=200", sb.IP), 0); err == nil {
+				t.Fatalf("bloat=200 under a 64 MiB limit answered %q", body)
+			}
+			st := waitExited(t, m, id, "bloat", 10*time.Second)
+			if !st.OOMKilled || st.Reason != ReasonOOMKilled || st.ExitCode != 137 {
+				t.Errorf("status %+v; want OOMKilled, exit 137", st)
+			}
+		})
+	}
 }
