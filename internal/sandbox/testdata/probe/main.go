@@ -4,6 +4,8 @@
 //	probe exit N           exit with status N
 //	probe cat              copy stdin to stdout
 //	probe write PATH BYTES write a file of BYTES bytes
+//	probe read PATH        print a file
+//	probe userns           try to make a user namespace (exit 1 with the error if refused)
 //	probe stubborn         print "ready", print "got terminated" on each SIGTERM and keep running
 package main
 
@@ -40,6 +42,16 @@ func main() {
 		n, _ := strconv.Atoi(os.Args[3])
 		if err := os.WriteFile(os.Args[2], make([]byte, n), 0o644); err != nil {
 			fail(err.Error())
+		}
+	case "read":
+		b, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			fail(err.Error())
+		}
+		os.Stdout.Write(b)
+	case "userns":
+		if err := syscall.Unshare(syscall.CLONE_NEWUSER); err != nil {
+			fail("unshare: " + err.Error())
 		}
 	case "stubborn":
 		sig := make(chan os.Signal, 1)
