@@ -113,9 +113,9 @@ func TestResolve(t *testing.T) {
 func TestURLs(t *testing.T) {
 	r := &servingv1.Route{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
 	for got, want := range map[string]string{
-		URL(r, "localhost").String():                "http://hello.default.localhost",
+		URL(r, "localhost").String():                 "http://hello.default.localhost",
 		TagURL("candidate", r, "localhost").String(): "http://candidate-hello.default.localhost",
-		ClusterURL(r).String():                      "http://hello.default.svc.cluster.local",
+		ClusterURL(r).String():                       "http://hello.default.svc.cluster.local",
 	} {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
