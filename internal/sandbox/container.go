@@ -466,8 +466,8 @@ func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name strin
 
 // Exec runs argv in a running container (runc exec: the container's namespaces, cgroup,
 // user, environment and security settings) and returns its exit code. With tty the process
-// gets a terminal, and stdin should be one. It is bounded by ctx only: a command may run as
-// long as its caller wants.
+// gets a terminal whose output (stdout and stderr together) goes to stdout; stderr is then
+// unused. It is bounded by ctx only: a command may run as long as its caller wants.
 func (m *Manager) Exec(ctx context.Context, sandboxID, name string, argv []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error) {
 	if len(argv) == 0 {
 		return -1, fmt.Errorf("exec in container %s of sandbox %s: argv: must not be empty", name, sandboxID)
@@ -486,8 +486,12 @@ func (m *Manager) Exec(ctx context.Context, sandboxID, name string, argv []strin
 	args = append(args, runcID(sandboxID, name))
 	args = append(args, argv...)
 	cmd := exec.CommandContext(ctx, m.runc, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	err = cmd.Run()
+	if tty {
+		err = runWithTTY(cmd, stdin, stdout)
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+		err = cmd.Run()
+	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		return exitErr.ExitCode(), nil
@@ -496,4 +500,30 @@ func (m *Manager) Exec(ctx context.Context, sandboxID, name string, argv []strin
 		return -1, fmt.Errorf("exec in container %s of sandbox %s: %w", name, sandboxID, err)
 	}
 	return 0, nil
+}
+
+// runWithTTY runs cmd (runc exec --tty) with a pseudo-terminal as its stdio, relaying stdin
+// to it and its output to stdout until runc exits.
+func runWithTTY(cmd *exec.Cmd, stdin io.Reader, stdout io.Writer) error {
+	master, slave, err := openPTY()
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err = cmd.Start()
+	slave.Close()
+	if err != nil {
+		return err
+	}
+	if stdin != nil {
+		go io.Copy(master, stdin) //nolint:errcheck // ends when the terminal closes
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	// Reading the master ends with EIO once runc, the last holder of the slave, exits.
+	_, _ = io.Copy(stdout, master)
+	return cmd.Wait()
 }

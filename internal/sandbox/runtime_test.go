@@ -139,6 +139,12 @@ func TestRuntimeContract(t *testing.T) {
 		if err != nil || code != 7 {
 			t.Errorf("exec exit 7 = %d, %v", code, err)
 		}
+		// With a terminal: output through it, "\n" becomes "\r\n".
+		out.Reset()
+		code, err = m.Exec(ctx, sb.ID, "app", []string{bin("probe"), "read", "/etc/hostname"}, strings.NewReader(""), &out, nil, true)
+		if err != nil || code != 0 || out.String() != "contract\r\n" {
+			t.Errorf("exec with a tty = %d, %v, %q", code, err, out.String())
+		}
 		if _, err := m.Exec(ctx, sb.ID, "nope", []string{bin("probe")}, nil, &out, &out, false); !errors.Is(err, ErrNotFound) {
 			t.Errorf("exec in a missing container: %v, want ErrNotFound", err)
 		}
