@@ -58,7 +58,8 @@ type Options struct {
 	// CNIBinDirs are searched for CNI plugins; default DefaultCNIBinDirs.
 	CNIBinDirs []string
 	// PodCIDR is the range pod IPs come from; its first address is the bridge's (the pods'
-	// gateway). Default DefaultPodCIDR.
+	// gateway). Default DefaultPodCIDR (Kubernetes' customary pod range, away from the usual
+	// LAN and cloud ranges); NewManager refuses one that overlaps a host route.
 	PodCIDR string
 	// Bridge is the host bridge the pods' veths join; default DefaultBridge.
 	Bridge string
@@ -117,6 +118,9 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if _, _, err := net.ParseCIDR(opts.PodCIDR); err != nil {
 		return nil, fmt.Errorf("sandbox: options: pod CIDR %q: %w", opts.PodCIDR, err)
+	}
+	if err := checkPodCIDR(opts.PodCIDR, opts.Bridge); err != nil {
+		return nil, fmt.Errorf("sandbox: options: %w", err)
 	}
 	if len(opts.Bridge) > 15 {
 		return nil, fmt.Errorf("sandbox: options: bridge %q: longer than 15 characters", opts.Bridge)

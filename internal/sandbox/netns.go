@@ -23,11 +23,26 @@ func createNamespaces(dir, hostname string) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: when this goroutine returns the runtime ends the
-		// thread, and with it the thread's hold on the new namespaces, so no other goroutine
-		// ever runs in them.
 		runtime.LockOSThread()
-		errc <- func() error {
+		// The thread goes back to the host's namespaces when done. If it cannot, it stays
+		// locked: the runtime then ends it with this goroutine (or parks it, if it is the
+		// main thread), and no other goroutine ever runs in the pod's namespaces.
+		orig := map[string]*os.File{}
+		defer func() {
+			for _, f := range orig {
+				f.Close()
+			}
+		}()
+		for _, kind := range podNamespaces {
+			f, err := os.Open("/proc/thread-self/ns/" + kind)
+			if err != nil {
+				errc <- fmt.Errorf("opening this thread's %s namespace: %w", kind, err)
+				runtime.UnlockOSThread()
+				return
+			}
+			orig[kind] = f
+		}
+		err := func() error {
 			if err := unix.Unshare(unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS); err != nil {
 				return fmt.Errorf("unshare: %w", err)
 			}
@@ -47,6 +62,16 @@ func createNamespaces(dir, hostname string) error {
 			}
 			return nil
 		}()
+		restored := true
+		for kind, flag := range map[string]int{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS} {
+			if unix.Setns(int(orig[kind].Fd()), flag) != nil {
+				restored = false
+			}
+		}
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

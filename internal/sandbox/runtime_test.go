@@ -275,6 +275,29 @@ func TestNewManagerNamesWhatIsMissing(t *testing.T) {
 	}
 }
 
+func TestCheckPodCIDR(t *testing.T) {
+	// The host's own routes (other than the default one) must not overlap the pod range.
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		t.Skip("no /proc/net/route")
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[7] == "00000000" {
+			continue
+		}
+		dst, _ := parseRouteHex(f[1])
+		if err := checkPodCIDR(dst.String()+"/32", "none"); err == nil {
+			t.Errorf("a pod CIDR inside the host's route via %s was accepted", f[0])
+		}
+		if err := checkPodCIDR(dst.String()+"/32", f[0]); err != nil {
+			t.Errorf("the route via the pods' own bridge counted as a conflict: %v", err)
+		}
+		return
+	}
+	t.Skip("the host has no route but the default one")
+}
+
 func TestBuildSpec(t *testing.T) {
 	s := buildSpec(specInput{
 		Container:  ContainerSpec{Name: "c", Args: []string{"/app"}, Env: []string{"A=1"}, UID: 5, GID: 6, CPUMillis: 250, MemoryBytes: 1 << 20, Mounts: []Mount{{Source: "/h", Destination: "/c", ReadOnly: true}}},

@@ -36,6 +36,9 @@ func TestHostReachesPod(t *testing.T) {
 		if body != "Hello World!\n" {
 			t.Errorf("GET / = %q, want Hello World!", body)
 		}
+		if i == 0 {
+			logShimMemory(t, m, id, "user")
+		}
 		if err := m.RemoveSandbox(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -50,6 +53,10 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	ids := []string{"leak-a", "leak-b"}
 	before := countResources(t, m, ids...)
+	hostNS := map[string]string{}
+	for _, kind := range podNamespaces {
+		hostNS[kind], _ = os.Readlink("/proc/thread-self/ns/" + kind)
+	}
 
 	for _, id := range ids {
 		sb, err := m.CreateSandbox(ctx, PodSpec{ID: id, Name: id, CPUMillis: 500, MemoryBytes: 256 << 20})
@@ -86,6 +93,7 @@ func TestRemoveLeavesNothing(t *testing.T) {
 		}
 	}
 	after := countResources(t, m, ids...)
+	checkThreadsInHostNamespaces(t, hostNS)
 	t.Logf("host resources before %+v, with two pods %+v, after removing them %+v", before, during, after)
 	if after != before {
 		t.Errorf("after RemoveSandbox: %+v, want what was there before: %+v", after, before)
@@ -212,5 +220,52 @@ func TestOOMKilled(t *testing.T) {
 				t.Errorf("status %+v; want OOMKilled, exit 137", st)
 			}
 		})
+	}
+}
+
+// logShimMemory logs the resident memory of a container's shim (sh and runc run), the
+// per-container overhead on the host.
+func logShimMemory(t *testing.T, m *Manager, id, name string) {
+	cs, err := m.loadState(m.containerDir(id, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []string{fmt.Sprint(cs.ShimPid)}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cs.ShimPid, cs.ShimPid)); err == nil {
+		pids = append(pids, strings.Fields(string(b))...)
+	}
+	var parts []string
+	for _, pid := range pids {
+		b, _ := os.ReadFile("/proc/" + pid + "/status")
+		var cmd, rss string
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Name:"); ok {
+				cmd = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				rss = strings.TrimSpace(v)
+			}
+		}
+		parts = append(parts, cmd+" "+rss)
+	}
+	t.Logf("shim resident memory: %s", strings.Join(parts, ", "))
+}
+
+// checkThreadsInHostNamespaces fails if any thread of this process was left in a pod's
+// network, IPC or UTS namespace.
+func checkThreadsInHostNamespaces(t *testing.T, hostNS map[string]string) {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range podNamespaces {
+		want := hostNS[kind]
+		for _, task := range tasks {
+			got, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/" + kind)
+			if err == nil && got != want {
+				t.Errorf("thread %s is in %s, not the host's %s", task.Name(), got, want)
+			}
+		}
 	}
 }
