@@ -139,6 +139,10 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 		}
 		restarts = prev.RestartCount + 1
 	}
+	// A root left mounted by a start that failed before recording its state.
+	if err := unmount(filepath.Join(dir, "rootfs")); err != nil {
+		return err
+	}
 	// A fresh writable layer for every run, as Kubernetes gives a restarted container.
 	for _, d := range []string{"upper", "work", "exit", "exit.tmp", "pid", "status.json", "state.json"} {
 		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
