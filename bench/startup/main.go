@@ -1,0 +1,239 @@
+// Command startup measures how long gantry server takes to serve a ready API, cold (empty data
+// dir) and warm (a restart on the same data dir), and how much memory an idle server holds. In
+// the same run it measures the baseline: a plain etcd and kube-apiserver pair, built from the
+// same module versions, started side by side as two processes.
+//
+//	go run ./bench/startup -gantry bin/gantry -runs 5
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
+	"github.com/gantry-run/gantry/internal/freeport"
+)
+
+func main() {
+	gantry := flag.String("gantry", "bin/gantry", "gantry binary to measure")
+	runs := flag.Int("runs", 5, "starts of each kind")
+	idle := flag.Duration("idle", 30*time.Second, "how long a server idles before its memory is read")
+	flag.Parse()
+	if err := run(*gantry, *runs, *idle); err != nil {
+		fmt.Fprintf(os.Stderr, "startup: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(gantry string, runs int, idle time.Duration) error {
+	work, err := os.MkdirTemp("", "gantry-bench-startup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	fmt.Fprintln(os.Stderr, "building the baseline etcd and kube-apiserver …")
+	etcdBin, apiBin := filepath.Join(work, "etcd"), filepath.Join(work, "kube-apiserver")
+	for bin, pkg := range map[string]string{etcdBin: "go.etcd.io/etcd/server/v3", apiBin: "k8s.io/kubernetes/cmd/kube-apiserver"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+		}
+	}
+
+	var cold, warm, stop, base []time.Duration
+	var gantryRSS, baseRSS int64
+	for i := range runs {
+		fmt.Fprintf(os.Stderr, "run %d/%d\n", i+1, runs)
+		dataDir := filepath.Join(work, fmt.Sprintf("gantry-%d", i))
+		ports, err := freeport.Get(3)
+		if err != nil {
+			return err
+		}
+		args := []string{"server", "--data-dir", dataDir, fmt.Sprintf("--https-port=%d", ports[0]),
+			fmt.Sprintf("--etcd-client-port=%d", ports[1]), fmt.Sprintf("--etcd-peer-port=%d", ports[2])}
+		readyz := fmt.Sprintf("https://127.0.0.1:%d/readyz", ports[0])
+
+		p, d, err := startAndWait(readyz, gantry, args...)
+		if err != nil {
+			return fmt.Errorf("gantry cold start: %w", err)
+		}
+		cold = append(cold, d)
+		s, err := stopProcess(p)
+		if err != nil {
+			return err
+		}
+		stop = append(stop, s)
+
+		p, d, err = startAndWait(readyz, gantry, args...)
+		if err != nil {
+			return fmt.Errorf("gantry warm start: %w", err)
+		}
+		warm = append(warm, d)
+		if i == runs-1 {
+			time.Sleep(idle)
+			gantryRSS = rss(p.Process.Pid)
+		}
+		if _, err := stopProcess(p); err != nil {
+			return err
+		}
+
+		d, rssBase, err := baseline(work, i, etcdBin, apiBin, idleIf(i == runs-1, idle))
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		base = append(base, d)
+		if rssBase > 0 {
+			baseRSS = rssBase
+		}
+	}
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "measure\tp50\tmin\tmax\t")
+	row := func(name string, ds []time.Duration) {
+		slices.Sort(ds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, ms(ds[len(ds)/2]), ms(ds[0]), ms(ds[len(ds)-1]))
+	}
+	row("gantry server start → /readyz ok, cold (empty data dir)", cold)
+	row("gantry server start → /readyz ok, warm (same data dir)", warm)
+	row("gantry server SIGTERM → exit", stop)
+	row("baseline: etcd + kube-apiserver start → /readyz ok, cold", base)
+	_ = tw.Flush()
+	fmt.Printf("\nresident memory after %s idle: gantry server (etcd + apiserver + controller-manager + scheduler) %d MB; baseline etcd + kube-apiserver %d MB\n",
+		idle, gantryRSS>>20, baseRSS>>20)
+	fmt.Printf("runs: %d of each\n", runs)
+	return nil
+}
+
+func idleIf(ok bool, d time.Duration) time.Duration {
+	if ok {
+		return d
+	}
+	return 0
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+// startAndWait starts a command and returns once url answers 200, with the time it took.
+func startAndWait(url, bin string, args ...string) (*exec.Cmd, time.Duration, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, 0, err
+	}
+	if err := waitReady(url, 2*time.Minute); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, 0, err
+	}
+	return cmd, time.Since(began), nil
+}
+
+func waitReady(url string, timeout time.Duration) error {
+	// The benchmark only needs to know when the server answers; it trusts any certificate.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // timing probe on loopback
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %s", url, timeout)
+}
+
+func stopProcess(cmd *exec.Cmd) (time.Duration, error) {
+	began := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		return time.Since(began), nil
+	case <-time.After(90 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return 0, fmt.Errorf("%s did not stop within 90s", cmd.Path)
+	}
+}
+
+// baseline starts a plain etcd and kube-apiserver, measures the time to /readyz, optionally
+// idles and reads their memory, and stops both.
+func baseline(work string, i int, etcdBin, apiBin string, idle time.Duration) (time.Duration, int64, error) {
+	dir := filepath.Join(work, fmt.Sprintf("baseline-%d", i))
+	certs := pki.Bundle{Dir: filepath.Join(dir, "pki")}
+	if err := certs.Ensure(pki.Options{Hosts: []string{"127.0.0.1", "localhost"}}); err != nil {
+		return 0, 0, err
+	}
+	ports, err := freeport.Get(3)
+	if err != nil {
+		return 0, 0, err
+	}
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	began := time.Now()
+	etcd := exec.Command(etcdBin, "--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", etcdURL,
+		"--advertise-client-urls", etcdURL, "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "default="+peerURL, "--log-level", "error")
+	if err := etcd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { _, _ = stopProcess(etcd) }()
+	api, _, err := startAndWait(fmt.Sprintf("https://127.0.0.1:%d/readyz", ports[0]), apiBin,
+		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ports[0]),
+		"--tls-cert-file="+certs.ServingCert(), "--tls-private-key-file="+certs.ServingKey(),
+		"--client-ca-file="+certs.CACert(), "--authorization-mode=Node,RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+certs.ServiceAccountPub(),
+		"--service-account-signing-key-file="+certs.ServiceAccountKey(),
+		"--service-cluster-ip-range=10.43.0.0/16", "--cert-dir="+certs.Dir, "--v=0")
+	if err != nil {
+		return 0, 0, err
+	}
+	// The pair is ready when the API server is; the clock started with etcd.
+	d := time.Since(began)
+	var mem int64
+	if idle > 0 {
+		time.Sleep(idle)
+		mem = rss(api.Process.Pid) + rss(etcd.Process.Pid)
+	}
+	_, err = stopProcess(api)
+	return d, mem, err
+}
+
+// rss is the resident set size of pid in bytes, from /proc.
+func rss(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
