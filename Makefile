@@ -9,6 +9,11 @@ LDFLAGS      := -X github.com/gantry-run/gantry/internal/version.Version=$(VERSI
 GOLANGCI     := $(shell $(GO) env GOPATH)/bin/golangci-lint
 GOLANGCI_VER := v2.15.0
 
+# Static binaries: the serverless node runs the queue-proxy from the gantry binary inside an
+# empty container root, where no C library exists. Tests build the same way, so one build
+# cache serves both.
+export CGO_ENABLED := 0
+
 .DEFAULT_GOAL := help
 
 .PHONY: help

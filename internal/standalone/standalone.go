@@ -13,14 +13,21 @@ import (
 	"strconv"
 	"time"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/serving"
 )
 
 // Defaults for the parts this package adds to the control plane.
 const (
 	DefaultWebhookPort = 6444
+	DefaultNodeName    = "gantry"
+	DefaultKubeletPort = 10250
 	servingStopTimeout = 20 * time.Second
 )
 
@@ -33,7 +40,18 @@ type Config struct {
 	WebhookPort int
 	// RegistryAddr is the embedded registry's loopback address.
 	RegistryAddr string
-	// Logger receives the registry's and store's logs.
+	// Node runs the serverless node; without it pods stay Pending.
+	Node bool
+	// NodeName is the Node's name.
+	NodeName string
+	// KubeletPort is the port of the node's kubelet API (logs).
+	KubeletPort int
+	// PodCIDR is the range pod addresses come from.
+	PodCIDR string
+	// Executable is the gantry binary the node runs queue-proxies from; empty means this
+	// process's own executable.
+	Executable string
+	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
 
@@ -44,6 +62,10 @@ func DefaultConfig() Config {
 		Domain:       serving.DefaultDomain,
 		WebhookPort:  DefaultWebhookPort,
 		RegistryAddr: image.DefaultRegistryAddr,
+		Node:         true,
+		NodeName:     DefaultNodeName,
+		KubeletPort:  DefaultKubeletPort,
+		PodCIDR:      sandbox.DefaultPodCIDR,
 	}
 }
 
@@ -59,6 +81,17 @@ func (c Config) Validate() error {
 	if err := image.CheckLoopback(c.RegistryAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--registry-addr: %w", err))
 	}
+	if c.Node {
+		if c.KubeletPort < 1 || c.KubeletPort > 65535 {
+			errs = append(errs, fmt.Errorf("--kubelet-port: %d is not a port (1-65535)", c.KubeletPort))
+		}
+		if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+		}
+		if c.NodeName == "" {
+			errs = append(errs, errors.New("--node-name: must not be empty"))
+		}
+	}
 	if c.Domain == "" {
 		errs = append(errs, errors.New("--domain: must not be empty"))
 	}
@@ -71,8 +104,12 @@ type Server struct {
 	Registry     *image.Registry
 	Store        *image.Store
 	Serving      *serving.Serving
+	Node         *node.Node
 
 	cancelServing context.CancelFunc
+	cancelNode    context.CancelFunc
+	nodeDone      chan error
+	nodeErr       error
 }
 
 // Start brings every part up and returns once the API serves the serving.knative.dev kinds
@@ -85,10 +122,14 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	webhookAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WebhookPort))
-	if err := controlplane.CheckListeners(
-		controlplane.Listener{Flag: "--webhook-port", Addr: webhookAddr},
-		controlplane.Listener{Flag: "--registry-addr", Addr: cfg.RegistryAddr},
-	); err != nil {
+	listeners := []controlplane.Listener{
+		{Flag: "--webhook-port", Addr: webhookAddr},
+		{Flag: "--registry-addr", Addr: cfg.RegistryAddr},
+	}
+	if cfg.Node {
+		listeners = append(listeners, controlplane.Listener{Flag: "--kubelet-port", Addr: net.JoinHostPort("", strconv.Itoa(cfg.KubeletPort))})
+	}
+	if err := controlplane.CheckListeners(listeners...); err != nil {
 		return nil, err
 	}
 	cp, err := controlplane.Start(ctx, cfg.ControlPlane)
@@ -136,7 +177,73 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the serving controllers: %w", err)
 	}
+	if cfg.Node {
+		if err := s.startNode(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startNode starts the serverless node and waits until it is registered and syncing pods.
+func (s *Server) startNode(ctx context.Context, cfg Config) error {
+	cp := s.ControlPlane
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin("sandboxes"), PodCIDR: cfg.PodCIDR})
+	if err != nil {
+		return fmt.Errorf("serverless node: %w", err)
+	}
+	exe := cfg.Executable
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("serverless node: %w", err)
+		}
+	}
+	clientset, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+	if err != nil {
+		return err
+	}
+	ip := nodeIP(cfg.ControlPlane.AdvertiseAddress)
+	certs := cp.Certs()
+	s.Node, err = node.New(node.Options{
+		Info:            node.MachineInfo(cfg.NodeName, ip, cfg.KubeletPort, cp.DataDir()),
+		Client:          clientset,
+		Sandboxes:       sandboxes,
+		Images:          s.Store,
+		StateDir:        cp.DataDirJoin("node"),
+		Executable:      exe,
+		KubeletCertFile: certs.ServingCert(),
+		KubeletKeyFile:  certs.ServingKey(),
+		ClientCAFile:    certs.CACert(),
+		Logger:          cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	nodeCtx, cancel := context.WithCancel(context.Background())
+	s.cancelNode = cancel
+	s.nodeDone = make(chan error, 1)
+	go func() { s.nodeDone <- s.Node.Run(nodeCtx) }()
+	select {
+	case <-s.Node.Ready():
+		return nil
+	case err := <-s.nodeDone:
+		s.nodeDone <- err
+		return fmt.Errorf("serverless node: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// nodeIP is the address the Node advertises: the API server's advertise address, else the
+// host's default interface, else loopback.
+func nodeIP(advertise string) net.IP {
+	if ip := net.ParseIP(advertise); ip != nil {
+		return ip
+	}
+	if ip, err := utilnet.ChooseHostInterface(); err == nil {
+		return ip
+	}
+	return net.IPv4(127, 0, 0, 1)
 }
 
 // Failed is closed when a part stops on its own.
@@ -146,16 +253,29 @@ func (s *Server) Failed() <-chan struct{} {
 		select {
 		case <-s.ControlPlane.Failed():
 		case <-s.Serving.Done():
+		case err := <-s.nodeDone:
+			s.nodeErr = fmt.Errorf("serverless node: %w", errOrStopped(err))
+			s.nodeDone <- err
 		}
 		close(failed)
 	}()
 	return failed
 }
 
+func errOrStopped(err error) error {
+	if err == nil {
+		return errors.New("stopped")
+	}
+	return err
+}
+
 // Err says which part failed and why.
 func (s *Server) Err() error {
 	if err := s.ControlPlane.Err(); err != nil {
 		return err
+	}
+	if s.nodeErr != nil {
+		return s.nodeErr
 	}
 	select {
 	case <-s.Serving.Done():
@@ -168,9 +288,18 @@ func (s *Server) Err() error {
 	}
 }
 
-// Stop stops the parts in reverse order: serving, registry, then the control plane.
+// Stop stops the parts in reverse order: node, serving, registry, then the control plane.
+// Sandboxes keep running; the next start re-adopts them.
 func (s *Server) Stop(ctx context.Context) error {
 	var errs []error
+	if s.cancelNode != nil {
+		s.cancelNode()
+		select {
+		case <-s.nodeDone:
+		case <-time.After(servingStopTimeout):
+			errs = append(errs, fmt.Errorf("serverless node did not stop within %s", servingStopTimeout))
+		}
+	}
 	if s.cancelServing != nil {
 		s.cancelServing()
 		if s.Serving != nil {

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +45,53 @@ type Env struct {
 	DataDir string
 }
 
-var env *Env
+var (
+	env *Env
+	// nodeSkip says why the serverless node does not run, when it does not.
+	nodeSkip string
+)
+
+// nodeAvailable reports whether the serverless node can run here: it needs root, runc and the
+// CNI plugins (hack/install-deps.sh installs them).
+func nodeAvailable() (bool, string) {
+	if os.Geteuid() != 0 {
+		return false, "the serverless node needs root"
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return false, "the serverless node needs runc (apt-get install runc)"
+	}
+	for _, dir := range []string{"/usr/lib/cni", "/opt/cni/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, "bridge")); err == nil {
+			return true, ""
+		}
+	}
+	return false, "the serverless node needs the CNI plugins (apt-get install containernetworking-plugins)"
+}
+
+// gantryBinary is $GANTRY_BIN, or the gantry binary built into dir.
+func gantryBinary(dir string) (string, error) {
+	if bin := os.Getenv("GANTRY_BIN"); bin != "" {
+		return bin, nil
+	}
+	bin := filepath.Join(dir, "gantry")
+	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-run/gantry/cmd/gantry")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building gantry for the node's queue-proxies: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// NodeRuns reports whether the serverless node runs pods in this environment.
+func NodeRuns() bool { return nodeSkip == "" }
+
+// RequireNode skips the test when the serverless node does not run here, saying why.
+func RequireNode(t testing.TB) {
+	t.Helper()
+	if nodeSkip != "" {
+		t.Skip(nodeSkip)
+	}
+}
 
 // Main starts the control plane, runs m and exits with its result. Set GANTRY_TESTENV_KEEP=1
 // to keep the data directory (with logs/components.log) after the run.
@@ -72,6 +120,14 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	cfg.Node, nodeSkip = nodeAvailable()
+	if cfg.Node {
+		// The node runs queue-proxies from the gantry binary, which a test binary is not.
+		if cfg.Executable, err = gantryBinary(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			return 1
+		}
+	}
 	srv, err := standalone.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: starting gantry: %v (component log: %s/logs/components.log)\n", err, dir)

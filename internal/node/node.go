@@ -1,0 +1,240 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/sandbox"
+)
+
+// Options configure the node.
+type Options struct {
+	Info      NodeInfo
+	Client    kubernetes.Interface
+	Sandboxes *sandbox.Manager
+	Images    *image.Store
+	// StateDir holds the pods' volumes: <StateDir>/pods/<uid>/volumes/<name>.
+	StateDir string
+	// Executable is the gantry binary, bound into queue-proxy containers.
+	Executable string
+	// KubeletCertFile and KubeletKeyFile serve the kubelet API; ClientCAFile verifies the API
+	// server's client certificate.
+	KubeletCertFile, KubeletKeyFile, ClientCAFile string
+	Logger                                        *slog.Logger
+}
+
+// Node is a running serverless node.
+type Node struct {
+	opts     Options
+	log      *slog.Logger
+	recorder record.EventRecorder
+	pods     corelisters.PodLister
+	cms      corelisters.ConfigMapLister
+	secrets  corelisters.SecretLister
+
+	mu      sync.Mutex
+	workers map[types.UID]*worker
+	wg      sync.WaitGroup
+	ready   chan struct{}
+}
+
+// New checks opts and returns a node that Run starts.
+func New(opts Options) (*Node, error) {
+	if opts.Client == nil || opts.Sandboxes == nil || opts.Images == nil {
+		return nil, errors.New("node: a client, a sandbox manager and an image store are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(opts.StateDir, "pods"), 0o700); err != nil {
+		return nil, fmt.Errorf("node state dir: %w", err)
+	}
+	return &Node{opts: opts, log: opts.Logger.With("component", "node"), workers: map[types.UID]*worker{}, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the node is registered and its pods are being synced.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Run registers the node, keeps its lease, runs its pods and serves the kubelet API until
+// ctx ends. Sandboxes keep running when it returns: the next start re-adopts them.
+func (n *Node) Run(ctx context.Context) error {
+	c := n.opts.Client
+	if err := register(ctx, c, n.opts.Info); err != nil {
+		return err
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	n.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gantry-node", Host: n.opts.Info.Name})
+
+	onNode := informers.NewSharedInformerFactoryWithOptions(c, 10*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", n.opts.Info.Name).String()
+		}))
+	all := informers.NewSharedInformerFactory(c, 10*time.Minute)
+	podInformer := onNode.Core().V1().Pods()
+	n.pods = podInformer.Lister()
+	n.cms = all.Core().V1().ConfigMaps().Lister()
+	n.secrets = all.Core().V1().Secrets().Lister()
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { n.dispatch(ctx, o) },
+		UpdateFunc: func(_, o any) { n.dispatch(ctx, o) },
+		DeleteFunc: func(o any) { n.dispatch(ctx, deleted(o)) },
+	}); err != nil {
+		return err
+	}
+	onNode.Start(ctx.Done())
+	all.Start(ctx.Done())
+	for _, synced := range []map[reflect.Type]bool{onNode.WaitForCacheSync(ctx.Done()), all.WaitForCacheSync(ctx.Done())} {
+		for t, ok := range synced {
+			if !ok {
+				return fmt.Errorf("node: cache of %v did not sync", t)
+			}
+		}
+	}
+	n.cleanOrphans(ctx)
+
+	go heartbeat(ctx, c, n.opts.Info, func(err error) {
+		if err != nil {
+			n.log.Warn("node heartbeat", "err", err)
+		}
+	})
+	srv, err := n.serveKubeletAPI()
+	if err != nil {
+		return err
+	}
+	close(n.ready)
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	n.wg.Wait()
+	return nil
+}
+
+// dispatch hands a pod event to the pod's worker, starting one for a pod it has not seen.
+func (n *Node) dispatch(ctx context.Context, o any) {
+	pod, ok := o.(*corev1.Pod)
+	if !ok {
+		tomb, ok := o.(cache.DeletedFinalStateUnknown)
+		if !ok {
+			return
+		}
+		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
+			return
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	w, ok := n.workers[pod.UID]
+	if !ok {
+		w = newWorker(n, pod)
+		n.workers[pod.UID] = w
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			w.run(ctx)
+			n.mu.Lock()
+			delete(n.workers, pod.UID)
+			n.mu.Unlock()
+		}()
+	}
+	w.update(pod)
+}
+
+// deleted marks a pod the API server no longer has as being deleted, at once, so its worker
+// tears the sandbox down even when the pod was removed without a graceful deletion.
+func deleted(o any) any {
+	if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = tomb.Obj
+	}
+	pod, ok := o.(*corev1.Pod)
+	if !ok {
+		return o
+	}
+	pod = pod.DeepCopy()
+	if pod.DeletionTimestamp == nil {
+		now := metav1.Now()
+		pod.DeletionTimestamp = &now
+		pod.DeletionGracePeriodSeconds = new(int64)
+	}
+	return pod
+}
+
+// cleanOrphans removes sandboxes left by an earlier run whose pods are gone; the sandboxes
+// of pods that still exist are re-adopted by their workers.
+func (n *Node) cleanOrphans(ctx context.Context) {
+	infos, err := n.opts.Sandboxes.Sandboxes(ctx)
+	if err != nil {
+		n.log.Warn("listing sandboxes", "err", err)
+		return
+	}
+	pods, _ := n.pods.List(labels.Everything())
+	live := map[string]bool{}
+	for _, p := range pods {
+		live[string(p.UID)] = true
+	}
+	for _, info := range infos {
+		if live[info.ID] && info.NetworkReady {
+			continue
+		}
+		n.log.Info("removing orphaned sandbox", "sandbox", info.ID, "pod", info.Spec.Namespace+"/"+info.Spec.Name)
+		if err := n.opts.Sandboxes.RemoveSandbox(ctx, info.ID); err != nil {
+			n.log.Warn("removing orphaned sandbox", "sandbox", info.ID, "err", err)
+		}
+	}
+}
+
+// serveKubeletAPI serves the kubelet endpoints kubectl reaches through the API server:
+// container logs. Callers must present a client certificate of the cluster CA.
+func (n *Node) serveKubeletAPI() (*http.Server, error) {
+	ca, err := os.ReadFile(n.opts.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	cert, err := tls.LoadX509KeyPair(n.opts.KubeletCertFile, n.opts.KubeletKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API: %w", err)
+	}
+	addr := net.JoinHostPort("", strconv.Itoa(n.opts.Info.KubeletPort))
+	ln, err := tls.Listen("tcp", addr, &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API: listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: n.kubeletHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}
