@@ -31,6 +31,8 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		"--client-ca-file=" + certs.CACert(),
 		"--kubelet-client-certificate=" + certs.ClientCert(pki.APIServerKubeletClient),
 		"--kubelet-client-key=" + certs.ClientKey(pki.APIServerKubeletClient),
+		// The serverless node's name does not resolve; its address does.
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 		"--authorization-mode=Node,RBAC",
 		"--service-account-issuer=" + serviceAccountIssuer,
 		"--service-account-key-file=" + certs.ServiceAccountPub(),

@@ -8,18 +8,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// ParseReference parses an image reference. Registries on loopback (127.0.0.1:5000,
+// ParseReference parses an image reference as Kubernetes does: a missing tag means
+// "latest". Registries on loopback (127.0.0.1:5000,
 // localhost:5000, [::1]:5000 …) are reached over plain HTTP, as the embedded registry
 // serves; every other registry needs HTTPS.
 func ParseReference(s string) (name.Reference, error) {
-	ref, err := name.ParseReference(s, name.StrictValidation)
+	ref, err := name.ParseReference(s)
 	if err != nil {
 		return nil, fmt.Errorf("parsing image reference %q: %w", s, err)
 	}
 	if !IsLoopbackRegistry(ref.Context().RegistryStr()) {
 		return ref, nil
 	}
-	ref, err = name.ParseReference(s, name.StrictValidation, name.Insecure)
+	ref, err = name.ParseReference(s, name.Insecure)
 	if err != nil {
 		return nil, fmt.Errorf("parsing image reference %q: %w", s, err)
 	}

@@ -199,7 +199,7 @@ func Get(t testing.TB) *Env {
 
 // Config is a standalone configuration in dataDir on free loopback ports.
 func Config(dataDir string) (standalone.Config, error) {
-	ports, err := freeport.Get(5)
+	ports, err := freeport.Get(6)
 	if err != nil {
 		return standalone.Config{}, err
 	}
@@ -209,5 +209,6 @@ func Config(dataDir string) (standalone.Config, error) {
 	cp.HTTPSPort, cp.EtcdClientPort, cp.EtcdPeerPort = ports[0], ports[1], ports[2]
 	cfg.WebhookPort = ports[3]
 	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
+	cfg.KubeletPort = ports[5]
 	return cfg, nil
 }

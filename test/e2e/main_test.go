@@ -52,7 +52,7 @@ func run(m *testing.M) int {
 type server struct {
 	t       *testing.T
 	dataDir string
-	ports   []int // https, etcd client, etcd peer, webhook, registry
+	ports   []int // https, etcd client, etcd peer, webhook, registry, kubelet
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	stderr  bytes.Buffer
@@ -68,12 +68,13 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
 		fmt.Sprintf("--etcd-peer-port=%d", ports[2]),
 		fmt.Sprintf("--webhook-port=%d", ports[3]),
-		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4])}
+		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
+		fmt.Sprintf("--kubelet-port=%d", ports[5])}
 }
 
 func freePorts(t *testing.T) []int {
 	t.Helper()
-	ports, err := freeport.Get(5)
+	ports, err := freeport.Get(6)
 	if err != nil {
 		t.Fatal(err)
 	}
