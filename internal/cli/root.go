@@ -39,7 +39,7 @@ Start it with "gantry server"; talk to it with "gantry kubectl".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newKubectlCommand(), newQueueProxyCommand(), newImageCommand())
+	root.AddCommand(newServerCommand(), newKubectlCommand(), newQueueProxyCommand(), newImageCommand(), newCleanupCommand())
 	return root
 }
 

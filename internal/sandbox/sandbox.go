@@ -347,3 +347,26 @@ func (m *Manager) removeSandboxLocked(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// RemoveAll stops every container of every sandbox under the manager's root, each with
+// grace, and removes the sandboxes: what `gantry cleanup` and test teardown do after a
+// server stopped. It returns the pods whose sandboxes it removed, as namespace/name.
+func (m *Manager) RemoveAll(ctx context.Context, grace time.Duration) ([]string, error) {
+	infos, err := m.Sandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, info := range infos {
+		for _, c := range info.Containers {
+			_ = m.StopContainer(ctx, info.ID, c.Name, grace)
+		}
+		if err := m.RemoveSandbox(ctx, info.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, info.Spec.Namespace+"/"+info.Spec.Name)
+	}
+	return removed, errors.Join(errs...)
+}

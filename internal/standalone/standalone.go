@@ -105,6 +105,7 @@ type Server struct {
 	Store        *image.Store
 	Serving      *serving.Serving
 	Node         *node.Node
+	Sandboxes    *sandbox.Manager
 
 	cancelServing context.CancelFunc
 	cancelNode    context.CancelFunc
@@ -192,6 +193,7 @@ func (s *Server) startNode(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serverless node: %w", err)
 	}
+	s.Sandboxes = sandboxes
 	exe := cfg.Executable
 	if exe == "" {
 		if exe, err = os.Executable(); err != nil {

@@ -158,6 +158,15 @@ func run(m *testing.M) int {
 			code = 1
 		}
 	}
+	// A stopped server leaves its sandboxes for the next start; tests leave nothing.
+	if srv.Sandboxes != nil {
+		if _, err := srv.Sandboxes.RemoveAll(stopCtx, time.Second); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: removing sandboxes: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
 	if code != 0 {
 		keep = true
 	}

@@ -99,6 +99,8 @@ func startServer(t *testing.T, dataDir string, ports []int) *server {
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
+		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir).Run()
 	})
 	select {
 	case <-s.ready:

@@ -92,6 +92,22 @@ spec:
 		}
 	})
 
+	var podIP string
+	t.Run("pods run in sandboxes and answer on their IP", func(t *testing.T) {
+		img := buildImage(t, ports[4], "hello")
+		s.mustKubectl("create", "deployment", "web", "--image="+img)
+		podIP = s.eventually("a Running web pod with an IP", func(out string) bool {
+			return strings.HasPrefix(out, "Running ") && len(strings.Fields(out)) == 2
+		}, "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].status.phase} {.items[0].status.podIP}")
+		podIP = strings.Fields(podIP)[1]
+		if got := httpGetRetry(t, "http://"+podIP+":8080/"); !strings.Contains(got, "Hello") {
+			t.Errorf("GET pod IP = %q, want the hello reply", got)
+		}
+		s.eventually("the pod's log through kubectl logs", func(out string) bool {
+			return strings.Contains(out, "listening")
+		}, "logs", "deployment/web")
+	})
+
 	s.mustKubectl("create", "configmap", "survivor", "--from-literal=k=before-crash")
 	s.kill()
 
@@ -105,6 +121,15 @@ spec:
 	if out := s.mustKubectl("get", "ksvc", "helloworld-go", "-o", "name"); !strings.Contains(out, "helloworld-go") {
 		t.Errorf("Knative Service after kill -9 and restart: %q", out)
 	}
+	if podIP != "" {
+		// The sandbox outlived the server and was re-adopted: same pod, same address.
+		if got := httpGetRetry(t, "http://"+podIP+":8080/"); !strings.Contains(got, "Hello") {
+			t.Errorf("GET pod IP after kill -9 and restart = %q, want the hello reply", got)
+		}
+		if out := s.mustKubectl("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}"); out != podIP {
+			t.Errorf("pod IPs after restart = %q, want the same pod at %s", out, podIP)
+		}
+	}
 	s.stop()
 
 	s = startServer(t, dataDir, ports)
@@ -112,6 +137,9 @@ spec:
 		t.Errorf("ConfigMap after clean stop and restart = %q, want before-crash", out)
 	}
 	s.stop()
+	if out, err := exec.Command(gantryBin, "cleanup", "--data-dir", dataDir).CombinedOutput(); err != nil || !strings.Contains(string(out), "removed sandbox of pod default/web-") {
+		t.Errorf("gantry cleanup: %v\n%s", err, out)
+	}
 
 	t.Run("damaged etcd database is reported, not touched", func(t *testing.T) {
 		db := filepath.Join(dataDir, "etcd", "member", "snap", "db")
@@ -216,6 +244,36 @@ func TestServerRefusesBadInput(t *testing.T) {
 			assertUnchanged(t, dir, before)
 		})
 	}
+}
+
+// buildImage builds test/images/<name> into the server's embedded registry.
+func buildImage(t *testing.T, registryPort int, name string) string {
+	t.Helper()
+	ref := fmt.Sprintf("127.0.0.1:%d/%s", registryPort, name)
+	out, err := exec.Command(gantryBin, "image", "build", "../images/"+name, ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gantry image build: %v\n%s", err, out)
+	}
+	return ref
+}
+
+// httpGetRetry fetches url, retrying for a few seconds while the pod comes up.
+func httpGetRetry(t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var lastErr error
+	for range 20 {
+		resp, err := client.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(b)
+		}
+		lastErr = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: %v", url, lastErr)
+	return ""
 }
 
 // runToFailure runs gantry with args, which must exit non-zero; it returns stderr.

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -37,19 +36,27 @@ func createPod(t *testing.T, env *testenv.Env, ns string, pod *corev1.Pod) {
 	}
 }
 
-// waitPod polls the pod until cond accepts it.
+// waitPod polls the pod until cond accepts it; a timeout reports the pod's last status.
 func waitPod(t *testing.T, env *testenv.Env, ns, name, what string, timeout time.Duration, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
+	deadline := time.Now().Add(timeout)
 	var last *corev1.Pod
-	waitFor(t, fmt.Sprintf("pod %s: %s (last status %v)", name, what, func() any { return last }), timeout, func(ctx context.Context) (bool, error) {
-		p, err := env.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
+	for time.Now().Before(deadline) {
+		p, err := env.Client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			last = p
+			if cond(p) {
+				return p
+			}
 		}
-		last = p
-		return cond(p), nil
-	})
-	return last
+		time.Sleep(200 * time.Millisecond)
+	}
+	if last == nil {
+		t.Fatalf("pod %s: %s: never found", name, what)
+	}
+	status, _ := json.MarshalIndent(last.Status, "", "  ")
+	t.Fatalf("pod %s: not %s within %s; last status:\n%s", name, what, timeout, status)
+	return nil
 }
 
 func running(p *corev1.Pod) bool {
@@ -178,8 +185,9 @@ func TestRuntimeContract(t *testing.T) {
 	ns := newNamespace(t, env.Client)
 	c := corev1.Container{
 		Name: "runtime", Image: env.Image(t, "runtime"),
-		Args:            []string{"--flag", "$(GREETING)"},
-		Env:             []corev1.EnvVar{{Name: "GREETING", Value: "hi"}},
+		Args: []string{"--flag", "$(GREETING)"},
+		Env: []corev1.EnvVar{{Name: "GREETING", Value: "hi"},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
 		SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To[int64](1234), RunAsGroup: ptr.To[int64](5678)},
 		Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
 			corev1.ResourceMemory: resource.MustParse("128Mi"), corev1.ResourceCPU: resource.MustParse("500m")}},
@@ -250,8 +258,8 @@ func TestRefusedAndFailingPods(t *testing.T) {
 			}
 			return false
 		})
-		if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "MANIFEST_UNKNOWN") {
-			t.Errorf("message = %q, want the registry's MANIFEST_UNKNOWN", msg)
+		if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "NAME_UNKNOWN") && !strings.Contains(msg, "MANIFEST_UNKNOWN") {
+			t.Errorf("message = %q, want the registry's error code", msg)
 		}
 	})
 	t.Run("crashing container goes into CrashLoopBackOff with its exit code", func(t *testing.T) {

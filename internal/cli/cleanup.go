@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/sandbox"
+)
+
+func newCleanupCommand() *cobra.Command {
+	dataDir := dataDirFromEnv(controlplane.DefaultDataDir)
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove every sandbox a stopped gantry server left running",
+		Long: `A stopped gantry server leaves its pods' sandboxes running, so the next start
+re-adopts them. "gantry cleanup" stops and removes them all — containers,
+network namespaces, addresses, cgroups, mounts — for a server that is not
+running. Objects in the API are not touched: a later start recreates the pods.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+			defer cancel()
+			return cleanup(ctx, dataDir, cmd)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", dataDir, "data directory of the stopped server (env GANTRY_DATA_DIR)")
+	return cmd
+}
+
+func cleanup(ctx context.Context, dataDir string, cmd *cobra.Command) error {
+	// Holding the data dir's lock proves no server runs on it.
+	dir, err := datadir.Open(dataDir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: filepath.Join(dir.Path, "sandboxes")})
+	if err != nil {
+		return err
+	}
+	removed, err := m.RemoveAll(ctx, 5*time.Second)
+	for _, pod := range removed {
+		fmt.Fprintf(cmd.OutOrStdout(), "removed sandbox of pod %s\n", pod)
+	}
+	if err != nil {
+		return err
+	}
+	return nil
+}
