@@ -48,7 +48,7 @@ func run(gantry string, runs int, idle time.Duration) error {
 	etcdBin, apiBin := filepath.Join(work, "etcd"), filepath.Join(work, "kube-apiserver")
 	for bin, pkg := range map[string]string{etcdBin: "go.etcd.io/etcd/server/v3", apiBin: "k8s.io/kubernetes/cmd/kube-apiserver"} {
 		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+			return fmt.Errorf("building %s: %w\n%s", pkg, err, out)
 		}
 	}
 
@@ -169,7 +169,7 @@ func stopProcess(cmd *exec.Cmd) (time.Duration, error) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
-	case <-done:
+	case <-done: //nolint:errcheck // the exit status is not what is timed
 		return time.Since(began), nil
 	case <-time.After(90 * time.Second):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

@@ -96,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	}
 	defer func() {
 		if err != nil {
-			cp.stop(context.Background())
+			_ = cp.stop(context.Background())
 		}
 	}()
 	if err := cp.certs.Ensure(pki.Options{Hosts: servingHosts(cfg)},

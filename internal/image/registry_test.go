@@ -119,7 +119,7 @@ func TestRegistryKeepsManifestsAcrossRestart(t *testing.T) {
 	}
 	stopRegistry(t, reg)
 
-	reg = startRegistry(t, dir, addr)
+	startRegistry(t, dir, addr)
 	for _, s := range []string{ref, addr + "/gantry/test/hello@" + h.String()} {
 		r, err := ParseReference(s)
 		if err != nil {

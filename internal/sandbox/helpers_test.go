@@ -39,7 +39,7 @@ func testLayer(t *testing.T) string {
 			"./testdata/probe", "../../test/images/hello", "../../test/images/runtime", "../../test/images/autoscale")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			layerErr = fmt.Errorf("go build: %v: %s", err, out)
+			layerErr = fmt.Errorf("go build: %w: %s", err, out)
 		}
 	})
 	if layerErr != nil {
@@ -148,7 +148,7 @@ func poll(url string, timeout time.Duration) (string, error) {
 			if rerr == nil && resp.StatusCode == http.StatusOK {
 				return string(b), nil
 			}
-			err = fmt.Errorf("status %d, %v", resp.StatusCode, rerr)
+			err = fmt.Errorf("status %d, %w", resp.StatusCode, rerr)
 		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("GET %s: %w", url, err)

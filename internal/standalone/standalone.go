@@ -297,7 +297,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.cancelNode != nil {
 		s.cancelNode()
 		select {
-		case <-s.nodeDone:
+		case <-s.nodeDone: //nolint:errcheck // stopping: how the node ended does not matter
 		case <-time.After(servingStopTimeout):
 			errs = append(errs, fmt.Errorf("serverless node did not stop within %s", servingStopTimeout))
 		}

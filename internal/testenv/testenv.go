@@ -77,7 +77,7 @@ func gantryBinary(dir string) (string, error) {
 	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-run/gantry/cmd/gantry")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building gantry for the node's queue-proxies: %v\n%s", err, out)
+		return "", fmt.Errorf("building gantry for the node's queue-proxies: %w\n%s", err, out)
 	}
 	return bin, nil
 }

@@ -89,7 +89,7 @@ func TestAdminKubeconfigIsPrivateAndWorks(t *testing.T) {
 func TestAnonymousRequestsAreRefused(t *testing.T) {
 	env := testenv.Get(t)
 	cfg := *env.Config
-	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile = "", ""
+	cfg.CertFile, cfg.KeyFile = "", ""
 	c, err := kubernetes.NewForConfig(&cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -108,15 +108,11 @@ func largestPrime(n int) (int, bool) {
 	return 0, false
 }
 
-// sink keeps the last allocation reachable so the compiler cannot drop it.
-var sink []byte
-
 // bloatMB allocates mb megabytes and writes to every page, so the memory is resident.
 func bloatMB(mb int) []byte {
 	b := make([]byte, mb<<20)
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
-	sink = b
 	return b
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestHandle(t *testing.T) {
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			handle(rec, httptest.NewRequest("GET", "/"+tc.query, nil))
+			handle(rec, httptest.NewRequest(http.MethodGet, "/"+tc.query, nil))
 			if rec.Code != tc.code {
 				t.Fatalf("code = %d, want %d (body %q)", rec.Code, tc.code, rec.Body.String())
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -29,7 +30,7 @@ func TestParseDelay(t *testing.T) {
 
 func TestHandle(t *testing.T) {
 	rec := httptest.NewRecorder()
-	handle(rec, httptest.NewRequest("GET", "/", nil))
+	handle(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != 200 {
 		t.Errorf("code = %d", rec.Code)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 )
@@ -12,7 +13,7 @@ func TestHello(t *testing.T) {
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			newHandler(tc.target).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			newHandler(tc.target).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 			if rec.Code != 200 || rec.Body.String() != tc.want {
 				t.Errorf("got %d %q, want 200 %q", rec.Code, rec.Body.String(), tc.want)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func TestServeHTTP(t *testing.T) {
 		stdin:      func() Stdin { return Stdin{EOF: true} },
 	}
 	t.Setenv("RUNTIME_TEST_VAR", "yes")
-	req := httptest.NewRequest("GET", "http://svc.example/path?x=1", nil)
+	req := httptest.NewRequest(http.MethodGet, "http://svc.example/path?x=1", nil)
 	req.Header.Set("X-Test", "a")
 	rec := httptest.NewRecorder()
 	c.ServeHTTP(rec, req)

@@ -12,7 +12,7 @@ func TestSequentialOK(t *testing.T) {
 	h := &handler{}
 	for range 3 {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/?sleep=1", nil))
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/?sleep=1", nil))
 		if rec.Code != http.StatusOK {
 			t.Fatalf("code = %d, want 200", rec.Code)
 		}
@@ -26,7 +26,7 @@ func TestOverlapIs500(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		h.ServeHTTP(first, httptest.NewRequest("GET", "/?sleep=300", nil))
+		h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/?sleep=300", nil))
 	}()
 	// Wait until the first request is inside the handler.
 	for deadline := time.Now().Add(2 * time.Second); h.inFlight.Load() == 0; {
@@ -36,14 +36,14 @@ func TestOverlapIs500(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	second := httptest.NewRecorder()
-	h.ServeHTTP(second, httptest.NewRequest("GET", "/?sleep=1", nil))
+	h.ServeHTTP(second, httptest.NewRequest(http.MethodGet, "/?sleep=1", nil))
 	wg.Wait()
 	if first.Code != http.StatusOK || second.Code != http.StatusInternalServerError {
 		t.Errorf("codes = %d, %d; want 200, 500", first.Code, second.Code)
 	}
 	// After the overlap the server accepts requests again.
 	third := httptest.NewRecorder()
-	h.ServeHTTP(third, httptest.NewRequest("GET", "/?sleep=1", nil))
+	h.ServeHTTP(third, httptest.NewRequest(http.MethodGet, "/?sleep=1", nil))
 	if third.Code != http.StatusOK {
 		t.Errorf("after overlap: code = %d, want 200", third.Code)
 	}
@@ -51,7 +51,7 @@ func TestOverlapIs500(t *testing.T) {
 
 func TestBadSleep(t *testing.T) {
 	rec := httptest.NewRecorder()
-	(&handler{}).ServeHTTP(rec, httptest.NewRequest("GET", "/?sleep=x", nil))
+	(&handler{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/?sleep=x", nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Errorf("code = %d, want 400", rec.Code)
 	}

@@ -39,7 +39,7 @@ func TestHandle(t *testing.T) {
 func TestBadParams(t *testing.T) {
 	for _, q := range []string{"?initialTimeout=x", "?timeout=-5", "?interval=0", "?timeout=999999999999"} {
 		rec := httptest.NewRecorder()
-		handle(rec, httptest.NewRequest("GET", "/"+q, nil))
+		handle(rec, httptest.NewRequest(http.MethodGet, "/"+q, nil))
 		if rec.Code != http.StatusBadRequest {
 			t.Errorf("%s: code = %d, want 400", q, rec.Code)
 		}

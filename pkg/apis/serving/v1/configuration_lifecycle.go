@@ -3,8 +3,9 @@ package v1
 import (
 	"fmt"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Reasons controllers put on Configuration conditions.

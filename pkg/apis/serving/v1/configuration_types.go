@@ -1,8 +1,9 @@
 package v1
 
 import (
-	"github.com/gantry-run/gantry/pkg/apis"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Configuration holds the latest desired state of a workload; every change of

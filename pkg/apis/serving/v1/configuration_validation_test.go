@@ -4,10 +4,11 @@ import (
 	"context"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 func TestConfigurationValidation(t *testing.T) {

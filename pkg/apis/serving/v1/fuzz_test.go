@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // fuzzable is what the webhook does with every object it admits.

@@ -4,9 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 type fakeClock struct{ t time.Time }

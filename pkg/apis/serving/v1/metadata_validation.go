@@ -4,10 +4,11 @@ import (
 	"context"
 	"strings"
 
-	"github.com/gantry-run/gantry/pkg/apis"
-	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gantry-run/gantry/pkg/apis"
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 )
 
 type parentKey struct{}

@@ -7,10 +7,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gantry-run/gantry/pkg/apis"
-	"github.com/gantry-run/gantry/pkg/apis/config"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gantry-run/gantry/pkg/apis"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 // QueueProxyContainerName is the sidecar the platform adds to every pod; a

@@ -3,9 +3,10 @@ package v1
 import (
 	"context"
 
-	"github.com/gantry-run/gantry/pkg/apis/config"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 // DefaultUserPort is the port the user container listens on when its spec

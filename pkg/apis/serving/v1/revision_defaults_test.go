@@ -4,10 +4,11 @@ import (
 	"context"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis/config"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 func tcpProbe(port int32) *corev1.Probe {

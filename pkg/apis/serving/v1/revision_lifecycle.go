@@ -3,10 +3,11 @@ package v1
 import (
 	"fmt"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Reasons controllers put on Revision conditions.

@@ -1,9 +1,10 @@
 package v1
 
 import (
-	"github.com/gantry-run/gantry/pkg/apis"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Revision is an immutable snapshot of a Configuration's template: code and

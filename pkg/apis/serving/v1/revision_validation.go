@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 	"github.com/gantry-run/gantry/pkg/apis/config"
-	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Validate checks a Revision: its name, autoscaling annotations and spec,

@@ -5,12 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis"
-	"github.com/gantry-run/gantry/pkg/apis/config"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/gantry-run/gantry/pkg/apis"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 // validService returns a defaulted, valid Service whose template mutate

@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // object is what every serving type offers the webhook.

@@ -1,8 +1,9 @@
 package v1
 
 import (
-	"github.com/gantry-run/gantry/pkg/apis"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Route maps a network endpoint to Revisions, splitting traffic by percent

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 type inServiceKey struct{}

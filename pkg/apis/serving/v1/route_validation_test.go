@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 func TestRouteValidation(t *testing.T) {

@@ -1,9 +1,10 @@
 package v1
 
 import (
-	"github.com/gantry-run/gantry/pkg/apis"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Reasons controllers put on Service conditions.

@@ -4,9 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 func TestServiceLifecycle(t *testing.T) {

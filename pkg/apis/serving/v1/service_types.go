@@ -1,8 +1,9 @@
 package v1
 
 import (
-	"github.com/gantry-run/gantry/pkg/apis"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 // Service manages a workload end to end: it owns one Configuration and one

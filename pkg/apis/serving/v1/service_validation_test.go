@@ -4,8 +4,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gantry-run/gantry/pkg/apis"
 )
 
 func TestServiceValidation(t *testing.T) {
