@@ -51,6 +51,14 @@ lint: $(GOLANGCI) ## Run golangci-lint with .golangci.yml.
 $(GOLANGCI):
 	GOBIN=$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VER)
 
+.PHONY: manifests
+manifests: ## Regenerate deepcopy code and the CRDs in config/crd (controller-gen).
+	hack/update-codegen.sh
+
+.PHONY: verify-codegen
+verify-codegen: manifests ## Fail if the committed generated code or CRDs differ from the generator's.
+	@git diff --exit-code -- pkg/apis config/crd || { echo "generated files are stale: run make manifests and commit"; exit 1; }
+
 .PHONY: unit
 unit: ## Unit tests: everything but test/ (no control plane, fast).
 	$(GO) test $$($(GO) list ./... | grep -v /test/)
@@ -64,7 +72,7 @@ e2e: build ## End-to-end tests that run bin/gantry as a user would.
 	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/e2e/...
 
 .PHONY: test
-test: deps fmt-check vet lint unit integration e2e ## The whole suite, as CI runs it (installs what it needs).
+test: deps fmt-check vet lint verify-codegen unit integration e2e ## The whole suite, as CI runs it (installs what it needs).
 
 .PHONY: bench
 bench: deps build ## Run the benchmarks under bench/ and print their tables.
