@@ -60,12 +60,12 @@ verify-codegen: manifests ## Fail if the committed generated code or CRDs differ
 	@git diff --exit-code -- pkg/apis config/crd || { echo "generated files are stale: run make manifests and commit"; exit 1; }
 
 .PHONY: unit
-unit: ## Unit tests: everything but test/ (no control plane, fast).
-	$(GO) test $$($(GO) list ./... | grep -v /test/)
+unit: ## Unit tests: everything but test/ and bench/ (no control plane, fast).
+	$(GO) test $$($(GO) list ./... | grep -v -e /test/ -e /bench/)
 
 .PHONY: integration
-integration: ## Integration tests against the in-process control plane.
-	$(GO) test -timeout 20m ./test/integration/...
+integration: build ## Integration tests against the in-process Gantry (the node runs queue-proxies from bin/gantry).
+	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/integration/...
 
 .PHONY: e2e
 e2e: build ## End-to-end tests that run bin/gantry as a user would.
@@ -75,8 +75,9 @@ e2e: build ## End-to-end tests that run bin/gantry as a user would.
 test: deps fmt-check vet lint verify-codegen unit integration e2e ## The whole suite, as CI runs it (installs what it needs).
 
 .PHONY: bench
-bench: deps build ## Run the benchmarks under bench/ and print their tables.
+bench: deps build ## Run the benchmarks under bench/ and print their tables (about 20 minutes).
 	$(GO) run ./bench/startup -gantry $(CURDIR)/$(BIN)
+	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test ./bench/serving ./bench/pods -run '^$$' -bench . -benchtime 1x -timeout 40m
 
 .PHONY: clean
 clean: ## Remove build output.

@@ -28,4 +28,10 @@ export GANTRY_DATA_DIR=$data_dir KUBECONFIG=$data_dir/kubeconfig.yaml
 set -x
 bin/gantry kubectl get --raw=/readyz; echo
 bin/gantry kubectl get namespaces
-bin/gantry kubectl get nodes
+bin/gantry kubectl get nodes -o wide
+# A workload: build the hello test program into the embedded registry, run it, call it.
+bin/gantry image build ./test/images/hello 127.0.0.1:5000/hello
+bin/gantry kubectl get deployment hello >/dev/null 2>&1 || bin/gantry kubectl create deployment hello --image=127.0.0.1:5000/hello
+bin/gantry kubectl wait --for=condition=Available deployment/hello --timeout=2m
+curl -s "http://$(bin/gantry kubectl get pod -l app=hello -o jsonpath='{.items[0].status.podIP}'):8080/"
+bin/gantry kubectl logs deployment/hello

@@ -125,6 +125,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Warn("node heartbeat", "err", err)
 		}
 	})
+	go n.collectImages(ctx)
 	srv, err := n.serveKubeletAPI()
 	if err != nil {
 		return err
@@ -207,6 +208,41 @@ func (n *Node) cleanOrphans(ctx context.Context) {
 		n.log.Info("removing orphaned sandbox", "sandbox", info.ID, "pod", info.Spec.Namespace+"/"+info.Spec.Name)
 		if err := n.opts.Sandboxes.RemoveSandbox(ctx, info.ID); err != nil {
 			n.log.Warn("removing orphaned sandbox", "sandbox", info.ID, "err", err)
+		}
+	}
+}
+
+// imageGCPeriod is how often images no pod on the node uses are removed from the cache.
+const imageGCPeriod = 5 * time.Minute
+
+// collectImages removes, every imageGCPeriod, the cached images and layers that no pod on
+// the node uses, as the kubelet's image garbage collection does.
+func (n *Node) collectImages(ctx context.Context) {
+	tick := time.NewTicker(imageGCPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pods, err := n.pods.List(labels.Everything())
+		if err != nil {
+			continue
+		}
+		var inUse []string
+		for _, p := range pods {
+			for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+				inUse = append(inUse, c.Image)
+			}
+		}
+		res, err := n.opts.Images.GC(ctx, inUse)
+		if err != nil {
+			n.log.Warn("image garbage collection", "err", err)
+			continue
+		}
+		if len(res.Images) > 0 {
+			n.log.Info("removed unused images", "images", len(res.Images), "layers", len(res.Layers))
 		}
 	}
 }

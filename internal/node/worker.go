@@ -30,6 +30,11 @@ const (
 	// backoffReset: a container that ran this long without failing starts its back-off over.
 	backoffReset   = 10 * time.Minute
 	syncPeriod     = time.Second
+	// While a pod is starting, the worker looks every startPeriod, and readiness probes of a
+	// container that has not been ready yet retry at that pace (as Knative probes new pods
+	// aggressively), so a pod is Ready moments after its server listens.
+	startPeriod = 25 * time.Millisecond
+	startWindow = 30 * time.Second
 	storagePeriod  = 10 * time.Second
 	queueProxyUID  = 65532
 	pullTimeout    = 10 * time.Minute
@@ -60,6 +65,7 @@ type ctr struct {
 	backoff   time.Duration
 	retryAt   time.Time
 	ready     bool
+	everReady bool // the container has been ready since it last started
 	startedOK bool // the startup probe passed (or there is none)
 	probes    map[string]*probeState
 	done      bool // exited and will not restart
@@ -84,20 +90,36 @@ func (w *worker) update(pod *corev1.Pod) {
 }
 
 func (w *worker) run(ctx context.Context) {
-	tick := time.NewTicker(syncPeriod)
-	defer tick.Stop()
+	began := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case p := <-w.updates:
 			w.pod = p
-		case <-tick.C:
+		case <-timer.C:
 		}
 		if done := w.sync(ctx); done {
 			return
 		}
+		next := syncPeriod
+		if !w.ready() && time.Since(began) < startWindow {
+			next = startPeriod
+		}
+		timer.Reset(next)
 	}
+}
+
+// ready reports whether every container of the pod is ready.
+func (w *worker) ready() bool {
+	for _, c := range w.pod.Spec.Containers {
+		if s, ok := w.containers[c.Name]; !ok || !s.ready {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *worker) log() *slogLogger { return w.n.log.With("pod", w.pod.Namespace+"/"+w.pod.Name) }
@@ -402,7 +424,7 @@ func (w *worker) restartLater(ctx context.Context, c *corev1.Container, s *ctr) 
 	}
 	s.waiting, s.retryAt = nil, time.Time{}
 	s.probes = map[string]*probeState{}
-	s.startedOK = false
+	s.startedOK, s.everReady = false, false
 	w.observe(ctx, c, s)
 }
 
@@ -426,14 +448,18 @@ func (w *worker) probe(ctx context.Context, c *corev1.Container, s *ctr) {
 		return
 	}
 	if c.ReadinessProbe == nil {
-		s.ready = true
+		s.ready, s.everReady = true, true
 		return
 	}
 	switch w.runProbe(ctx, c, s, "readiness", c.ReadinessProbe) {
 	case probePassed:
-		s.ready = true
+		s.ready, s.everReady = true, true
 	case probeFailed:
 		s.ready = false
+	}
+	if !s.everReady {
+		// Until the first success, probe again at once rather than a period later.
+		s.probes["readiness"].next = time.Now().Add(startPeriod)
 	}
 }
 

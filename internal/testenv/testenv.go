@@ -68,12 +68,17 @@ func nodeAvailable() (bool, string) {
 	return false, "the serverless node needs the CNI plugins (apt-get install containernetworking-plugins)"
 }
 
-// gantryBinary is $GANTRY_BIN, or the gantry binary built into dir.
-func gantryBinary(dir string) (string, error) {
+// gantryBinary is $GANTRY_BIN, or the gantry binary built into a directory of its own
+// beside the data dir.
+func gantryBinary(dataDir string) (string, error) {
 	if bin := os.Getenv("GANTRY_BIN"); bin != "" {
 		return bin, nil
 	}
-	bin := filepath.Join(dir, "gantry")
+	bin := dataDir + "-bin"
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", err
+	}
+	bin = filepath.Join(bin, "gantry")
 	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-run/gantry/cmd/gantry")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -112,6 +117,7 @@ func run(m *testing.M) int {
 			return
 		}
 		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(dir + "-bin")
 	}()
 	cfg, err := Config(dir)
 	if err != nil {

@@ -296,3 +296,39 @@ func TestRefusedAndFailingPods(t *testing.T) {
 		})
 	})
 }
+
+func TestVolumesAndProbes(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	ctx := context.Background()
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"color": "blue"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{"token": []byte("s3cret")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := corev1.Container{
+		Name: "runtime", Image: env.Image(t, "runtime"),
+		VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}, {Name: "sec", MountPath: "/etc/sec"}, {Name: "scratch", MountPath: "/scratch"}},
+		// An exec probe that passes only once the configMap file is there.
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/app", "-check-file", "/etc/cfg/color"}}}, PeriodSeconds: 1},
+		LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(8080)}}, PeriodSeconds: 1},
+	}
+	pod := podWith("volumes", c)
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}},
+		{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}},
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	createPod(t, env, ns, pod)
+	p := waitPod(t, env, ns, "volumes", "Running and Ready", 90*time.Second, running)
+	body := httpGet(t, "http://"+p.Status.PodIP+":8080/?file=/etc/cfg/color&file=/etc/sec/token")
+	for _, want := range []string{"blue", "s3cret"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("runtime reply lacks %q from the mounted volumes:\n%s", want, body)
+		}
+	}
+}

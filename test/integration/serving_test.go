@@ -359,3 +359,54 @@ func TestKnativeSampleManifests(t *testing.T) {
 		})
 	}
 }
+
+func TestRevisionReportsACrashingContainer(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := helloService(env, t, ns, "crash")
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "failing")
+	svc.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "DELAY", Value: "100ms"}}
+	if err := env.Ctrl.Create(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the revision to fail with the container's exit code", 120*time.Second, func(ctx context.Context) (bool, error) {
+		rev := &servingv1.Revision{}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "crash-00001"}, rev); err != nil {
+			return false, nil
+		}
+		c := rev.Status.GetCondition(servingv1.RevisionConditionContainerHealthy)
+		return c.IsFalse() && c.Reason == servingv1.ReasonExitCode && strings.Contains(c.Message, "exit code 5"), nil
+	})
+	waitFor(t, "the configuration to report the failed revision", 30*time.Second, func(ctx context.Context) (bool, error) {
+		cfg := &servingv1.Configuration{}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "crash"}, cfg); err != nil {
+			return false, err
+		}
+		c := cfg.Status.GetCondition(servingv1.ConfigurationConditionReady)
+		return c.IsFalse() && strings.Contains(c.Message, "crash-00001"), nil
+	})
+}
+
+func TestRouteWithAMissingTarget(t *testing.T) {
+	env := testenv.Get(t)
+	ns := newNamespace(t, env.Client)
+	route := &servingv1.Route{
+		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
+		Spec: servingv1.RouteSpec{Traffic: []servingv1.TrafficTarget{
+			{RevisionName: "orphan-00042", Percent: ptr.To[int64](100), Tag: "gone"},
+		}},
+	}
+	if err := env.Ctrl.Create(context.Background(), route); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "AllTrafficAssigned=False naming the missing revision", 30*time.Second, func(ctx context.Context) (bool, error) {
+		r := &servingv1.Route{}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orphan"}, r); err != nil {
+			return false, err
+		}
+		c := r.Status.GetCondition(servingv1.RouteConditionAllTrafficAssigned)
+		return c.IsFalse() && strings.Contains(c.Message, `Revision "orphan-00042" referenced in traffic not found`) &&
+			r.Status.URL != nil && r.Status.URL.String() == "http://orphan."+ns+".localhost", nil
+	})
+}

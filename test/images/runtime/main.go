@@ -34,6 +34,9 @@ type Report struct {
 	PIDs            []int               `json:"pids"`
 	ProcSysReadOnly bool                `json:"procSysReadOnly"`
 	Stdin           Stdin               `json:"stdin"`
+	// Files holds the contents of the files named by ?file= (repeatable), or the error
+	// reading each: tests check mounted volumes with it.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // Cgroup holds the raw limit files that exist (keyed by path relative to the cgroup root)
@@ -79,6 +82,13 @@ type collector struct {
 }
 
 func main() {
+	// "runtime -check-file PATH" exits 0 when PATH exists, else 1: an exec probe.
+	if len(os.Args) == 3 && os.Args[1] == "-check-file" {
+		if _, err := os.Stat(os.Args[2]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	s := probeStdin(os.Stdin, 2*time.Second)
 	c := &collector{
 		cgroupRoot: "/sys/fs/cgroup",
@@ -104,6 +114,17 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Hostname: hostname(),
 	}
 	rep.ProcSysReadOnly = readOnly(filepath.Join(c.procRoot, "sys"))
+	for _, f := range r.URL.Query()["file"] {
+		if rep.Files == nil {
+			rep.Files = map[string]string{}
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			rep.Files[f] = "error: " + err.Error()
+			continue
+		}
+		rep.Files[f] = string(b)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
