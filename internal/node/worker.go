@@ -28,13 +28,13 @@ const (
 	backoffInitial = 10 * time.Second
 	backoffMax     = 5 * time.Minute
 	// backoffReset: a container that ran this long without failing starts its back-off over.
-	backoffReset   = 10 * time.Minute
-	syncPeriod     = time.Second
+	backoffReset = 10 * time.Minute
+	syncPeriod   = time.Second
 	// While a pod is starting, the worker looks every startPeriod, and readiness probes of a
 	// container that has not been ready yet retry at that pace (as Knative probes new pods
 	// aggressively), so a pod is Ready moments after its server listens.
-	startPeriod = 25 * time.Millisecond
-	startWindow = 30 * time.Second
+	startPeriod    = 25 * time.Millisecond
+	startWindow    = 30 * time.Second
 	storagePeriod  = 10 * time.Second
 	queueProxyUID  = 65532
 	pullTimeout    = 10 * time.Minute
