@@ -5,6 +5,7 @@ package revision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,8 +13,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -142,60 +141,44 @@ func (r *Reconciler) resolve(ctx context.Context, image string) (string, error) 
 }
 
 func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Revision) (*appsv1.Deployment, error) {
-	want := resources.MakeDeployment(rev)
-	cur := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	want, cur := resources.MakeDeployment(rev), &appsv1.Deployment{}
+	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur,
+		func(cur, want *appsv1.Deployment) bool {
+			// The replica count belongs to the autoscaler once the Deployment exists.
+			want.Spec.Replicas = cur.Spec.Replicas
+			return equality.Semantic.DeepDerivative(want.Spec, cur.Spec) && equality.Semantic.DeepEqual(want.Labels, cur.Labels)
+		},
+		func(cur, want *appsv1.Deployment) {
+			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, kmeta.UnionMaps(cur.Annotations, want.Annotations)
+		})
 	switch {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, want); err != nil {
-			rev.Status.MarkResourcesAvailableFalse("DeploymentCreationFailed", err.Error())
-			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "CreationFailed", "Create", "Failed to create Deployment %q: %v", want.Name, err)
-			return nil, fmt.Errorf("creating deployment %s/%s: %w", want.Namespace, want.Name, err)
-		}
+	case errors.Is(err, kmeta.ErrNotOwned):
+		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Deployment %q that we do not own.", want.Name))
+		return nil, err
+	case err != nil:
+		rev.Status.MarkResourcesAvailableFalse("DeploymentReconcileFailed", err.Error())
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile Deployment %q: %v", want.Name, err)
+		return nil, err
+	case created:
 		r.Recorder.Eventf(rev, want, corev1.EventTypeNormal, "Created", "Create", "Created Deployment %q", want.Name)
 		return want, nil
-	case err != nil:
-		return nil, err
-	case !metav1.IsControlledBy(cur, rev):
-		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Deployment %q that we do not own.", cur.Name))
-		return nil, fmt.Errorf("revision %s does not own deployment %s", rev.Name, cur.Name)
-	}
-	// The replica count belongs to the autoscaler once the Deployment exists.
-	want.Spec.Replicas = cur.Spec.Replicas
-	if equality.Semantic.DeepDerivative(want.Spec, cur.Spec) && equality.Semantic.DeepEqual(want.Labels, cur.Labels) {
-		return cur, nil
-	}
-	cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, kmeta.UnionMaps(cur.Annotations, want.Annotations)
-	if err := r.Client.Update(ctx, cur); err != nil {
-		return nil, fmt.Errorf("updating deployment %s/%s: %w", cur.Namespace, cur.Name, err)
 	}
 	return cur, nil
 }
 
 func (r *Reconciler) reconcileService(ctx context.Context, rev *servingv1.Revision) error {
 	want := resources.MakePrivateService(rev)
-	cur := &corev1.Service{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
-	switch {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, want); err != nil {
-			return fmt.Errorf("creating service %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		return nil
-	case err != nil:
-		return err
-	case !metav1.IsControlledBy(cur, rev):
-		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Service %q that we do not own.", cur.Name))
-		return fmt.Errorf("revision %s does not own service %s", rev.Name, cur.Name)
+	_, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, &corev1.Service{},
+		func(cur, want *corev1.Service) bool {
+			return equality.Semantic.DeepEqual(want.Spec.Ports, cur.Spec.Ports) && equality.Semantic.DeepEqual(want.Spec.Selector, cur.Spec.Selector)
+		},
+		func(cur, want *corev1.Service) {
+			cur.Spec.Ports, cur.Spec.Selector = want.Spec.Ports, want.Spec.Selector
+		})
+	if errors.Is(err, kmeta.ErrNotOwned) {
+		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Service %q that we do not own.", want.Name))
 	}
-	if equality.Semantic.DeepEqual(want.Spec.Ports, cur.Spec.Ports) && equality.Semantic.DeepEqual(want.Spec.Selector, cur.Spec.Selector) {
-		return nil
-	}
-	cur.Spec.Ports, cur.Spec.Selector = want.Spec.Ports, want.Spec.Selector
-	if err := r.Client.Update(ctx, cur); err != nil {
-		return fmt.Errorf("updating service %s/%s: %w", cur.Namespace, cur.Name, err)
-	}
-	return nil
+	return err
 }
 
 // reportHealth sets ResourcesAvailable, ContainerHealthy, Active and the replica counts from

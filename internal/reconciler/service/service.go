@@ -4,16 +4,17 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/service/resources"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -70,63 +71,50 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 func (r *Reconciler) reconcileConfiguration(ctx context.Context, svc *servingv1.Service) (*servingv1.Configuration, error) {
-	want := resources.MakeConfiguration(svc)
-	cur := &servingv1.Configuration{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
-	switch {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, want); err != nil {
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "CreationFailed", "Create", "Failed to create Configuration %q: %v", want.Name, err)
-			svc.Status.MarkConfigurationNotReconciled()
-			return nil, fmt.Errorf("creating configuration %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		r.Recorder.Eventf(svc, want, corev1.EventTypeNormal, "Created", "Create", "Created Configuration %q", want.Name)
-		return want, nil
-	case err != nil:
-		return nil, err
-	case !metav1.IsControlledBy(cur, svc):
-		svc.Status.MarkConfigurationNotOwned(cur.Name)
-		return nil, fmt.Errorf("service %s/%s does not own configuration %s", svc.Namespace, svc.Name, cur.Name)
-	}
-	if equality.Semantic.DeepEqual(cur.Spec, want.Spec) && equality.Semantic.DeepEqual(cur.Labels, want.Labels) &&
-		equality.Semantic.DeepEqual(cur.Annotations, want.Annotations) {
-		return cur, nil
-	}
-	cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations
-	if err := r.Client.Update(ctx, cur); err != nil {
-		svc.Status.MarkConfigurationNotReconciled()
-		return nil, fmt.Errorf("updating configuration %s/%s: %w", cur.Namespace, cur.Name, err)
-	}
-	return cur, nil
+	want, cur := resources.MakeConfiguration(svc), &servingv1.Configuration{}
+	created, err := kmeta.ReconcileChild(ctx, r.Client, svc, want, cur,
+		func(cur, want *servingv1.Configuration) bool {
+			return equality.Semantic.DeepEqual(cur.Spec, want.Spec) && sameMeta(cur, want)
+		},
+		func(cur, want *servingv1.Configuration) {
+			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations
+		})
+	return childResult(r, svc, "Configuration", want, cur, created, err, svc.Status.MarkConfigurationNotOwned, svc.Status.MarkConfigurationNotReconciled)
 }
 
 func (r *Reconciler) reconcileRoute(ctx context.Context, svc *servingv1.Service) (*servingv1.Route, error) {
-	want := resources.MakeRoute(svc)
-	cur := &servingv1.Route{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	want, cur := resources.MakeRoute(svc), &servingv1.Route{}
+	created, err := kmeta.ReconcileChild(ctx, r.Client, svc, want, cur,
+		func(cur, want *servingv1.Route) bool {
+			return equality.Semantic.DeepEqual(cur.Spec, want.Spec) && sameMeta(cur, want)
+		},
+		func(cur, want *servingv1.Route) {
+			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations
+		})
+	return childResult(r, svc, "Route", want, cur, created, err, svc.Status.MarkRouteNotOwned, svc.Status.MarkRouteNotReconciled)
+}
+
+func sameMeta(cur, want metav1.Object) bool {
+	return equality.Semantic.DeepEqual(cur.GetLabels(), want.GetLabels()) &&
+		equality.Semantic.DeepEqual(cur.GetAnnotations(), want.GetAnnotations())
+}
+
+// childResult turns the outcome of reconciling one child into the Service's conditions and
+// events, and returns the child as stored.
+func childResult[T client.Object](r *Reconciler, svc *servingv1.Service, kind string, want, cur T, created bool, err error,
+	notOwned func(string), notReconciled func()) (T, error) {
+	var zero T
 	switch {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, want); err != nil {
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "CreationFailed", "Create", "Failed to create Route %q: %v", want.Name, err)
-			svc.Status.MarkRouteNotReconciled()
-			return nil, fmt.Errorf("creating route %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		r.Recorder.Eventf(svc, want, corev1.EventTypeNormal, "Created", "Create", "Created Route %q", want.Name)
-		return want, nil
+	case errors.Is(err, kmeta.ErrNotOwned):
+		notOwned(want.GetName())
+		return zero, err
 	case err != nil:
-		return nil, err
-	case !metav1.IsControlledBy(cur, svc):
-		svc.Status.MarkRouteNotOwned(cur.Name)
-		return nil, fmt.Errorf("service %s/%s does not own route %s", svc.Namespace, svc.Name, cur.Name)
-	}
-	if equality.Semantic.DeepEqual(cur.Spec, want.Spec) && equality.Semantic.DeepEqual(cur.Labels, want.Labels) &&
-		equality.Semantic.DeepEqual(cur.Annotations, want.Annotations) {
-		return cur, nil
-	}
-	cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations
-	if err := r.Client.Update(ctx, cur); err != nil {
-		svc.Status.MarkRouteNotReconciled()
-		return nil, fmt.Errorf("updating route %s/%s: %w", cur.Namespace, cur.Name, err)
+		notReconciled()
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile %s %q: %v", kind, want.GetName(), err)
+		return zero, err
+	case created:
+		r.Recorder.Eventf(svc, want, corev1.EventTypeNormal, "Created", "Create", "Created %s %q", kind, want.GetName())
+		return want, nil
 	}
 	return cur, nil
 }
