@@ -62,6 +62,13 @@ func BenchmarkPodReady(b *testing.B) {
 		if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
+		// Pods need the namespace's default service account, which a controller creates.
+		for {
+			if _, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		memBefore := memUsed()
 		var full, direct []time.Duration
 		for j := range pods {
