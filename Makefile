@@ -13,6 +13,8 @@ GOLANGCI_VER := v2.15.0
 # empty container root, where no C library exists. Tests build the same way, so one build
 # cache serves both.
 export CGO_ENABLED := 0
+# Go as the machine image installs it, for a root shell whose PATH lacks it.
+export PATH := $(PATH):/usr/local/go/bin
 
 .DEFAULT_GOAL := help
 

@@ -110,7 +110,7 @@ func run(gantry string, runs int, idle time.Duration) error {
 	row("gantry server SIGTERM → exit", stop)
 	row("baseline: etcd + kube-apiserver start → /readyz ok, cold", base)
 	_ = tw.Flush()
-	fmt.Printf("\nresident memory after %s idle: gantry server (etcd + apiserver + controller-manager + scheduler) %d MB; baseline etcd + kube-apiserver %d MB\n",
+	fmt.Printf("\nresident memory after %s idle: gantry server (control plane, serving controllers, registry, node) %d MB; baseline etcd + kube-apiserver %d MB\n",
 		idle, gantryRSS>>20, baseRSS>>20)
 	fmt.Printf("runs: %d of each\n", runs)
 	return nil
