@@ -16,6 +16,7 @@ func (n *Node) kubeletHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", n.serveLogs)
+	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", n.serveExec)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gantry node: "+r.URL.Path+" is not served by a serverless node", http.StatusNotImplemented)
 	})

@@ -108,6 +108,21 @@ spec:
 		}, "logs", "deployment/web")
 	})
 
+	t.Run("kubectl exec runs in the container and returns its exit code", func(t *testing.T) {
+		img := buildImage(t, ports[4], "runtime")
+		s.mustKubectl("run", "rt", "--image="+img, "--restart=Never")
+		s.eventually("the rt pod Running", func(out string) bool { return out == "Running" },
+			"get", "pod", "rt", "-o", "jsonpath={.status.phase}")
+		if _, err := s.kubectl("exec", "rt", "--", "/app", "-check-file", "/etc/hostname"); err != nil {
+			t.Errorf("exec of a succeeding command: %v", err)
+		}
+		_, err := s.kubectl("exec", "rt", "--", "/app", "-check-file", "/no/such/file")
+		if err == nil || !strings.Contains(err.Error(), "exit status 1") {
+			t.Errorf("exec of a failing command: %v, want kubectl to exit 1", err)
+		}
+		s.mustKubectl("delete", "pod", "rt", "--wait=true", "--timeout=60s")
+	})
+
 	s.mustKubectl("create", "configmap", "survivor", "--from-literal=k=before-crash")
 	s.kill()
 
