@@ -15,6 +15,7 @@ import (
 
 func newCleanupCommand() *cobra.Command {
 	dataDir := dataDirFromEnv(controlplane.DefaultDataDir)
+	bridge, podCIDR := sandbox.DefaultBridge, sandbox.DefaultPodCIDR
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove every sandbox a stopped gantry server left running",
@@ -26,21 +27,23 @@ running. Objects in the API are not touched: a later start recreates the pods.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
 			defer cancel()
-			return cleanup(ctx, dataDir, cmd)
+			return cleanup(ctx, dataDir, sandbox.Options{Bridge: bridge, PodCIDR: podCIDR}, cmd)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", dataDir, "data directory of the stopped server (env GANTRY_DATA_DIR)")
+	cmd.Flags().StringVar(&bridge, "bridge", bridge, "the stopped server's --bridge")
+	cmd.Flags().StringVar(&podCIDR, "pod-cidr", podCIDR, "the stopped server's --pod-cidr")
 	return cmd
 }
 
-func cleanup(ctx context.Context, dataDir string, cmd *cobra.Command) error {
+func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobra.Command) error {
 	// Holding the data dir's lock proves no server runs on it.
 	dir, err := datadir.Open(dataDir)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: filepath.Join(dir.Path, "sandboxes")})
+	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: filepath.Join(dir.Path, "sandboxes"), Bridge: net.Bridge, PodCIDR: net.PodCIDR})
 	if err != nil {
 		return err
 	}

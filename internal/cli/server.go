@@ -49,7 +49,8 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.BoolVar(&all.Node, "node", all.Node, "run the serverless node (needs root, runc and the CNI plugins); without it pods stay Pending")
 	f.StringVar(&all.NodeName, "node-name", all.NodeName, "name of the serverless node")
 	f.IntVar(&all.KubeletPort, "kubelet-port", all.KubeletPort, "port of the node's kubelet API (kubectl logs)")
-	f.StringVar(&all.PodCIDR, "pod-cidr", all.PodCIDR, "range of pod IP addresses on the gantry bridge")
+	f.StringVar(&all.PodCIDR, "pod-cidr", all.PodCIDR, "range of pod IP addresses on the pods' bridge")
+	f.StringVar(&all.Bridge, "bridge", all.Bridge, "host bridge the pods join (a second server on one machine needs its own, and its own --pod-cidr)")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
 	return cmd
 }

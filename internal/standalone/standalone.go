@@ -48,6 +48,9 @@ type Config struct {
 	KubeletPort int
 	// PodCIDR is the range pod addresses come from.
 	PodCIDR string
+	// Bridge is the host bridge the pods join; servers on one machine need their own
+	// bridge and pod range.
+	Bridge string
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		NodeName:     DefaultNodeName,
 		KubeletPort:  DefaultKubeletPort,
 		PodCIDR:      sandbox.DefaultPodCIDR,
+		Bridge:       sandbox.DefaultBridge,
 	}
 }
 
@@ -189,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 // startNode starts the serverless node and waits until it is registered and syncing pods.
 func (s *Server) startNode(ctx context.Context, cfg Config) error {
 	cp := s.ControlPlane
-	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin("sandboxes"), PodCIDR: cfg.PodCIDR})
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin("sandboxes"), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
 	if err != nil {
 		return fmt.Errorf("serverless node: %w", err)
 	}

@@ -69,7 +69,9 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--etcd-peer-port=%d", ports[2]),
 		fmt.Sprintf("--webhook-port=%d", ports[3]),
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
-		fmt.Sprintf("--kubelet-port=%d", ports[5])}
+		fmt.Sprintf("--kubelet-port=%d", ports[5]),
+		// Off the default bridge and range, which a running gantry server may use.
+		"--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16"}
 }
 
 func freePorts(t *testing.T) []int {
@@ -100,7 +102,7 @@ func startServer(t *testing.T, dataDir string, ports []int) *server {
 			<-s.exited
 		}
 		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
-		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir).Run()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
 	})
 	select {
 	case <-s.ready:

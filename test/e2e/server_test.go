@@ -152,7 +152,7 @@ spec:
 		t.Errorf("ConfigMap after clean stop and restart = %q, want before-crash", out)
 	}
 	s.stop()
-	if out, err := exec.Command(gantryBin, "cleanup", "--data-dir", dataDir).CombinedOutput(); err != nil || !strings.Contains(string(out), "removed sandbox of pod default/web-") {
+	if out, err := exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").CombinedOutput(); err != nil || !strings.Contains(string(out), "removed sandbox of pod default/web-") {
 		t.Errorf("gantry cleanup: %v\n%s", err, out)
 	}
 
