@@ -45,7 +45,34 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
+	nodeSkip = nodeUnavailable()
 	return m.Run()
+}
+
+// nodeSkip says why the serverless node cannot run here ("" when it can): servers then run
+// with --node=false and the tests of pods skip.
+var nodeSkip string
+
+func nodeUnavailable() string {
+	if os.Geteuid() != 0 {
+		return "the serverless node needs root"
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return "the serverless node needs runc (apt-get install runc)"
+	}
+	for _, dir := range []string{"/usr/lib/cni", "/opt/cni/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, "bridge")); err == nil {
+			return ""
+		}
+	}
+	return "the serverless node needs the CNI plugins (apt-get install containernetworking-plugins)"
+}
+
+func requireNode(t *testing.T) {
+	t.Helper()
+	if nodeSkip != "" {
+		t.Skip(nodeSkip)
+	}
 }
 
 // server is one "gantry server" process.
@@ -71,7 +98,8 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
 		// Off the default bridge and range, which a running gantry server may use.
-		"--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16"}
+		"--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16",
+		fmt.Sprintf("--node=%t", nodeSkip == "")}
 }
 
 func freePorts(t *testing.T) []int {
