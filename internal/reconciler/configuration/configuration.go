@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/reconciler/configuration/resources"
+	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -35,27 +35,19 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile makes sure the Revision of the current generation exists and updates the status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	cfg := &servingv1.Configuration{}
-	if err := r.Client.Get(ctx, req.NamespacedName, cfg); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !cfg.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	before := cfg.Status.DeepCopy()
-	cfg.Status.InitializeConditions()
+	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, &servingv1.Configuration{},
+		func(c *servingv1.Configuration) *servingv1.ConfigurationStatus { return &c.Status },
+		r.reconcile, nil)
+}
 
+func (r *Reconciler) reconcile(ctx context.Context, cfg *servingv1.Configuration) error {
+	cfg.Status.InitializeConditions()
 	latest, err := r.latestCreated(ctx, cfg)
 	if err == nil {
 		r.trackReadiness(ctx, cfg, latest)
 	}
 	cfg.Status.ObservedGeneration = cfg.Generation
-	if !equality.Semantic.DeepEqual(before, &cfg.Status) {
-		if uerr := r.Client.Status().Update(ctx, cfg); uerr != nil {
-			return ctrl.Result{}, fmt.Errorf("updating status of configuration %s: %w", req, uerr)
-		}
-	}
-	return ctrl.Result{}, err
+	return err
 }
 
 // latestCreated returns the Revision of the Configuration's current generation, creating it

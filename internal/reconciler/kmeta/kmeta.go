@@ -1,5 +1,7 @@
-// Package kmeta builds the metadata that serving objects hand down to their children: owner
-// references and the filtered labels and annotations Knative propagates.
+// Package kmeta holds what the serving reconcilers share: the metadata objects hand down to
+// their children (owner references, the labels and annotations Knative propagates), the
+// convergence of one child (ReconcileChild), and the read-reconcile-write-status frame
+// (Converge).
 package kmeta
 
 import (

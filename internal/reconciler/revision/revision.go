@@ -65,23 +65,15 @@ func podToRevision(_ context.Context, o client.Object) []reconcile.Request {
 // Reconcile resolves digests, converges the Deployment and Service, and reports status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	rev := &servingv1.Revision{}
-	if err := r.Client.Get(ctx, req.NamespacedName, rev); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !rev.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	before := rev.Status.DeepCopy()
-	rev.Status.InitializeConditions()
-	err := r.reconcile(ctx, rev)
-	rev.Status.ObservedGeneration = rev.Generation
-	if !equality.Semantic.DeepEqual(before, &rev.Status) {
-		if uerr := r.Client.Status().Update(ctx, rev); uerr != nil {
-			return ctrl.Result{}, fmt.Errorf("updating status of revision %s: %w", req, uerr)
-		}
-		r.eventOnReadyChange(rev, before)
-	}
-	return ctrl.Result{}, err
+	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, rev,
+		func(rev *servingv1.Revision) *servingv1.RevisionStatus { return &rev.Status },
+		func(ctx context.Context, rev *servingv1.Revision) error {
+			rev.Status.InitializeConditions()
+			err := r.reconcile(ctx, rev)
+			rev.Status.ObservedGeneration = rev.Generation
+			return err
+		},
+		func(before *servingv1.RevisionStatus) { r.eventOnReadyChange(rev, before) })
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) error {

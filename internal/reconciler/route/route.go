@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/route/resources"
 	"github.com/gantry-run/gantry/pkg/apis"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
@@ -76,13 +77,14 @@ func (r *Reconciler) routesNaming(kind string) handler.MapFunc {
 // Reconcile resolves the Route's targets and updates its status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	route := &servingv1.Route{}
-	if err := r.Client.Get(ctx, req.NamespacedName, route); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !route.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	before := route.Status.DeepCopy()
+	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, route,
+		func(rt *servingv1.Route) *servingv1.RouteStatus { return &rt.Status },
+		r.reconcile,
+		func(before *servingv1.RouteStatus) { r.eventOnChange(route, before) })
+}
+
+// reconcile resolves the Route's targets into its status.
+func (r *Reconciler) reconcile(ctx context.Context, route *servingv1.Route) error {
 	route.Status.InitializeConditions()
 	route.Status.URL = resources.URL(route, r.Domain)
 	route.Status.Address = &apis.Addressable{URL: resources.ClusterURL(route)}
@@ -107,13 +109,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// IngressReady stays Unknown rather than claiming traffic flows.
 	route.Status.MarkIngressNotReady(IngressPending, "No gateway serves Routes in this build yet.")
 	route.Status.ObservedGeneration = route.Generation
+	return nil
+}
 
-	if equality.Semantic.DeepEqual(before, &route.Status) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.Client.Status().Update(ctx, route); err != nil {
-		return ctrl.Result{}, fmt.Errorf("updating status of route %s: %w", req, err)
-	}
+// eventOnChange tells of a target that went missing and of traffic that moved.
+func (r *Reconciler) eventOnChange(route *servingv1.Route, before *servingv1.RouteStatus) {
 	was, now := before.GetCondition(servingv1.RouteConditionAllTrafficAssigned), route.Status.GetCondition(servingv1.RouteConditionAllTrafficAssigned)
 	if now.IsFalse() && (was == nil || !was.IsFalse() || was.Message != now.Message) {
 		r.Recorder.Eventf(route, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
@@ -121,7 +121,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if now.IsTrue() && !equality.Semantic.DeepEqual(before.Traffic, route.Status.Traffic) {
 		r.Recorder.Eventf(route, nil, corev1.EventTypeNormal, "TrafficAssigned", "Reconcile", "Traffic now goes to %s", describe(route.Status.Traffic))
 	}
-	return ctrl.Result{}, nil
 }
 
 func describe(traffic []servingv1.TrafficTarget) string {

@@ -5,7 +5,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -38,15 +37,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile makes the Service's children match it and copies their status back.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	svc := &servingv1.Service{}
-	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !svc.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	before := svc.Status.DeepCopy()
-	svc.Status.InitializeConditions()
+	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, svc,
+		func(s *servingv1.Service) *servingv1.ServiceStatus { return &s.Status },
+		r.reconcile,
+		func(before *servingv1.ServiceStatus) { r.eventOnReadyChange(svc, before) })
+}
 
+// reconcile makes the Service's children match it and copies their status back.
+func (r *Reconciler) reconcile(ctx context.Context, svc *servingv1.Service) error {
+	svc.Status.InitializeConditions()
 	cfg, cfgErr := r.reconcileConfiguration(ctx, svc)
 	route, routeErr := r.reconcileRoute(ctx, svc)
 	if cfg != nil {
@@ -58,16 +57,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		svc.Status.RouteStatusFields = route.Status.RouteStatusFields
 	}
 	svc.Status.ObservedGeneration = svc.Generation
-	if !equality.Semantic.DeepEqual(before, &svc.Status) {
-		if err := r.Client.Status().Update(ctx, svc); err != nil {
-			return ctrl.Result{}, fmt.Errorf("updating status of service %s: %w", req, err)
-		}
-		r.eventOnReadyChange(svc, before)
-	}
-	if cfgErr != nil {
-		return ctrl.Result{}, cfgErr
-	}
-	return ctrl.Result{}, routeErr
+	return errors.Join(cfgErr, routeErr)
 }
 
 func (r *Reconciler) reconcileConfiguration(ctx context.Context, svc *servingv1.Service) (*servingv1.Configuration, error) {
