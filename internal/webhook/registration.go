@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -88,29 +89,37 @@ func plural(kind string) string {
 func Register(ctx context.Context, c kubernetes.Interface, baseURL string, caBundle []byte) error {
 	mutating, validating := Configurations(baseURL, caBundle)
 	mc := c.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	if cur, err := mc.Get(ctx, mutating.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		if _, err := mc.Create(ctx, mutating, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating %s: %w", mutating.Name, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("reading %s: %w", mutating.Name, err)
-	} else {
-		cur.Webhooks, cur.Labels = mutating.Webhooks, mutating.Labels
-		if _, err := mc.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("updating %s: %w", mutating.Name, err)
-		}
-	}
 	vc := c.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	if cur, err := vc.Get(ctx, validating.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		if _, err := vc.Create(ctx, validating, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating %s: %w", validating.Name, err)
+	return errors.Join(
+		upsert(ctx, mutating.Name, mc.Get, func() error { _, err := mc.Create(ctx, mutating, metav1.CreateOptions{}); return err },
+			func(cur *admissionregistrationv1.MutatingWebhookConfiguration) error {
+				cur.Webhooks, cur.Labels = mutating.Webhooks, mutating.Labels
+				_, err := mc.Update(ctx, cur, metav1.UpdateOptions{})
+				return err
+			}),
+		upsert(ctx, validating.Name, vc.Get, func() error { _, err := vc.Create(ctx, validating, metav1.CreateOptions{}); return err },
+			func(cur *admissionregistrationv1.ValidatingWebhookConfiguration) error {
+				cur.Webhooks, cur.Labels = validating.Webhooks, validating.Labels
+				_, err := vc.Update(ctx, cur, metav1.UpdateOptions{})
+				return err
+			}),
+	)
+}
+
+// upsert creates the object called name when get finds none, and updates the one it finds.
+func upsert[T any](ctx context.Context, name string, get func(context.Context, string, metav1.GetOptions) (T, error),
+	create func() error, update func(T) error) error {
+	cur, err := get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := create(); err != nil {
+			return fmt.Errorf("creating %s: %w", name, err)
 		}
-	} else if err != nil {
-		return fmt.Errorf("reading %s: %w", validating.Name, err)
-	} else {
-		cur.Webhooks, cur.Labels = validating.Webhooks, validating.Labels
-		if _, err := vc.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("updating %s: %w", validating.Name, err)
+	case err != nil:
+		return fmt.Errorf("reading %s: %w", name, err)
+	default:
+		if err := update(cur); err != nil {
+			return fmt.Errorf("updating %s: %w", name, err)
 		}
 	}
 	return nil
