@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,8 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
-
-type slogLogger = slog.Logger
 
 // buildStatus is the pod's status from what the worker knows, keeping the transition times
 // of conditions that did not change.
@@ -175,5 +172,3 @@ func (n *Node) emptyLayer() string {
 }
 
 func quantity(b int64) string { return resource.NewQuantity(b, resource.BinarySI).String() }
-
-func removeAll(path string) error { return os.RemoveAll(path) }

@@ -112,26 +112,26 @@ func writeItems(dir string, data map[string][]byte, items []corev1.KeyToPath, m 
 
 func writeConfigMap(dir, name string, items []corev1.KeyToPath, m *int32, optional bool, src Sources) error {
 	data, err := src.ConfigMap(name)
-	if err != nil {
-		if optional {
-			return nil
-		}
-		return fmt.Errorf("configMap %q: %w", name, err)
-	}
-	bytes := map[string][]byte{}
+	bytes := make(map[string][]byte, len(data))
 	for k, v := range data {
 		bytes[k] = []byte(v)
 	}
-	return writeItems(dir, bytes, items, m)
+	return writeSource(dir, "configMap", name, bytes, err, items, m, optional)
 }
 
 func writeSecret(dir, name string, items []corev1.KeyToPath, m *int32, optional bool, src Sources) error {
 	data, err := src.Secret(name)
-	if err != nil {
+	return writeSource(dir, "secret", name, data, err, items, m, optional)
+}
+
+// writeSource writes a configMap's or secret's keys, or reports why it could not be read;
+// an optional source that is missing writes nothing.
+func writeSource(dir, kind, name string, data map[string][]byte, readErr error, items []corev1.KeyToPath, m *int32, optional bool) error {
+	if readErr != nil {
 		if optional {
 			return nil
 		}
-		return fmt.Errorf("secret %q: %w", name, err)
+		return fmt.Errorf("%s %q: %w", kind, name, readErr)
 	}
 	return writeItems(dir, data, items, m)
 }

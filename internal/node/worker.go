@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -122,7 +124,7 @@ func (w *worker) ready() bool {
 	return true
 }
 
-func (w *worker) log() *slogLogger { return w.n.log.With("pod", w.pod.Namespace+"/"+w.pod.Name) }
+func (w *worker) log() *slog.Logger { return w.n.log.With("pod", w.pod.Namespace+"/"+w.pod.Name) }
 
 // sync converges the pod one step and reports its status; it returns true once the pod is
 // gone.
@@ -670,7 +672,7 @@ func (w *worker) terminate(ctx context.Context) bool {
 		w.log().Warn("removing sandbox", "err", err)
 		return false
 	}
-	_ = removeAll(filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID)))
+	_ = os.RemoveAll(filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID)))
 	err := w.n.opts.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},

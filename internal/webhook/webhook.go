@@ -41,15 +41,6 @@ var kinds = map[schema.GroupVersionKind]func() Object{
 	servingv1.SchemeGroupVersion.WithKind("Route"):         func() Object { return &servingv1.Route{} },
 }
 
-// Kinds lists the kinds the webhook admits.
-func Kinds() []schema.GroupVersionKind {
-	out := make([]schema.GroupVersionKind, 0, len(kinds))
-	for gvk := range kinds {
-		out = append(out, gvk)
-	}
-	return out
-}
-
 // ConfigFunc returns the serving configuration (defaults, features) to admit with.
 type ConfigFunc func() *config.Config
 

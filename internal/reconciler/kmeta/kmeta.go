@@ -6,7 +6,6 @@ package kmeta
 
 import (
 	"maps"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -52,14 +51,4 @@ func FilterMap(m map[string]string, drop func(string) bool) map[string]string {
 // last-applied record.
 func PropagatedAnnotations(m map[string]string) map[string]string {
 	return FilterMap(m, func(k string) bool { return k == lastApplied })
-}
-
-// HasPrefix reports whether key starts with any of prefixes.
-func HasPrefix(key string, prefixes ...string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(key, p) {
-			return true
-		}
-	}
-	return false
 }
