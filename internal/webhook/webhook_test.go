@@ -65,7 +65,7 @@ func TestValidationNamesTheField(t *testing.T) {
 	bad := `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"hello","namespace":"default"},
 "spec":{"template":{"spec":{"containers":[{"image":"registry/hello"}]}},"traffic":[{"latestRevision":true,"percent":90}]}}`
 	resp := Validation(cfg).Handle(context.Background(), request(admissionv1.Create, "Service", bad, ""))
-	if resp.Allowed || !strings.Contains(resp.Result.Message, "spec.traffic: traffic targets sum to 90, want 100") {
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "traffic targets sum to 90, want 100: spec.traffic") {
 		t.Fatalf("response = allowed %v, %q; want a refusal naming spec.traffic", resp.Allowed, resp.Result.Message)
 	}
 	ok := Validation(cfg).Handle(context.Background(), request(admissionv1.Create, "Service", hello, ""))

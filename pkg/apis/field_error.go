@@ -2,7 +2,7 @@ package apis
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,6 +16,11 @@ const CurrentField = ""
 // the caller prefixes them with ViaField, ViaIndex or ViaKey, so the final
 // message carries the full path (spec.template.spec.containers[0].image).
 //
+// Error renders exactly what knative.dev/pkg/apis.FieldError renders, since
+// clients and tests written for Knative match on that text: one failure per
+// line as "<message>: <path>, <path>", followed by the details on a line of
+// their own when there are any.
+//
 // A nil *FieldError means "no error"; every method is nil-safe.
 //
 // +kubebuilder:object:generate=false
@@ -28,6 +33,8 @@ type FieldError struct {
 	// Details optionally says more about how to fix it.
 	Details string
 
+	// errors holds the failures an Also combined; a FieldError has either
+	// errors or its own Message, Paths and Details, never both.
 	errors []FieldError
 }
 
@@ -50,10 +57,26 @@ func ErrDisallowedUpdateDeprecatedFields(fieldPaths ...string) *FieldError {
 }
 
 // ErrInvalidValue says that value is not acceptable for fieldPath. Details,
-// if given, explain the rule.
+// if given, explain the rule; several are joined with ", ".
 func ErrInvalidValue(value any, fieldPath string, details ...string) *FieldError {
 	return &FieldError{
 		Message: fmt.Sprintf("invalid value: %v", value),
+		Paths:   []string{fieldPath},
+		Details: strings.Join(details, ", "),
+	}
+}
+
+// ErrInvalidArrayValue says that value, the element at index of the list
+// field, is not acceptable: its path is field[index].
+func ErrInvalidArrayValue(value any, field string, index int) *FieldError {
+	return ErrInvalidValue(value, CurrentField).ViaFieldIndex(field, index)
+}
+
+// ErrInvalidKeyName says that key may not be used in the map at fieldPath.
+// Details, if given, explain the rule; several are joined with ", ".
+func ErrInvalidKeyName(key, fieldPath string, details ...string) *FieldError {
+	return &FieldError{
+		Message: fmt.Sprintf("invalid key name %q", key),
 		Paths:   []string{fieldPath},
 		Details: strings.Join(details, ", "),
 	}
@@ -85,13 +108,25 @@ func ErrGeneric(msg string, fieldPaths ...string) *FieldError {
 
 // ViaField prefixes every path of the error with the given field names, in
 // order: ViaField("spec", "template") turns "image" into "spec.template.image".
+//
+// Paths are composed as Knative composes them: every part is split at ".",
+// empty parts (CurrentField) vanish, and a part written "[...]" attaches to the
+// part before it, so "[2]" under "containers" reads "containers[2]". A
+// bracketed part that itself contains a "." is not recognised as one, so
+// ViaKey("a.b") under "m" reads "m.[a.b]", as it does in Knative.
 func (fe *FieldError) ViaField(prefix ...string) *FieldError {
 	if fe == nil {
 		return nil
 	}
-	out := fe.clone()
-	for i := len(prefix) - 1; i >= 0; i-- {
-		out.prefix(prefix[i])
+	out := &FieldError{Message: fe.Message, Details: fe.Details}
+	if fe.Paths != nil {
+		out.Paths = make([]string, len(fe.Paths))
+		for i, p := range fe.Paths {
+			out.Paths[i] = joinPath(prefix, p)
+		}
+	}
+	for i := range fe.errors {
+		out.errors = append(out.errors, *fe.errors[i].ViaField(prefix...))
 	}
 	return out
 }
@@ -103,6 +138,7 @@ func (fe *FieldError) ViaIndex(index int) *FieldError {
 }
 
 // ViaKey prefixes every path with the map key: "x" becomes "[key].x".
+// Follow it with ViaField to name the map.
 func (fe *FieldError) ViaKey(key string) *FieldError {
 	return fe.ViaField("[" + key + "]")
 }
@@ -117,154 +153,136 @@ func (fe *FieldError) ViaFieldKey(field, key string) *FieldError {
 	return fe.ViaKey(key).ViaField(field)
 }
 
-// Also returns the union of fe and errs. Nil errors are ignored; the result is
-// nil when every input is nil.
+// Also returns the union of fe and errs. Nil and empty errors are ignored;
+// the result is nil when there is nothing left.
 func (fe *FieldError) Also(errs ...*FieldError) *FieldError {
-	var leaves []FieldError
-	leaves = append(leaves, fe.flatten()...)
+	leaves := fe.leaves()
 	for _, e := range errs {
-		leaves = append(leaves, e.flatten()...)
+		leaves = append(leaves, e.leaves()...)
 	}
-	if len(leaves) == 0 {
+	switch len(leaves) {
+	case 0:
 		return nil
+	case 1:
+		return &leaves[0]
+	default:
+		return &FieldError{errors: leaves}
 	}
-	if len(leaves) == 1 {
-		l := leaves[0]
-		return &l
-	}
-	return &FieldError{errors: leaves}
 }
 
 // WrappedErrors returns the individual failures held by fe, merged and sorted
 // as Error prints them.
 func (fe *FieldError) WrappedErrors() []*FieldError {
-	merged := merge(fe.flatten())
-	out := make([]*FieldError, len(merged))
-	for i := range merged {
-		out[i] = &merged[i]
-	}
-	return out
+	return merge(fe.leaves())
 }
 
-// Error prints one failure per line, sorted, each as
-// "<paths>: <message>[: <details>]". Failures with the same message and
-// details share a line and list all their paths.
+// Error renders the failures as knative.dev/pkg/apis.FieldError does.
+// Failures with the same message and details are merged into one, listing
+// the paths of all of them, sorted. Each failure reads
+// "<message>: <paths joined by ", ">", and its details, if any, follow on
+// the next line. Failures are sorted by message, then details, and separated
+// by newlines. A failure without a message prints nothing; a nil or empty
+// error prints "".
 func (fe *FieldError) Error() string {
-	if fe == nil {
-		return ""
-	}
-	merged := merge(fe.flatten())
-	lines := make([]string, 0, len(merged))
-	for _, e := range merged {
-		lines = append(lines, e.line())
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (fe *FieldError) line() string {
+	merged := fe.WrappedErrors()
 	var b strings.Builder
-	paths := strings.Join(fe.Paths, ", ")
-	if paths != "" {
-		b.WriteString(paths)
+	for i, e := range merged {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Message)
 		b.WriteString(": ")
-	}
-	b.WriteString(fe.Message)
-	if fe.Details != "" {
-		b.WriteString(": ")
-		b.WriteString(fe.Details)
+		b.WriteString(strings.Join(e.Paths, ", "))
+		if e.Details != "" {
+			b.WriteByte('\n')
+			b.WriteString(e.Details)
+		}
 	}
 	return b.String()
 }
 
-// clone deep-copies the error so that Via* never mutates an error a caller
-// still holds.
-func (fe *FieldError) clone() *FieldError {
-	out := &FieldError{Message: fe.Message, Details: fe.Details}
-	out.Paths = append([]string(nil), fe.Paths...)
-	for _, c := range fe.errors {
-		out.errors = append(out.errors, *c.clone())
+// joinPath composes prefix and path into one dotted path (see ViaField).
+func joinPath(prefix []string, path string) string {
+	var segs []string
+	add := func(part string) {
+		for _, s := range strings.Split(part, ".") {
+			switch {
+			case s == "":
+			case len(segs) > 0 && isBracketed(s):
+				segs[len(segs)-1] += s
+			default:
+				segs = append(segs, s)
+			}
+		}
 	}
-	return out
+	for _, p := range prefix {
+		add(p)
+	}
+	add(path)
+	return strings.Join(segs, ".")
 }
 
-func (fe *FieldError) prefix(p string) {
-	for i, path := range fe.Paths {
-		fe.Paths[i] = joinPath(p, path)
-	}
-	for i := range fe.errors {
-		fe.errors[i].prefix(p)
-	}
+func isBracketed(s string) bool {
+	return strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]")
 }
 
-func joinPath(prefix, path string) string {
-	switch {
-	case path == CurrentField:
-		return prefix
-	case strings.HasPrefix(path, "["):
-		return prefix + path
-	default:
-		return prefix + "." + path
-	}
+func (fe *FieldError) isEmpty() bool {
+	return fe.Message == "" && fe.Details == "" && len(fe.Paths) == 0 && len(fe.errors) == 0
 }
 
-// flatten returns the leaf failures of fe, without composites.
-func (fe *FieldError) flatten() []FieldError {
+// leaves returns copies of the non-empty single failures held by fe.
+func (fe *FieldError) leaves() []FieldError {
 	if fe == nil {
 		return nil
 	}
 	if len(fe.errors) == 0 {
-		if fe.Message == "" && len(fe.Paths) == 0 {
+		if fe.isEmpty() {
 			return nil
 		}
-		return []FieldError{{Message: fe.Message, Paths: append([]string(nil), fe.Paths...), Details: fe.Details}}
+		return []FieldError{{Message: fe.Message, Paths: slices.Clone(fe.Paths), Details: fe.Details}}
 	}
 	var out []FieldError
 	for i := range fe.errors {
-		out = append(out, fe.errors[i].flatten()...)
+		out = append(out, fe.errors[i].leaves()...)
 	}
 	return out
 }
 
-// merge joins failures with the same message and details, dedups and sorts
-// their paths, and sorts the result by paths then message so output is
-// deterministic regardless of the order validators ran in.
-func merge(leaves []FieldError) []FieldError {
-	type key struct{ msg, details string }
-	index := map[key]int{}
-	var out []FieldError
+// merge reproduces Knative's merging of failures. Failures without a message
+// are dropped. Failures with the same message and details become one: the
+// first keeps its paths as given, each later one adds the paths not listed
+// yet. Each merged failure's paths are then sorted, and the failures are
+// sorted by message, then details.
+func merge(leaves []FieldError) []*FieldError {
+	type key struct{ message, details string }
+	byKey := make(map[key]*FieldError, len(leaves))
+	out := make([]*FieldError, 0, len(leaves))
 	for _, l := range leaves {
+		if l.Message == "" {
+			continue
+		}
 		k := key{l.Message, l.Details}
-		if i, ok := index[k]; ok {
-			out[i].Paths = append(out[i].Paths, l.Paths...)
+		m, ok := byKey[k]
+		if !ok {
+			m = &FieldError{Message: l.Message, Details: l.Details, Paths: slices.Clone(l.Paths)}
+			byKey[k] = m
+			out = append(out, m)
 			continue
 		}
-		index[k] = len(out)
-		out = append(out, FieldError{Message: l.Message, Details: l.Details, Paths: append([]string(nil), l.Paths...)})
-	}
-	for i := range out {
-		out[i].Paths = dedupSorted(out[i].Paths)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		pi, pj := strings.Join(out[i].Paths, ", "), strings.Join(out[j].Paths, ", ")
-		if pi != pj {
-			return pi < pj
+		for _, p := range l.Paths {
+			if !slices.Contains(m.Paths, p) {
+				m.Paths = append(m.Paths, p)
+			}
 		}
-		if out[i].Message != out[j].Message {
-			return out[i].Message < out[j].Message
+	}
+	for _, m := range out {
+		slices.Sort(m.Paths)
+	}
+	slices.SortFunc(out, func(a, b *FieldError) int {
+		if c := strings.Compare(a.Message, b.Message); c != 0 {
+			return c
 		}
-		return out[i].Details < out[j].Details
+		return strings.Compare(a.Details, b.Details)
 	})
-	return out
-}
-
-func dedupSorted(paths []string) []string {
-	sort.Strings(paths)
-	out := paths[:0]
-	for i, p := range paths {
-		if i > 0 && p == paths[i-1] {
-			continue
-		}
-		out = append(out, p)
-	}
 	return out
 }

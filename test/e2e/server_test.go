@@ -84,7 +84,7 @@ spec:
 			t.Fatal(err)
 		}
 		_, err := s.kubectl("apply", "-f", bad)
-		if err == nil || !strings.Contains(err.Error(), "spec.traffic: traffic targets sum to 90, want 100") {
+		if err == nil || !strings.Contains(err.Error(), "traffic targets sum to 90, want 100: spec.traffic") {
 			t.Errorf("kubectl apply of an invalid service: %v; want a refusal naming spec.traffic", err)
 		}
 		if out, _ := s.kubectl("get", "ksvc", "broken"); strings.Contains(out, "broken") {

@@ -275,7 +275,7 @@ func TestInvalidServicesAreRefusedWithTheFieldNamed(t *testing.T) {
 	}{
 		{"traffic not summing to 100", func(s *servingv1.Service) {
 			s.Spec.Traffic = []servingv1.TrafficTarget{{LatestRevision: ptr.To(true), Percent: ptr.To[int64](90)}}
-		}, "spec.traffic: traffic targets sum to 90, want 100"},
+		}, "traffic targets sum to 90, want 100: spec.traffic"},
 		{"reserved env var", func(s *servingv1.Service) {
 			s.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "K_SERVICE", Value: "x"}}
 		}, "spec.template.spec.containers[0].env[0].name"},

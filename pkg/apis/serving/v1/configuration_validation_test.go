@@ -37,7 +37,7 @@ func TestConfigurationValidation(t *testing.T) {
 	}, {
 		name: "chosen name of another parent",
 		cfg:  valid("blue"),
-		want: "spec.template.metadata.name: invalid value: blue: the revision name must start with \"cfg-\"",
+		want: "invalid value: blue: spec.template.metadata.name\nthe revision name must start with \"cfg-\"",
 	}, {
 		name: "changed template, same name",
 		ctx:  apis.WithinUpdate(context.Background(), valid("cfg-blue")),
@@ -46,7 +46,7 @@ func TestConfigurationValidation(t *testing.T) {
 			c.Spec.Template.Spec.Containers[0].Image = "j"
 			return c
 		}(),
-		want: "spec.template.metadata.name: invalid value: cfg-blue: the template changed but its name did not: a changed template needs a new revision name",
+		want: "invalid value: cfg-blue: spec.template.metadata.name\nthe template changed but its name did not: a changed template needs a new revision name",
 	}, {
 		name: "changed template annotations, same name",
 		ctx:  apis.WithinUpdate(context.Background(), valid("cfg-blue")),
@@ -55,7 +55,7 @@ func TestConfigurationValidation(t *testing.T) {
 			c.Spec.Template.Annotations = map[string]string{"x": "y"}
 			return c
 		}(),
-		want: "spec.template.metadata.name: invalid value: cfg-blue: the template changed but its name did not: a changed template needs a new revision name",
+		want: "invalid value: cfg-blue: spec.template.metadata.name\nthe template changed but its name did not: a changed template needs a new revision name",
 	}, {
 		name: "unchanged on update",
 		ctx:  apis.WithinUpdate(context.Background(), valid("cfg-blue")),

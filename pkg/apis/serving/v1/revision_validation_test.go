@@ -44,15 +44,15 @@ func TestRevisionSpecValidation(t *testing.T) {
 	}, {
 		name:   "container concurrency too high",
 		mutate: func(s *Service) { s.Spec.Template.Spec.ContainerConcurrency = ptr[int64](1001) },
-		want:   "spec.template.spec.containerConcurrency: expected 0 <= 1001 <= 1000",
+		want:   "expected 0 <= 1001 <= 1000: spec.template.spec.containerConcurrency",
 	}, {
 		name:   "container concurrency negative",
 		mutate: func(s *Service) { s.Spec.Template.Spec.ContainerConcurrency = ptr[int64](-1) },
-		want:   "spec.template.spec.containerConcurrency: expected 0 <= -1 <= 1000",
+		want:   "expected 0 <= -1 <= 1000: spec.template.spec.containerConcurrency",
 	}, {
 		name:   "timeout too high",
 		mutate: func(s *Service) { s.Spec.Template.Spec.TimeoutSeconds = ptr[int64](601) },
-		want:   "spec.template.spec.timeoutSeconds: expected 0 <= 601 <= 600",
+		want:   "expected 0 <= 601 <= 600: spec.template.spec.timeoutSeconds",
 	}, {
 		name: "timeout within a configured max",
 		ctx: config.ToContext(context.Background(), &config.Config{Defaults: func() *config.Defaults {
@@ -68,73 +68,73 @@ func TestRevisionSpecValidation(t *testing.T) {
 			s.Spec.Template.Spec.ResponseStartTimeoutSeconds = ptr[int64](11)
 			s.Spec.Template.Spec.IdleTimeoutSeconds = ptr[int64](-1)
 		},
-		want: "spec.template.spec.idleTimeoutSeconds: expected 0 <= -1 <= 10\n" +
-			"spec.template.spec.responseStartTimeoutSeconds: expected 0 <= 11 <= 10",
+		want: "expected 0 <= -1 <= 10: spec.template.spec.idleTimeoutSeconds\n" +
+			"expected 0 <= 11 <= 10: spec.template.spec.responseStartTimeoutSeconds",
 	}, {
 		name:   "no containers",
 		mutate: func(s *Service) { s.Spec.Template.Spec.Containers = nil },
-		want:   "spec.template.spec.containers: missing field(s)",
+		want:   "missing field(s): spec.template.spec.containers",
 	}, {
 		name:   "missing image",
 		mutate: func(s *Service) { container(s, 0).Image = "" },
-		want:   "spec.template.spec.containers[0].image: missing field(s)",
+		want:   "missing field(s): spec.template.spec.containers[0].image",
 	}, {
 		name: "reserved env vars",
 		mutate: func(s *Service) {
 			container(s, 0).Env = []corev1.EnvVar{{Name: "OK", Value: "1"}, {Name: "PORT", Value: "1"}, {Name: "K_SERVICE"}}
 		},
-		want: "spec.template.spec.containers[0].env[1].name: invalid value: PORT: the name is reserved\n" +
-			"spec.template.spec.containers[0].env[2].name: invalid value: K_SERVICE: the name is reserved",
+		want: "invalid value: K_SERVICE: spec.template.spec.containers[0].env[2].name\nthe name is reserved\n" +
+			"invalid value: PORT: spec.template.spec.containers[0].env[1].name\nthe name is reserved",
 	}, {
 		name:   "env name missing",
 		mutate: func(s *Service) { container(s, 0).Env = []corev1.EnvVar{{Value: "x"}} },
-		want:   "spec.template.spec.containers[0].env[0].name: missing field(s)",
+		want:   "missing field(s): spec.template.spec.containers[0].env[0].name",
 	}, {
 		name: "env value and valueFrom",
 		mutate: func(s *Service) {
 			container(s, 0).Env = []corev1.EnvVar{{Name: "A", Value: "x", ValueFrom: &corev1.EnvVarSource{
 				SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
 		},
-		want: "spec.template.spec.containers[0].env[0].value, spec.template.spec.containers[0].env[0].valueFrom: expected exactly one, got both",
+		want: "expected exactly one, got both: spec.template.spec.containers[0].env[0].value, spec.template.spec.containers[0].env[0].valueFrom",
 	}, {
 		name:   "envFrom without a source",
 		mutate: func(s *Service) { container(s, 0).EnvFrom = []corev1.EnvFromSource{{Prefix: "X"}} },
-		want:   "spec.template.spec.containers[0].envFrom[0].configMapRef, spec.template.spec.containers[0].envFrom[0].secretRef: expected exactly one, got neither",
+		want:   "expected exactly one, got neither: spec.template.spec.containers[0].envFrom[0].configMapRef, spec.template.spec.containers[0].envFrom[0].secretRef",
 	}, {
 		name: "reserved port",
 		mutate: func(s *Service) {
 			container(s, 0).Ports = []corev1.ContainerPort{{ContainerPort: 8012}}
 			container(s, 0).ReadinessProbe = nil
 		},
-		want: "spec.template.spec.containers[0].ports[0].containerPort: invalid value: 8012: the port is reserved",
+		want: "invalid value: 8012: spec.template.spec.containers[0].ports[0].containerPort\nthe port is reserved",
 	}, {
 		name: "port name, protocol, host port",
 		mutate: func(s *Service) {
 			container(s, 0).Ports = []corev1.ContainerPort{{ContainerPort: 8080, Name: "grpc", Protocol: corev1.ProtocolUDP, HostPort: 80}}
 		},
-		want: "spec.template.spec.containers[0].ports[0].hostPort: must not set the field(s)\n" +
-			"spec.template.spec.containers[0].ports[0].name: invalid value: grpc: must be \"h2c\", \"http1\" or empty\n" +
-			"spec.template.spec.containers[0].ports[0].protocol: invalid value: UDP: must be TCP",
+		want: "invalid value: UDP: spec.template.spec.containers[0].ports[0].protocol\nmust be TCP\n" +
+			"invalid value: grpc: spec.template.spec.containers[0].ports[0].name\nmust be \"h2c\", \"http1\" or empty\n" +
+			"must not set the field(s): spec.template.spec.containers[0].ports[0].hostPort",
 	}, {
 		name: "two ports",
 		mutate: func(s *Service) {
 			container(s, 0).Ports = []corev1.ContainerPort{{ContainerPort: 8080}, {ContainerPort: 8081}}
 		},
-		want: "spec.template.spec.containers[0].ports: more than one container port is set",
+		want: "more than one container port is set: spec.template.spec.containers[0].ports",
 	}, {
 		name: "several containers, none with a port",
 		mutate: func(s *Service) {
 			container(s, 0).Ports = nil
 			s.Spec.Template.Spec.Containers = append(s.Spec.Template.Spec.Containers, corev1.Container{Name: "side", Image: "s"})
 		},
-		want: "spec.template.spec.containers: exactly one container must declare a port when there are several containers",
+		want: "exactly one container must declare a port when there are several containers: spec.template.spec.containers",
 	}, {
 		name: "several containers, two with ports",
 		mutate: func(s *Service) {
 			s.Spec.Template.Spec.Containers = append(s.Spec.Template.Spec.Containers,
 				corev1.Container{Name: "side", Image: "s", Ports: []corev1.ContainerPort{{ContainerPort: 9000}}})
 		},
-		want: "spec.template.spec.containers[0].ports, spec.template.spec.containers[1].ports: only one container may declare a port",
+		want: "only one container may declare a port: spec.template.spec.containers[0].ports, spec.template.spec.containers[1].ports",
 	}, {
 		name: "sidecar may use PORT",
 		mutate: func(s *Service) {
@@ -144,14 +144,14 @@ func TestRevisionSpecValidation(t *testing.T) {
 	}, {
 		name:   "reserved container name",
 		mutate: func(s *Service) { container(s, 0).Name = "queue-proxy" },
-		want:   "spec.template.spec.containers[0].name: invalid value: queue-proxy: the name is reserved",
+		want:   "invalid value: queue-proxy: spec.template.spec.containers[0].name\nthe name is reserved",
 	}, {
 		name: "duplicate container names",
 		mutate: func(s *Service) {
 			s.Spec.Template.Spec.Containers = append(s.Spec.Template.Spec.Containers,
 				corev1.Container{Name: "user-container", Image: "s"})
 		},
-		want: "spec.template.spec.containers[0].name, spec.template.spec.containers[1].name: duplicate container name \"user-container\"",
+		want: "duplicate container name \"user-container\": spec.template.spec.containers[0].name, spec.template.spec.containers[1].name",
 	}, {
 		name: "disallowed pod fields",
 		mutate: func(s *Service) {
@@ -162,9 +162,9 @@ func TestRevisionSpecValidation(t *testing.T) {
 			p.HostNetwork, p.HostPID, p.HostIPC = true, true, true
 			p.NodeName = "n"
 		},
-		want: "spec.template.spec.affinity, spec.template.spec.hostIPC, spec.template.spec.hostNetwork, " +
+		want: "must not set the field(s): spec.template.spec.affinity, spec.template.spec.hostIPC, spec.template.spec.hostNetwork, " +
 			"spec.template.spec.hostPID, spec.template.spec.nodeName, spec.template.spec.nodeSelector, " +
-			"spec.template.spec.tolerations: must not set the field(s)",
+			"spec.template.spec.tolerations",
 	}, {
 		name:   "nodeSelector allowed by a feature flag",
 		ctx:    nodeSelector,
@@ -176,16 +176,16 @@ func TestRevisionSpecValidation(t *testing.T) {
 			c.Stdin, c.TTY = true, true
 			c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{}}}
 		},
-		want: "spec.template.spec.containers[0].lifecycle, spec.template.spec.containers[0].stdin, " +
-			"spec.template.spec.containers[0].tty: must not set the field(s)",
+		want: "must not set the field(s): spec.template.spec.containers[0].lifecycle, spec.template.spec.containers[0].stdin, " +
+			"spec.template.spec.containers[0].tty",
 	}, {
 		name: "privileged",
 		mutate: func(s *Service) {
 			container(s, 0).SecurityContext = &corev1.SecurityContext{Privileged: ptr(true), RunAsNonRoot: ptr(true),
 				Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_BIND_SERVICE", "SYS_ADMIN"}}}
 		},
-		want: "spec.template.spec.containers[0].securityContext.capabilities.add[1]: invalid value: SYS_ADMIN: only NET_BIND_SERVICE may be added\n" +
-			"spec.template.spec.containers[0].securityContext.privileged: must not set the field(s)",
+		want: "invalid value: SYS_ADMIN: spec.template.spec.containers[0].securityContext.capabilities.add[1]\nonly NET_BIND_SERVICE may be added\n" +
+			"must not set the field(s): spec.template.spec.containers[0].securityContext.privileged",
 	}, {
 		name:   "privileged false is harmless",
 		mutate: func(s *Service) { container(s, 0).SecurityContext = &corev1.SecurityContext{Privileged: ptr(false)} },
@@ -197,9 +197,9 @@ func TestRevisionSpecValidation(t *testing.T) {
 				{Name: "v", MountPath: "/dev/log"}, {Name: "v", MountPath: "rel"}, {Name: "nope", MountPath: "/x"},
 			}
 		},
-		want: "spec.template.spec.containers[0].volumeMounts[0].mountPath: invalid value: /dev/log: the path is reserved\n" +
-			"spec.template.spec.containers[0].volumeMounts[1].mountPath: invalid value: rel: must be an absolute path\n" +
-			"spec.template.spec.containers[0].volumeMounts[2].name: invalid value: nope: no volume of that name",
+		want: "invalid value: /dev/log: spec.template.spec.containers[0].volumeMounts[0].mountPath\nthe path is reserved\n" +
+			"invalid value: nope: spec.template.spec.containers[0].volumeMounts[2].name\nno volume of that name\n" +
+			"invalid value: rel: spec.template.spec.containers[0].volumeMounts[1].mountPath\nmust be an absolute path",
 	}, {
 		name: "volume problems",
 		mutate: func(s *Service) {
@@ -210,46 +210,46 @@ func TestRevisionSpecValidation(t *testing.T) {
 			}
 			container(s, 0).VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/h"}, {Name: "none", MountPath: "/n"}}
 		},
-		want: "spec.template.spec.volumes[0].name: invalid value: unused: volume is not mounted by any container\n" +
-			"spec.template.spec.volumes[1].hostPath: must not set the field(s)\n" +
-			"spec.template.spec.volumes[2].configMap, spec.template.spec.volumes[2].emptyDir, " +
-			"spec.template.spec.volumes[2].projected, spec.template.spec.volumes[2].secret: expected exactly one, got neither",
+		want: "expected exactly one, got neither: spec.template.spec.volumes[2].configMap, spec.template.spec.volumes[2].emptyDir, " +
+			"spec.template.spec.volumes[2].projected, spec.template.spec.volumes[2].secret\n" +
+			"invalid value: unused: spec.template.spec.volumes[0].name\nvolume is not mounted by any container\n" +
+			"must not set the field(s): spec.template.spec.volumes[1].hostPath",
 	}, {
 		name: "probe on another port",
 		mutate: func(s *Service) {
 			container(s, 0).ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
 				HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(9999)}}}
 		},
-		want: "spec.template.spec.containers[0].readinessProbe.httpGet.port: invalid value: 9999: may only probe the container port 8080",
+		want: "invalid value: 9999: spec.template.spec.containers[0].readinessProbe.httpGet.port\nmay only probe the container port 8080",
 	}, {
 		name: "probe with two handlers and a negative period",
 		mutate: func(s *Service) {
 			container(s, 0).LivenessProbe = &corev1.Probe{PeriodSeconds: -1, ProbeHandler: corev1.ProbeHandler{
 				HTTPGet: &corev1.HTTPGetAction{}, Exec: &corev1.ExecAction{}}}
 		},
-		want: "spec.template.spec.containers[0].livenessProbe.exec, spec.template.spec.containers[0].livenessProbe.httpGet: expected exactly one, got both\n" +
-			"spec.template.spec.containers[0].livenessProbe.periodSeconds: invalid value: -1: must not be negative",
+		want: "expected exactly one, got both: spec.template.spec.containers[0].livenessProbe.exec, spec.template.spec.containers[0].livenessProbe.httpGet\n" +
+			"invalid value: -1: spec.template.spec.containers[0].livenessProbe.periodSeconds\nmust not be negative",
 	}, {
 		name:   "init containers need a flag",
 		mutate: func(s *Service) { s.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "i"}} },
-		want:   "spec.template.spec.initContainers: must not set the field(s)",
+		want:   "must not set the field(s): spec.template.spec.initContainers",
 	}, {
 		name: "autoscaling annotations on the template",
 		mutate: func(s *Service) {
 			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/min-scale": "3", "autoscaling.knative.dev/max-scale": "2"}
 		},
-		want: "spec.template.metadata.annotations[autoscaling.knative.dev/max-scale]: invalid value: max-scale=2 is less than min-scale=3",
+		want: "invalid value: max-scale=2 is less than min-scale=3: spec.template.metadata.annotations.[autoscaling.knative.dev/max-scale]",
 	}, {
 		name:   "template name without the parent prefix",
 		mutate: func(s *Service) { s.Spec.Template.Name = "other-v1" },
-		want:   "spec.template.metadata.name: invalid value: other-v1: the revision name must start with \"hello-\"",
+		want:   "invalid value: other-v1: spec.template.metadata.name\nthe revision name must start with \"hello-\"",
 	}, {
 		name:   "template name with the parent prefix",
 		mutate: func(s *Service) { s.Spec.Template.Name = "hello-v1" },
 	}, {
 		name:   "template generateName",
 		mutate: func(s *Service) { s.Spec.Template.GenerateName = "hello-" },
-		want:   "spec.template.metadata.generateName: must not set the field(s)",
+		want:   "must not set the field(s): spec.template.metadata.generateName",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -284,16 +284,16 @@ func TestRevisionValidation(t *testing.T) {
 	}, {
 		name:   "bad name",
 		mutate: func(r *Revision) { r.Name = "Hello_1" },
-		want:   "metadata.name: invalid value: Hello_1",
+		want:   "invalid value: Hello_1: metadata.name\n",
 	}, {
 		name:   "bad annotation",
 		mutate: func(r *Revision) { r.Annotations["autoscaling.knative.dev/window"] = "1s" },
-		want:   "metadata.annotations[autoscaling.knative.dev/window]: expected 6s <= 1s <= 1h0m0s",
+		want:   "expected 6s <= 1s <= 1h0m0s: metadata.annotations.[autoscaling.knative.dev/window]",
 	}, {
 		name:   "spec changed on update",
 		ctx:    func(base *Revision) context.Context { return apis.WithinUpdate(context.Background(), base) },
 		mutate: func(r *Revision) { r.Spec.Containers[0].Image = "other" },
-		want:   "spec: immutable field(s) changed: a revision's spec never changes after creation",
+		want:   "immutable field(s) changed: a revision's spec never changes after creation: spec",
 	}, {
 		name:   "metadata changed on update",
 		ctx:    func(base *Revision) context.Context { return apis.WithinUpdate(context.Background(), base) },

@@ -23,7 +23,7 @@ func TestServiceValidation(t *testing.T) {
 		mutate: func(s *Service) {
 			s.Spec.Traffic = []TrafficTarget{{ConfigurationName: "hello", Percent: ptr[int64](100)}}
 		},
-		want: "spec.traffic[0].configurationName: must not set the field(s)",
+		want: "must not set the field(s): spec.traffic[0].configurationName",
 	}, {
 		name: "release split with tags",
 		mutate: func(s *Service) {
@@ -39,25 +39,25 @@ func TestServiceValidation(t *testing.T) {
 		mutate: func(s *Service) {
 			s.Spec.Traffic = []TrafficTarget{{LatestRevision: ptr(false), Percent: ptr[int64](100)}}
 		},
-		want: "spec.traffic[0].latestRevision: may not be false without a revisionName",
+		want: "may not be false without a revisionName: spec.traffic[0].latestRevision",
 	}, {
 		name:   "traffic sum",
 		mutate: func(s *Service) { s.Spec.Traffic[0].Percent = ptr[int64](90) },
-		want:   "spec.traffic: traffic targets sum to 90, want 100",
+		want:   "traffic targets sum to 90, want 100: spec.traffic",
 	}, {
 		name:   "bad service name",
 		mutate: func(s *Service) { s.Name = "Hello" },
-		want:   "metadata.name: invalid value: Hello: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+		want:   "invalid value: Hello: metadata.name\na DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
 	}, {
 		name:   "autoscaling annotation on the service",
 		mutate: func(s *Service) { s.Annotations = map[string]string{"autoscaling.knative.dev/target": "10"} },
-		want:   "metadata.annotations[autoscaling.knative.dev/target]: autoscaling annotations must be put under spec.template.metadata.annotations to take effect",
+		want:   "autoscaling annotations must be put under spec.template.metadata.annotations to take effect: metadata.annotations[autoscaling.knative.dev/target]",
 	}, {
 		name:   "template change keeping a user-chosen name",
 		ctx:    func(base *Service) context.Context { return apis.WithinUpdate(context.Background(), base) },
 		base:   func(s *Service) { s.Spec.Template.Name = "hello-v1" },
 		mutate: func(s *Service) { s.Spec.Template.Name = "hello-v1"; container(s, 0).Image = "new" },
-		want:   "spec.template.metadata.name: invalid value: hello-v1: the template changed but its name did not: a changed template needs a new revision name",
+		want:   "invalid value: hello-v1: spec.template.metadata.name\nthe template changed but its name did not: a changed template needs a new revision name",
 	}, {
 		name:   "template change with a new name",
 		ctx:    func(base *Service) context.Context { return apis.WithinUpdate(context.Background(), base) },
