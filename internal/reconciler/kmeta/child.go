@@ -16,8 +16,9 @@ var ErrNotOwned = errors.New("exists and is not owned by this object")
 
 // ReconcileChild makes the child named like want exist and match it: it creates a missing
 // one, refuses one another object controls, and otherwise copies want onto the existing one
-// with apply when same says they differ. cur receives the child as it is stored; created
-// reports a create.
+// with apply when same says they differ. same only compares: it must not change its
+// arguments. cur receives the child as it is stored; created reports a create. A read error
+// other than NotFound is returned, never taken for a missing child.
 func ReconcileChild[T client.Object](ctx context.Context, c client.Client, owner metav1.Object, want, cur T,
 	same func(cur, want T) bool, apply func(cur, want T)) (created bool, err error) {
 	err = c.Get(ctx, client.ObjectKeyFromObject(want), cur)
@@ -28,7 +29,7 @@ func ReconcileChild[T client.Object](ctx context.Context, c client.Client, owner
 		}
 		return true, nil
 	case err != nil:
-		return false, err
+		return false, fmt.Errorf("reading %T %s/%s: %w", want, want.GetNamespace(), want.GetName(), err)
 	case !metav1.IsControlledBy(cur, owner):
 		return false, fmt.Errorf("%T %s/%s %w %s", cur, cur.GetNamespace(), cur.GetName(), ErrNotOwned, owner.GetName())
 	case same(cur, want):

@@ -5,7 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
 // problem is what a Revision's pods say is wrong with it.
@@ -33,14 +33,14 @@ func podProblem(pods []corev1.Pod) *problem {
 	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
-			if w := cs.State.Waiting; w != nil && imageReasons[w.Reason] && cs.Name != resources.QueueProxyName {
+			if w := cs.State.Waiting; w != nil && imageReasons[w.Reason] && cs.Name != contract.ContainerName {
 				return &problem{resources: true, reason: w.Reason, message: w.Message}
 			}
 		}
 	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name == resources.QueueProxyName {
+			if cs.Name == contract.ContainerName {
 				continue
 			}
 			t := cs.State.Terminated

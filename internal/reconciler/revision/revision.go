@@ -7,8 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -30,17 +31,14 @@ type Resolver interface {
 	Resolve(ctx context.Context, image string) (string, error)
 }
 
-// resolveTimeout bounds one digest resolution, as Knative's digest-resolution-timeout.
-const resolveTimeout = 10 * time.Second
-
 // Reconciler converges Revisions.
 type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Resolver Resolver
-	// SkipResolution lists registries whose tags are not resolved (Knative's
-	// registries-skipping-tag-resolving: kind.local, ko.local, dev.local).
-	SkipResolution []string
+	// Config gives the configuration in force (config-deployment: the queue-proxy, the
+	// progress deadline, digest resolution); nil means the shipped defaults.
+	Config config.Source
 }
 
 // SetupWithManager registers the reconciler; pods wake the Revision they belong to.
@@ -64,6 +62,7 @@ func podToRevision(_ context.Context, o client.Object) []reconcile.Request {
 
 // Reconcile resolves digests, converges the Deployment and Service, and reports status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ctx = kmeta.WithConfig(ctx, r.Config)
 	rev := &servingv1.Revision{}
 	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, rev,
 		func(rev *servingv1.Revision) *servingv1.RevisionStatus { return &rev.Status },
@@ -121,19 +120,18 @@ func (r *Reconciler) resolve(ctx context.Context, image string) (string, error) 
 	if strings.Contains(image, "@sha256:") {
 		return image, nil
 	}
+	cfg := config.FromContextOrDefaults(ctx).Deployment
 	registry, _, _ := strings.Cut(image, "/")
-	for _, skip := range r.SkipResolution {
-		if registry == skip {
-			return "", nil
-		}
+	if slices.Contains(cfg.RegistriesSkippingTagResolving, registry) {
+		return "", nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.DigestResolutionTimeout)
 	defer cancel()
 	return r.Resolver.Resolve(ctx, image)
 }
 
 func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Revision) (*appsv1.Deployment, error) {
-	want, cur := resources.MakeDeployment(rev), &appsv1.Deployment{}
+	want, cur := resources.MakeDeployment(rev, config.FromContextOrDefaults(ctx).Deployment), &appsv1.Deployment{}
 	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur,
 		func(cur, want *appsv1.Deployment) bool {
 			// The replica count belongs to the autoscaler once the Deployment exists.

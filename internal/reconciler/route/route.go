@@ -17,6 +17,7 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/route/resources"
 	"github.com/gantry-run/gantry/pkg/apis"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -30,7 +31,11 @@ const IngressPending = "GatewayPending"
 type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
-	// Domain is the suffix of every Route's host: <name>.<namespace>.<domain>.
+	// Config gives the configuration in force (config-network names the hosts); nil means
+	// the shipped defaults.
+	Config config.Source
+	// Domain is the domain of every Route's host: <name>.<namespace>.<domain> under the
+	// default domain-template.
 	Domain string
 }
 
@@ -64,6 +69,8 @@ func (r *Reconciler) routesNaming(kind string) handler.MapFunc {
 		routes := &servingv1.RouteList{}
 		if err := r.Client.List(ctx, routes, client.InNamespace(o.GetNamespace()),
 			client.MatchingFields{targetIndex: kind + "/" + o.GetName()}); err != nil {
+			// A map function cannot retry; the cache it lists from does not fail once synced.
+			ctrl.LoggerFrom(ctx).Error(err, "listing the routes that name a target", "kind", kind, "name", o.GetName())
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(routes.Items))
@@ -76,6 +83,7 @@ func (r *Reconciler) routesNaming(kind string) handler.MapFunc {
 
 // Reconcile resolves the Route's targets and updates its status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ctx = kmeta.WithConfig(ctx, r.Config)
 	route := &servingv1.Route{}
 	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, route,
 		func(rt *servingv1.Route) *servingv1.RouteStatus { return &rt.Status },
@@ -83,14 +91,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		func(before *servingv1.RouteStatus) { r.eventOnChange(route, before) })
 }
 
-// reconcile resolves the Route's targets into its status.
+// reconcile resolves the Route's targets into its status. A target that cannot be read leaves
+// the traffic as it was and is retried.
 func (r *Reconciler) reconcile(ctx context.Context, route *servingv1.Route) error {
 	route.Status.InitializeConditions()
-	route.Status.URL = resources.URL(route, r.Domain)
+	route.Status.ObservedGeneration = route.Generation
+	hosts := resources.Hosts{Network: config.FromContextOrDefaults(ctx).Network, Domain: r.Domain}
+	url, err := hosts.URL(route)
+	if err != nil {
+		r.Recorder.Eventf(route, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "%v", err)
+		return fmt.Errorf("route %s/%s: %w", route.Namespace, route.Name, err)
+	}
+	route.Status.URL = url
 	route.Status.Address = &apis.Addressable{URL: resources.ClusterURL(route)}
+	// The gateway that serves Routes is a later part of Gantry: until it programs this Route,
+	// IngressReady stays Unknown rather than claiming traffic flows.
+	route.Status.MarkIngressNotReady(IngressPending, "No gateway serves Routes in this build yet.")
 
-	traffic, unresolved := resources.Resolve(route, r.Domain, &lookup{ctx: ctx, c: r.Client, ns: route.Namespace})
+	traffic, unresolved, err := resources.Resolve(route, hosts, &lookup{ctx: ctx, c: r.Client, ns: route.Namespace})
 	switch {
+	case err != nil:
+		r.Recorder.Eventf(route, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "%v", err)
+		return fmt.Errorf("route %s/%s: %w", route.Namespace, route.Name, err)
 	case unresolved == nil:
 		route.Status.Traffic = traffic
 		route.Status.MarkTrafficAssigned()
@@ -105,10 +127,6 @@ func (r *Reconciler) reconcile(ctx context.Context, route *servingv1.Route) erro
 	default:
 		route.Status.MarkRevisionNotReady(unresolved.Name)
 	}
-	// The gateway that serves Routes is a later part of Gantry: until it programs this Route,
-	// IngressReady stays Unknown rather than claiming traffic flows.
-	route.Status.MarkIngressNotReady(IngressPending, "No gateway serves Routes in this build yet.")
-	route.Status.ObservedGeneration = route.Generation
 	return nil
 }
 
@@ -141,25 +159,25 @@ func describe(traffic []servingv1.TrafficTarget) string {
 	return s
 }
 
-// lookup reads targets from the informer cache.
+// lookup reads targets from the informer cache; a missing one is the client's NotFound.
 type lookup struct {
 	ctx context.Context //nolint:containedctx // lives for one Reconcile call
 	c   client.Client
 	ns  string
 }
 
-func (l *lookup) Configuration(name string) (*servingv1.Configuration, bool) {
+func (l *lookup) Configuration(name string) (*servingv1.Configuration, error) {
 	cfg := &servingv1.Configuration{}
 	if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: l.ns, Name: name}, cfg); err != nil {
-		return nil, false
+		return nil, err
 	}
-	return cfg, true
+	return cfg, nil
 }
 
-func (l *lookup) Revision(name string) (*servingv1.Revision, bool) {
+func (l *lookup) Revision(name string) (*servingv1.Revision, error) {
 	rev := &servingv1.Revision{}
 	if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: l.ns, Name: name}, rev); err != nil {
-		return nil, false
+		return nil, err
 	}
-	return rev, true
+	return rev, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/service/resources"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -22,6 +23,9 @@ import (
 type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// Config gives the configuration in force; nil means the shipped defaults. The webhook has
+	// already applied config-defaults to the Service, so its children are copied as they are.
+	Config config.Source
 }
 
 // SetupWithManager registers the reconciler.
@@ -36,6 +40,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile makes the Service's children match it and copies their status back.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ctx = kmeta.WithConfig(ctx, r.Config)
 	svc := &servingv1.Service{}
 	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, svc,
 		func(s *servingv1.Service) *servingv1.ServiceStatus { return &s.Status },

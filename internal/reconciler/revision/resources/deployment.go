@@ -3,7 +3,9 @@
 package resources
 
 import (
+	"slices"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,26 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
-// The queue-proxy's ports, as Knative's.
-const (
-	QueueProxyName          = "queue-proxy"
-	QueueHTTPPort           = 8012
-	QueueAdminPort          = 8022
-	QueueMetricsPort        = 9090
-	defaultUserPort         = 8080
-	defaultProgressDeadline = 600
-)
-
-// QueueProxyImage is the image of the queue-proxy container. The serverless node recognises
-// it and runs the queue-proxy from the gantry binary itself inside the pod's network
-// namespace, so nothing is pulled; in cluster mode it names the image built from this
-// repository.
-const QueueProxyImage = "gantry.dev/queue-proxy"
+const defaultUserPort = 8080
 
 // DeploymentName is the name of the Deployment of rev.
 func DeploymentName(rev *servingv1.Revision) string { return rev.Name + "-deployment" }
@@ -88,9 +78,10 @@ func annotationInt(ann map[string]string, key string, def int32) int32 {
 	return def
 }
 
-// MakeDeployment is the Deployment that runs rev. Images are the digests recorded in rev's
-// status, so the revision runs the exact image it was created with.
-func MakeDeployment(rev *servingv1.Revision) *appsv1.Deployment {
+// MakeDeployment is the Deployment that runs rev with the queue-proxy cfg describes. Images
+// are the digests recorded in rev's status, so the revision runs the exact image it was
+// created with.
+func MakeDeployment(rev *servingv1.Revision, cfg *config.Deployment) *appsv1.Deployment {
 	podSpec := *rev.Spec.PodSpec.DeepCopy()
 	digests := map[string]string{}
 	for _, cs := range rev.Status.ContainerStatuses {
@@ -107,7 +98,7 @@ func MakeDeployment(rev *servingv1.Revision) *appsv1.Deployment {
 			c.Env = append([]corev1.EnvVar{{Name: "PORT", Value: strconv.Itoa(int(UserPort(rev)))}}, c.Env...)
 		}
 	}
-	podSpec.Containers = append(podSpec.Containers, queueProxy(rev))
+	podSpec.Containers = append(podSpec.Containers, queueProxy(rev, cfg))
 	if podSpec.EnableServiceLinks == nil {
 		podSpec.EnableServiceLinks = ptr.To(false)
 	}
@@ -127,7 +118,7 @@ func MakeDeployment(rev *servingv1.Revision) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas:                ptr.To(InitialReplicas(rev)),
 			Selector:                &metav1.LabelSelector{MatchLabels: selector(rev)},
-			ProgressDeadlineSeconds: ptr.To(annotationInt(rev.Annotations, servingv1.ProgressDeadlineAnnotationKey, defaultProgressDeadline)),
+			ProgressDeadlineSeconds: ptr.To(annotationInt(rev.Annotations, servingv1.ProgressDeadlineAnnotationKey, int32(cfg.ProgressDeadline/time.Second))),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
 				Spec:       podSpec,
@@ -145,41 +136,63 @@ func runtimeEnv(rev *servingv1.Revision) []corev1.EnvVar {
 	}
 }
 
-func queueProxy(rev *servingv1.Revision) corev1.Container {
+func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Container {
 	timeout := ptr.Deref(rev.Spec.TimeoutSeconds, 300)
+	fieldRef := func(path string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
+	}
 	env := []corev1.EnvVar{
-		{Name: "SERVING_NAMESPACE", Value: rev.Namespace},
-		{Name: "SERVING_SERVICE", Value: rev.Labels[servingv1.ServiceLabelKey]},
-		{Name: "SERVING_CONFIGURATION", Value: rev.Labels[servingv1.ConfigurationLabelKey]},
-		{Name: "SERVING_REVISION", Value: rev.Name},
-		{Name: "SERVING_POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-		{Name: "SERVING_POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
-		{Name: "QUEUE_SERVING_PORT", Value: strconv.Itoa(QueueHTTPPort)},
-		{Name: "QUEUE_ADMIN_PORT", Value: strconv.Itoa(QueueAdminPort)},
-		{Name: "QUEUE_METRICS_PORT", Value: strconv.Itoa(QueueMetricsPort)},
-		{Name: "USER_PORT", Value: strconv.Itoa(int(UserPort(rev)))},
-		{Name: "CONTAINER_CONCURRENCY", Value: strconv.FormatInt(ptr.Deref(rev.Spec.ContainerConcurrency, 0), 10)},
-		{Name: "REVISION_TIMEOUT_SECONDS", Value: strconv.FormatInt(timeout, 10)},
-		{Name: "REVISION_RESPONSE_START_TIMEOUT_SECONDS", Value: strconv.FormatInt(ptr.Deref(rev.Spec.ResponseStartTimeoutSeconds, 0), 10)},
-		{Name: "REVISION_IDLE_TIMEOUT_SECONDS", Value: strconv.FormatInt(ptr.Deref(rev.Spec.IdleTimeoutSeconds, 0), 10)},
+		{Name: contract.EnvNamespace, Value: rev.Namespace},
+		{Name: contract.EnvService, Value: rev.Labels[servingv1.ServiceLabelKey]},
+		{Name: contract.EnvConfiguration, Value: rev.Labels[servingv1.ConfigurationLabelKey]},
+		{Name: contract.EnvRevision, Value: rev.Name},
+		{Name: contract.EnvPod, ValueFrom: fieldRef("metadata.name")},
+		{Name: contract.EnvPodIP, ValueFrom: fieldRef("status.podIP")},
+		{Name: contract.EnvServingPort, Value: strconv.Itoa(contract.HTTPPort)},
+		{Name: contract.EnvAdminPort, Value: strconv.Itoa(contract.AdminPort)},
+		{Name: contract.EnvMetricsPort, Value: strconv.Itoa(contract.MetricsPort)},
+		{Name: contract.EnvUserPort, Value: strconv.Itoa(int(UserPort(rev)))},
+		{Name: contract.EnvContainerConcurrency, Value: strconv.FormatInt(ptr.Deref(rev.Spec.ContainerConcurrency, 0), 10)},
+		{Name: contract.EnvTimeoutSeconds, Value: strconv.FormatInt(timeout, 10)},
+		{Name: contract.EnvResponseStartTimeout, Value: strconv.FormatInt(ptr.Deref(rev.Spec.ResponseStartTimeoutSeconds, 0), 10)},
+		{Name: contract.EnvIdleTimeoutSeconds, Value: strconv.FormatInt(ptr.Deref(rev.Spec.IdleTimeoutSeconds, 0), 10)},
+	}
+	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	for _, q := range []struct {
+		list corev1.ResourceList
+		name corev1.ResourceName
+		qty  resource.Quantity
+	}{
+		{res.Requests, corev1.ResourceCPU, cfg.QueueSidecarCPURequest},
+		{res.Requests, corev1.ResourceMemory, cfg.QueueSidecarMemoryRequest},
+		{res.Limits, corev1.ResourceCPU, cfg.QueueSidecarCPULimit},
+		{res.Limits, corev1.ResourceMemory, cfg.QueueSidecarMemoryLimit},
+	} {
+		if !q.qty.IsZero() {
+			q.list[q.name] = q.qty
+		}
+	}
+	if len(res.Limits) == 0 {
+		res.Limits = nil
+	}
+	if len(res.Requests) == 0 {
+		res.Requests = nil
 	}
 	return corev1.Container{
-		Name:  QueueProxyName,
-		Image: QueueProxyImage,
-		Args:  []string{"queue-proxy"},
+		Name:  contract.ContainerName,
+		Image: cfg.QueueSidecarImage,
+		Args:  slices.Clone(contract.Args),
 		Ports: []corev1.ContainerPort{
-			{Name: "http-queueadm", ContainerPort: QueueAdminPort},
-			{Name: "http-autometric", ContainerPort: QueueMetricsPort},
-			{Name: "queue-port", ContainerPort: QueueHTTPPort},
+			{Name: contract.AdminPortName, ContainerPort: contract.AdminPort},
+			{Name: contract.MetricsPortName, ContainerPort: contract.MetricsPort},
+			{Name: contract.HTTPPortName, ContainerPort: contract.HTTPPort},
 		},
 		Env: env,
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(QueueHTTPPort)}},
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(contract.HTTPPort)}},
 			PeriodSeconds: 1,
 		},
-		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("25m")},
-		},
+		Resources: res,
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),

@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -48,7 +50,7 @@ func envMap(c corev1.Container) map[string]string {
 
 func TestMakeDeployment(t *testing.T) {
 	rev := revision()
-	d := MakeDeployment(rev)
+	d := MakeDeployment(rev, config.NewDeployment())
 	if d.Name != "hello-00001-deployment" || !metav1.IsControlledBy(d, rev) {
 		t.Fatalf("deployment %s, controlled=%v", d.Name, metav1.IsControlledBy(d, rev))
 	}
@@ -59,7 +61,7 @@ func TestMakeDeployment(t *testing.T) {
 		t.Errorf("replicas = %d, want the initial scale 1", got)
 	}
 	cs := d.Spec.Template.Spec.Containers
-	if len(cs) != 3 || cs[2].Name != QueueProxyName {
+	if len(cs) != 3 || cs[2].Name != contract.ContainerName {
 		t.Fatalf("containers = %d, want user-container, sidecar, queue-proxy", len(cs))
 	}
 	if cs[0].Image != "registry/hello@sha256:aaa" || cs[1].Image != "registry/side@sha256:bbb" {
@@ -111,7 +113,7 @@ func TestMakePrivateService(t *testing.T) {
 	if s.Name != "hello-00001-private" || s.Spec.Selector[servingv1.RevisionUID] != "rev-uid" {
 		t.Errorf("service %s selects %v", s.Name, s.Spec.Selector)
 	}
-	if s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.IntValue() != QueueHTTPPort {
-		t.Errorf("http port = %d → %s, want 80 → %d", s.Spec.Ports[0].Port, s.Spec.Ports[0].TargetPort.String(), QueueHTTPPort)
+	if s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.IntValue() != contract.HTTPPort {
+		t.Errorf("http port = %d → %s, want 80 → %d", s.Spec.Ports[0].Port, s.Spec.Ports[0].TargetPort.String(), contract.HTTPPort)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -27,9 +28,9 @@ func MakePrivateService(rev *servingv1.Revision) *corev1.Service {
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: selector(rev),
 			Ports: []corev1.ServicePort{
-				{Name: "http", Port: 80, TargetPort: intstr.FromInt32(QueueHTTPPort)},
-				{Name: "http-queueadm", Port: QueueAdminPort, TargetPort: intstr.FromInt32(QueueAdminPort)},
-				{Name: "http-autometric", Port: QueueMetricsPort, TargetPort: intstr.FromInt32(QueueMetricsPort)},
+				{Name: "http", Port: 80, TargetPort: intstr.FromInt32(contract.HTTPPort)},
+				{Name: contract.AdminPortName, Port: contract.AdminPort, TargetPort: intstr.FromInt32(contract.AdminPort)},
+				{Name: contract.MetricsPortName, Port: contract.MetricsPort, TargetPort: intstr.FromInt32(contract.MetricsPort)},
 			},
 		},
 	}

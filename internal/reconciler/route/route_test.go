@@ -1,0 +1,185 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/gantry-run/gantry/internal/reconciler/reconcilertest"
+	"github.com/gantry-run/gantry/pkg/apis"
+	"github.com/gantry-run/gantry/pkg/apis/config"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+const ns = "ns"
+
+func route(traffic ...servingv1.TrafficTarget) *servingv1.Route {
+	return &servingv1.Route{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: ns, Generation: 1},
+		Spec:       servingv1.RouteSpec{Traffic: traffic},
+	}
+}
+
+func readyRevision(name string) *servingv1.Revision {
+	rev := &servingv1.Revision{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Generation: 1}}
+	rev.Status.ObservedGeneration = 1
+	rev.Status.InitializeConditions()
+	rev.Status.MarkResourcesAvailableTrue()
+	rev.Status.MarkContainerHealthyTrue()
+	return rev
+}
+
+func readyConfiguration(name, latestReady string) *servingv1.Configuration {
+	cfg := &servingv1.Configuration{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Generation: 1}}
+	cfg.Status.InitializeConditions()
+	cfg.Status.SetLatestCreatedRevisionName(latestReady)
+	cfg.Status.SetLatestReadyRevisionName(latestReady)
+	return cfg
+}
+
+var errUnreadable = errors.New("etcdserver: request timed out")
+
+// failRevisionReads makes every Get of a Revision fail as a server that cannot answer does.
+var failRevisionReads = interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*servingv1.Revision); ok {
+		return errUnreadable
+	}
+	return c.Get(ctx, key, obj, opts...)
+}}
+
+func TestReconcile(t *testing.T) {
+	urlOf := func(host string) *apis.URL { return &apis.URL{Scheme: "http", Host: host} }
+	assigned := route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100)})
+	assigned.Status.InitializeConditions()
+	assigned.Status.MarkTrafficAssigned()
+	assigned.Status.Traffic = []servingv1.TrafficTarget{{RevisionName: "hello-00001", Percent: ptr.To[int64](100), LatestRevision: ptr.To(false)}}
+
+	tests := []struct {
+		name    string
+		objs    []client.Object
+		funcs   interceptor.Funcs
+		network *config.Network
+		wantErr error
+		// want* describe the stored Route after Reconcile.
+		wantURL     *apis.URL
+		wantTraffic []servingv1.TrafficTarget
+		wantCond    apis.Condition
+		wantEvents  []string
+	}{{
+		name: "a split with tags",
+		objs: []client.Object{
+			route(
+				servingv1.TrafficTarget{ConfigurationName: "hello", LatestRevision: ptr.To(true), Percent: ptr.To[int64](80), Tag: "latest"},
+				servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](20), Tag: "old"},
+			),
+			readyConfiguration("hello", "hello-00002"), readyRevision("hello-00001"), readyRevision("hello-00002"),
+		},
+		wantURL: urlOf("hello.ns.example.com"),
+		wantTraffic: []servingv1.TrafficTarget{
+			{RevisionName: "hello-00002", LatestRevision: ptr.To(true), Percent: ptr.To[int64](80), Tag: "latest", URL: urlOf("latest-hello.ns.example.com")},
+			{RevisionName: "hello-00001", LatestRevision: ptr.To(false), Percent: ptr.To[int64](20), Tag: "old", URL: urlOf("old-hello.ns.example.com")},
+		},
+		wantCond:   apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
+		wantEvents: []string{"Normal TrafficAssigned Traffic now goes to hello-00002 80% (tag latest), hello-00001 20% (tag old)"},
+	}, {
+		name: "hosts from config-network's templates",
+		objs: []client.Object{
+			route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100), Tag: "v1"}),
+			readyRevision("hello-00001"),
+		},
+		network:     &config.Network{DomainTemplate: "{{.Name}}-{{.Namespace}}.{{.Domain}}", TagTemplate: "{{.Name}}-at-{{.Tag}}"},
+		wantURL:     urlOf("hello-ns.example.com"),
+		wantTraffic: []servingv1.TrafficTarget{{RevisionName: "hello-00001", LatestRevision: ptr.To(false), Percent: ptr.To[int64](100), Tag: "v1", URL: urlOf("hello-at-v1-ns.example.com")}},
+		wantCond:    apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
+		wantEvents:  []string{"Normal TrafficAssigned Traffic now goes to hello-00001 100% (tag v1)"},
+	}, {
+		name:    "a missing target",
+		objs:    []client.Object{route(servingv1.TrafficTarget{RevisionName: "gone", Percent: ptr.To[int64](100)})},
+		wantURL: urlOf("hello.ns.example.com"),
+		wantCond: apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionFalse,
+			Reason: "RevisionMissing", Message: `Revision "gone" referenced in traffic not found.`},
+		wantEvents: []string{`Warning RevisionMissing Revision "gone" referenced in traffic not found.`},
+	}, {
+		name:        "a target that cannot be read keeps the traffic and retries",
+		objs:        []client.Object{assigned.DeepCopy(), readyRevision("hello-00001")},
+		funcs:       failRevisionReads,
+		wantErr:     errUnreadable,
+		wantURL:     urlOf("hello.ns.example.com"),
+		wantTraffic: assigned.Status.Traffic,
+		wantCond:    apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
+		wantEvents:  []string{"Warning InternalError reading revision hello-00001: etcdserver: request timed out"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The reconciler sees the world through tt.funcs; the test reads it as it is.
+			c := reconcilertest.NewClient().WithObjects(tt.objs...).Build()
+			rec := reconcilertest.NewRecorder()
+			cfg := config.NewConfig()
+			if tt.network != nil {
+				cfg.Network = tt.network
+			}
+			r := &Reconciler{Client: interceptor.NewClient(c, tt.funcs), Recorder: rec, Config: config.Static{Config: cfg}, Domain: "example.com"}
+			_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}})
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Reconcile() = %v, want %v", err, tt.wantErr)
+			}
+			got := &servingv1.Route{}
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hello"}, got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantURL.String(), got.Status.URL.String()); diff != "" {
+				t.Errorf("status.url (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantTraffic, got.Status.Traffic); diff != "" {
+				t.Errorf("status.traffic (-want +got):\n%s", diff)
+			}
+			cond := got.Status.GetCondition(servingv1.RouteConditionAllTrafficAssigned)
+			if diff := cmp.Diff(&tt.wantCond, cond, ignoreTimeAndSeverity); diff != "" {
+				t.Errorf("AllTrafficAssigned (-want +got):\n%s", diff)
+			}
+			if ingress := got.Status.GetCondition(servingv1.RouteConditionIngressReady); !ingress.IsUnknown() || ingress.Reason != IngressPending {
+				t.Errorf("IngressReady = %+v, want Unknown %s while no gateway serves Routes", ingress, IngressPending)
+			}
+			if diff := cmp.Diff(tt.wantEvents, reconcilertest.Events(rec)); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReconcileABadDomainTemplate(t *testing.T) {
+	c := reconcilertest.NewClient().WithObjects(route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100)})).Build()
+	rec := reconcilertest.NewRecorder()
+	cfg := config.NewConfig()
+	cfg.Network = &config.Network{DomainTemplate: "{{.Name}}_{{.Namespace}}", TagTemplate: config.DefaultTagTemplate}
+	r := &Reconciler{Client: c, Recorder: rec, Config: config.Static{Config: cfg}, Domain: "example.com"}
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}); err == nil {
+		t.Fatal("Reconcile() = nil, want the error naming the host")
+	}
+	events := reconcilertest.Events(rec)
+	if want := `Warning InternalError invalid domain name "hello_ns": `; len(events) != 1 || !strings.HasPrefix(events[0], want) {
+		t.Errorf("events = %q, want one starting %q", events, want)
+	}
+}
+
+func TestReconcileGone(t *testing.T) {
+	c := reconcilertest.NewClient().Build()
+	r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Domain: "example.com"}
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}); err != nil {
+		t.Fatalf("Reconcile() of a deleted Route = %v, want nil", err)
+	}
+}
+
+var ignoreTimeAndSeverity = cmp.FilterPath(func(p cmp.Path) bool {
+	f := p.Last().String()
+	return f == ".LastTransitionTime" || f == ".Severity"
+}, cmp.Ignore())
