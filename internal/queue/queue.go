@@ -14,24 +14,26 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
 // Config is read from the environment the revision's Deployment sets.
 type Config struct {
-	ServingPort int // QUEUE_SERVING_PORT, default 8012
-	AdminPort   int // QUEUE_ADMIN_PORT, default 8022
-	UserPort    int // USER_PORT, default 8080
+	ServingPort int // contract.EnvServingPort, default contract.HTTPPort
+	AdminPort   int // contract.EnvAdminPort, default contract.AdminPort
+	UserPort    int // contract.EnvUserPort, default 8080
 	// DrainTimeout bounds how long shutdown waits for requests in flight.
 	DrainTimeout time.Duration
 }
 
 // ConfigFromEnv reads the queue-proxy's environment; a malformed value names its variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{ServingPort: 8012, AdminPort: 8022, UserPort: 8080, DrainTimeout: 30 * time.Second}
+	c := Config{ServingPort: contract.HTTPPort, AdminPort: contract.AdminPort, UserPort: 8080, DrainTimeout: 30 * time.Second}
 	for _, v := range []struct {
 		name string
 		dst  *int
-	}{{"QUEUE_SERVING_PORT", &c.ServingPort}, {"QUEUE_ADMIN_PORT", &c.AdminPort}, {"USER_PORT", &c.UserPort}} {
+	}{{contract.EnvServingPort, &c.ServingPort}, {contract.EnvAdminPort, &c.AdminPort}, {contract.EnvUserPort, &c.UserPort}} {
 		s := getenv(v.name)
 		if s == "" {
 			continue
@@ -42,10 +44,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		*v.dst = n
 	}
-	if s := getenv("REVISION_TIMEOUT_SECONDS"); s != "" {
+	if s := getenv(contract.EnvTimeoutSeconds); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("REVISION_TIMEOUT_SECONDS: %q is not a number of seconds", s)
+			return Config{}, fmt.Errorf("%s: %q is not a number of seconds", contract.EnvTimeoutSeconds, s)
 		}
 		if n > 0 {
 			c.DrainTimeout = time.Duration(n) * time.Second

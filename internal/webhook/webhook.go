@@ -1,6 +1,7 @@
 // Package webhook is the admission webhook of the serving.knative.dev API: it decodes the
 // object under admission, applies the type's own SetDefaults and Validate, and answers the API
-// server. It holds no serving rules of its own; those live with the types in pkg/apis.
+// server. It also refuses a malformed configuration ConfigMap (config-defaults, …) naming the
+// key. It holds no rules of its own; those live with the types in pkg/apis.
 package webhook
 
 import (
@@ -41,12 +42,9 @@ var kinds = map[schema.GroupVersionKind]func() Object{
 	servingv1.SchemeGroupVersion.WithKind("Route"):         func() Object { return &servingv1.Route{} },
 }
 
-// ConfigFunc returns the serving configuration (defaults, features) to admit with.
-type ConfigFunc func() *config.Config
-
 // Defaulting answers mutating admission with a JSON patch of the type's defaults, and stamps
 // the creator and last modifier annotations as Knative does.
-func Defaulting(cfg ConfigFunc) admission.Handler {
+func Defaulting(cfg config.Source) admission.Handler {
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		obj, old, err := decode(req)
 		if err != nil {
@@ -68,7 +66,7 @@ func Defaulting(cfg ConfigFunc) admission.Handler {
 
 // Validation answers validating admission with the type's own validation; a refusal names
 // every offending field.
-func Validation(cfg ConfigFunc) admission.Handler {
+func Validation(cfg config.Source) admission.Handler {
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		obj, old, err := decode(req)
 		if err != nil {
@@ -110,8 +108,8 @@ func decode(req admission.Request) (obj, old Object, err error) {
 	return obj, old, nil
 }
 
-func admissionContext(ctx context.Context, cfg ConfigFunc, req admission.Request, old Object) context.Context {
-	ctx = config.ToContext(ctx, cfg())
+func admissionContext(ctx context.Context, cfg config.Source, req admission.Request, old Object) context.Context {
+	ctx = config.ToContext(ctx, cfg.Load())
 	if req.Operation == admissionv1.Update && old != nil {
 		return apis.WithinUpdate(ctx, old)
 	}

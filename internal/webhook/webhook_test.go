@@ -15,9 +15,7 @@ import (
 	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
-func cfg() *config.Config {
-	return &config.Config{Defaults: config.NewDefaults(), Features: &config.Features{}}
-}
+var cfg = config.Static{}
 
 func request(op admissionv1.Operation, kind string, obj, old string) admission.Request {
 	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{

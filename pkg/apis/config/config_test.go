@@ -93,7 +93,7 @@ func TestContext(t *testing.T) {
 		t.Error("bare context carries no config")
 	}
 	got := FromContextOrDefaults(ctx)
-	if diff := cmp.Diff(&Config{Defaults: NewDefaults(), Features: &Features{}}, got); diff != "" {
+	if diff := cmp.Diff(NewConfig(), got); diff != "" {
 		t.Errorf("FromContextOrDefaults (-want +got):\n%s", diff)
 	}
 	d := &Defaults{RevisionTimeoutSeconds: 7}

@@ -2,10 +2,25 @@ package config
 
 import "context"
 
-// Config is everything defaulting and validation may read.
+// Config is everything defaulting, validation and the reconcilers may read: one parsed value
+// per ConfigMap.
 type Config struct {
-	Defaults *Defaults
-	Features *Features
+	Defaults   *Defaults
+	Features   *Features
+	Autoscaler *Autoscaler
+	Network    *Network
+	Deployment *Deployment
+}
+
+// NewConfig is the configuration Knative ships: every ConfigMap absent.
+func NewConfig() *Config {
+	return &Config{
+		Defaults:   NewDefaults(),
+		Features:   &Features{},
+		Autoscaler: NewAutoscaler(),
+		Network:    NewNetwork(),
+		Deployment: NewDeployment(),
+	}
 }
 
 type cfgKey struct{}
@@ -24,15 +39,40 @@ func FromContext(ctx context.Context) *Config {
 // FromContextOrDefaults returns the Config carried by ctx with any missing
 // part replaced by the shipped defaults; it never returns nil.
 func FromContextOrDefaults(ctx context.Context) *Config {
-	out := &Config{}
+	out := NewConfig()
 	if c := FromContext(ctx); c != nil {
-		out.Defaults, out.Features = c.Defaults, c.Features
-	}
-	if out.Defaults == nil {
-		out.Defaults = NewDefaults()
-	}
-	if out.Features == nil {
-		out.Features = &Features{}
+		if c.Defaults != nil {
+			out.Defaults = c.Defaults
+		}
+		if c.Features != nil {
+			out.Features = c.Features
+		}
+		if c.Autoscaler != nil {
+			out.Autoscaler = c.Autoscaler
+		}
+		if c.Network != nil {
+			out.Network = c.Network
+		}
+		if c.Deployment != nil {
+			out.Deployment = c.Deployment
+		}
 	}
 	return out
+}
+
+// Source gives the configuration in force now. The store that watches Gantry's ConfigMaps is
+// one; tests use Static.
+type Source interface {
+	Load() *Config
+}
+
+// Static is a Source that always gives the same configuration.
+type Static struct{ Config *Config }
+
+// Load returns s.Config, or the shipped defaults when it is nil.
+func (s Static) Load() *Config {
+	if s.Config == nil {
+		return NewConfig()
+	}
+	return s.Config
 }

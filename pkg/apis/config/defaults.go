@@ -1,10 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-)
+import "fmt"
 
 // Defaults are the values of Knative's config-defaults ConfigMap that
 // defaulting and validation use.
@@ -57,39 +53,29 @@ func NewDefaults() *Defaults {
 }
 
 // NewDefaultsFromMap reads the data of a config-defaults ConfigMap, keeping
-// the shipped value for every key that is absent.
+// the shipped value for every key that is absent. A malformed value, an unknown
+// key or a value Gantry does not implement is an error naming the key.
 func NewDefaultsFromMap(data map[string]string) (*Defaults, error) {
 	d := NewDefaults()
-	ints := []struct {
-		key string
-		dst *int64
-	}{
-		{"revision-timeout-seconds", &d.RevisionTimeoutSeconds},
-		{"max-revision-timeout-seconds", &d.MaxRevisionTimeoutSeconds},
-		{"revision-response-start-timeout-seconds", &d.RevisionResponseStartTimeoutSeconds},
-		{"revision-idle-timeout-seconds", &d.RevisionIdleTimeoutSeconds},
-		{"container-concurrency", &d.ContainerConcurrency},
-		{"container-concurrency-max-limit", &d.ContainerConcurrencyMaxLimit},
+	p := newParser(data)
+	p.int64("revision-timeout-seconds", &d.RevisionTimeoutSeconds)
+	p.int64("max-revision-timeout-seconds", &d.MaxRevisionTimeoutSeconds)
+	p.int64("revision-response-start-timeout-seconds", &d.RevisionResponseStartTimeoutSeconds)
+	p.int64("revision-idle-timeout-seconds", &d.RevisionIdleTimeoutSeconds)
+	p.int64("container-concurrency", &d.ContainerConcurrency)
+	p.int64("container-concurrency-max-limit", &d.ContainerConcurrencyMaxLimit)
+	p.string("container-name-template", &d.UserContainerName)
+	p.string("init-container-name-template", &d.InitContainerName)
+	// Knative's keys that Gantry does not implement yet: refused when set, never ignored.
+	for _, k := range []string{
+		"revision-cpu-request", "revision-memory-request", "revision-ephemeral-storage-request",
+		"revision-cpu-limit", "revision-memory-limit", "revision-ephemeral-storage-limit",
+	} {
+		p.only(k, "")
 	}
-	for _, i := range ints {
-		v, ok := data[i.key]
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("parsing %s %q: %w", i.key, v, err)
-		}
-		*i.dst = n
-	}
-	if v, ok := data["container-name-template"]; ok && strings.TrimSpace(v) != "" {
-		d.UserContainerName = strings.TrimSpace(v)
-	}
-	if v, ok := data["init-container-name-template"]; ok && strings.TrimSpace(v) != "" {
-		d.InitContainerName = strings.TrimSpace(v)
-	}
-	if v, ok := data["enable-service-links"]; ok {
-		switch strings.TrimSpace(v) {
+	p.only("allow-container-concurrency-zero", "true")
+	if v, ok := p.value("enable-service-links"); ok {
+		switch v {
 		case "true":
 			t := true
 			d.EnableServiceLinks = &t
@@ -99,8 +85,11 @@ func NewDefaultsFromMap(data map[string]string) (*Defaults, error) {
 		case "default":
 			d.EnableServiceLinks = nil
 		default:
-			return nil, fmt.Errorf("parsing enable-service-links %q: want true, false or default", v)
+			p.failf("enable-service-links", "%q is not true, false or default", v)
 		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	if err := d.check(); err != nil {
 		return nil, err

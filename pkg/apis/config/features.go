@@ -1,9 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // Features are the config-features flags that allow pod fields the
 // serverless contract refuses by default. Every flag is off unless set.
@@ -59,22 +56,27 @@ func (f *Features) flags() map[string]*bool {
 }
 
 // NewFeaturesFromMap reads the data of a config-features ConfigMap. A flag is
-// on when its value is "enabled" or "allowed", off when "disabled".
+// on when its value is "enabled" or "allowed", off when "disabled"; another
+// value or a flag Gantry does not know is an error naming the key.
 func NewFeaturesFromMap(data map[string]string) (*Features, error) {
 	f := &Features{}
+	p := newParser(data)
 	for key, dst := range f.flags() {
-		v, ok := data[key]
+		v, ok := p.value(key)
 		if !ok {
 			continue
 		}
-		switch strings.ToLower(strings.TrimSpace(v)) {
+		switch strings.ToLower(v) {
 		case "enabled", "allowed":
 			*dst = true
 		case "disabled":
 			*dst = false
 		default:
-			return nil, fmt.Errorf("parsing %s %q: want enabled, allowed or disabled", key, v)
+			p.failf(key, "%q is not enabled, allowed or disabled", v)
 		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

@@ -10,23 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 )
-
-// QueueProxyContainerName is the sidecar the platform adds to every pod; a
-// user container may not take its name.
-const QueueProxyContainerName = "queue-proxy"
-
-// ReservedPorts are used by queue-proxy inside every pod.
-var ReservedPorts = map[int32]bool{
-	8012: true, // queue-proxy HTTP/1
-	8013: true, // queue-proxy h2c
-	8022: true, // queue-proxy admin
-	9090: true, // autoscaler metrics
-	9091: true, // user metrics
-	8008: true, // profiling
-}
 
 // ReservedEnvVars are set by the platform in every user container.
 var ReservedEnvVars = map[string]bool{
@@ -178,7 +165,7 @@ func validateContainerNames(ps *corev1.PodSpec) *apis.FieldError {
 		if name == "" {
 			return // defaulting names it; Validate after SetDefaults never sees this
 		}
-		if name == QueueProxyContainerName {
+		if name == contract.ContainerName {
 			errs = errs.Also(apis.ErrInvalidValue(name, p, "the name is reserved"))
 		}
 		if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
@@ -443,7 +430,7 @@ func validatePort(p *corev1.ContainerPort) *apis.FieldError {
 	switch {
 	case p.ContainerPort < 1 || p.ContainerPort > 65535:
 		errs = errs.Also(apis.ErrOutOfBoundsValue(p.ContainerPort, 1, 65535, "containerPort"))
-	case ReservedPorts[p.ContainerPort]:
+	case contract.ReservedPorts[p.ContainerPort]:
 		errs = errs.Also(apis.ErrInvalidValue(p.ContainerPort, "containerPort", "the port is reserved"))
 	}
 	switch p.Name {
