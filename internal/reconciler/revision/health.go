@@ -3,9 +3,13 @@ package revision
 import (
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 // problem is what a Revision's pods say is wrong with it.
@@ -60,4 +64,94 @@ func podProblem(pods []corev1.Pod) *problem {
 		}
 	}
 	return nil
+}
+
+// wantsPods reports whether the Deployment is meant to run pods and has none ready: only then
+// do the pods say why the revision does not serve, as Knative looks at them only while
+// "no active pods in the deployment although we want some". A revision with ready pods is
+// not judged by one pod that restarted.
+func wantsPods(d *appsv1.Deployment) bool {
+	return ptr.Deref(d.Spec.Replicas, 1) > 0 && d.Status.ReadyReplicas == 0
+}
+
+// rolloutFailed reports whether the Deployment says its rollout failed: a ReplicaSet that
+// could not create pods, or a rollout past its progress deadline.
+func rolloutFailed(ds *appsv1.DeploymentStatus) bool {
+	for _, c := range ds.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue ||
+			c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse {
+			return true
+		}
+	}
+	return false
+}
+
+// reportHealth sets the Revision's ResourcesAvailable, ContainerHealthy and Active conditions
+// and its replica counts from its Deployment and, while the Deployment wants pods and has none
+// ready, from those pods.
+//
+// Health is established once and then kept, as in Knative: ResourcesAvailable and
+// ContainerHealthy, once True, stay True while the revision scales to zero and back, so a
+// revision at zero stays Ready. Only a failure takes them back: a rollout the Deployment gave
+// up on, a pod that cannot be placed or pulled, a container that exits. Until health is
+// established the Deployment's own conditions decide ResourcesAvailable. Active only says
+// whether the revision has pods for its traffic; it does not gate Ready.
+func reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []corev1.Pod) {
+	rs := &rev.Status
+	desired := ptr.Deref(deploy.Spec.Replicas, 1)
+	established := rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsTrue()
+	rs.ActualReplicas = ptr.To(deploy.Status.ReadyReplicas)
+	rs.DesiredReplicas = ptr.To(desired)
+	// A Deployment scaling from zero is not Available until its pods are: that is the
+	// autoscaler's business (Active), not a lack of resources.
+	if !rs.GetCondition(servingv1.RevisionConditionResourcesAvailable).IsTrue() || rolloutFailed(&deploy.Status) {
+		rs.PropagateDeploymentStatus(&deploy.Status)
+	}
+	switch p := podProblem(pods); {
+	case p != nil && p.resources:
+		rs.MarkResourcesAvailableFalse(p.reason, p.message)
+	case p != nil:
+		rs.MarkContainerExited(p.exitCode, p.message)
+	case deploy.Status.ReadyReplicas > 0:
+		rs.MarkContainerHealthyTrue()
+	case desired == 0 && resources.InitialReplicas(rev) == 0 && rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsUnknown():
+		// Created at zero (initial-scale 0): no pod is required, so none has failed. Knative's
+		// autoscaler counts such a scale target as reached with no pods ready.
+		rs.MarkContainerHealthyTrue()
+	}
+	a := activeFromDeployment(deploy, established)
+	switch a.status {
+	case corev1.ConditionTrue:
+		rs.MarkActiveTrue()
+	case corev1.ConditionFalse:
+		rs.MarkActiveFalse(a.reason, a.message)
+	default:
+		rs.MarkActiveUnknown(a.reason, a.message)
+	}
+}
+
+// activity is the Revision's Active condition.
+type activity struct {
+	status          corev1.ConditionStatus
+	reason, message string
+}
+
+// activeFromDeployment derives Active from the Deployment's scale: True with ready pods; False
+// "NoTraffic" when scaled to zero; Unknown while it wants pods and has none ready, "Deploying"
+// before the revision was ever healthy and "Activating" when it comes back from zero.
+//
+// There is no PodAutoscaler yet. When the autoscaler owns one per revision, its status drives
+// Active (as Knative's RevisionStatus.PropagateAutoscalerStatus does) and replaces this
+// function; nothing else here reads the scale.
+func activeFromDeployment(d *appsv1.Deployment, healthy bool) activity {
+	switch {
+	case ptr.Deref(d.Spec.Replicas, 1) == 0:
+		return activity{corev1.ConditionFalse, servingv1.ReasonNoTraffic, "The target is not receiving traffic."}
+	case d.Status.ReadyReplicas > 0:
+		return activity{status: corev1.ConditionTrue}
+	case healthy:
+		return activity{corev1.ConditionUnknown, servingv1.ReasonActivating, "Waiting for a pod to become ready."}
+	default:
+		return activity{corev1.ConditionUnknown, servingv1.ReasonDeploying, ""}
+	}
 }

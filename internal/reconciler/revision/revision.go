@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -87,11 +86,13 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) err
 		return err
 	}
 	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(rev.Namespace),
-		client.MatchingLabels{servingv1.RevisionUID: string(rev.UID)}); err != nil {
-		return fmt.Errorf("listing pods of revision %s: %w", rev.Name, err)
+	if wantsPods(deploy) {
+		if err := r.Client.List(ctx, pods, client.InNamespace(rev.Namespace),
+			client.MatchingLabels{servingv1.RevisionUID: string(rev.UID)}); err != nil {
+			return fmt.Errorf("listing pods of revision %s: %w", rev.Name, err)
+		}
 	}
-	r.reportHealth(rev, deploy, pods.Items)
+	reportHealth(rev, deploy, pods.Items)
 	return nil
 }
 
@@ -132,28 +133,38 @@ func (r *Reconciler) resolve(ctx context.Context, image string) (string, error) 
 
 func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Revision) (*appsv1.Deployment, error) {
 	want, cur := resources.MakeDeployment(rev, config.FromContextOrDefaults(ctx).Deployment), &appsv1.Deployment{}
-	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur,
-		func(cur, want *appsv1.Deployment) bool {
-			// The replica count belongs to the autoscaler once the Deployment exists.
-			want.Spec.Replicas = cur.Spec.Replicas
-			return equality.Semantic.DeepDerivative(want.Spec, cur.Spec) && equality.Semantic.DeepEqual(want.Labels, cur.Labels)
-		},
-		func(cur, want *appsv1.Deployment) {
-			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, kmeta.UnionMaps(cur.Annotations, want.Annotations)
-		})
+	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur, sameDeployment, applyDeployment)
 	switch {
 	case errors.Is(err, kmeta.ErrNotOwned):
 		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Deployment %q that we do not own.", want.Name))
 		return nil, err
 	case err != nil:
-		rev.Status.MarkResourcesAvailableFalse("DeploymentReconcileFailed", err.Error())
+		// The API server could not be read or written: nothing is known to be wrong with the
+		// revision, so its conditions stay and the reconcile is retried.
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile Deployment %q: %v", want.Name, err)
 		return nil, err
 	case created:
+		rev.Status.MarkResourcesAvailableUnknown(servingv1.ReasonDeploying, "")
+		rev.Status.MarkContainerHealthyUnknown(servingv1.ReasonDeploying, "")
 		r.Recorder.Eventf(rev, want, corev1.EventTypeNormal, "Created", "Create", "Created Deployment %q", want.Name)
 		return want, nil
 	}
 	return cur, nil
+}
+
+// sameDeployment reports whether cur already runs what want describes. The replica count
+// belongs to the autoscaler once the Deployment exists, so it is not compared.
+func sameDeployment(cur, want *appsv1.Deployment) bool {
+	spec := want.Spec
+	spec.Replicas = cur.Spec.Replicas
+	return equality.Semantic.DeepDerivative(spec, cur.Spec) && equality.Semantic.DeepEqual(want.Labels, cur.Labels)
+}
+
+// applyDeployment makes cur run what want describes, at the replica count cur has.
+func applyDeployment(cur, want *appsv1.Deployment) {
+	replicas := cur.Spec.Replicas
+	cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, kmeta.UnionMaps(cur.Annotations, want.Annotations)
+	cur.Spec.Replicas = replicas
 }
 
 func (r *Reconciler) reconcileService(ctx context.Context, rev *servingv1.Revision) error {
@@ -169,30 +180,6 @@ func (r *Reconciler) reconcileService(ctx context.Context, rev *servingv1.Revisi
 		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Service %q that we do not own.", want.Name))
 	}
 	return err
-}
-
-// reportHealth sets ResourcesAvailable, ContainerHealthy, Active and the replica counts from
-// the Deployment and its pods.
-func (r *Reconciler) reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []corev1.Pod) {
-	rev.Status.PropagateDeploymentStatus(&deploy.Status)
-	rev.Status.ActualReplicas = ptr.To(deploy.Status.ReadyReplicas)
-	rev.Status.DesiredReplicas = ptr.To(ptr.Deref(deploy.Spec.Replicas, 1))
-	switch p := podProblem(pods); {
-	case p != nil && p.resources:
-		rev.Status.MarkResourcesAvailableFalse(p.reason, p.message)
-		rev.Status.MarkContainerHealthyUnknown(servingv1.ReasonDeploying, "")
-	case p != nil:
-		rev.Status.MarkContainerExited(p.exitCode, p.message)
-	case deploy.Status.ReadyReplicas > 0:
-		rev.Status.MarkContainerHealthyTrue()
-	default:
-		rev.Status.MarkContainerHealthyUnknown(servingv1.ReasonDeploying, "")
-	}
-	if deploy.Status.ReadyReplicas > 0 {
-		rev.Status.MarkActiveTrue()
-	} else {
-		rev.Status.MarkActiveUnknown(servingv1.ReasonDeploying, "waiting for a ready pod")
-	}
 }
 
 func (r *Reconciler) eventOnReadyChange(rev *servingv1.Revision, before *servingv1.RevisionStatus) {
