@@ -21,7 +21,8 @@ type Options struct {
 }
 
 // ValidateAnnotations checks the autoscaling annotations of m with the
-// shipped operator settings. Errors name metadata.annotations[<key>].
+// shipped operator settings. Errors name metadata.annotations.<key>, as
+// Knative's do.
 func ValidateAnnotations(m map[string]string) *apis.FieldError {
 	return Options{}.ValidateAnnotations(m)
 }
@@ -38,7 +39,7 @@ func (o Options) ValidateAnnotations(m map[string]string) *apis.FieldError {
 		var present []string
 		for _, k := range a.Keys() {
 			if _, ok := m[k]; ok {
-				present = append(present, "["+k+"]")
+				present = append(present, k)
 			}
 		}
 		if len(present) > 1 {
@@ -52,14 +53,14 @@ func (o Options) ValidateAnnotations(m map[string]string) *apis.FieldError {
 	return annotationsPath(errs)
 }
 
-// annotationsPath turns the [key] paths of errs into
-// metadata.annotations[key].
+// annotationsPath turns the annotations.<key> paths of errs into
+// metadata.annotations.<key>.
 func annotationsPath(errs *apis.FieldError) *apis.FieldError {
 	return errs.ViaField("metadata")
 }
 
 func keyErr(key string, e *apis.FieldError) *apis.FieldError {
-	return e.ViaKey(key).ViaField("annotations")
+	return e.ViaField("annotations", key)
 }
 
 func validateClassMetric(m map[string]string) *apis.FieldError {

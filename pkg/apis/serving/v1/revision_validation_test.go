@@ -238,7 +238,7 @@ func TestRevisionSpecValidation(t *testing.T) {
 		mutate: func(s *Service) {
 			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/min-scale": "3", "autoscaling.knative.dev/max-scale": "2"}
 		},
-		want: "invalid value: max-scale=2 is less than min-scale=3: spec.template.metadata.annotations.[autoscaling.knative.dev/max-scale]",
+		want: "invalid value: max-scale=2 is less than min-scale=3: spec.template.metadata.annotations.autoscaling.knative.dev/max-scale",
 	}, {
 		name:   "template name without the parent prefix",
 		mutate: func(s *Service) { s.Spec.Template.Name = "other-v1" },
@@ -288,7 +288,7 @@ func TestRevisionValidation(t *testing.T) {
 	}, {
 		name:   "bad annotation",
 		mutate: func(r *Revision) { r.Annotations["autoscaling.knative.dev/window"] = "1s" },
-		want:   "expected 6s <= 1s <= 1h0m0s: metadata.annotations.[autoscaling.knative.dev/window]",
+		want:   "expected 6s <= 1s <= 1h0m0s: metadata.annotations.autoscaling.knative.dev/window",
 	}, {
 		name:   "spec changed on update",
 		ctx:    func(base *Revision) context.Context { return apis.WithinUpdate(context.Background(), base) },
