@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,7 +42,7 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 		return err
 	}
 	defer dir.Close()
-	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: filepath.Join(dir.Path, "sandboxes"), Bridge: net.Bridge, PodCIDR: net.PodCIDR})
+	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), Bridge: net.Bridge, PodCIDR: net.PodCIDR})
 	if err != nil {
 		return err
 	}

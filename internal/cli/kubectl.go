@@ -17,6 +17,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 )
 
 func newKubectlCommand() *cobra.Command {
@@ -27,18 +28,17 @@ func newKubectlCommand() *cobra.Command {
 <data-dir>/kubeconfig.yaml (data dir: GANTRY_DATA_DIR, default /var/lib/gantry).`,
 		DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error {
-			if code := runKubectl(args); code != 0 {
-				os.Exit(code)
-			}
+			runKubectl(args)
 			return nil
 		},
 	}
 }
 
-// runKubectl runs kubectl with args and returns its exit code.
-func runKubectl(args []string) int {
+// runKubectl runs kubectl with args. It returns when kubectl succeeds; on failure kubectl
+// prints its own message and the process exits with kubectl's exit code.
+func runKubectl(args []string) {
 	if os.Getenv("KUBECONFIG") == "" && !hasKubeconfigFlag(args) {
-		path := filepath.Join(dataDirFromEnv(controlplane.DefaultDataDir), "kubeconfig.yaml")
+		path := filepath.Join(dataDirFromEnv(controlplane.DefaultDataDir), datadir.AdminKubeconfig)
 		if _, err := os.Stat(path); err != nil {
 			fmt.Fprintf(os.Stderr, "gantry kubectl: no kubeconfig at %s (is gantry server running there? set GANTRY_DATA_DIR or KUBECONFIG)\n", path)
 		}
@@ -58,7 +58,6 @@ func runKubectl(args []string) int {
 		// CheckErr prints kubectl's own message and exits with kubectl's code.
 		cmdutil.CheckErr(err)
 	}
-	return 0
 }
 
 func hasKubeconfigFlag(args []string) bool {

@@ -15,7 +15,8 @@ import (
 // "kubectl" (a symlink to the binary), it is kubectl, as k3s does.
 func Main(args []string) int {
 	if filepath.Base(args[0]) == "kubectl" {
-		return runKubectl(args[1:])
+		runKubectl(args[1:])
+		return 0
 	}
 	root := NewRootCommand()
 	root.SetArgs(args[1:])

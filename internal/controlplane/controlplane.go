@@ -15,7 +15,12 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"gopkg.in/natefinch/lumberjack.v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	logsapi "k8s.io/component-base/logs/api/v1"
 
@@ -32,7 +37,8 @@ var ErrAlreadyStarted = errors.New("a control plane was already started in this 
 
 var started atomic.Bool
 
-// ControlPlane is a running control plane.
+// ControlPlane is the embedded control plane: New prepares its data dir, PKI and
+// kubeconfigs; Start runs etcd and the Kubernetes components until its context ends.
 type ControlPlane struct {
 	cfg        Config
 	dir        *datadir.Dir
@@ -44,10 +50,12 @@ type ControlPlane struct {
 	etcd       *embed.Etcd
 	components []*component // in start order
 
-	failOnce sync.Once
-	failed   chan struct{}
-	failErr  error
-	stopping atomic.Bool
+	ready     chan struct{}
+	closeOnce sync.Once
+	failOnce  sync.Once
+	failed    chan struct{}
+	failErr   error
+	stopping  atomic.Bool
 }
 
 // component is one Kubernetes component running in its goroutine.
@@ -58,21 +66,16 @@ type component struct {
 	err    error
 }
 
-// Start brings the control plane up and returns once the API server reports ready, or with the
-// first error. ctx bounds the start only; the components run until Stop.
-func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
+// New checks cfg and the ports, opens and locks the data dir, and writes the PKI and the
+// kubeconfigs, so the clients' configurations are usable before Start. A refusal leaves the
+// data dir untouched. Close releases the data dir of a control plane that never started.
+func New(cfg Config) (cp *ControlPlane, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if started.Load() {
-		return nil, ErrAlreadyStarted
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
-	defer cancel()
-
 	// Ports first: a refused start leaves the data dir untouched.
 	if err := CheckListeners(cfg.listeners()...); err != nil {
 		return nil, err
@@ -82,40 +85,38 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	cfg.DataDir = dir.Path
+	defer func() {
+		if err != nil {
+			dir.Close()
+		}
+	}()
 	if err := checkEtcdData(etcdDataDir(dir.Path)); err != nil {
-		dir.Close()
 		return nil, err
 	}
 	cp = &ControlPlane{
 		cfg:        cfg,
 		dir:        dir,
-		certs:      pki.Bundle{Dir: dir.Join("pki")},
+		certs:      pki.Bundle{Dir: dir.Join(datadir.PKIDir)},
 		server:     "https://" + net.JoinHostPort(clientHost(cfg.BindAddress), fmt.Sprint(cfg.HTTPSPort)),
-		kubeconfig: dir.Join("kubeconfig.yaml"),
+		kubeconfig: dir.Join(datadir.AdminKubeconfig),
+		ready:      make(chan struct{}),
 		failed:     make(chan struct{}),
 	}
-	defer func() {
-		if err != nil {
-			_ = cp.stop(context.Background())
-		}
-	}()
 	if err := cp.certs.Ensure(pki.Options{Hosts: servingHosts(cfg)},
 		pki.Admin, pki.ControllerManager, pki.Scheduler, pki.APIServerKubeletClient, pki.Gantry); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir.Path, err)
 	}
-	if err := os.MkdirAll(dir.Join("kubeconfigs"), 0o700); err != nil {
+	if err := os.MkdirAll(dir.Join(datadir.KubeconfigsDir), 0o700); err != nil {
 		return nil, err
 	}
-	cmKubeconfig := dir.Join("kubeconfigs", "controller-manager.yaml")
-	schedKubeconfig := dir.Join("kubeconfigs", "scheduler.yaml")
 	for _, k := range []struct {
 		client pki.Client
 		path   string
 	}{
 		{pki.Admin, cp.kubeconfig},
-		{pki.ControllerManager, cmKubeconfig},
-		{pki.Scheduler, schedKubeconfig},
-		{pki.Gantry, dir.Join("kubeconfigs", "gantry.yaml")},
+		{pki.ControllerManager, cp.componentKubeconfig("controller-manager")},
+		{pki.Scheduler, cp.componentKubeconfig("scheduler")},
+		{pki.Gantry, cp.componentKubeconfig("gantry")},
 	} {
 		if err := writeKubeconfig(k.path, cp.server, cp.certs, k.client); err != nil {
 			return nil, err
@@ -124,31 +125,76 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	if cp.log, err = openComponentLog(cfg.ComponentLog, dir); err != nil {
 		return nil, err
 	}
-	// From here on the process holds the components' process-wide state.
-	if !started.CompareAndSwap(false, true) {
-		return nil, ErrAlreadyStarted
-	}
-	if err := applyLogging(cp.log, cfg.Verbosity); err != nil {
-		return nil, err
-	}
+	return cp, nil
+}
 
-	if cp.etcd, err = startEtcd(ctx, cfg, cp.certs, cp.log); err != nil {
-		return nil, err
-	}
-	api := cp.run("kube-apiserver", func(ctx context.Context) error {
-		return runAPIServer(ctx, apiServerArgs(cfg, cp.certs))
+func (cp *ControlPlane) componentKubeconfig(name string) string {
+	return cp.dir.Join(datadir.KubeconfigsDir, name+".yaml")
+}
+
+// Close releases the data dir of a control plane that was prepared but not started; Start
+// releases it itself when it returns.
+func (cp *ControlPlane) Close() {
+	cp.closeOnce.Do(func() {
+		if cp.log != nil {
+			_ = cp.log.Close()
+		}
+		cp.dir.Close()
 	})
-	if err := cp.waitReady(ctx, api); err != nil {
-		return nil, err
+}
+
+// Ready is closed once the API server reports ready and the default namespace can take pods.
+func (cp *ControlPlane) Ready() <-chan struct{} { return cp.ready }
+
+// Start runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler until ctx ends,
+// then stops them in reverse order, etcd last, and releases the data dir. It returns an error
+// when the API server is not ready within the configured timeout or a component fails.
+func (cp *ControlPlane) Start(ctx context.Context) error {
+	err := cp.start(ctx)
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case <-cp.failed:
+			err = cp.failErr
+		}
+	}
+	// Each component has a bounded time to stop; the caller bounds the whole by how long it
+	// waits for Start to return.
+	return errors.Join(err, cp.stop())
+}
+
+func (cp *ControlPlane) start(ctx context.Context) error {
+	if !started.CompareAndSwap(false, true) {
+		return ErrAlreadyStarted
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, cp.cfg.ReadyTimeout)
+	defer cancel()
+	// From here on the process holds the components' process-wide state.
+	if err := applyLogging(cp.log, cp.cfg.Verbosity); err != nil {
+		return err
+	}
+	var err error
+	if cp.etcd, err = startEtcd(readyCtx, cp.cfg, cp.certs, cp.log); err != nil {
+		return err
+	}
+	go cp.watchEtcd()
+	api := cp.run("kube-apiserver", func(ctx context.Context) error {
+		return runAPIServer(ctx, apiServerArgs(cp.cfg, cp.certs))
+	})
+	if err := cp.waitReady(readyCtx, api); err != nil {
+		return err
 	}
 	cp.run("kube-controller-manager", func(ctx context.Context) error {
-		return runControllerManager(ctx, controllerManagerArgs(cmKubeconfig, cp.certs))
+		return runControllerManager(ctx, controllerManagerArgs(cp.componentKubeconfig("controller-manager"), cp.certs))
 	})
 	cp.run("kube-scheduler", func(ctx context.Context) error {
-		return runScheduler(ctx, schedulerArgs(schedKubeconfig))
+		return runScheduler(ctx, schedulerArgs(cp.componentKubeconfig("scheduler")))
 	})
-	go cp.watchEtcd()
-	return cp, nil
+	if err := cp.ensureDefaultServiceAccount(readyCtx); err != nil {
+		return err
+	}
+	close(cp.ready)
+	return nil
 }
 
 // clientHost is the address clients use for a listen address: loopback for a wildcard.
@@ -164,7 +210,7 @@ func openComponentLog(path string, dir *datadir.Dir) (io.WriteCloser, error) {
 	case "-":
 		return nopCloser{os.Stderr}, nil
 	case "":
-		path = dir.Join("logs", "components.log")
+		path = dir.Join(datadir.LogsDir, "components.log")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("component log %s: %w", path, err)
@@ -280,19 +326,6 @@ func probeReady(ctx context.Context, client *http.Client, url string) error {
 	return nil
 }
 
-// Failed is closed when a component stops on its own; Err then says why.
-func (cp *ControlPlane) Failed() <-chan struct{} { return cp.failed }
-
-// Err is the first component failure, or nil.
-func (cp *ControlPlane) Err() error {
-	select {
-	case <-cp.failed:
-		return cp.failErr
-	default:
-		return nil
-	}
-}
-
 // RESTConfig is an admin client configuration for the API server.
 func (cp *ControlPlane) RESTConfig() *rest.Config {
 	return restConfig(cp.server, cp.certs, pki.Admin)
@@ -321,13 +354,9 @@ func (cp *ControlPlane) DataDirJoin(elem ...string) string { return cp.dir.Join(
 // Fresh reports whether this start initialised the data directory.
 func (cp *ControlPlane) Fresh() bool { return cp.dir.Fresh }
 
-// Stop stops the components in reverse start order, etcd last, and releases the data dir.
-// Each component gets a bounded time; ctx bounds the whole.
-func (cp *ControlPlane) Stop(ctx context.Context) error {
-	return cp.stop(ctx)
-}
-
-func (cp *ControlPlane) stop(ctx context.Context) error {
+// stop stops the components in reverse start order, etcd last, and releases the data dir.
+// Each component gets a bounded time.
+func (cp *ControlPlane) stop() error {
 	cp.stopping.Store(true)
 	var errs []error
 	for i := len(cp.components) - 1; i >= 0; i-- {
@@ -343,17 +372,34 @@ func (cp *ControlPlane) stop(ctx context.Context) error {
 			}
 		case <-timer.C:
 			errs = append(errs, fmt.Errorf("%s did not stop within %s", c.name, componentStopTimeout))
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("%s: %w", c.name, ctx.Err()))
 		}
 		timer.Stop()
 	}
 	if cp.etcd != nil {
 		cp.etcd.Close()
 	}
-	if cp.log != nil {
-		_ = cp.log.Close()
-	}
-	cp.dir.Close()
+	cp.Close()
 	return errors.Join(errs...)
+}
+
+// ensureDefaultServiceAccount creates the default namespace's "default" ServiceAccount at once
+// instead of waiting for the controller-manager's serviceaccount controller (about 5 s after
+// the API is ready): until it exists the API refuses every pod there, and a Deployment's
+// ReplicaSet backs off. The controller adopts the account as its own.
+func (cp *ControlPlane) ensureDefaultServiceAccount(ctx context.Context) error {
+	client, err := kubernetes.NewForConfig(cp.RESTConfig())
+	if err != nil {
+		return err
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: metav1.NamespaceDefault}}
+	var last error
+	err = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, last = client.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, sa, metav1.CreateOptions{})
+		// NotFound: the default namespace itself is not there yet.
+		return last == nil || apierrors.IsAlreadyExists(last), nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating the default ServiceAccount: %w", errors.Join(err, last))
+	}
+	return nil
 }

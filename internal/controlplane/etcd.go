@@ -16,13 +16,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
 const etcdMemberName = "gantry"
 
 // etcdDataDir is etcd's directory inside the data dir.
-func etcdDataDir(dataDir string) string { return filepath.Join(dataDir, "etcd") }
+func etcdDataDir(dataDir string) string { return filepath.Join(dataDir, datadir.EtcdDir) }
 
 // checkEtcdData opens etcd's backend read-only before etcd does: etcd treats a damaged database
 // as fatal and panics, so a damaged file is reported here as an error naming it instead.

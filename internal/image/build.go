@@ -35,9 +35,6 @@ const (
 // DefaultPath is the PATH set in built images.
 const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// modulePath is the Go module that holds the test images.
-const modulePath = "github.com/gantry-run/gantry"
-
 // BuildGoImage builds the Go main package in pkgDir as a static linux binary for this
 // machine's architecture (CGO_ENABLED=0), wraps it in a single-layer OCI image (the binary
 // at /app, an empty /tmp, Entrypoint ["/app"]) and pushes it to ref. It returns the
@@ -61,68 +58,36 @@ func BuildGoImage(ctx context.Context, pkgDir, ref string) (v1.Hash, error) {
 	return h, nil
 }
 
-// TestImageRef is where PushTestImages puts the test image called name.
-func TestImageRef(registryHost, name string) string {
-	return registryHost + "/gantry/test/" + name + ":latest"
-}
-
-// PushTestImage builds the program test/images/<name> and pushes it to
-// TestImageRef(registryHost, name), which it returns. It finds test/images from the working
-// directory, like PushTestImages.
-func PushTestImage(ctx context.Context, registryHost, name string) (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	ref := TestImageRef(registryHost, name)
-	if _, err := BuildGoImage(ctx, filepath.Join(root, "test", "images", name), ref); err != nil {
-		return "", fmt.Errorf("building test image %s: %w", name, err)
-	}
-	return ref, nil
-}
-
-// PushTestImages builds every program under test/images (one directory with a main.go
-// each) and pushes it to TestImageRef(registryHost, name). It finds test/images from the
-// module root above the working directory, so it works from any package's tests. It
-// returns each image's digest reference (repo@sha256:…) by name.
-func PushTestImages(ctx context.Context, registryHost string) (map[string]string, error) {
+// BuildGoImages builds the Go main packages ./<name> under dir, one per key of refs, in one
+// run of the toolchain (which shares work across packages), wraps each as BuildGoImage does
+// and pushes it to refs[name]. It returns each pushed image's manifest digest by name.
+func BuildGoImages(ctx context.Context, dir string, refs map[string]string) (map[string]v1.Hash, error) {
 	ctx, cancel := withDefaultTimeout(ctx, BuildTimeout)
 	defer cancel()
-	root, err := moduleRoot()
-	if err != nil {
-		return nil, fmt.Errorf("pushing test images: %w", err)
-	}
-	imagesDir := filepath.Join(root, "test", "images")
-	names, err := testImageNames(imagesDir)
-	if err != nil {
-		return nil, fmt.Errorf("pushing test images: %w", err)
-	}
 	tmp, err := os.MkdirTemp("", "gantry-build-")
 	if err != nil {
-		return nil, fmt.Errorf("pushing test images: %w", err)
+		return nil, fmt.Errorf("building images under %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp)
-
-	// One go build for all of them: the toolchain shares work across packages.
+	names := make([]string, 0, len(refs))
+	for n := range refs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	pkgs := make([]string, len(names))
 	for i, n := range names {
 		pkgs[i] = "./" + n
 	}
-	if err := goBuild(ctx, imagesDir, tmp+string(filepath.Separator), pkgs...); err != nil {
-		return nil, fmt.Errorf("pushing test images: %w", err)
+	if err := goBuild(ctx, dir, tmp+string(filepath.Separator), pkgs...); err != nil {
+		return nil, fmt.Errorf("building images under %s: %w", dir, err)
 	}
-	out := make(map[string]string, len(names))
+	out := make(map[string]v1.Hash, len(names))
 	for _, n := range names {
-		ref := TestImageRef(registryHost, n)
-		h, err := pushBinary(ctx, filepath.Join(tmp, n), ref)
+		h, err := pushBinary(ctx, filepath.Join(tmp, n), refs[n])
 		if err != nil {
-			return nil, fmt.Errorf("pushing test image %s: %w", n, err)
+			return nil, fmt.Errorf("pushing image %s: %w", n, err)
 		}
-		parsed, err := ParseReference(ref)
-		if err != nil {
-			return nil, err
-		}
-		out[n] = parsed.Context().Digest(h.String()).String()
+		out[n] = h
 	}
 	return out, nil
 }
@@ -132,47 +97,6 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, d)
-}
-
-// testImageNames lists the directories under dir that hold a main.go, sorted.
-func testImageNames(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() || e.Name() == "internal" || e.Name() == "testdata" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, e.Name(), "main.go")); err == nil {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no test images under %s", dir)
-	}
-	return names, nil
-}
-
-// moduleRoot walks up from the working directory to the go.mod of Gantry's module.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(bytes.TrimSpace(b), []byte("module "+modulePath+"\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod for module %s above the working directory", modulePath)
-		}
-		dir = parent
-	}
 }
 
 // goBuild runs `go build -o out pkgs...` in dir for a static linux binary.

@@ -70,10 +70,9 @@ type Registry struct {
 	// mu serialises manifest mutations so disk and memory see them in the same order.
 	mu sync.Mutex
 
-	lnMu sync.Mutex
-	ln   net.Listener
-	srv  *http.Server
-	done chan error
+	lnMu  sync.Mutex
+	ln    net.Listener
+	ready chan struct{}
 }
 
 // NewRegistry validates opts and returns a registry that is not yet serving.
@@ -97,7 +96,7 @@ func NewRegistry(opts RegistryOptions) (*Registry, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Registry{opts: opts, log: log.With("component", "registry")}, nil
+	return &Registry{opts: opts, log: log.With("component", "registry"), ready: make(chan struct{})}, nil
 }
 
 // CheckLoopback returns an error naming addr unless its host is a loopback IP or localhost.
@@ -121,17 +120,46 @@ func CheckLoopback(addr string) error {
 func (r *Registry) blobDir() string     { return filepath.Join(r.opts.Dir, "blobs") }
 func (r *Registry) manifestDir() string { return filepath.Join(r.opts.Dir, "manifests") }
 
-// Start loads the persisted manifests, listens and serves in the background. It returns
-// once the registry accepts connections.
+// registryDrainTimeout bounds how long a stopping registry finishes requests in flight.
+const registryDrainTimeout = 10 * time.Second
+
+// Start loads the persisted manifests, listens, and serves until ctx ends; then it stops
+// taking connections and finishes the requests in flight. Ready is closed once it accepts
+// connections.
 func (r *Registry) Start(ctx context.Context) error {
+	srv, ln, err := r.listen(ctx)
+	if err != nil {
+		return err
+	}
+	close(r.ready)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("registry: %w", err)
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryDrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drain); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("stopping registry: %w", err)
+	}
+	return nil
+}
+
+// Ready is closed once the registry accepts connections.
+func (r *Registry) Ready() <-chan struct{} { return r.ready }
+
+func (r *Registry) listen(ctx context.Context) (*http.Server, net.Listener, error) {
 	r.lnMu.Lock()
 	defer r.lnMu.Unlock()
-	if r.srv != nil {
-		return errors.New("registry: already started")
+	if r.ln != nil {
+		return nil, nil, errors.New("registry: already started")
 	}
 	for _, d := range []string{r.blobDir(), r.manifestDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("starting registry: %w", err)
+			return nil, nil, fmt.Errorf("starting registry: %w", err)
 		}
 	}
 	r.inner = registry.New(
@@ -140,15 +168,15 @@ func (r *Registry) Start(ctx context.Context) error {
 	)
 	n, err := r.replay(ctx)
 	if err != nil {
-		return fmt.Errorf("starting registry: %w", err)
+		return nil, nil, fmt.Errorf("starting registry: %w", err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", r.opts.Addr)
 	if err != nil {
-		return fmt.Errorf("starting registry on %s: %w", r.opts.Addr, err)
+		return nil, nil, fmt.Errorf("starting registry on %s: %w", r.opts.Addr, err)
 	}
 	r.ln = ln
-	r.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           http.HandlerFunc(r.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       15 * time.Minute,
@@ -157,10 +185,8 @@ func (r *Registry) Start(ctx context.Context) error {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
-	r.done = make(chan error, 1)
-	go func(srv *http.Server) { r.done <- srv.Serve(ln) }(r.srv)
 	r.log.Info("registry serving", "addr", ln.Addr().String(), "dir", r.opts.Dir, "manifests", n)
-	return nil
+	return srv, ln, nil
 }
 
 // Addr returns the address the registry listens on (host:port), or "" before Start.
@@ -171,25 +197,6 @@ func (r *Registry) Addr() string {
 		return ""
 	}
 	return r.ln.Addr().String()
-}
-
-// Stop shuts the server down, waiting for in-flight requests until ctx is done.
-func (r *Registry) Stop(ctx context.Context) error {
-	r.lnMu.Lock()
-	srv, done := r.srv, r.done
-	r.srv, r.ln = nil, nil
-	r.lnMu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	if err := srv.Shutdown(ctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("stopping registry: %w", err)
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("stopping registry: %w", err)
-	}
-	return nil
 }
 
 // manifestPath splits /v2/<repo>/manifests/<target>; ok is false for other paths.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,27 +32,55 @@ func startRegistry(t *testing.T, dir, addr string) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := reg.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stop := runRegistry(t, reg)
+	stops.Store(reg, stop)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := reg.Stop(ctx); err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("stopping registry: %v", err)
 		}
 	})
 	return reg
 }
 
+// stops holds the stop func of each registry startRegistry started.
+var stops sync.Map
+
+// stopRegistry stops a registry startRegistry started, before the test ends.
 func stopRegistry(t *testing.T, reg *Registry) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := reg.Stop(ctx); err != nil {
+	stop, ok := stops.Load(reg)
+	if !ok {
+		t.Fatal("stopRegistry: not started by startRegistry")
+	}
+	if err := stop.(func() error)(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// runRegistry starts reg, waits until it serves, and returns a func that stops it and says
+// how it ended. Stopping twice is harmless.
+func runRegistry(t *testing.T, reg *Registry) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reg.Start(ctx) }()
+	select {
+	case <-reg.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("starting registry: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("registry not ready after 30s")
+	}
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
 	}
 }
 
@@ -153,11 +182,8 @@ func TestRegistryLimitsManifestSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := reg.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = reg.Stop(ctx) }()
+	stop := runRegistry(t, reg)
+	defer func() { _ = stop() }()
 	req, _ := http.NewRequest(http.MethodPut, "http://"+reg.Addr()+"/v2/big/manifests/latest", bytes.NewReader(bytes.Repeat([]byte("x"), 1000)))
 	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)

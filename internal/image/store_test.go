@@ -37,7 +37,7 @@ func TestPullHello(t *testing.T) {
 	regDir := t.TempDir()
 	reg := startRegistry(t, regDir, "")
 	addr := reg.Addr()
-	ref := TestImageRef(addr, "hello")
+	ref := addr + "/gantry/test/hello:latest"
 	h, err := BuildGoImage(ctx, filepath.Join("..", "..", "test", "images", "hello"), ref)
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ type Node struct {
 	ready   chan struct{}
 }
 
-// New checks opts and returns a node that Run starts.
+// New checks opts and returns a node that Start runs.
 func New(opts Options) (*Node, error) {
 	if opts.Client == nil || opts.Sandboxes == nil || opts.Images == nil {
 		return nil, errors.New("node: a client, a sandbox manager and an image store are required")
@@ -81,9 +81,9 @@ func New(opts Options) (*Node, error) {
 // Ready is closed once the node is registered and its pods are being synced.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
-// Run registers the node, keeps its lease, runs its pods and serves the kubelet API until
+// Start registers the node, keeps its lease, runs its pods and serves the kubelet API until
 // ctx ends. Sandboxes keep running when it returns: the next start re-adopts them.
-func (n *Node) Run(ctx context.Context) error {
+func (n *Node) Start(ctx context.Context) error {
 	c := n.opts.Client
 	if err := register(ctx, c, n.opts.Info); err != nil {
 		return err

@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/image"
-	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
 
@@ -38,7 +38,6 @@ const (
 	startPeriod    = 25 * time.Millisecond
 	startWindow    = 30 * time.Second
 	storagePeriod  = 10 * time.Second
-	queueProxyUID  = 65532
 	pullTimeout    = 10 * time.Minute
 	defaultStorage = 20 << 30
 )
@@ -291,12 +290,12 @@ func (w *worker) containerSpec(ctx context.Context, c *corev1.Container, s *ctr)
 	var mounts []sandbox.Mount
 	uid, gid := uint32(0), uint32(0)
 	workdir := c.WorkingDir
-	if c.Image == resources.QueueProxyImage {
+	if contract.IsSidecar(c) {
 		// The queue-proxy is the gantry binary itself, bound into an empty root.
 		layers = []string{w.n.emptyLayer()}
-		entrypoint = []string{"/gantry"}
-		mounts = append(mounts, sandbox.Mount{Source: w.n.opts.Executable, Destination: "/gantry", ReadOnly: true})
-		uid, gid = queueProxyUID, queueProxyUID
+		entrypoint = []string{contract.BinaryPath}
+		mounts = append(mounts, sandbox.Mount{Source: w.n.opts.Executable, Destination: contract.BinaryPath, ReadOnly: true})
+		uid, gid = contract.UID, contract.UID
 	} else {
 		if s.img == nil {
 			pctx, cancel := context.WithTimeout(ctx, pullTimeout)

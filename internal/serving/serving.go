@@ -1,6 +1,7 @@
 // Package serving runs the Knative Serving API on a cluster: it installs the
-// serving.knative.dev CRDs, serves and registers the admission webhook, and runs the Service,
-// Configuration, Revision and Route controllers in one controller-runtime manager.
+// serving.knative.dev CRDs, keeps the configuration ConfigMaps, serves and registers the
+// admission webhook, and runs the Service, Configuration, Revision and Route controllers in
+// one controller-runtime manager that later data-plane parts join.
 package serving
 
 import (
@@ -8,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -24,11 +27,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-run/gantry/config/crd"
+	"github.com/gantry-run/gantry/internal/configstore"
 	"github.com/gantry-run/gantry/internal/reconciler/configuration"
 	"github.com/gantry-run/gantry/internal/reconciler/revision"
 	"github.com/gantry-run/gantry/internal/reconciler/route"
@@ -51,17 +56,14 @@ type Options struct {
 	// calls it there.
 	WebhookHost string
 	WebhookPort int
-	// WebhookCertFile and WebhookKeyFile are its serving certificate; CABundle verifies it.
+	// WebhookCertFile and WebhookKeyFile are its serving certificate; CAFile verifies it.
 	WebhookCertFile, WebhookKeyFile string
-	CABundle                        []byte
+	CAFile                          string
 	// Resolver turns image tags into digests for new Revisions.
 	Resolver revision.Resolver
-	// SkipResolution lists registries whose tags are not resolved.
-	SkipResolution []string
+	// Logger receives the configuration store's logs.
+	Logger *slog.Logger
 }
-
-// DefaultSkipResolution are Knative's registries-skipping-tag-resolving defaults.
-var DefaultSkipResolution = []string{"kind.local", "ko.local", "dev.local"}
 
 // Scheme knows the Kubernetes built-ins and serving.knative.dev/v1.
 func Scheme() *runtime.Scheme {
@@ -72,22 +74,29 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Serving is the running serving stack.
+// Serving is the serving stack: the configuration store, the admission webhook and the four
+// controllers in one controller-runtime manager. Later parts of the data plane (gateway,
+// activator, autoscaler) join the manager with Manager().Add and share its cache, in
+// standalone and in cluster mode alike.
 type Serving struct {
-	done chan struct{}
-	err  error
+	opts   Options
+	mgr    manager.Manager
+	store  *configstore.Store
+	client kubernetes.Interface
+	ready  chan struct{}
 }
 
-// Start installs the CRDs, starts the webhook and controllers, registers the webhook, and
-// returns once admission works. The stack runs until ctx ends; Wait returns its error.
-func Start(ctx context.Context, opts Options) (*Serving, error) {
+// New builds the stack without contacting the API server; Start runs it.
+func New(opts Options) (*Serving, error) {
 	if opts.Domain == "" {
 		opts.Domain = DefaultDomain
 	}
-	if err := InstallCRDs(ctx, opts.RESTConfig); err != nil {
+	ctrl.SetLogger(klog.NewKlogr())
+	clientset, err := kubernetes.NewForConfig(opts.RESTConfig)
+	if err != nil {
 		return nil, err
 	}
-	ctrl.SetLogger(klog.NewKlogr())
+	store := configstore.New(clientset, opts.Logger)
 	whServer := webhook.NewServer(webhook.Options{
 		Host:     opts.WebhookHost,
 		Port:     opts.WebhookPort,
@@ -95,11 +104,9 @@ func Start(ctx context.Context, opts Options) (*Serving, error) {
 		CertName: filepath.Base(opts.WebhookCertFile),
 		KeyName:  filepath.Base(opts.WebhookKeyFile),
 	})
-	cfg := func() *config.Config {
-		return &config.Config{Defaults: config.NewDefaults(), Features: &config.Features{}}
-	}
-	whServer.Register(gantrywebhook.DefaultingPath, &webhook.Admission{Handler: gantrywebhook.Defaulting(cfg)})
-	whServer.Register(gantrywebhook.ValidationPath, &webhook.Admission{Handler: gantrywebhook.Validation(cfg)})
+	whServer.Register(gantrywebhook.DefaultingPath, &webhook.Admission{Handler: gantrywebhook.Defaulting(store)})
+	whServer.Register(gantrywebhook.ValidationPath, &webhook.Admission{Handler: gantrywebhook.Validation(store)})
+	whServer.Register(gantrywebhook.ConfigValidationPath, &webhook.Admission{Handler: gantrywebhook.ConfigValidation()})
 
 	mgr, err := ctrl.NewManager(opts.RESTConfig, ctrl.Options{
 		Scheme:                 Scheme(),
@@ -112,55 +119,104 @@ func Start(ctx context.Context, opts Options) (*Serving, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the serving controller manager: %w", err)
 	}
-	// The manager runs the webhook server only once it has been asked for it.
-	whServer = mgr.GetWebhookServer()
 	recorder := mgr.GetEventRecorder("serving-controller")
 	c := mgr.GetClient()
 	if err := errors.Join(
-		(&service.Reconciler{Client: c, Recorder: recorder}).SetupWithManager(mgr),
-		(&configuration.Reconciler{Client: c, Recorder: recorder}).SetupWithManager(mgr),
-		(&revision.Reconciler{Client: c, Recorder: recorder, Resolver: opts.Resolver, SkipResolution: opts.SkipResolution}).SetupWithManager(mgr),
-		(&route.Reconciler{Client: c, Recorder: recorder, Domain: opts.Domain}).SetupWithManager(ctx, mgr),
+		(&service.Reconciler{Client: c, Recorder: recorder, Config: store}).SetupWithManager(mgr),
+		(&configuration.Reconciler{Client: c, Recorder: recorder, Config: store}).SetupWithManager(mgr),
+		(&revision.Reconciler{Client: c, Recorder: recorder, Config: store, Resolver: opts.Resolver}).SetupWithManager(mgr),
+		(&route.Reconciler{Client: c, Recorder: recorder, Config: store, Domain: opts.Domain}).SetupWithManager(context.Background(), mgr),
 	); err != nil {
 		return nil, fmt.Errorf("setting up the serving controllers: %w", err)
 	}
-
-	s := &Serving{done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		s.err = mgr.Start(ctx)
-	}()
-	if err := waitServing(ctx, whServer, s.done); err != nil {
-		return nil, err
-	}
-	clientset, err := kubernetes.NewForConfig(opts.RESTConfig)
-	if err != nil {
-		return nil, err
-	}
-	baseURL := "https://" + net.JoinHostPort(opts.WebhookHost, strconv.Itoa(opts.WebhookPort))
-	if err := gantrywebhook.Register(ctx, clientset, baseURL, opts.CABundle); err != nil {
-		return nil, fmt.Errorf("registering the admission webhook: %w", err)
-	}
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return nil, errors.New("serving controllers: informer caches did not sync")
-	}
-	return s, nil
+	return &Serving{opts: opts, mgr: mgr, store: store, client: clientset, ready: make(chan struct{})}, nil
 }
 
-// Done is closed when the stack has stopped.
-func (s *Serving) Done() <-chan struct{} { return s.done }
+// Manager is the controller-runtime manager the controllers run in; add data-plane parts to
+// it as runnables.
+func (s *Serving) Manager() manager.Manager { return s.mgr }
 
-// Err is why the stack stopped, once Done is closed.
-func (s *Serving) Err() error { return s.err }
+// Config is the configuration in force, kept in step with the ConfigMaps.
+func (s *Serving) Config() config.Source { return s.store }
 
-func waitServing(ctx context.Context, srv webhook.Server, done <-chan struct{}) error {
+// Ready is closed once admission works and the controllers' caches are synced.
+func (s *Serving) Ready() <-chan struct{} { return s.ready }
+
+// Start installs the CRDs, reads the configuration, starts the webhook and the controllers,
+// registers the webhook and creates the configuration ConfigMaps that are missing; it then
+// runs until ctx ends.
+func (s *Serving) Start(ctx context.Context) error {
+	if err := InstallCRDs(ctx, s.opts.RESTConfig); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The configuration is read before any controller or admission call needs it.
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- s.store.Start(ctx) }()
+	select {
+	case <-s.store.Ready():
+	case err := <-storeDone:
+		return errors.Join(err, errors.New("configuration store stopped while starting"))
+	case <-ctx.Done():
+		return nil
+	}
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- s.mgr.Start(ctx) }()
+	if err := s.finishStart(ctx, mgrDone); err != nil {
+		cancel()
+		<-mgrDone
+		return err
+	}
+	close(s.ready)
+	select {
+	case err := <-mgrDone:
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("controller manager stopped")
+		}
+		cancel()
+		return errors.Join(err, <-storeDone)
+	case err := <-storeDone:
+		cancel()
+		<-mgrDone
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("configuration store stopped")
+		}
+		return err
+	}
+}
+
+// finishStart waits for the webhook server, registers it, creates the missing ConfigMaps (the
+// webhook now validates them) and waits for the caches.
+func (s *Serving) finishStart(ctx context.Context, mgrDone <-chan error) error {
+	if err := waitServing(ctx, s.mgr.GetWebhookServer(), mgrDone); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(s.opts.CAFile)
+	if err != nil {
+		return fmt.Errorf("reading the webhook's CA: %w", err)
+	}
+	baseURL := "https://" + net.JoinHostPort(s.opts.WebhookHost, strconv.Itoa(s.opts.WebhookPort))
+	if err := gantrywebhook.Register(ctx, s.client, baseURL, ca); err != nil {
+		return fmt.Errorf("registering the admission webhook: %w", err)
+	}
+	if err := configstore.Ensure(ctx, s.client); err != nil {
+		return err
+	}
+	if !s.mgr.GetCache().WaitForCacheSync(ctx) {
+		return errors.New("serving controllers: informer caches did not sync")
+	}
+	return nil
+}
+
+func waitServing(ctx context.Context, srv webhook.Server, mgrDone <-chan error) error {
 	check := srv.StartedChecker()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		select {
-		case <-done:
-			return false, errors.New("serving controller manager stopped while starting")
+		case err := <-mgrDone:
+			return false, errors.Join(errors.New("serving controller manager stopped while starting"), err)
 		default:
 		}
 		return check(nil) == nil, nil

@@ -1,6 +1,8 @@
 // Package standalone composes Gantry's parts into one process, as `gantry server` runs them:
-// the embedded control plane, the embedded image registry, and the Knative Serving stack
-// (CRDs, admission webhook, controllers). Tests start the same composition through testenv.
+// the embedded control plane, the embedded image registry, the Knative Serving stack (CRDs,
+// configuration, admission webhook, controllers) and the serverless node, run as one
+// lifecycle group. It is the only package that knows them all. Tests start the same
+// composition through testenv.
 package standalone
 
 import (
@@ -11,13 +13,14 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/serving"
@@ -28,7 +31,6 @@ const (
 	DefaultWebhookPort = 6444
 	DefaultNodeName    = "gantry"
 	DefaultKubeletPort = 10250
-	servingStopTimeout = 20 * time.Second
 )
 
 // Config is the whole server's configuration.
@@ -102,7 +104,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Server is a running standalone Gantry.
+// Server is a standalone Gantry: its parts, run as one lifecycle group in the order the
+// fields list them.
 type Server struct {
 	ControlPlane *controlplane.ControlPlane
 	Registry     *image.Registry
@@ -111,15 +114,12 @@ type Server struct {
 	Node         *node.Node
 	Sandboxes    *sandbox.Manager
 
-	cancelServing context.CancelFunc
-	cancelNode    context.CancelFunc
-	nodeDone      chan error
-	nodeErr       error
+	group *lifecycle.Group
 }
 
-// Start brings every part up and returns once the API serves the serving.knative.dev kinds
-// with admission in place. Bad input fails before anything in the data dir is touched.
-func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+// New checks cfg and every address, prepares the data dir, and builds every part without
+// starting any. Bad input fails before anything in the data dir is touched.
+func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -137,71 +137,98 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := controlplane.CheckListeners(listeners...); err != nil {
 		return nil, err
 	}
-	cp, err := controlplane.Start(ctx, cfg.ControlPlane)
+	cp, err := controlplane.New(cfg.ControlPlane)
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{ControlPlane: cp}
 	defer func() {
 		if err != nil {
-			stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_ = s.Stop(stopCtx)
+			cp.Close()
 		}
 	}()
+	s = &Server{ControlPlane: cp, group: lifecycle.NewGroup(cfg.Logger)}
+	s.group.Add("control plane", cp)
 
-	s.Registry, err = image.NewRegistry(image.RegistryOptions{Addr: cfg.RegistryAddr, Dir: cp.DataDirJoin("registry"), Logger: cfg.Logger})
+	s.Registry, err = image.NewRegistry(image.RegistryOptions{Addr: cfg.RegistryAddr, Dir: cp.DataDirJoin(datadir.RegistryDir), Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Registry.Start(ctx); err != nil {
-		return nil, fmt.Errorf("starting the embedded registry: %w", err)
-	}
-	s.Store, err = image.NewStore(cp.DataDirJoin("images"), image.StoreOptions{Logger: cfg.Logger})
+	s.group.Add("embedded registry", s.Registry)
+	s.Store, err = image.NewStore(cp.DataDirJoin(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 
-	ca, err := os.ReadFile(cp.Certs().CACert())
-	if err != nil {
-		return nil, err
-	}
-	servingCtx, cancel := context.WithCancel(context.Background())
-	s.cancelServing = cancel
-	s.Serving, err = serving.Start(servingCtx, serving.Options{
+	certs := cp.Certs()
+	s.Serving, err = serving.New(serving.Options{
 		RESTConfig:      cp.GantryRESTConfig(),
 		Domain:          cfg.Domain,
 		WebhookHost:     "127.0.0.1",
 		WebhookPort:     cfg.WebhookPort,
-		WebhookCertFile: cp.Certs().WebhookCert(),
-		WebhookKeyFile:  cp.Certs().WebhookKey(),
-		CABundle:        ca,
+		WebhookCertFile: certs.WebhookCert(),
+		WebhookKeyFile:  certs.WebhookKey(),
+		CAFile:          certs.CACert(),
 		Resolver:        s.Store,
-		SkipResolution:  serving.DefaultSkipResolution,
+		Logger:          cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("starting the serving controllers: %w", err)
+		return nil, fmt.Errorf("serving controllers: %w", err)
 	}
+	s.group.Add("serving controllers", s.Serving)
+
 	if cfg.Node {
-		if err := s.startNode(ctx, cfg); err != nil {
-			return nil, err
+		if err := s.newNode(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("serverless node: %w", err)
 		}
+		s.group.Add("serverless node", s.Node)
 	}
 	return s, nil
 }
 
-// startNode starts the serverless node and waits until it is registered and syncing pods.
-func (s *Server) startNode(ctx context.Context, cfg Config) error {
-	cp := s.ControlPlane
-	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin("sandboxes"), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
+// Start is New followed by Server.Start: it returns once every part is ready.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	s, err := New(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("serverless node: %w", err)
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start starts the parts in order and returns once the last is ready: the API serves the
+// serving.knative.dev kinds with admission in place, a pod can be created in the default
+// namespace, and the node syncs pods. ctx bounds the start; on failure every part already
+// started is stopped.
+func (s *Server) Start(ctx context.Context) error {
+	return s.group.Start(ctx)
+}
+
+// Failed is closed when a part stops on its own; Err then names it and says why.
+func (s *Server) Failed() <-chan struct{} { return s.group.Failed() }
+
+// Err is the first part's failure, or nil.
+func (s *Server) Err() error { return s.group.Err() }
+
+// Stop stops the parts in reverse order: node, serving, registry, then the control plane;
+// ctx bounds the whole. Sandboxes keep running; the next start re-adopts them.
+func (s *Server) Stop(ctx context.Context) error {
+	return s.group.Stop(ctx)
+}
+
+// newNode builds the serverless node and its sandbox manager.
+func (s *Server) newNode(ctx context.Context, cfg Config) error {
+	cp := s.ControlPlane
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
+	if err != nil {
+		return err
 	}
 	s.Sandboxes = sandboxes
 	exe := cfg.Executable
 	if exe == "" {
 		if exe, err = os.Executable(); err != nil {
-			return fmt.Errorf("serverless node: %w", err)
+			return err
 		}
 	}
 	clientset, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
@@ -215,29 +242,14 @@ func (s *Server) startNode(ctx context.Context, cfg Config) error {
 		Client:          clientset,
 		Sandboxes:       sandboxes,
 		Images:          s.Store,
-		StateDir:        cp.DataDirJoin("node"),
+		StateDir:        cp.DataDirJoin(datadir.NodeDir),
 		Executable:      exe,
 		KubeletCertFile: certs.ServingCert(),
 		KubeletKeyFile:  certs.ServingKey(),
 		ClientCAFile:    certs.CACert(),
 		Logger:          cfg.Logger,
 	})
-	if err != nil {
-		return err
-	}
-	nodeCtx, cancel := context.WithCancel(context.Background())
-	s.cancelNode = cancel
-	s.nodeDone = make(chan error, 1)
-	go func() { s.nodeDone <- s.Node.Run(nodeCtx) }()
-	select {
-	case <-s.Node.Ready():
-		return nil
-	case err := <-s.nodeDone:
-		s.nodeDone <- err
-		return fmt.Errorf("serverless node: %w", err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
 // nodeIP is the address the Node advertises: the API server's advertise address, else the
@@ -250,79 +262,4 @@ func nodeIP(advertise string) net.IP {
 		return ip
 	}
 	return net.IPv4(127, 0, 0, 1)
-}
-
-// Failed is closed when a part stops on its own.
-func (s *Server) Failed() <-chan struct{} {
-	failed := make(chan struct{})
-	go func() {
-		select {
-		case <-s.ControlPlane.Failed():
-		case <-s.Serving.Done():
-		case err := <-s.nodeDone:
-			s.nodeErr = fmt.Errorf("serverless node: %w", errOrStopped(err))
-			s.nodeDone <- err
-		}
-		close(failed)
-	}()
-	return failed
-}
-
-func errOrStopped(err error) error {
-	if err == nil {
-		return errors.New("stopped")
-	}
-	return err
-}
-
-// Err says which part failed and why.
-func (s *Server) Err() error {
-	if err := s.ControlPlane.Err(); err != nil {
-		return err
-	}
-	if s.nodeErr != nil {
-		return s.nodeErr
-	}
-	select {
-	case <-s.Serving.Done():
-		if err := s.Serving.Err(); err != nil {
-			return fmt.Errorf("serving controllers: %w", err)
-		}
-		return errors.New("serving controllers stopped")
-	default:
-		return nil
-	}
-}
-
-// Stop stops the parts in reverse order: node, serving, registry, then the control plane.
-// Sandboxes keep running; the next start re-adopts them.
-func (s *Server) Stop(ctx context.Context) error {
-	var errs []error
-	if s.cancelNode != nil {
-		s.cancelNode()
-		select {
-		case <-s.nodeDone: //nolint:errcheck // stopping: how the node ended does not matter
-		case <-time.After(servingStopTimeout):
-			errs = append(errs, fmt.Errorf("serverless node did not stop within %s", servingStopTimeout))
-		}
-	}
-	if s.cancelServing != nil {
-		s.cancelServing()
-		if s.Serving != nil {
-			select {
-			case <-s.Serving.Done():
-			case <-time.After(servingStopTimeout):
-				errs = append(errs, fmt.Errorf("serving controllers did not stop within %s", servingStopTimeout))
-			}
-		}
-	}
-	if s.Registry != nil {
-		if err := s.Registry.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stopping the embedded registry: %w", err))
-		}
-	}
-	if err := s.ControlPlane.Stop(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }

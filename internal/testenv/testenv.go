@@ -22,7 +22,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/freeport"
-	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/image/imagetest"
 	"github.com/gantry-run/gantry/internal/serving"
 	"github.com/gantry-run/gantry/internal/standalone"
 )
@@ -195,7 +195,7 @@ func (e *Env) Image(t testing.TB, name string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	ref, err := image.PushTestImage(ctx, e.RegistryHost, name)
+	ref, err := imagetest.Push(ctx, e.RegistryHost, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,13 @@ func TestServerLifecycle(t *testing.T) {
 	ports := freePorts(t)
 	s := startServer(t, dataDir, ports)
 
+	// Ready means ready for a user: a pod created the moment the ready line appears is
+	// accepted (the default ServiceAccount exists), not refused.
+	t.Run("a pod can be created at once", func(t *testing.T) {
+		if out, err := s.kubectl("run", "first", "--image=127.0.0.1:5000/hello", "--restart=Never"); err != nil {
+			t.Fatalf("kubectl run right after the ready line: %v: %s", err, out)
+		}
+	})
 	t.Run("ready", func(t *testing.T) {
 		if out := s.mustKubectl("get", "--raw=/readyz"); out != "ok" {
 			t.Errorf("kubectl get --raw=/readyz = %q, want ok", out)

@@ -215,7 +215,18 @@ func TestUpdatesStampRevisionsOnlyForTemplateChanges(t *testing.T) {
 		err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, route)
 		return err == nil && len(route.Spec.Traffic) == 2 && route.Spec.Traffic[1].RevisionName == "web-00002", err
 	})
-	time.Sleep(time.Second) // give a wrongly stamped revision the chance to appear
+	// Once the Service and then its Configuration have observed their latest generation, a
+	// wrongly stamped revision would exist: the Configuration reconciler is what stamps them.
+	waitFor(t, "the service and configuration to observe the change", 30*time.Second, func(ctx context.Context) (bool, error) {
+		svc, cfg := &servingv1.Service{}, &servingv1.Configuration{}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, svc); err != nil {
+			return false, err
+		}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, cfg); err != nil {
+			return false, err
+		}
+		return svc.Status.ObservedGeneration == svc.Generation && cfg.Status.ObservedGeneration == cfg.Generation, nil
+	})
 	revs := &servingv1.RevisionList{}
 	if err := env.Ctrl.List(ctx, revs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)

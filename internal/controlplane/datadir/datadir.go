@@ -21,6 +21,20 @@ import (
 // MarkerFile is the file that identifies a Gantry data directory.
 const MarkerFile = "gantry-data.json"
 
+// The data directory's layout: each part's place in it, named once. Paths are relative to
+// the data directory; join them with Dir.Join or filepath.Join.
+const (
+	EtcdDir         = "etcd"            // etcd's member data
+	PKIDir          = "pki"             // the cluster CA, serving and client certificates
+	AdminKubeconfig = "kubeconfig.yaml" // the admin kubeconfig gantry kubectl reads
+	KubeconfigsDir  = "kubeconfigs"     // kubeconfigs of the in-process components
+	LogsDir         = "logs"            // the Kubernetes components' log
+	RegistryDir     = "registry"        // the embedded registry's blobs and manifests
+	ImagesDir       = "images"          // the node's unpacked image store
+	SandboxesDir    = "sandboxes"       // the node's runc sandboxes
+	NodeDir         = "node"            // the node's per-pod state
+)
+
 // markerKind is the value of Marker.Kind in every Gantry data directory.
 const markerKind = "GantryDataDir"
 
