@@ -119,16 +119,6 @@ func New(opts Options) (*Serving, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the serving controller manager: %w", err)
 	}
-	recorder := mgr.GetEventRecorder("serving-controller")
-	c := mgr.GetClient()
-	if err := errors.Join(
-		(&service.Reconciler{Client: c, Recorder: recorder, Config: store}).SetupWithManager(mgr),
-		(&configuration.Reconciler{Client: c, Recorder: recorder, Config: store}).SetupWithManager(mgr),
-		(&revision.Reconciler{Client: c, Recorder: recorder, Config: store, Resolver: opts.Resolver}).SetupWithManager(mgr),
-		(&route.Reconciler{Client: c, Recorder: recorder, Config: store, Domain: opts.Domain}).SetupWithManager(context.Background(), mgr),
-	); err != nil {
-		return nil, fmt.Errorf("setting up the serving controllers: %w", err)
-	}
 	return &Serving{opts: opts, mgr: mgr, store: store, client: clientset, ready: make(chan struct{})}, nil
 }
 
@@ -142,11 +132,31 @@ func (s *Serving) Config() config.Source { return s.store }
 // Ready is closed once admission works and the controllers' caches are synced.
 func (s *Serving) Ready() <-chan struct{} { return s.ready }
 
+// setupControllers adds the four controllers to the manager. Their indexes need the API
+// server's discovery, so this runs in Start, not New.
+func (s *Serving) setupControllers(ctx context.Context) error {
+	mgr := s.mgr
+	recorder := mgr.GetEventRecorder("serving-controller")
+	c := mgr.GetClient()
+	if err := errors.Join(
+		(&service.Reconciler{Client: c, Recorder: recorder, Config: s.store}).SetupWithManager(mgr),
+		(&configuration.Reconciler{Client: c, Recorder: recorder, Config: s.store}).SetupWithManager(mgr),
+		(&revision.Reconciler{Client: c, Recorder: recorder, Config: s.store, Resolver: s.opts.Resolver}).SetupWithManager(mgr),
+		(&route.Reconciler{Client: c, Recorder: recorder, Config: s.store, Domain: s.opts.Domain}).SetupWithManager(ctx, mgr),
+	); err != nil {
+		return fmt.Errorf("setting up the serving controllers: %w", err)
+	}
+	return nil
+}
+
 // Start installs the CRDs, reads the configuration, starts the webhook and the controllers,
 // registers the webhook and creates the configuration ConfigMaps that are missing; it then
 // runs until ctx ends.
 func (s *Serving) Start(ctx context.Context) error {
 	if err := InstallCRDs(ctx, s.opts.RESTConfig); err != nil {
+		return err
+	}
+	if err := s.setupControllers(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
