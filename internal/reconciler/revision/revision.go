@@ -1,5 +1,5 @@
-// Package revision reconciles a Revision: it resolves image tags to digests once, at creation,
-// runs the Revision as a Deployment with a Service in front of it, and reports the precise
+// Package revision reconciles a Revision: it resolves image tags to digests once, at creation
+// and in the background, runs the Revision as a Deployment with a Service in front of it, and reports the precise
 // reason when its pods cannot be placed, pulled or kept running.
 package revision
 
@@ -7,17 +7,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
@@ -30,24 +34,54 @@ type Resolver interface {
 	Resolve(ctx context.Context, image string) (string, error)
 }
 
+// Digest resolution runs beside the reconcile workers: this many resolutions at once, and
+// this many images waiting before a revision is told to come back later.
+const (
+	resolveWorkers     = 16
+	resolveQueueLength = 1024
+	// resolverBusyRetry is when a revision that found the queue full asks again.
+	resolverBusyRetry = 5 * time.Second
+)
+
 // Reconciler converges Revisions.
 type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// Resolver resolves image tags to digests; SetupWithManager runs it in the background.
 	Resolver Resolver
 	// Config gives the configuration in force (config-deployment: the queue-proxy, the
 	// progress deadline, digest resolution); nil means the shipped defaults.
 	Config config.Source
+
+	// digests resolves in the background and wakes the revision when done; SetupWithManager
+	// makes it and adds it to the manager.
+	digests *digestResolver
 }
 
-// SetupWithManager registers the reconciler; pods wake the Revision they belong to.
+// SetupWithManager registers the reconciler and its digest resolver; pods wake the Revision
+// they belong to, and so does the end of a Revision's digest resolution.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Resolver == nil {
+		return errors.New("revision reconciler: no image resolver to resolve tags to digests")
+	}
+	resolved := make(chan event.TypedGenericEvent[*servingv1.Revision])
+	r.digests = newDigestResolver(r.Resolver, clock.RealClock{}, resolveWorkers, resolveQueueLength, func(ctx context.Context, key types.NamespacedName) {
+		rev := &servingv1.Revision{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		select {
+		case resolved <- event.TypedGenericEvent[*servingv1.Revision]{Object: rev}:
+		case <-ctx.Done():
+		}
+	})
+	if err := mgr.Add(r.digests); err != nil {
+		return fmt.Errorf("adding the digest resolver: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("revision").
 		For(&servingv1.Revision{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToRevision)).
+		WatchesRawSource(source.Channel(resolved, &handler.TypedEnqueueRequestForObject[*servingv1.Revision]{})).
 		Complete(r)
 }
 
@@ -62,73 +96,90 @@ func podToRevision(_ context.Context, o client.Object) []reconcile.Request {
 // Reconcile resolves digests, converges the Deployment and Service, and reports status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ctx = kmeta.WithConfig(ctx, r.Config)
+	var (
+		seen   bool
+		result ctrl.Result
+	)
 	rev := &servingv1.Revision{}
-	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, rev,
+	err := kmeta.Converge(ctx, r.Client, req.NamespacedName, rev,
 		func(rev *servingv1.Revision) *servingv1.RevisionStatus { return &rev.Status },
 		func(ctx context.Context, rev *servingv1.Revision) error {
+			seen = true
 			rev.Status.InitializeConditions()
-			err := r.reconcile(ctx, rev)
+			var err error
+			result, err = r.reconcile(ctx, rev)
 			rev.Status.ObservedGeneration = rev.Generation
 			return err
 		},
 		func(before *servingv1.RevisionStatus) { r.eventOnReadyChange(rev, before) })
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case !seen && r.digests != nil:
+		// The revision is gone or being deleted: what its resolution knows is of no use.
+		r.digests.Forget(req.NamespacedName)
+	}
+	return result, nil
 }
 
-func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) error {
-	if err := r.resolveDigests(ctx, rev); err != nil {
-		return err
+func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) (ctrl.Result, error) {
+	if resolved, result, err := r.resolveDigests(ctx, rev); !resolved {
+		return result, err
 	}
 	deploy, err := r.reconcileDeployment(ctx, rev)
 	if err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	if err := r.reconcileService(ctx, rev); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	pods := &corev1.PodList{}
 	if wantsPods(deploy) {
 		if err := r.Client.List(ctx, pods, client.InNamespace(rev.Namespace),
 			client.MatchingLabels{servingv1.RevisionUID: string(rev.UID)}); err != nil {
-			return fmt.Errorf("listing pods of revision %s: %w", rev.Name, err)
+			return ctrl.Result{}, fmt.Errorf("listing pods of revision %s: %w", rev.Name, err)
 		}
 	}
 	reportHealth(rev, deploy, pods.Items)
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // resolveDigests records each container's image digest, once: later reconciles reuse them,
-// so the revision keeps running the exact image it was created with.
-func (r *Reconciler) resolveDigests(ctx context.Context, rev *servingv1.Revision) error {
+// so the revision keeps running the exact image it was created with. The digests are
+// resolved in the background; until they are known it reports false, and the revision is
+// reconciled again when they are, or after result's delay when the resolver is full or the
+// resolution failed.
+func (r *Reconciler) resolveDigests(ctx context.Context, rev *servingv1.Revision) (bool, ctrl.Result, error) {
 	if len(rev.Status.ContainerStatuses) == len(rev.Spec.Containers) {
-		return nil
+		return true, ctrl.Result{}, nil
 	}
-	statuses := make([]servingv1.ContainerStatus, 0, len(rev.Spec.Containers))
-	for _, c := range rev.Spec.Containers {
-		digest, err := r.resolve(ctx, c.Image)
-		if err != nil {
-			msg := fmt.Sprintf("Unable to fetch image %q: %v", c.Image, err)
-			rev.Status.MarkContainerMissing(msg)
-			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ImageResolutionFailed", "Resolve", "%s", msg)
-			return fmt.Errorf("resolving image of container %s in revision %s: %w", c.Name, rev.Name, err)
-		}
-		statuses = append(statuses, servingv1.ContainerStatus{Name: c.Name, ImageDigest: digest})
-	}
-	rev.Status.ContainerStatuses = statuses
-	return nil
-}
-
-func (r *Reconciler) resolve(ctx context.Context, image string) (string, error) {
-	if strings.Contains(image, "@sha256:") {
-		return image, nil
+	if r.digests == nil {
+		return false, ctrl.Result{}, errors.New("revision reconciler: digest resolver not set up (SetupWithManager)")
 	}
 	cfg := config.FromContextOrDefaults(ctx).Deployment
-	registry, _, _ := strings.Cut(image, "/")
-	if slices.Contains(cfg.RegistriesSkippingTagResolving, registry) {
-		return "", nil
+	statuses, err := r.digests.Resolve(rev, cfg.RegistriesSkippingTagResolving, cfg.DigestResolutionTimeout)
+	var rerr *resolveError
+	switch {
+	case errors.As(err, &rerr):
+		// Recorded, not returned: the resolver's own back-off says when to try again.
+		msg := fmt.Sprintf("Unable to fetch image %q: failed to resolve image to digest: %v", rerr.image, rerr.err)
+		before := rev.Status.GetCondition(servingv1.RevisionConditionContainerHealthy).DeepCopy()
+		rev.Status.MarkContainerMissing(msg)
+		if !equality.Semantic.DeepEqual(before, rev.Status.GetCondition(servingv1.RevisionConditionContainerHealthy)) {
+			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ImageResolutionFailed", "Resolve", "%s", msg)
+		}
+		return false, ctrl.Result{RequeueAfter: rerr.retryAfter}, nil
+	case errors.Is(err, errResolverBusy):
+		rev.Status.MarkResourcesAvailableUnknown(servingv1.ReasonResolvingDigests, "Waiting for the digest resolver to have room.")
+		return false, ctrl.Result{RequeueAfter: resolverBusyRetry}, nil
+	case err != nil:
+		return false, ctrl.Result{}, fmt.Errorf("resolving the images of revision %s/%s: %w", rev.Namespace, rev.Name, err)
+	case statuses == nil:
+		rev.Status.MarkResourcesAvailableUnknown(servingv1.ReasonResolvingDigests, "")
+		return false, ctrl.Result{}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.DigestResolutionTimeout)
-	defer cancel()
-	return r.Resolver.Resolve(ctx, image)
+	rev.Status.ContainerStatuses = statuses
+	return true, ctrl.Result{}, nil
 }
 
 func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Revision) (*appsv1.Deployment, error) {
