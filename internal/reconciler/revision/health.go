@@ -8,7 +8,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
-	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -88,7 +87,7 @@ func rolloutFailed(ds *appsv1.DeploymentStatus) bool {
 
 // reportHealth sets the Revision's ResourcesAvailable, ContainerHealthy and Active conditions
 // and its replica counts from its Deployment and, while the Deployment wants pods and has none
-// ready, from those pods.
+// ready, from those pods. initialScale is the scale the revision was created at.
 //
 // Health is established once and then kept, as in Knative: ResourcesAvailable and
 // ContainerHealthy, once True, stay True while the revision scales to zero and back, so a
@@ -96,7 +95,7 @@ func rolloutFailed(ds *appsv1.DeploymentStatus) bool {
 // up on, a pod that cannot be placed or pulled, a container that exits. Until health is
 // established the Deployment's own conditions decide ResourcesAvailable. Active only says
 // whether the revision has pods for its traffic; it does not gate Ready.
-func reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []corev1.Pod) {
+func reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []corev1.Pod, initialScale int32) {
 	rs := &rev.Status
 	desired := ptr.Deref(deploy.Spec.Replicas, 1)
 	established := rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsTrue()
@@ -114,7 +113,7 @@ func reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []cor
 		rs.MarkContainerExited(p.exitCode, p.message)
 	case deploy.Status.ReadyReplicas > 0:
 		rs.MarkContainerHealthyTrue()
-	case desired == 0 && resources.InitialReplicas(rev) == 0 && rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsUnknown():
+	case desired == 0 && initialScale == 0 && rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsUnknown():
 		// Created at zero (initial-scale 0): no pod is required, so none has failed. Knative's
 		// autoscaler counts such a scale target as reached with no pods ready.
 		rs.MarkContainerHealthyTrue()

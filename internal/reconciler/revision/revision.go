@@ -140,7 +140,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) (ct
 			return ctrl.Result{}, fmt.Errorf("listing pods of revision %s: %w", rev.Name, err)
 		}
 	}
-	reportHealth(rev, deploy, pods.Items)
+	reportHealth(rev, deploy, pods.Items, resources.InitialReplicas(rev, config.FromContextOrDefaults(ctx).Autoscaler))
 	return ctrl.Result{}, nil
 }
 
@@ -183,7 +183,7 @@ func (r *Reconciler) resolveDigests(ctx context.Context, rev *servingv1.Revision
 }
 
 func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Revision) (*appsv1.Deployment, error) {
-	want, cur := resources.MakeDeployment(rev, config.FromContextOrDefaults(ctx).Deployment), &appsv1.Deployment{}
+	want, cur := resources.MakeDeployment(rev, config.FromContextOrDefaults(ctx)), &appsv1.Deployment{}
 	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur, sameDeployment, applyDeployment)
 	switch {
 	case errors.Is(err, kmeta.ErrNotOwned):

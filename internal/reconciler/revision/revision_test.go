@@ -56,7 +56,7 @@ func established(rev *servingv1.Revision) {
 // deployment is the Deployment of rev scaled to replicas with ready of them ready; the
 // Deployment controller's conditions follow (Available while ready pods meet the scale).
 func deployment(rev *servingv1.Revision, replicas, ready int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
-	d := resources.MakeDeployment(rev, config.NewDeployment())
+	d := resources.MakeDeployment(rev, config.NewConfig())
 	d.Spec.Replicas = ptr.To(replicas)
 	d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = replicas, ready, ready
 	available := corev1.ConditionFalse
@@ -303,6 +303,25 @@ func TestReconcileFollowsTheConfiguration(t *testing.T) {
 	containers := got.Spec.Template.Spec.Containers
 	if qp := containers[len(containers)-1]; qp.Image != "registry.example/queue-proxy:v2" {
 		t.Errorf("queue-proxy image = %q, want config-deployment's", qp.Image)
+	}
+}
+
+// TestReconcileStartsAtTheConfiguredScale: config-autoscaler's initial-scale applies to a
+// revision that does not say its own.
+func TestReconcileStartsAtTheConfiguredScale(t *testing.T) {
+	c := reconcilertest.NewClient().WithObjects(revision()).Build()
+	cfg := config.NewConfig()
+	cfg.Autoscaler.InitialScale, cfg.Autoscaler.AllowZeroInitialScale = 0, true
+	r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Config: config.Static{Config: cfg}}
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key}); err != nil {
+		t.Fatal(err)
+	}
+	got := &appsv1.Deployment{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hello-00001-deployment"}, got); err != nil {
+		t.Fatal(err)
+	}
+	if n := ptr.Deref(got.Spec.Replicas, -1); n != 0 {
+		t.Errorf("replicas = %d, want config-autoscaler's initial-scale 0", n)
 	}
 }
 

@@ -59,14 +59,12 @@ func servingContainer(rev *servingv1.Revision) int {
 	return 0
 }
 
-// InitialReplicas is the scale a new Revision starts at: initial-scale (default 1), at least
-// min-scale.
-func InitialReplicas(rev *servingv1.Revision) int32 {
-	n := annotationInt(rev.Annotations, autoscaling.InitialScaleAnnotationKey, 1)
-	if m := annotationInt(rev.Annotations, autoscaling.MinScaleAnnotationKey, 0); m > n {
-		n = m
-	}
-	return n
+// InitialReplicas is the scale a new Revision starts at: its initial-scale annotation, else
+// config-autoscaler's initial-scale (1 as shipped); at least its min-scale (the annotation,
+// else config-autoscaler's min-scale).
+func InitialReplicas(rev *servingv1.Revision, as *config.Autoscaler) int32 {
+	n := annotationInt(rev.Annotations, autoscaling.InitialScaleAnnotationKey, as.InitialScale)
+	return max(n, annotationInt(rev.Annotations, autoscaling.MinScaleAnnotationKey, as.MinScale))
 }
 
 func annotationInt(ann map[string]string, key string, def int32) int32 {
@@ -78,10 +76,10 @@ func annotationInt(ann map[string]string, key string, def int32) int32 {
 	return def
 }
 
-// MakeDeployment is the Deployment that runs rev with the queue-proxy cfg describes. Images
-// are the digests recorded in rev's status, so the revision runs the exact image it was
-// created with.
-func MakeDeployment(rev *servingv1.Revision, cfg *config.Deployment) *appsv1.Deployment {
+// MakeDeployment is the Deployment that runs rev under cfg: the queue-proxy and progress
+// deadline of config-deployment, the initial scale of config-autoscaler. Images are the
+// digests recorded in rev's status, so the revision runs the exact image it was created with.
+func MakeDeployment(rev *servingv1.Revision, cfg *config.Config) *appsv1.Deployment {
 	podSpec := *rev.Spec.PodSpec.DeepCopy()
 	digests := map[string]string{}
 	for _, cs := range rev.Status.ContainerStatuses {
@@ -98,7 +96,7 @@ func MakeDeployment(rev *servingv1.Revision, cfg *config.Deployment) *appsv1.Dep
 			c.Env = append([]corev1.EnvVar{{Name: "PORT", Value: strconv.Itoa(int(UserPort(rev)))}}, c.Env...)
 		}
 	}
-	podSpec.Containers = append(podSpec.Containers, queueProxy(rev, cfg))
+	podSpec.Containers = append(podSpec.Containers, queueProxy(rev, cfg.Deployment))
 	if podSpec.EnableServiceLinks == nil {
 		podSpec.EnableServiceLinks = ptr.To(false)
 	}
@@ -116,9 +114,9 @@ func MakeDeployment(rev *servingv1.Revision, cfg *config.Deployment) *appsv1.Dep
 			OwnerReferences: []metav1.OwnerReference{kmeta.OwnerRef(rev, rev.GetGroupVersionKind())},
 		},
 		Spec: appsv1.DeploymentSpec{
-			Replicas:                ptr.To(InitialReplicas(rev)),
+			Replicas:                ptr.To(InitialReplicas(rev, cfg.Autoscaler)),
 			Selector:                &metav1.LabelSelector{MatchLabels: selector(rev)},
-			ProgressDeadlineSeconds: ptr.To(annotationInt(rev.Annotations, servingv1.ProgressDeadlineAnnotationKey, int32(cfg.ProgressDeadline/time.Second))),
+			ProgressDeadlineSeconds: ptr.To(annotationInt(rev.Annotations, servingv1.ProgressDeadlineAnnotationKey, int32(cfg.Deployment.ProgressDeadline/time.Second))),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
 				Spec:       podSpec,

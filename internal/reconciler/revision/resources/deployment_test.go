@@ -50,7 +50,7 @@ func envMap(c corev1.Container) map[string]string {
 
 func TestMakeDeployment(t *testing.T) {
 	rev := revision()
-	d := MakeDeployment(rev, config.NewDeployment())
+	d := MakeDeployment(rev, config.NewConfig())
 	if d.Name != "hello-00001-deployment" || !metav1.IsControlledBy(d, rev) {
 		t.Fatalf("deployment %s, controlled=%v", d.Name, metav1.IsControlledBy(d, rev))
 	}
@@ -89,20 +89,29 @@ func TestMakeDeployment(t *testing.T) {
 }
 
 func TestInitialReplicas(t *testing.T) {
+	zeroByDefault := config.NewAutoscaler()
+	zeroByDefault.InitialScale, zeroByDefault.AllowZeroInitialScale = 0, true
+	atLeastTwo := config.NewAutoscaler()
+	atLeastTwo.MinScale = 2
 	for _, tt := range []struct {
 		ann  map[string]string
+		as   *config.Autoscaler
 		want int32
 	}{
-		{nil, 1},
-		{map[string]string{"autoscaling.knative.dev/initial-scale": "3"}, 3},
-		{map[string]string{"autoscaling.knative.dev/initial-scale": "0"}, 0},
-		{map[string]string{"autoscaling.knative.dev/initial-scale": "1", "autoscaling.knative.dev/min-scale": "4"}, 4},
-		{map[string]string{"autoscaling.knative.dev/initial-scale": "garbage"}, 1},
+		{nil, config.NewAutoscaler(), 1},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "3"}, config.NewAutoscaler(), 3},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "0"}, config.NewAutoscaler(), 0},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "1", "autoscaling.knative.dev/min-scale": "4"}, config.NewAutoscaler(), 4},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "garbage"}, config.NewAutoscaler(), 1},
+		{nil, zeroByDefault, 0},
+		{map[string]string{"autoscaling.knative.dev/initial-scale": "2"}, zeroByDefault, 2},
+		{nil, atLeastTwo, 2},
+		{map[string]string{"autoscaling.knative.dev/min-scale": "0"}, atLeastTwo, 1},
 	} {
 		rev := revision()
 		rev.Annotations = tt.ann
-		if got := InitialReplicas(rev); got != tt.want {
-			t.Errorf("InitialReplicas(%v) = %d, want %d", tt.ann, got, tt.want)
+		if got := InitialReplicas(rev, tt.as); got != tt.want {
+			t.Errorf("InitialReplicas(%v, initial-scale %d, min-scale %d) = %d, want %d", tt.ann, tt.as.InitialScale, tt.as.MinScale, got, tt.want)
 		}
 	}
 }
