@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/testenv"
 )
@@ -63,12 +64,10 @@ func BenchmarkPodReady(b *testing.B) {
 			b.Fatal(err)
 		}
 		// Pods need the namespace's default service account, which a controller creates.
-		for {
-			if _, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		poll.Until(b, "the default ServiceAccount of "+ns, time.Minute, func(ctx context.Context) (bool, error) {
+			_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+			return err == nil, err
+		})
 		memBefore := memUsed()
 		var full, direct []time.Duration
 		for j := range pods {

@@ -9,18 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, what, 10*time.Second, func(context.Context) (bool, error) { return cond(), nil })
 }
 
 func TestStoreFollowsTheConfigMaps(t *testing.T) {

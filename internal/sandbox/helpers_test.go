@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/poll"
 )
 
 var (
@@ -130,50 +132,49 @@ func startContainer(t *testing.T, m *Manager, id string, c ContainerSpec) {
 // get polls url until it answers 200 or timeout passes, and returns the body.
 func get(t *testing.T, url string, timeout time.Duration) string {
 	t.Helper()
-	body, err := poll(url, timeout)
+	body, err := getOK(url, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return body
 }
 
-func poll(url string, timeout time.Duration) (string, error) {
+// getOK fetches url until it answers 200 or timeout passes (one try when timeout is 0).
+func getOK(url string, timeout time.Duration) (string, error) {
 	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
+	var body string
+	err := poll.Wait(context.Background(), timeout, func(context.Context) (bool, error) {
+		// Each try gets the client's own timeout, even the single try of a zero timeout.
 		resp, err := c.Get(url)
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if rerr == nil && resp.StatusCode == http.StatusOK {
-				return string(b), nil
-			}
-			err = fmt.Errorf("status %d, %w", resp.StatusCode, rerr)
+		if err != nil {
+			return false, err
 		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("GET %s: %w", url, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("status %d, %v", resp.StatusCode, err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		body = string(b)
+		return true, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", url, err)
 	}
+	return body, nil
 }
 
 // waitExited polls ContainerStatus until the container is no longer running.
 func waitExited(t *testing.T, m *Manager, id, name string, timeout time.Duration) ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := m.ContainerStatus(context.Background(), id, name)
-		if err != nil {
-			t.Fatal(err)
+	var st ContainerStatus
+	poll.Until(t, "container "+name+" to exit", timeout, func(ctx context.Context) (bool, error) {
+		var err error
+		if st, err = m.ContainerStatus(ctx, id, name); err != nil {
+			return false, poll.Stop(err)
 		}
-		if !st.Running {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container %s still running after %v", name, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return !st.Running, nil
+	})
+	return st
 }
 
 func readLog(t *testing.T, m *Manager, id, name string) string {

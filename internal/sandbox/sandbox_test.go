@@ -7,8 +7,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/poll"
 )
 
 func TestHostReachesPod(t *testing.T) {
@@ -28,7 +31,7 @@ func TestHostReachesPod(t *testing.T) {
 		if err := m.StartContainer(ctx, id, ContainerSpec{Name: "user", Layers: []string{layer}, Args: []string{bin("hello")}}); err != nil {
 			t.Fatal(err)
 		}
-		body, err := poll(fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+		body, err := getOK(fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,15 +189,55 @@ func TestStopSendsSIGTERMFirst(t *testing.T) {
 	})
 }
 
+// TestSignalContainer: SignalContainer returns at once, so a caller can signal several
+// containers of one sandbox together and kill later.
+func TestSignalContainer(t *testing.T) {
+	m := newTestManager(t, testOptions(t))
+	layer := testLayer(t)
+	ctx := context.Background()
+	sb := createPod(t, m, PodSpec{ID: "signal", Name: "signal"})
+	startContainer(t, m, sb.ID, ContainerSpec{Name: "hello", Layers: []string{layer}, Args: []string{bin("hello")}})
+	startContainer(t, m, sb.ID, ContainerSpec{Name: "stubborn", Layers: []string{layer}, Args: []string{bin("probe"), "stubborn"}})
+	get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+	waitForLog(t, m, sb.ID, "stubborn", "ready")
+
+	start := time.Now()
+	for _, name := range []string{"hello", "stubborn"} {
+		if err := m.SignalContainer(ctx, sb.ID, name, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("SignalContainer took %v, want it not to wait for the exit", took)
+	}
+	// hello exits 0 on SIGTERM; stubborn only logs it and runs on until killed.
+	if st := waitExited(t, m, sb.ID, "hello", 10*time.Second); st.ExitCode != 0 || st.Reason != ReasonCompleted {
+		t.Errorf("hello after SIGTERM: %+v, want exit 0", st)
+	}
+	waitForLog(t, m, sb.ID, "stubborn", "got terminated")
+	if st, err := m.ContainerStatus(ctx, sb.ID, "stubborn"); err != nil || !st.Running {
+		t.Errorf("stubborn after SIGTERM: %+v, %v; want it still running", st, err)
+	}
+	if err := m.SignalContainer(ctx, sb.ID, "hello", syscall.SIGTERM); err != nil {
+		t.Errorf("signalling an exited container: %v, want nothing done", err)
+	}
+	if err := m.SignalContainer(ctx, sb.ID, "nope", syscall.SIGTERM); !errors.Is(err, ErrNotFound) {
+		t.Errorf("signalling a missing container: %v, want ErrNotFound", err)
+	}
+	if err := m.StopContainer(ctx, sb.ID, "stubborn", 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.ContainerStatus(ctx, sb.ID, "stubborn"); err != nil || st.ExitCode != 137 {
+		t.Errorf("stubborn after StopContainer with no grace: %+v, %v; want exit 137", st, err)
+	}
+}
+
 func waitForLog(t *testing.T, m *Manager, id, name, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(readLog(t, m, id, name), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log of %s never had %q: %q", name, want, readLog(t, m, id, name))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("log of %s to have %q", name, want), 10*time.Second, func(context.Context) (bool, error) {
+		got := readLog(t, m, id, name)
+		return strings.Contains(got, want), fmt.Errorf("log is %q", got)
+	})
 }
 
 func TestOOMKilled(t *testing.T) {
@@ -212,7 +255,7 @@ func TestOOMKilled(t *testing.T) {
 			sb := createPod(t, m, PodSpec{ID: id, Name: "oom", MemoryBytes: tc.pod})
 			startContainer(t, m, id, ContainerSpec{Name: "bloat", Layers: []string{layer}, Args: []string{bin("autoscale")}, MemoryBytes: tc.ctr})
 			get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
-			if body, err := poll(fmt.Sprintf("http://%s:8080/?bloat=200", sb.IP), 0); err == nil {
+			if body, err := getOK(fmt.Sprintf("http://%s:8080/?bloat=200", sb.IP), 0); err == nil {
 				t.Fatalf("bloat=200 under a 64 MiB limit answered %q", body)
 			}
 			st := waitExited(t, m, id, "bloat", 10*time.Second)

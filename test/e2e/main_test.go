@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/poll"
 )
 
 // gantryBin is the binary under test: $GANTRY_BIN, or one built for this run.
@@ -228,16 +229,14 @@ func (s *server) mustKubectl(args ...string) string {
 // eventually retries kubectl until check accepts its output.
 func (s *server) eventually(what string, check func(out string) bool, args ...string) string {
 	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	var out string
-	var err error
-	for time.Now().Before(deadline) {
+	poll.Until(s.t, what, 60*time.Second, func(context.Context) (bool, error) {
+		var err error
 		out, err = s.kubectl(args...)
 		if err == nil && check(out) {
-			return out
+			return true, nil
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	s.t.Fatalf("%s: last output %q, err %v", what, out, err)
-	return ""
+		return false, fmt.Errorf("last output %q, err %v", out, err)
+	})
+	return out
 }

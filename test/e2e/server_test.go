@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/poll"
 )
 
 func TestServerLifecycle(t *testing.T) {
@@ -288,19 +290,22 @@ func buildImage(t *testing.T, registryPort int, name string) string {
 func httpGetRetry(t *testing.T, url string) string {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
-	var lastErr error
-	for range 20 {
-		resp, err := client.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return string(b)
+	var body string
+	poll.Until(t, "GET "+url, 10*time.Second, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, poll.Stop(err)
 		}
-		lastErr = err
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("GET %s: %v", url, lastErr)
-	return ""
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		body = string(b)
+		return err == nil, err
+	})
+	return body
 }
 
 // runToFailure runs gantry with args, which must exit non-zero; it returns stderr.

@@ -13,22 +13,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/testenv"
 )
 
-// waitFor polls cond every 100 ms until it is true or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-}
+// waitFor waits until cond holds: the package's one way to wait, poll.Until.
+var waitFor = poll.Until
 
 // newNamespace creates a namespace for one test and deletes it afterwards.
 func newNamespace(t *testing.T, c kubernetes.Interface) string {

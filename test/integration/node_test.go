@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -39,24 +40,20 @@ func createPod(t *testing.T, env *testenv.Env, ns string, pod *corev1.Pod) {
 // waitPod polls the pod until cond accepts it; a timeout reports the pod's last status.
 func waitPod(t *testing.T, env *testenv.Env, ns, name, what string, timeout time.Duration, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last *corev1.Pod
-	for time.Now().Before(deadline) {
-		p, err := env.Client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err == nil {
-			last = p
-			if cond(p) {
-				return p
-			}
+	var found *corev1.Pod
+	waitFor(t, "pod "+name+" "+what, timeout, func(ctx context.Context) (bool, error) {
+		p, err := env.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if last == nil {
-		t.Fatalf("pod %s: %s: never found", name, what)
-	}
-	status, _ := json.MarshalIndent(last.Status, "", "  ")
-	t.Fatalf("pod %s: not %s within %s; last status:\n%s", name, what, timeout, status)
-	return nil
+		if cond(p) {
+			found = p
+			return true, nil
+		}
+		status, _ := json.MarshalIndent(p.Status, "", "  ")
+		return false, fmt.Errorf("last status:\n%s", status)
+	})
+	return found
 }
 
 func running(p *corev1.Pod) bool {
