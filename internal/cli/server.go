@@ -44,6 +44,8 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&cfg.ComponentLog, "component-log", cfg.ComponentLog, `file for the logs of etcd and the Kubernetes components (default <data-dir>/logs/components.log; "-" for stderr)`)
 	f.IntVarP(&cfg.Verbosity, "v", "v", cfg.Verbosity, "log verbosity of the Kubernetes components")
 	f.StringVar(&all.Domain, "domain", all.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")
+	f.StringVar(&all.HTTPAddress, "http-address", all.HTTPAddress, "IP address the gateway serves Routes on (0.0.0.0 serves the network)")
+	f.IntVar(&all.HTTPPort, "http-port", all.HTTPPort, "port the gateway serves Routes on")
 	f.IntVar(&all.WebhookPort, "webhook-port", all.WebhookPort, "port of the admission webhook (loopback only)")
 	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")
 	f.BoolVar(&all.Node, "node", all.Node, "run the serverless node (needs root, runc and the CNI plugins); without it pods stay Pending")
@@ -72,6 +74,7 @@ func runServer(ctx context.Context, cfg standalone.Config) error {
 		"kubeconfig", cp.KubeconfigPath(),
 		"dataDir", cp.DataDir(),
 		"registry", srv.Registry.Addr(),
+		"gateway", srv.Gateway.Addrs(),
 		"firstStart", cp.Fresh(),
 		"elapsed", time.Since(began).Round(time.Millisecond))
 

@@ -40,6 +40,7 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/service"
 	gantrywebhook "github.com/gantry-run/gantry/internal/webhook"
 	"github.com/gantry-run/gantry/pkg/apis/config"
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -65,10 +66,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Scheme knows the Kubernetes built-ins and serving.knative.dev/v1.
+// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1 and the Ingress.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s)); err != nil {
 		panic(fmt.Sprintf("building the serving scheme: %v", err))
 	}
 	return s
@@ -84,7 +85,18 @@ type Serving struct {
 	store  *configstore.Store
 	client kubernetes.Interface
 	ready  chan struct{}
+	parts  []Component
 }
+
+// Component is a part of the data plane that joins the serving manager: its controllers,
+// watches and runnables share the manager's cache. SetupWithManager runs in Start, once the
+// API server serves the CRDs, before the manager starts.
+type Component interface {
+	SetupWithManager(ctx context.Context, mgr manager.Manager) error
+}
+
+// Add registers c; call it before Start.
+func (s *Serving) Add(c Component) { s.parts = append(s.parts, c) }
 
 // New builds the stack without contacting the API server; Start runs it.
 func New(opts Options) (*Serving, error) {
@@ -145,6 +157,11 @@ func (s *Serving) setupControllers(ctx context.Context) error {
 		(&route.Reconciler{Client: c, Recorder: recorder, Config: s.store, Domain: s.opts.Domain}).SetupWithManager(ctx, mgr),
 	); err != nil {
 		return fmt.Errorf("setting up the serving controllers: %w", err)
+	}
+	for _, c := range s.parts {
+		if err := c.SetupWithManager(ctx, mgr); err != nil {
+			return err
+		}
 	}
 	return nil
 }

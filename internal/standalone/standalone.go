@@ -17,8 +17,10 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/gantry-run/gantry/internal/activator"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/gateway"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
@@ -31,6 +33,8 @@ const (
 	DefaultWebhookPort = 6444
 	DefaultNodeName    = "gantry"
 	DefaultKubeletPort = 10250
+	DefaultHTTPPort    = 8080
+	DefaultHTTPAddress = "127.0.0.1"
 )
 
 // Config is the whole server's configuration.
@@ -38,6 +42,10 @@ type Config struct {
 	ControlPlane controlplane.Config
 	// Domain is the suffix of Route hosts (default localhost).
 	Domain string
+	// HTTPAddress and HTTPPort are where the gateway serves Routes (0.0.0.0 serves the
+	// network).
+	HTTPAddress string
+	HTTPPort    int
 	// WebhookPort is the admission webhook's port on loopback.
 	WebhookPort int
 	// RegistryAddr is the embedded registry's loopback address.
@@ -65,6 +73,8 @@ func DefaultConfig() Config {
 	return Config{
 		ControlPlane: controlplane.DefaultConfig(),
 		Domain:       serving.DefaultDomain,
+		HTTPAddress:  DefaultHTTPAddress,
+		HTTPPort:     DefaultHTTPPort,
 		WebhookPort:  DefaultWebhookPort,
 		RegistryAddr: image.DefaultRegistryAddr,
 		Node:         true,
@@ -98,6 +108,12 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("--node-name: must not be empty"))
 		}
 	}
+	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("--http-port: %d is not a port (1-65535)", c.HTTPPort))
+	}
+	if net.ParseIP(c.HTTPAddress) == nil {
+		errs = append(errs, fmt.Errorf("--http-address: %q is not an IP address", c.HTTPAddress))
+	}
 	if c.Domain == "" {
 		errs = append(errs, errors.New("--domain: must not be empty"))
 	}
@@ -111,6 +127,8 @@ type Server struct {
 	Registry     *image.Registry
 	Store        *image.Store
 	Serving      *serving.Serving
+	Activator    *activator.Activator
+	Gateway      *gateway.Gateway
 	Node         *node.Node
 	Sandboxes    *sandbox.Manager
 
@@ -130,6 +148,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	listeners := []controlplane.Listener{
 		{Flag: "--webhook-port", Addr: webhookAddr},
 		{Flag: "--registry-addr", Addr: cfg.RegistryAddr},
+		{Flag: "--http-port", Addr: httpAddr(cfg)},
 	}
 	if cfg.Node {
 		listeners = append(listeners, controlplane.Listener{Flag: "--kubelet-port", Addr: net.JoinHostPort("", strconv.Itoa(cfg.KubeletPort))})
@@ -174,6 +193,18 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("serving controllers: %w", err)
 	}
+	// The data plane joins the serving manager: the activator holds requests for revisions
+	// without a free pod, the gateway serves Routes' hosts and hands requests to it.
+	mgr := s.Serving.Manager()
+	s.Activator = activator.New(activator.Options{Client: mgr.GetClient(), Logger: cfg.Logger})
+	s.Gateway = gateway.New(gateway.Options{
+		Client:    mgr.GetClient(),
+		Revisions: s.Activator,
+		Listeners: []gateway.Listener{{Addr: httpAddr(cfg)}},
+		Logger:    cfg.Logger,
+	})
+	s.Serving.Add(s.Activator)
+	s.Serving.Add(s.Gateway)
 	s.group.Add("serving controllers", s.Serving)
 
 	if cfg.Node {
@@ -215,6 +246,11 @@ func (s *Server) Err() error { return s.group.Err() }
 // ctx bounds the whole. Sandboxes keep running; the next start re-adopts them.
 func (s *Server) Stop(ctx context.Context) error {
 	return s.group.Stop(ctx)
+}
+
+// httpAddr is the gateway's address for Routes.
+func httpAddr(cfg Config) string {
+	return net.JoinHostPort(cfg.HTTPAddress, strconv.Itoa(cfg.HTTPPort))
 }
 
 // newNode builds the serverless node and its sandbox manager.

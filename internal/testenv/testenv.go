@@ -41,6 +41,8 @@ type Env struct {
 	Server *standalone.Server
 	// RegistryHost is the embedded registry's host:port.
 	RegistryHost string
+	// GatewayAddr is where the gateway serves Routes (host:port); send the Route's host.
+	GatewayAddr string
 	// DataDir is the control plane's data directory.
 	DataDir string
 }
@@ -152,7 +154,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env = &Env{Config: cp.RESTConfig(), Client: clientset, Ctrl: ctrlClient, ControlPlane: cp, Server: srv,
-		RegistryHost: srv.Registry.Addr(), DataDir: cp.DataDir()}
+		RegistryHost: srv.Registry.Addr(), DataDir: cp.DataDir(), GatewayAddr: srv.Gateway.Addrs()[0]}
 
 	code := m.Run()
 
@@ -214,7 +216,7 @@ func Get(t testing.TB) *Env {
 
 // Config is a standalone configuration in dataDir on free loopback ports.
 func Config(dataDir string) (standalone.Config, error) {
-	ports, err := freeport.Get(6)
+	ports, err := freeport.Get(7)
 	if err != nil {
 		return standalone.Config{}, err
 	}
@@ -225,6 +227,7 @@ func Config(dataDir string) (standalone.Config, error) {
 	cfg.WebhookPort = ports[3]
 	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
 	cfg.KubeletPort = ports[5]
+	cfg.HTTPPort = ports[6]
 	// Tests keep off the default bridge and range, which a running gantry server may use.
 	cfg.Bridge, cfg.PodCIDR = "gantry-test0", "10.245.0.0/16"
 	return cfg, nil

@@ -13,13 +13,14 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
-// Scheme knows the Kubernetes built-ins and serving.knative.dev/v1.
+// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1 and the Ingress.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s)); err != nil {
 		panic(fmt.Sprintf("building the test scheme: %v", err))
 	}
 	return s
@@ -31,7 +32,7 @@ func Scheme() *runtime.Scheme {
 func NewClient() *fake.ClientBuilder {
 	return fake.NewClientBuilder().
 		WithScheme(Scheme()).
-		WithStatusSubresource(&servingv1.Service{}, &servingv1.Configuration{}, &servingv1.Revision{}, &servingv1.Route{})
+		WithStatusSubresource(&servingv1.Service{}, &servingv1.Configuration{}, &servingv1.Revision{}, &servingv1.Route{}, &netv1alpha1.Ingress{})
 }
 
 // NewRecorder records events for Events to read.

@@ -4,6 +4,7 @@ package route
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,14 +19,13 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/route/resources"
 	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/gantry-run/gantry/pkg/apis/config"
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 // targetIndex indexes Routes by the Configurations and Revisions their traffic names.
 const targetIndex = "spec.traffic.target"
 
-// IngressPending is the IngressReady reason while no gateway programs Routes in this build.
-const IngressPending = "GatewayPending"
 
 // Reconciler converges Routes.
 type Reconciler struct {
@@ -59,6 +59,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("route").
 		For(&servingv1.Route{}).
+		Owns(&netv1alpha1.Ingress{}).
 		Watches(&servingv1.Configuration{}, handler.EnqueueRequestsFromMapFunc(r.routesNaming("Configuration"))).
 		Watches(&servingv1.Revision{}, handler.EnqueueRequestsFromMapFunc(r.routesNaming("Revision"))).
 		Complete(r)
@@ -102,11 +103,11 @@ func (r *Reconciler) reconcile(ctx context.Context, route *servingv1.Route) erro
 		r.Recorder.Eventf(route, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "%v", err)
 		return fmt.Errorf("route %s/%s: %w", route.Namespace, route.Name, err)
 	}
-	route.Status.URL = url
 	route.Status.Address = &apis.Addressable{URL: resources.ClusterURL(route)}
-	// The gateway that serves Routes is a later part of Gantry: until it programs this Route,
-	// IngressReady stays Unknown rather than claiming traffic flows.
-	route.Status.MarkIngressNotReady(IngressPending, "No gateway serves Routes in this build yet.")
+	if resources.IsClusterLocal(route) {
+		url = resources.ClusterURL(route)
+	}
+	route.Status.URL = url
 
 	traffic, unresolved, err := resources.Resolve(route, hosts, &lookup{ctx: ctx, c: r.Client, ns: route.Namespace})
 	switch {
@@ -116,6 +117,7 @@ func (r *Reconciler) reconcile(ctx context.Context, route *servingv1.Route) erro
 	case unresolved == nil:
 		route.Status.Traffic = traffic
 		route.Status.MarkTrafficAssigned()
+		return r.reconcileIngress(ctx, route, hosts)
 	case unresolved.Missing:
 		route.Status.MarkMissingTrafficTarget(unresolved.Kind, unresolved.Name)
 	case unresolved.Kind == "Configuration" && unresolved.Failed:
@@ -126,6 +128,44 @@ func (r *Reconciler) reconcile(ctx context.Context, route *servingv1.Route) erro
 		route.Status.MarkRevisionFailed(unresolved.Name)
 	default:
 		route.Status.MarkRevisionNotReady(unresolved.Name)
+	}
+	return nil
+}
+
+// reconcileIngress programs the data plane with the Route's resolved traffic through its
+// Ingress, and reports the Ingress's readiness, which the gateway writes, as IngressReady.
+func (r *Reconciler) reconcileIngress(ctx context.Context, route *servingv1.Route, hosts resources.Hosts) error {
+	want, err := resources.MakeIngress(route, route.Status.Traffic, hosts, config.FromContextOrDefaults(ctx).Features.TagHeaderBasedRouting)
+	if err != nil {
+		r.Recorder.Eventf(route, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "%v", err)
+		return fmt.Errorf("route %s/%s: %w", route.Namespace, route.Name, err)
+	}
+	cur := &netv1alpha1.Ingress{}
+	created, err := kmeta.ReconcileChild(ctx, r.Client, route, want, cur,
+		func(cur, want *netv1alpha1.Ingress) bool {
+			return equality.Semantic.DeepEqual(want.Spec, cur.Spec) && equality.Semantic.DeepEqual(want.Labels, cur.Labels)
+		},
+		func(cur, want *netv1alpha1.Ingress) {
+			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, kmeta.UnionMaps(cur.Annotations, want.Annotations)
+		})
+	switch {
+	case errors.Is(err, kmeta.ErrNotOwned):
+		route.Status.MarkIngressFailed("NotOwned", fmt.Sprintf("There is an existing Ingress %q that we do not own.", want.Name))
+		return err
+	case err != nil:
+		return err
+	case created:
+		r.Recorder.Eventf(route, want, corev1.EventTypeNormal, "Created", "Create", "Created Ingress %q", want.Name)
+		route.Status.MarkIngressNotReady(servingv1.ReasonIngressNotConfigured, "Ingress has not yet been reconciled.")
+		return nil
+	}
+	switch ready := cur.Status.GetCondition(netv1alpha1.IngressConditionReady); {
+	case cur.IsReady():
+		route.Status.MarkIngressReady()
+	case ready.IsFalse():
+		route.Status.MarkIngressFailed(ready.Reason, ready.Message)
+	default:
+		route.Status.MarkIngressNotReady(servingv1.ReasonIngressNotConfigured, "Ingress has not yet been reconciled.")
 	}
 	return nil
 }

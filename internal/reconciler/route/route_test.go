@@ -17,6 +17,7 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/reconcilertest"
 	"github.com/gantry-run/gantry/pkg/apis"
 	"github.com/gantry-run/gantry/pkg/apis/config"
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -73,6 +74,7 @@ func TestReconcile(t *testing.T) {
 		wantURL     *apis.URL
 		wantTraffic []servingv1.TrafficTarget
 		wantCond    apis.Condition
+		wantIngress bool // an Ingress was created: IngressReady waits for the gateway
 		wantEvents  []string
 	}{{
 		name: "a split with tags",
@@ -89,7 +91,8 @@ func TestReconcile(t *testing.T) {
 			{RevisionName: "hello-00001", LatestRevision: ptr.To(false), Percent: ptr.To[int64](20), Tag: "old", URL: urlOf("old-hello.ns.example.com")},
 		},
 		wantCond:   apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
-		wantEvents: []string{"Normal TrafficAssigned Traffic now goes to hello-00002 80% (tag latest), hello-00001 20% (tag old)"},
+		wantIngress: true,
+		wantEvents:  []string{`Normal Created Created Ingress "hello"`, "Normal TrafficAssigned Traffic now goes to hello-00002 80% (tag latest), hello-00001 20% (tag old)"},
 	}, {
 		name: "hosts from config-network's templates",
 		objs: []client.Object{
@@ -100,7 +103,8 @@ func TestReconcile(t *testing.T) {
 		wantURL:     urlOf("hello-ns.example.com"),
 		wantTraffic: []servingv1.TrafficTarget{{RevisionName: "hello-00001", LatestRevision: ptr.To(false), Percent: ptr.To[int64](100), Tag: "v1", URL: urlOf("hello-at-v1-ns.example.com")}},
 		wantCond:    apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
-		wantEvents:  []string{"Normal TrafficAssigned Traffic now goes to hello-00001 100% (tag v1)"},
+		wantIngress: true,
+		wantEvents:  []string{`Normal Created Created Ingress "hello"`, "Normal TrafficAssigned Traffic now goes to hello-00001 100% (tag v1)"},
 	}, {
 		name:    "a missing target",
 		objs:    []client.Object{route(servingv1.TrafficTarget{RevisionName: "gone", Percent: ptr.To[int64](100)})},
@@ -146,8 +150,13 @@ func TestReconcile(t *testing.T) {
 			if diff := cmp.Diff(&tt.wantCond, cond, ignoreTimeAndSeverity); diff != "" {
 				t.Errorf("AllTrafficAssigned (-want +got):\n%s", diff)
 			}
-			if ingress := got.Status.GetCondition(servingv1.RouteConditionIngressReady); !ingress.IsUnknown() || ingress.Reason != IngressPending {
-				t.Errorf("IngressReady = %+v, want Unknown %s while no gateway serves Routes", ingress, IngressPending)
+			ingressReady := got.Status.GetCondition(servingv1.RouteConditionIngressReady)
+			if !ingressReady.IsUnknown() || tt.wantIngress != (ingressReady.Reason == servingv1.ReasonIngressNotConfigured) {
+				t.Errorf("IngressReady = %+v, want Unknown (IngressNotConfigured: %t)", ingressReady, tt.wantIngress)
+			}
+			ing := &netv1alpha1.Ingress{}
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hello"}, ing); (err == nil) != tt.wantIngress {
+				t.Errorf("Ingress exists = %v (%v), want %v", err == nil, err, tt.wantIngress)
 			}
 			if diff := cmp.Diff(tt.wantEvents, reconcilertest.Events(rec)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)

@@ -119,6 +119,7 @@ kubernetes.podspec-persistent-volume-claim: "disabled"
 kubernetes.podspec-persistent-volume-write: "disabled"
 kubernetes.podspec-volumes-hostpath: "disabled"
 multi-container-probing: "disabled"
+tag-header-based-routing: "disabled"
 `,
 	AutoscalerConfigName: `################################
 # Copy a key out of this block to set it. Values shown are the defaults.

@@ -27,6 +27,8 @@ type Features struct {
 	// MultiContainerProbing lets sidecars declare readiness probes the
 	// platform honours; without it only the serving container may.
 	MultiContainerProbing bool
+	// TagHeaderBasedRouting lets the Knative-Serving-Tag header pick a Route's tagged target.
+	TagHeaderBasedRouting bool
 }
 
 // flags maps config-features keys to the fields they set.
@@ -52,6 +54,7 @@ func (f *Features) flags() map[string]*bool {
 		"kubernetes.podspec-persistent-volume-write":   &f.PodSpecPersistentVolumeWrite,
 		"kubernetes.podspec-volumes-hostpath":          &f.PodSpecHostPath,
 		"multi-container-probing":                      &f.MultiContainerProbing,
+		"tag-header-based-routing":                     &f.TagHeaderBasedRouting,
 	}
 }
 

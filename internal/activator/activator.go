@@ -1,0 +1,290 @@
+// Package activator holds the requests for revisions that cannot take them yet: revisions at
+// zero, or whose pods are all busy. It keeps one bounded queue per revision, asks for a pod at
+// once when a revision has none (ScaleFromZero), learns of ready pods by watching the
+// revisions' EndpointSlices, and sends each request to a pod chosen by the revision's
+// containerConcurrency, as Knative's activator does. In standalone mode the gateway calls it
+// in-process; it reads everything through the controller-runtime cache, so it runs the same
+// against any cluster.
+package activator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/gantry-run/gantry/internal/queue/contract"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// DefaultQueueDepth bounds the requests one revision may have waiting, as Knative's 10 000.
+const DefaultQueueDepth = 10000
+
+// scaleInterval is the least time between two requests for a pod for one revision.
+const scaleInterval = time.Second
+
+// Scaler brings a revision at zero up. The autoscaler owns this decision; until it exists the
+// activator's deploymentScaler raises the revision's Deployment to one replica.
+type Scaler interface {
+	ScaleFromZero(ctx context.Context, namespace, revision string) error
+}
+
+// Options configure an Activator.
+type Options struct {
+	// Client reads Revisions, EndpointSlices and Deployments (a cache-backed client).
+	Client client.Client
+	// Scaler is asked for a pod when a request arrives for a revision with none; nil means
+	// scaling the revision's Deployment to one replica.
+	Scaler Scaler
+	// QueueDepth bounds the waiting requests per revision (default DefaultQueueDepth).
+	QueueDepth int64
+	Logger     *slog.Logger
+}
+
+// Activator sends requests to revisions' pods, holding them while a revision has none free.
+type Activator struct {
+	opts  Options
+	log   *slog.Logger
+	proxy *httputil.ReverseProxy
+
+	mu   sync.Mutex
+	revs map[types.NamespacedName]*revisionState
+}
+
+// revisionState is what the activator knows of one revision.
+type revisionState struct {
+	th      *throttler
+	timeout time.Duration
+	h2c     bool
+
+	scaleMu   sync.Mutex
+	lastScale time.Time
+}
+
+// New returns an activator; SetupWithManager connects it to the cluster.
+func New(opts Options) *Activator {
+	if opts.QueueDepth <= 0 {
+		opts.QueueDepth = DefaultQueueDepth
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Scaler == nil {
+		opts.Scaler = deploymentScaler{opts.Client}
+	}
+	a := &Activator{opts: opts, log: opts.Logger.With("component", "activator"), revs: map[types.NamespacedName]*revisionState{}}
+	a.proxy = newProxy()
+	return a
+}
+
+// SetupWithManager watches EndpointSlices (ready pods) and Revisions (deletions) through the
+// manager's cache.
+func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) error {
+	slices, err := mgr.GetCache().GetInformer(ctx, &discoveryv1.EndpointSlice{})
+	if err != nil {
+		return fmt.Errorf("activator: watching EndpointSlices: %w", err)
+	}
+	onSlice := func(obj any) {
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			a.refresh(context.Background(), s.Namespace, s.Labels[servingv1.RevisionLabelKey])
+		}
+	}
+	if _, err := slices.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    onSlice,
+		UpdateFunc: func(_, o any) { onSlice(o) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			onSlice(o)
+		},
+	}); err != nil {
+		return err
+	}
+	revs, err := mgr.GetCache().GetInformer(ctx, &servingv1.Revision{})
+	if err != nil {
+		return fmt.Errorf("activator: watching Revisions: %w", err)
+	}
+	_, err = revs.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
+		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if r, ok := o.(*servingv1.Revision); ok {
+			a.mu.Lock()
+			delete(a.revs, types.NamespacedName{Namespace: r.Namespace, Name: r.Name})
+			a.mu.Unlock()
+		}
+	}})
+	return err
+}
+
+// ServeRevision sends r to a pod of the revision namespace/name, waiting (bounded by the
+// revision's timeout) while it has none free. A full queue answers 503, a wait past the
+// timeout 504.
+func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namespace, name string) {
+	st, err := a.state(r.Context(), namespace, name)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if apierrors.IsNotFound(err) {
+			status = http.StatusNotFound
+		}
+		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), status)
+		return
+	}
+	wait, cancel := context.WithTimeout(r.Context(), st.timeout)
+	defer cancel()
+	p, release, err := st.th.acquire(wait, func() { a.scaleFromZero(namespace, name, st) })
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), http.StatusServiceUnavailable)
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		http.Error(w, fmt.Sprintf("revision %s/%s: no pod could take the request within %s", namespace, name, st.timeout), http.StatusGatewayTimeout)
+		return
+	case err != nil:
+		// The client went away while waiting.
+		return
+	}
+	defer release()
+	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c})))
+}
+
+// state returns the revision's state, making it from the Revision and its EndpointSlices the
+// first time.
+func (a *Activator) state(ctx context.Context, namespace, name string) (*revisionState, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	a.mu.Lock()
+	st, ok := a.revs[key]
+	a.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	rev := &servingv1.Revision{}
+	if err := a.opts.Client.Get(ctx, key, rev); err != nil {
+		return nil, err
+	}
+	st = &revisionState{
+		th:      newThrottler(ptr.Deref(rev.Spec.ContainerConcurrency, 0), a.opts.QueueDepth),
+		timeout: time.Duration(ptr.Deref(rev.Spec.TimeoutSeconds, 300)) * time.Second,
+		h2c:     servesH2C(rev),
+	}
+	a.mu.Lock()
+	if cur, ok := a.revs[key]; ok {
+		st = cur
+	} else {
+		a.revs[key] = st
+	}
+	a.mu.Unlock()
+	a.refresh(ctx, namespace, name)
+	return st, nil
+}
+
+// servesH2C reports whether the revision's serving port speaks HTTP/2 without TLS.
+func servesH2C(rev *servingv1.Revision) bool {
+	for _, c := range rev.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == "h2c" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refresh sets the ready pods of a revision the activator holds state for from its
+// EndpointSlices.
+func (a *Activator) refresh(ctx context.Context, namespace, name string) {
+	if name == "" {
+		return
+	}
+	a.mu.Lock()
+	st, ok := a.revs[types.NamespacedName{Namespace: namespace, Name: name}]
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	list := &discoveryv1.EndpointSliceList{}
+	if err := a.opts.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{servingv1.RevisionLabelKey: name}); err != nil {
+		a.log.Warn("listing endpoints", "revision", namespace+"/"+name, "err", err)
+		return
+	}
+	st.th.setPods(readyAddrs(list.Items))
+}
+
+// readyAddrs are the queue-proxy addresses of the ready endpoints of slices, once each.
+func readyAddrs(slices []discoveryv1.EndpointSlice) []string {
+	seen := map[string]bool{}
+	var out []string
+	port := strconv.Itoa(contract.HTTPPort)
+	for _, s := range slices {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+				continue
+			}
+			for _, ip := range e.Addresses {
+				addr := net.JoinHostPort(ip, port)
+				if !seen[addr] {
+					seen[addr] = true
+					out = append(out, addr)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scaleFromZero asks for a pod, at most once per scaleInterval per revision, without holding
+// up the request.
+func (a *Activator) scaleFromZero(namespace, name string, st *revisionState) {
+	st.scaleMu.Lock()
+	if time.Since(st.lastScale) < scaleInterval {
+		st.scaleMu.Unlock()
+		return
+	}
+	st.lastScale = time.Now()
+	st.scaleMu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.opts.Scaler.ScaleFromZero(ctx, namespace, name); err != nil {
+			a.log.Warn("scaling from zero", "revision", namespace+"/"+name, "err", err)
+		}
+	}()
+}
+
+// deploymentScaler raises a revision's Deployment from zero to one replica.
+type deploymentScaler struct{ c client.Client }
+
+func (s deploymentScaler) ScaleFromZero(ctx context.Context, namespace, name string) error {
+	list := &appsv1.DeploymentList{}
+	if err := s.c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{servingv1.RevisionLabelKey: name}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		d := &list.Items[i]
+		if ptr.Deref(d.Spec.Replicas, 1) > 0 {
+			continue
+		}
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Spec.Replicas = ptr.To[int32](1)
+		if err := s.c.Patch(ctx, d, patch); err != nil {
+			return fmt.Errorf("scaling deployment %s to 1: %w", d.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package activator
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+)
+
+// target is where one request goes: a pod's queue-proxy.
+type target struct {
+	addr string
+	h2c  bool
+}
+
+type targetKey struct{}
+
+func withTarget(ctx context.Context, t target) context.Context {
+	return context.WithValue(ctx, targetKey{}, t)
+}
+
+// newProxy forwards to the target in the request's context. The transports keep many idle
+// connections per pod (Go's default of 2 makes a busy proxy dial for most requests), never
+// compress, and copy through pooled buffers.
+func newProxy() *httputil.ReverseProxy {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	h1 := &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        1000,
+		MaxIdleConnsPerHost: 100,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	h2c := h1.Clone()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			t, _ := pr.In.Context().Value(targetKey{}).(target)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = t.addr
+			// The gateway set the forwarding headers (Rewrite drops the X-Forwarded-* ones from
+			// the outgoing request); keep them and the client's Host.
+			pr.Out.Host = pr.In.Host
+			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
+		},
+		Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			if t, _ := r.Context().Value(targetKey{}).(target); t.h2c {
+				return h2c.RoundTrip(r)
+			}
+			return h1.RoundTrip(r)
+		}),
+		BufferPool: bufferPool{},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
+			http.Error(w, "activator: pod: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// bufferPool lends the proxy's 32 KiB copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

@@ -1,0 +1,247 @@
+// Package gateway is Gantry's HTTP ingress: it serves the Ingresses the Route controller
+// writes (hosts, traffic splits, tags, visibility), marks each Ingress ready once it serves
+// it, and hands every request to the activator for the chosen revision. It reads Ingresses
+// through the controller-runtime cache and nothing in-process only, so the same package runs
+// inside gantry server or alone against any cluster.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
+)
+
+// Revisions serves a request with a revision: the activator.
+type Revisions interface {
+	ServeRevision(w http.ResponseWriter, r *http.Request, namespace, name string)
+}
+
+// Listener is an address the gateway serves on. FromPods marks the pods' side (the bridge
+// address), where cluster-local hosts answer too.
+type Listener struct {
+	Addr     string
+	FromPods bool
+}
+
+// Options configure a Gateway.
+type Options struct {
+	// Client reads and updates Ingresses (a cache-backed client).
+	Client    client.Client
+	Revisions Revisions
+	Listeners []Listener
+	Logger    *slog.Logger
+}
+
+// Bounds of the gateway's HTTP servers. A request's own duration is bounded by its revision's
+// timeout in the queue-proxy, not here.
+const (
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 5 * time.Minute
+	maxHeaderBytes    = 1 << 20
+	drainTimeout      = 30 * time.Second
+)
+
+// Gateway serves Ingresses over HTTP.
+type Gateway struct {
+	opts      Options
+	log       *slog.Logger
+	table     atomic.Pointer[table]
+	listeners []net.Listener
+	serving   chan struct{}
+}
+
+// New returns a gateway with an empty routing table.
+func New(opts Options) *Gateway {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{opts: opts, log: opts.Logger.With("component", "gateway"), serving: make(chan struct{})}
+	g.table.Store(buildTable(nil))
+	return g
+}
+
+// SetupWithManager binds the listeners (a taken port fails here, by name), registers the
+// Ingress controller, and adds the HTTP servers to the manager.
+func (g *Gateway) SetupWithManager(_ context.Context, mgr manager.Manager) error {
+	for _, l := range g.opts.Listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("gateway: listening on %s: %w", l.Addr, err)
+		}
+		g.listeners = append(g.listeners, ln)
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("gateway").
+		For(&netv1alpha1.Ingress{}).
+		Complete(g); err != nil {
+		g.closeListeners()
+		return err
+	}
+	return mgr.Add(manager.RunnableFunc(g.serve))
+}
+
+func (g *Gateway) closeListeners() {
+	for _, ln := range g.listeners {
+		_ = ln.Close()
+	}
+}
+
+// Addrs are the addresses the gateway listens on, once SetupWithManager has bound them.
+func (g *Gateway) Addrs() []string {
+	out := make([]string, len(g.listeners))
+	for i, ln := range g.listeners {
+		out[i] = ln.Addr().String()
+	}
+	return out
+}
+
+// serve runs the HTTP servers until ctx ends, then lets requests in flight finish.
+func (g *Gateway) serve(ctx context.Context) error {
+	servers := make([]*http.Server, len(g.listeners))
+	errs := make(chan error, len(g.listeners))
+	for i, ln := range g.listeners {
+		fromPods := g.opts.Listeners[i].FromPods
+		srv := &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, fromPods) }),
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		}
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		servers[i] = srv
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("gateway on %s: %w", ln.Addr(), err)
+			}
+		}()
+	}
+	close(g.serving)
+	g.log.Info("gateway serving", "addrs", g.Addrs())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	for _, srv := range servers {
+		if serr := srv.Shutdown(drain); serr != nil {
+			_ = srv.Close()
+		}
+	}
+	return err
+}
+
+// serveHTTP routes one request by its host.
+func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods bool) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	rule := g.table.Load().lookup(host, fromPods)
+	if rule == nil {
+		http.Error(w, fmt.Sprintf("gantry: no Route serves the host %q", host), http.StatusNotFound)
+		return
+	}
+	path, split := rule.choose(r.Header, roll())
+	if split == nil {
+		http.Error(w, fmt.Sprintf("gantry: no traffic target matches this request for %q", host), http.StatusNotFound)
+		return
+	}
+	for k, v := range path.AppendHeaders {
+		r.Header.Set(k, v)
+	}
+	for k, v := range split.AppendHeaders {
+		r.Header.Set(k, v)
+	}
+	setForwarded(r)
+	g.opts.Revisions.ServeRevision(w, r, split.ServiceNamespace, split.ServiceName)
+}
+
+// setForwarded adds what Knative's ingress adds: the client to X-Forwarded-For and to an RFC
+// 7239 Forwarded element, the scheme to X-Forwarded-Proto, and the original host to
+// K-Original-Host.
+func setForwarded(r *http.Request) {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		r.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+client)
+	} else {
+		r.Header.Set("X-Forwarded-For", client)
+	}
+	r.Header.Set("X-Forwarded-Proto", "http")
+	forNode := client
+	if strings.Contains(client, ":") {
+		forNode = `"[` + client + `]"`
+	}
+	elem := "for=" + forNode + ";host=" + quoteIfNeeded(r.Host) + ";proto=http"
+	if prior := r.Header.Values("Forwarded"); len(prior) > 0 {
+		r.Header.Set("Forwarded", strings.Join(prior, ", ")+", "+elem)
+	} else {
+		r.Header.Set("Forwarded", elem)
+	}
+	r.Header.Set("K-Original-Host", r.Host)
+}
+
+// quoteIfNeeded quotes a Forwarded value that is not a plain token (a host with a port is not).
+func quoteIfNeeded(v string) string {
+	if strings.ContainsAny(v, ":[]\" ") {
+		return `"` + strings.ReplaceAll(v, `"`, `\"`) + `"`
+	}
+	return v
+}
+
+// Reconcile rebuilds the routing table from every Ingress and, once the gateway serves, marks
+// the Ingress ready: it is programmed the moment the table is swapped in.
+func (g *Gateway) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	list := &netv1alpha1.IngressList{}
+	if err := g.opts.Client.List(ctx, list); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing ingresses: %w", err)
+	}
+	g.table.Store(buildTable(list.Items))
+
+	ing := &netv1alpha1.Ingress{}
+	if err := g.opts.Client.Get(ctx, req.NamespacedName, ing); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	select {
+	case <-g.serving:
+	default:
+		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+	}
+	before := ing.Status.DeepCopy()
+	ing.Status.InitializeConditions()
+	ing.Status.MarkNetworkConfigured()
+	ing.Status.MarkLoadBalancerReady()
+	ing.Status.ObservedGeneration = ing.Generation
+	if equality.Semantic.DeepEqual(before, &ing.Status) {
+		return ctrl.Result{}, nil
+	}
+	if err := g.opts.Client.Status().Update(ctx, ing); err != nil {
+		return ctrl.Result{}, fmt.Errorf("updating the status of ingress %s: %w", req.NamespacedName, err)
+	}
+	return ctrl.Result{}, nil
+}
