@@ -1,0 +1,244 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gantry-run/gantry/internal/testenv"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// gatewayClient sends requests to the gateway with a Route's host.
+var gatewayClient = &http.Client{Timeout: 30 * time.Second}
+
+func call(t *testing.T, env *testenv.Env, host string, header http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+env.GatewayAddr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := gatewayClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", host, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// readyService creates svc and waits until it is Ready.
+func readyService(t *testing.T, env *testenv.Env, svc *servingv1.Service) *servingv1.Service {
+	t.Helper()
+	if err := env.Ctrl.Create(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+	return waitServiceReady(t, env, svc.Namespace, svc.Name)
+}
+
+func waitServiceReady(t *testing.T, env *testenv.Env, ns, name string) *servingv1.Service {
+	t.Helper()
+	got := &servingv1.Service{}
+	waitFor(t, "service "+name+" Ready", 90*time.Second, func(ctx context.Context) (bool, error) {
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, got); err != nil {
+			return false, err
+		}
+		return got.IsReady(), fmt.Errorf("conditions %+v", got.Status.Conditions)
+	})
+	return got
+}
+
+func TestServiceAnswersAtItsURL(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := readyService(t, env, helloService(env, t, ns, "hello"))
+	host := svc.Status.URL.Host
+	if host != "hello."+ns+".localhost" {
+		t.Errorf("status.url host = %q", host)
+	}
+	if code, body := call(t, env, host, nil); code != http.StatusOK || !strings.Contains(body, "Hello") {
+		t.Errorf("GET %s = %d %q, want 200 from hello", host, code, body)
+	}
+	// The Route's Ingress is ready, written by the gateway.
+	route := get(t, env, ns, "hello", &servingv1.Route{})
+	if c := route.Status.GetCondition(servingv1.RouteConditionIngressReady); !c.IsTrue() {
+		t.Errorf("IngressReady = %+v", c)
+	}
+	if code, body := call(t, env, "nobody."+ns+".localhost", nil); code != http.StatusNotFound || !strings.Contains(body, "nobody."+ns+".localhost") {
+		t.Errorf("unknown host = %d %q, want 404 naming the host", code, body)
+	}
+	// The cluster names answer only from pods, never from the host.
+	if code, _ := call(t, env, "hello."+ns+".svc.cluster.local", nil); code != http.StatusNotFound {
+		t.Errorf("cluster-local host from the host = %d, want 404", code)
+	}
+}
+
+func TestSplitsAndTags(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	readyService(t, env, helloService(env, t, ns, "web"))
+	update(t, env, ns, "web", func(s *servingv1.Service) { s.Spec.Template.Spec.Containers[0].Env[0].Value = "v2" })
+	waitFor(t, "web-00002 ready", 90*time.Second, func(ctx context.Context) (bool, error) {
+		rev := &servingv1.Revision{}
+		ok, err := exists(ctx, env, ns, "web-00002", rev)
+		return ok && rev.IsReady(), err
+	})
+	update(t, env, ns, "web", func(s *servingv1.Service) {
+		s.Spec.Traffic = []servingv1.TrafficTarget{
+			{RevisionName: "web-00001", Percent: ptr.To[int64](50), Tag: "one"},
+			{RevisionName: "web-00002", Percent: ptr.To[int64](50), Tag: "two"},
+		}
+	})
+	waitFor(t, "the split to be served", 60*time.Second, func(ctx context.Context) (bool, error) {
+		svc := &servingv1.Service{}
+		err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, svc)
+		return err == nil && svc.IsReady() && svc.Generation == svc.Status.ObservedGeneration && len(svc.Status.Traffic) == 2, err
+	})
+	counts := map[string]int{}
+	for range 200 {
+		code, body := call(t, env, "web."+ns+".localhost", nil)
+		if code != http.StatusOK {
+			t.Fatalf("split request = %d %q", code, body)
+		}
+		counts[strings.TrimSpace(body)]++
+	}
+	if len(counts) != 2 {
+		t.Fatalf("200 requests reached %v, want both revisions", counts)
+	}
+	for body, n := range counts {
+		if n < 50 {
+			t.Errorf("%q got %d of 200, want at least 25%%", body, n)
+		}
+	}
+	// A tag's host reaches only its revision.
+	_, one := call(t, env, "one-web."+ns+".localhost", nil)
+	for range 20 {
+		if _, body := call(t, env, "one-web."+ns+".localhost", nil); body != one {
+			t.Fatalf("tag one answered %q and %q", one, body)
+		}
+		if _, body := call(t, env, "two-web."+ns+".localhost", nil); body == one {
+			t.Fatalf("tag two answered like tag one: %q", body)
+		}
+	}
+}
+
+func TestRevisionAtZeroWakesForItsRequests(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := readyService(t, env, helloService(env, t, ns, "sleepy"))
+	ctx := context.Background()
+	deploy := get(t, env, ns, "sleepy-00001-deployment", &appsv1.Deployment{})
+	patch := client.MergeFrom(deploy.DeepCopy())
+	deploy.Spec.Replicas = ptr.To[int32](0)
+	if err := env.Ctrl.Patch(ctx, deploy, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "no pods", 60*time.Second, func(ctx context.Context) (bool, error) {
+		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: servingv1.RevisionLabelKey + "=sleepy-00001"})
+		return err == nil && len(pods.Items) == 0, err
+	})
+	// A revision scaled to zero stays Ready, and its route serves it.
+	if rev := get(t, env, ns, "sleepy-00001", &servingv1.Revision{}); !rev.IsReady() {
+		t.Errorf("revision at zero is not Ready: %+v", rev.Status.Conditions)
+	}
+	// 100 concurrent first requests all succeed.
+	var wg sync.WaitGroup
+	codes := make(chan int, 100)
+	for range 100 {
+		wg.Go(func() {
+			code, _ := call(t, env, svc.Status.URL.Host, nil)
+			codes <- code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("a first request got %d", code)
+		}
+	}
+}
+
+func TestConcurrencyOneNeverOverlaps(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := helloService(env, t, ns, "single")
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "singlethreaded")
+	svc.Spec.Template.Spec.ContainerConcurrency = ptr.To[int64](1)
+	svc = readyService(t, env, svc)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := map[int]int{}
+	for range 5 {
+		wg.Go(func() {
+			for range 10 {
+				code, _ := call(t, env, svc.Status.URL.Host, nil)
+				if code != http.StatusOK {
+					mu.Lock()
+					bad[code]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("5 clients on containerConcurrency 1: non-200 answers %v", bad)
+	}
+}
+
+func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := helloService(env, t, ns, "rt")
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "runtime")
+	svc = readyService(t, env, svc)
+	code, body := call(t, env, svc.Status.URL.Host, http.Header{"X-Custom": {"kept"}})
+	if code != http.StatusOK {
+		t.Fatalf("GET = %d %q", code, body)
+	}
+	var report struct {
+		Env     map[string]string   `json:"env"`
+		Headers map[string][]string `json:"headers"`
+		Host    string              `json:"host"`
+	}
+	if err := json.Unmarshal([]byte(body), &report); err != nil {
+		t.Fatalf("decoding %q: %v", body, err)
+	}
+	if report.Host != svc.Status.URL.Host {
+		t.Errorf("Host = %q, want %q", report.Host, svc.Status.URL.Host)
+	}
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto"} {
+		if len(report.Headers[h]) == 0 {
+			t.Errorf("header %s missing; headers %v", h, report.Headers)
+		}
+	}
+	if got := report.Headers["X-Custom"]; len(got) != 1 || got[0] != "kept" {
+		t.Errorf("client header X-Custom = %v, want kept", got)
+	}
+	for k, want := range map[string]string{"PORT": "8080", "K_SERVICE": "rt", "K_CONFIGURATION": "rt", "K_REVISION": "rt-00001"} {
+		if report.Env[k] != want {
+			t.Errorf("env %s = %q, want %q", k, report.Env[k], want)
+		}
+	}
+}
