@@ -71,6 +71,37 @@ const (
 	EnvTimeoutSeconds       = "REVISION_TIMEOUT_SECONDS"
 	EnvResponseStartTimeout = "REVISION_RESPONSE_START_TIMEOUT_SECONDS"
 	EnvIdleTimeoutSeconds   = "REVISION_IDLE_TIMEOUT_SECONDS"
+	// EnvUserPortProtocol is how the queue-proxy speaks to the user container: UserProtocolH2C
+	// when the user port is named "h2c", else unset (HTTP/1.1, or h2c for a request that came in
+	// over HTTP/2, as Knative's queue-proxy does).
+	EnvUserPortProtocol = "USER_PORT_PROTOCOL"
+	// EnvReadinessProbe is the user container's readiness probe as JSON (a corev1.Probe, or a
+	// list of them), as Knative's SERVING_READINESS_PROBE; unset means a TCP connect to the
+	// user port. tcpSocket and httpGet are honoured; exec becomes a TCP connect, as in Knative.
+	EnvReadinessProbe = "SERVING_READINESS_PROBE"
+)
+
+// UserProtocolH2C is the EnvUserPortProtocol value for a user container that speaks h2c.
+const UserProtocolH2C = "h2c"
+
+// ReadinessPath on the admin port answers 200 while the pod should receive requests: the user
+// container's readiness passed and the queue-proxy is not draining; 503 otherwise. The pod's
+// readiness probe is an HTTP GET of this path on AdminPort.
+const ReadinessPath = "/"
+
+// Headers of the data plane, with Knative's names and values.
+const (
+	// ProbeHeader with the value ProbeValue, on a request to the serving port, is answered by
+	// the queue-proxy itself with its readiness (200 "queue" or 503), never forwarded.
+	ProbeHeader = "K-Network-Probe"
+	ProbeValue  = "queue"
+	// ProxyHeader names the proxy a request came through; the activator sets ActivatorProxy,
+	// and the queue-proxy counts such requests as proxied (not as direct demand) in its stats.
+	ProxyHeader    = "K-Proxy-Request"
+	ActivatorProxy = "activator"
+	// OriginalHostHeader, when set, is the Host the user container sees; the queue-proxy moves
+	// it back into Host and drops the header.
+	OriginalHostHeader = "K-Original-Host"
 )
 
 // IsSidecar reports whether c is the queue-proxy that the serverless node runs from its own
