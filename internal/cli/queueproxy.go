@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,9 +22,13 @@ func newQueueProxyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With(
+				"revision", cfg.Namespace+"/"+cfg.Revision, "pod", cfg.Pod)
+			// SIGTERM starts the drain; the node sends it to the queue-proxy first and to the
+			// user containers only once it has exited.
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return queue.Run(ctx, cfg)
+			return queue.Run(ctx, cfg, log)
 		},
 	}
 }

@@ -1,105 +1,241 @@
-// Package queue is the queue-proxy that runs beside every revision's user container. For now
-// it forwards each request on its serving port to the user container's port on loopback and
-// drains in-flight requests on shutdown; concurrency limits, timeouts and metrics come with
-// the data-plane work.
+// Package queue is the queue-proxy that runs beside every revision's user container, as
+// Knative's does. On its serving port it forwards requests to the user container on loopback
+// through a chain of small handlers: drain and probe answers, request metrics, timeouts
+// (total, to the first byte, idle), forwarded headers, the autoscaler's stats and the
+// containerConcurrency breaker with its bounded queue, and the proxy (HTTP/1.1, h2c,
+// websockets, streaming). Its admin port answers the pod's readiness, which passes once the
+// user container's probe does and fails first thing on shutdown; its metrics port serves the
+// autoscaler's stats every second; its user metrics port serves Prometheus request metrics.
+// On shutdown it fails readiness, keeps serving until requests stop arriving, and finishes
+// every request in flight before it exits.
+//
+// The ports, environment and headers it shares with the rest of Gantry live in
+// internal/queue/contract.
 package queue
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
+	"sync"
 	"time"
-
-	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
-// Config is read from the environment the revision's Deployment sets.
-type Config struct {
-	ServingPort int // contract.EnvServingPort, default contract.HTTPPort
-	AdminPort   int // contract.EnvAdminPort, default contract.AdminPort
-	UserPort    int // contract.EnvUserPort, default 8080
-	// DrainTimeout bounds how long shutdown waits for requests in flight.
-	DrainTimeout time.Duration
+// QueueProxy is one pod's queue-proxy: build it with New, then Serve.
+type QueueProxy struct {
+	cfg       Config
+	log       *slog.Logger
+	readiness *Readiness
+	stats     *RequestStats
+	breaker   *Breaker
+	reporter  *statsReporter
+	metrics   *requestMetrics
+	drainer   *drainer
 }
 
-// ConfigFromEnv reads the queue-proxy's environment; a malformed value names its variable.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{ServingPort: contract.HTTPPort, AdminPort: contract.AdminPort, UserPort: 8080, DrainTimeout: 30 * time.Second}
-	for _, v := range []struct {
+// New builds the queue-proxy of cfg; log nil logs nowhere.
+func New(cfg Config, log *slog.Logger) (*QueueProxy, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UserPort < 1 || cfg.UserPort > 65535 {
+		return nil, fmt.Errorf("queue-proxy: user port %d is not a port", cfg.UserPort)
+	}
+	if cfg.ContainerConcurrency < 0 {
+		return nil, fmt.Errorf("queue-proxy: container concurrency %d is negative", cfg.ContainerConcurrency)
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = max(cfg.Timeout, 30*time.Second)
+	}
+	now := time.Now()
+	q := &QueueProxy{
+		cfg:       cfg,
+		log:       log,
+		readiness: NewReadiness(cfg.ReadinessProbes, cfg.UserPort),
+		stats:     NewRequestStats(now),
+		reporter:  newStatsReporter(&cfg, now, statsReportingPeriod),
+		metrics:   newRequestMetrics(&cfg, cfg.ContainerConcurrency > 0),
+	}
+	if cfg.ContainerConcurrency > 0 {
+		b, err := NewBreaker(cfg.ContainerConcurrency, queueDepthFactor*cfg.ContainerConcurrency)
+		if err != nil {
+			return nil, fmt.Errorf("queue-proxy: %w", err)
+		}
+		q.breaker = b
+	}
+	q.drainer = newHandler(q, newProxy(cfg.UserPort, cfg.UserProtocol, cfg.ContainerConcurrency, log))
+	return q, nil
+}
+
+// Handler is the serving port's handler chain.
+func (q *QueueProxy) Handler() http.Handler { return q.drainer }
+
+// AdminHandler answers the pod's readiness probe at contract.ReadinessPath.
+func (q *QueueProxy) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", q.readiness)
+	return mux
+}
+
+// StatsHandler serves the autoscaler's stats (Prometheus text; see ParseStats).
+func (q *QueueProxy) StatsHandler() http.Handler { return q.reporter.handler() }
+
+// MetricsHandler serves the Prometheus request metrics.
+func (q *QueueProxy) MetricsHandler() http.Handler { return q.metrics.handler() }
+
+// Readiness is the pod's readiness.
+func (q *QueueProxy) Readiness() *Readiness { return q.readiness }
+
+// Listeners are where the queue-proxy serves.
+type Listeners struct {
+	Serving, Admin, Stats, Metrics net.Listener
+}
+
+// Listen opens the ports of cfg on every interface of the pod.
+func Listen(cfg Config) (Listeners, error) {
+	var ls Listeners
+	var opened []net.Listener
+	for _, p := range []struct {
+		port int
+		dst  *net.Listener
+	}{
+		{cfg.ServingPort, &ls.Serving}, {cfg.AdminPort, &ls.Admin}, {cfg.MetricsPort, &ls.Stats}, {cfg.UserMetricsPort, &ls.Metrics},
+	} {
+		l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(p.port)))
+		if err != nil {
+			for _, o := range opened {
+				_ = o.Close()
+			}
+			return Listeners{}, fmt.Errorf("queue-proxy: listening on port %d: %w", p.port, err)
+		}
+		opened = append(opened, l)
+		*p.dst = l
+	}
+	return ls, nil
+}
+
+// Run listens on cfg's ports and serves until ctx ends, then drains; see Serve.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	q, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ls, err := Listen(cfg)
+	if err != nil {
+		return err
+	}
+	return q.Serve(ctx, ls)
+}
+
+// Serve serves on ls until ctx ends, then shuts down in order: readiness fails at once; the
+// serving port keeps serving until no request has arrived for the quiet period (at most
+// half the drain timeout); then it stops accepting connections, and every request in flight
+// (websockets included) runs to its end. The drain timeout bounds the whole; requests still
+// running then are cut, and Serve says how many. Serve closes the listeners. It returns nil
+// after a clean drain, and an error when a server fails.
+func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	serving := &http.Server{
+		Handler:           q.drainer,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute, // longer than clients keep idle connections (90 s in Go)
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(q.log.Handler(), slog.LevelWarn),
+	}
+	side := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(q.log.Handler(), slog.LevelWarn),
+		}
+	}
+	admin, stats, metrics := side(q.AdminHandler()), side(q.StatsHandler()), side(q.MetricsHandler())
+	servers := []struct {
 		name string
-		dst  *int
-	}{{contract.EnvServingPort, &c.ServingPort}, {contract.EnvAdminPort, &c.AdminPort}, {contract.EnvUserPort, &c.UserPort}} {
-		s := getenv(v.name)
-		if s == "" {
+		srv  *http.Server
+		l    net.Listener
+	}{{"serving", serving, ls.Serving}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
+
+	bg, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { q.readiness.Run(bg) })
+	wg.Go(func() { q.report(bg) })
+	defer func() {
+		stopBackground()
+		wg.Wait()
+	}()
+
+	failed := make(chan error, len(servers))
+	for _, s := range servers {
+		if s.l == nil {
 			continue
 		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 65535 {
-			return Config{}, fmt.Errorf("%s: %q is not a port", v.name, s)
-		}
-		*v.dst = n
-	}
-	if s := getenv(contract.EnvTimeoutSeconds); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("%s: %q is not a number of seconds", contract.EnvTimeoutSeconds, s)
-		}
-		if n > 0 {
-			c.DrainTimeout = time.Duration(n) * time.Second
-		}
-	}
-	return c, nil
-}
-
-// Handler forwards requests to the user container on 127.0.0.1:userPort.
-func Handler(userPort int) http.Handler {
-	target := &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(userPort))}
-	p := httputil.NewSingleHostReverseProxy(target)
-	p.Transport = &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 100,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		http.Error(w, "queue-proxy: user container: "+err.Error(), http.StatusBadGateway)
-	}
-	return p
-}
-
-// Run serves until ctx ends, then stops taking requests and finishes those in flight.
-func Run(ctx context.Context, c Config) error {
-	serving := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(c.ServingPort)),
-		Handler:           Handler(c.UserPort),
-		ReadHeaderTimeout: 30 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-	}
-	admin := &http.Server{
-		Addr: net.JoinHostPort("", strconv.Itoa(c.AdminPort)),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write([]byte("ok"))
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	errs := make(chan error, 2)
-	for _, s := range []*http.Server{serving, admin} {
 		go func() {
-			if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("queue-proxy listening on %s: %w", s.Addr, err)
+			if err := s.srv.Serve(s.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("queue-proxy: %s server: %w", s.name, err)
 			}
 		}()
 	}
+	q.log.Info("queue-proxy serving", "user_port", q.cfg.UserPort, "container_concurrency", q.cfg.ContainerConcurrency)
+
+	closeAll := func() {
+		for _, s := range servers {
+			_ = s.srv.Close()
+		}
+	}
 	select {
-	case err := <-errs:
+	case err := <-failed:
+		closeAll()
 		return err
 	case <-ctx.Done():
 	}
-	drain, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)
+
+	start := time.Now()
+	deadline, cancel := context.WithTimeout(context.Background(), q.cfg.DrainTimeout)
 	defer cancel()
-	return errors.Join(serving.Shutdown(drain), admin.Shutdown(drain))
+	q.drainer.startDrain()
+	q.log.Info("queue-proxy draining: readiness fails, serving until requests stop arriving", "quiet_period", q.cfg.QuietPeriod)
+	acceptUntil, cancelAccept := context.WithTimeout(deadline, q.cfg.DrainTimeout/2)
+	q.drainer.waitQuiet(acceptUntil, q.cfg.QuietPeriod)
+	cancelAccept()
+
+	var errs []error
+	if err := serving.Shutdown(deadline); err != nil {
+		errs = append(errs, fmt.Errorf("queue-proxy: draining the serving port: %w", err))
+	}
+	if err := q.drainer.waitIdle(deadline); err != nil {
+		errs = append(errs, fmt.Errorf("queue-proxy: %d requests still in flight after %s: %w",
+			q.drainer.inflight.Load(), q.cfg.DrainTimeout, err))
+	}
+	closeAll()
+	q.log.Info("queue-proxy drained", "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// report publishes the stats every reporting period until ctx ends.
+func (q *QueueProxy) report(ctx context.Context) {
+	t := time.NewTicker(statsReportingPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			q.reporter.report(q.stats.Report(now), now)
+			if q.breaker != nil {
+				q.metrics.queueDepth.Set(float64(q.breaker.InFlight()))
+			}
+		}
+	}
 }
