@@ -80,7 +80,7 @@ func requireNode(t *testing.T) {
 type server struct {
 	t       *testing.T
 	dataDir string
-	ports   []int // https, etcd client, etcd peer, webhook, registry, kubelet
+	ports   []int // https, etcd client, etcd peer, webhook, registry, kubelet, gateway
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	stderr  bytes.Buffer
@@ -98,6 +98,7 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--webhook-port=%d", ports[3]),
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
+		fmt.Sprintf("--http-port=%d", ports[6]),
 		// Off the default bridge and range, which a running gantry server may use.
 		"--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16",
 		fmt.Sprintf("--node=%t", nodeSkip == "")}
@@ -105,7 +106,7 @@ func serverArgs(dataDir string, ports []int) []string {
 
 func freePorts(t *testing.T) []int {
 	t.Helper()
-	ports, err := freeport.Get(6)
+	ports, err := freeport.Get(7)
 	if err != nil {
 		t.Fatal(err)
 	}

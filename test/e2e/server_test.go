@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,6 +119,31 @@ spec:
 		}, "logs", "deployment/web")
 	})
 
+	t.Run("a knative service answers at its URL", func(t *testing.T) {
+		requireNode(t)
+		img := buildImage(t, ports[4], "hello")
+		manifest := filepath.Join(t.TempDir(), "hello.yaml")
+		if err := os.WriteFile(manifest, []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  template:
+    spec:
+      containers:
+        - image: `+img+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.mustKubectl("apply", "-f", manifest)
+		s.eventually("the hello service Ready at http://hello.default.localhost", func(out string) bool {
+			return out == "True http://hello.default.localhost"
+		}, "get", "ksvc", "hello", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.url}`)
+		// curl resolves *.localhost to loopback, as this request does by hand.
+		if got := httpGetRetry(t, "http://hello.default.localhost:"+strconv.Itoa(ports[6])+"/"); !strings.Contains(got, "Hello") {
+			t.Errorf("GET http://hello.default.localhost:%d/ = %q, want the hello reply", ports[6], got)
+		}
+	})
+
 	t.Run("kubectl exec runs in the container and returns its exit code", func(t *testing.T) {
 		requireNode(t)
 		img := buildImage(t, ports[4], "runtime")
@@ -138,6 +164,19 @@ spec:
 	s.kill()
 
 	s = startServer(t, dataDir, ports)
+	if nodeSkip == "" {
+		// The gateway serves the Knative service again within 5 s of the ready line.
+		began := time.Now()
+		url := "http://hello.default.localhost:" + strconv.Itoa(ports[6]) + "/"
+		poll.Until(t, "the hello service to answer after kill -9 and restart", 5*time.Second, func(ctx context.Context) (bool, error) {
+			code, body, err := get(ctx, url)
+			if err != nil || code != http.StatusOK {
+				return false, fmt.Errorf("%d %q %v", code, body, err)
+			}
+			return true, nil
+		})
+		t.Logf("hello answered %s after the restart's ready line", time.Since(began).Round(time.Millisecond))
+	}
 	if !strings.Contains(s.output(), "firstStart=false") {
 		t.Errorf("restart did not find its data dir: %s", s.output())
 	}
@@ -286,10 +325,37 @@ func buildImage(t *testing.T, registryPort int, name string) string {
 	return ref
 }
 
+// localhostClient resolves every *.localhost name to loopback, as curl and browsers do.
+var localhostClient = &http.Client{
+	Timeout: 5 * time.Second,
+	Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err == nil && strings.HasSuffix(host, ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}},
+}
+
+// get fetches url once and returns its status and body.
+func get(ctx context.Context, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := localhostClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
 // httpGetRetry fetches url, retrying for a few seconds while the pod comes up.
 func httpGetRetry(t *testing.T, url string) string {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := localhostClient
 	var body string
 	poll.Until(t, "GET "+url, 10*time.Second, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
