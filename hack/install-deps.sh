@@ -13,7 +13,7 @@ if ! command -v go >/dev/null 2>&1; then
   fi
 fi
 
-packages=(runc containernetworking-plugins iptables iproute2 ca-certificates)
+packages=(runc containernetworking-plugins iptables iproute2 ca-certificates curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
