@@ -1,0 +1,163 @@
+// Package gateway benchmarks the request path of a real in-process Gantry (internal/testenv,
+// with the serverless node): the same requests sent straight to a pod and through the gateway
+// and activator, side by side in one run, and cold starts of a revision at zero. It needs
+// root, runc and the CNI plugins. The load generator runs on the same machine.
+//
+//	go test ./bench/gateway -run '^$' -bench . -benchtime 1x -timeout 30m
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gantry-run/gantry/internal/poll"
+	"github.com/gantry-run/gantry/internal/testenv"
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// service deploys image as a Knative Service with scale pods and returns its host and the
+// address of one of its pods' user port.
+func service(b *testing.B, env *testenv.Env, ns, name, image string, scale int) (host, podAddr string) {
+	b.Helper()
+	ctx := context.Background()
+	if err := env.Ctrl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !isExists(err) {
+		b.Fatal(err)
+	}
+	svc := &servingv1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: servingv1.ServiceSpec{ConfigurationSpec: servingv1.ConfigurationSpec{Template: servingv1.RevisionTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+				autoscaling.InitialScaleAnnotationKey: fmt.Sprint(scale),
+				autoscaling.MinScaleAnnotationKey:     fmt.Sprint(scale),
+			}},
+			Spec: servingv1.RevisionSpec{PodSpec: corev1.PodSpec{Containers: []corev1.Container{{Image: image}}}},
+		}}},
+	}
+	if err := env.Ctrl.Create(ctx, svc); err != nil {
+		b.Fatal(err)
+	}
+	poll.Until(b, "service "+name+" Ready", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		err := env.Ctrl.Get(ctx, client.ObjectKeyFromObject(svc), svc)
+		return err == nil && svc.IsReady(), err
+	})
+	var ip string
+	poll.Until(b, fmt.Sprintf("%d ready pods of %s", scale, name), time.Minute, func(ctx context.Context) (bool, error) {
+		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: servingv1.ServiceLabelKey + "=" + name})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, p := range pods.Items {
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					ready++
+					ip = p.Status.PodIP
+				}
+			}
+		}
+		return ready == scale, nil
+	})
+	return svc.Status.URL.Host, net.JoinHostPort(ip, "8080")
+}
+
+func isExists(err error) bool { return err != nil && (client.IgnoreAlreadyExists(err) == nil) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// BenchmarkAddedLatency: hello at a fixed 500 req/s for 10 s, straight to the pod's user port
+// and through the gateway. Target: p99 added ≤ 2 ms.
+func BenchmarkAddedLatency(b *testing.B) {
+	env := testenv.Get(b)
+	testenv.RequireNode(b)
+	host, pod := service(b, env, "bench-latency", "hello", env.Image(b, "hello"), 1)
+	direct, gw := newClient(pod), newClient(env.GatewayAddr)
+	// Warm both paths' connections.
+	openLoop(direct, "http://"+pod+"/", host, 200, time.Second)
+	openLoop(gw, "http://"+env.GatewayAddr+"/", host, 200, time.Second)
+	d := openLoop(direct, "http://"+pod+"/", host, 500, 10*time.Second)
+	g := openLoop(gw, "http://"+env.GatewayAddr+"/", host, 500, 10*time.Second)
+	fmt.Printf("\n| hello at 500 req/s, 10 s | p50 | p99 | errors |\n|---|---|---|---|\n")
+	fmt.Printf("| straight to the pod (user port) | %s | %s | %d |\n", ms(d.percentile(.5)), ms(d.percentile(.99)), d.errors)
+	fmt.Printf("| through gateway + activator + queue-proxy | %s | %s | %d |\n", ms(g.percentile(.5)), ms(g.percentile(.99)), g.errors)
+	fmt.Printf("| added | %s | %s | |\n", ms(g.percentile(.5)-d.percentile(.5)), ms(g.percentile(.99)-d.percentile(.99)))
+}
+
+// BenchmarkSlowHandler: 1000 req/s for 10 s of a handler that sleeps 100 ms, on two pods, as
+// Knative's dataplane-probe. Target: p95 ≤ 103 ms (Knative's budget 110 ms).
+func BenchmarkSlowHandler(b *testing.B) {
+	env := testenv.Get(b)
+	testenv.RequireNode(b)
+	host, pod := service(b, env, "bench-slow", "slow", env.Image(b, "autoscale"), 2)
+	direct, gw := newClient(pod), newClient(env.GatewayAddr)
+	openLoop(gw, "http://"+env.GatewayAddr+"/?sleep=100", host, 200, 2*time.Second)
+	d := openLoop(direct, "http://"+pod+"/?sleep=100", host, 1000, 10*time.Second)
+	g := openLoop(gw, "http://"+env.GatewayAddr+"/?sleep=100", host, 1000, 10*time.Second)
+	fmt.Printf("\n| sleep=100 ms at 1000 req/s, 10 s | p50 | p95 | p99 | errors |\n|---|---|---|---|---|\n")
+	fmt.Printf("| straight to one pod (user port) | %s | %s | %s | %d |\n", ms(d.percentile(.5)), ms(d.percentile(.95)), ms(d.percentile(.99)), d.errors)
+	fmt.Printf("| through the gateway, two pods | %s | %s | %s | %d |\n", ms(g.percentile(.5)), ms(g.percentile(.95)), ms(g.percentile(.99)), g.errors)
+}
+
+// BenchmarkThroughput: 50 connections as fast as answered for 10 s, straight to the pod and
+// through the gateway. Target: gateway ≥ 0.5 of direct.
+func BenchmarkThroughput(b *testing.B) {
+	env := testenv.Get(b)
+	testenv.RequireNode(b)
+	host, pod := service(b, env, "bench-throughput", "hello", env.Image(b, "hello"), 1)
+	direct, gw := newClient(pod), newClient(env.GatewayAddr)
+	closedLoop(gw, "http://"+env.GatewayAddr+"/", host, 50, 2*time.Second)
+	d := closedLoop(direct, "http://"+pod+"/", host, 50, 10*time.Second)
+	g := closedLoop(gw, "http://"+env.GatewayAddr+"/", host, 50, 10*time.Second)
+	fmt.Printf("\n| hello, 50 connections, 10 s | req/s | errors |\n|---|---|---|\n")
+	fmt.Printf("| straight to the pod (user port) | %.0f | %d |\n", d.rate(), d.errors)
+	fmt.Printf("| through the gateway | %.0f | %d |\n", g.rate(), g.errors)
+	fmt.Printf("| ratio | %.2f | |\n", g.rate()/d.rate())
+}
+
+// BenchmarkColdStart: 20 times, scale the revision to zero, wait until no pod is left, and
+// time a request from send to the full response. Target: p50 ≤ 400 ms.
+func BenchmarkColdStart(b *testing.B) {
+	env := testenv.Get(b)
+	testenv.RequireNode(b)
+	const ns, tries = "bench-cold", 20
+	host, _ := service(b, env, ns, "cold", env.Image(b, "hello"), 1)
+	c := newClient(env.GatewayAddr)
+	ctx := context.Background()
+	var took []time.Duration
+	for range tries {
+		deploy := &appsv1.Deployment{}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cold-00001-deployment"}, deploy); err != nil {
+			b.Fatal(err)
+		}
+		patch := client.MergeFrom(deploy.DeepCopy())
+		deploy.Spec.Replicas = ptr.To[int32](0)
+		if err := env.Ctrl.Patch(ctx, deploy, patch); err != nil {
+			b.Fatal(err)
+		}
+		poll.Until(b, "no pods", time.Minute, func(ctx context.Context) (bool, error) {
+			pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			return err == nil && len(pods.Items) == 0, err
+		})
+		start := time.Now()
+		if err := do(c, "http://"+env.GatewayAddr+"/", host); err != nil {
+			b.Fatalf("cold request: %v", err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	fmt.Printf("\n| cold start, %d tries, image cached | p50 | p95 | min | max |\n|---|---|---|---|---|\n", tries)
+	fmt.Printf("| request to a revision at zero → full response | %s | %s | %s | %s |\n",
+		ms(took[tries/2]), ms(took[tries*95/100]), ms(took[0]), ms(took[tries-1]))
+}
