@@ -226,12 +226,19 @@ func (a *Activator) refresh(ctx context.Context, namespace, name string) {
 	st.th.setPods(readyAddrs(list.Items))
 }
 
-// readyAddrs are the queue-proxy addresses of the ready endpoints of slices, once each.
+// readyAddrs are the queue-proxy addresses of the ready endpoints of slices, once each: the
+// slice's port named "http" (the revision Service's port to the queue-proxy), else the
+// queue-proxy's port.
 func readyAddrs(slices []discoveryv1.EndpointSlice) []string {
 	seen := map[string]bool{}
 	var out []string
-	port := strconv.Itoa(contract.HTTPPort)
 	for _, s := range slices {
+		port := strconv.Itoa(contract.HTTPPort)
+		for _, p := range s.Ports {
+			if ptr.Deref(p.Name, "") == "http" && p.Port != nil {
+				port = strconv.Itoa(int(*p.Port))
+			}
+		}
 		for _, e := range s.Endpoints {
 			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
 				continue
