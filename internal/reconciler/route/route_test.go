@@ -192,3 +192,51 @@ var ignoreTimeAndSeverity = cmp.FilterPath(func(p cmp.Path) bool {
 	f := p.Last().String()
 	return f == ".LastTransitionTime" || f == ".Severity"
 }, cmp.Ignore())
+
+// TestIngressReadinessBecomesIngressReady: the gateway marks the Ingress ready; the Route
+// copies that into IngressReady and becomes Ready. A failed Ingress fails the Route.
+func TestIngressReadinessBecomesIngressReady(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		mark      func(*netv1alpha1.IngressStatus)
+		wantReady corev1.ConditionStatus
+	}{
+		{"ready", func(s *netv1alpha1.IngressStatus) { s.MarkNetworkConfigured(); s.MarkLoadBalancerReady() }, corev1.ConditionTrue},
+		{"not yet", func(s *netv1alpha1.IngressStatus) {}, corev1.ConditionUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100)})
+			rt.UID = "route-uid"
+			c := reconcilertest.NewClient().WithObjects(rt, readyRevision("hello-00001")).Build()
+			r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Domain: "example.com"}
+			req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}
+			if _, err := r.Reconcile(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			// The gateway's part: mark the Ingress.
+			ing := &netv1alpha1.Ingress{}
+			if err := c.Get(context.Background(), req.NamespacedName, ing); err != nil {
+				t.Fatal(err)
+			}
+			ing.Status.InitializeConditions()
+			tc.mark(&ing.Status)
+			ing.Status.ObservedGeneration = ing.Generation
+			if err := c.Status().Update(context.Background(), ing); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Reconcile(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			got := &servingv1.Route{}
+			if err := c.Get(context.Background(), req.NamespacedName, got); err != nil {
+				t.Fatal(err)
+			}
+			if c := got.Status.GetCondition(servingv1.RouteConditionIngressReady); c.Status != tc.wantReady {
+				t.Errorf("IngressReady = %+v, want %s", c, tc.wantReady)
+			}
+			if got.Status.IsReady() != (tc.wantReady == corev1.ConditionTrue) {
+				t.Errorf("Route Ready = %v", got.Status.IsReady())
+			}
+		})
+	}
+}
