@@ -26,7 +26,6 @@ import (
 // targetIndex indexes Routes by the Configurations and Revisions their traffic names.
 const targetIndex = "spec.traffic.target"
 
-
 // Reconciler converges Routes.
 type Reconciler struct {
 	Client   client.Client

@@ -90,7 +90,7 @@ func TestReconcile(t *testing.T) {
 			{RevisionName: "hello-00002", LatestRevision: ptr.To(true), Percent: ptr.To[int64](80), Tag: "latest", URL: urlOf("latest-hello.ns.example.com")},
 			{RevisionName: "hello-00001", LatestRevision: ptr.To(false), Percent: ptr.To[int64](20), Tag: "old", URL: urlOf("old-hello.ns.example.com")},
 		},
-		wantCond:   apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
+		wantCond:    apis.Condition{Type: servingv1.RouteConditionAllTrafficAssigned, Status: corev1.ConditionTrue},
 		wantIngress: true,
 		wantEvents:  []string{`Normal Created Created Ingress "hello"`, "Normal TrafficAssigned Traffic now goes to hello-00002 80% (tag latest), hello-00001 20% (tag old)"},
 	}, {
