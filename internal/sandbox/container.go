@@ -431,6 +431,22 @@ func (m *Manager) StopContainer(ctx context.Context, sandboxID, name string, gra
 	return nil
 }
 
+// SignalContainer sends sig to the container's process (runc kill) and returns at once; a
+// container that has already exited is left as it is. It lets a caller signal several
+// containers of one sandbox together and choose when to kill: StopContainer with a zero grace
+// then kills what still runs and cleans up, and RemoveSandbox kills everything.
+func (m *Manager) SignalContainer(ctx context.Context, sandboxID, name string, sig syscall.Signal) error {
+	unlock := m.lock(sandboxID)
+	defer unlock()
+	if _, err := os.Stat(m.containerDir(sandboxID, name)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("signalling container %s in sandbox %s: %w", name, sandboxID, ErrNotFound)
+	}
+	if err := m.runcKill(ctx, runcID(sandboxID, name), unix.SignalName(sig)); err != nil {
+		return fmt.Errorf("signalling container %s in sandbox %s: %w", name, sandboxID, err)
+	}
+	return nil
+}
+
 func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name string, grace time.Duration) error {
 	dir := m.containerDir(sandboxID, name)
 	rid := runcID(sandboxID, name)
