@@ -28,17 +28,15 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-
-	"github.com/gantry-run/gantry/internal/image"
-	"github.com/gantry-run/gantry/internal/sandbox"
+	"k8s.io/utils/clock"
 )
 
 // Options configure the node.
 type Options struct {
 	Info      NodeInfo
 	Client    kubernetes.Interface
-	Sandboxes *sandbox.Manager
-	Images    *image.Store
+	Sandboxes Sandboxes // a *sandbox.Manager
+	Images    Images    // an *image.Store
 	// StateDir holds the pods' volumes: <StateDir>/pods/<uid>/volumes/<name>.
 	StateDir string
 	// Executable is the gantry binary, bound into queue-proxy containers.
@@ -47,12 +45,18 @@ type Options struct {
 	// server's client certificate.
 	KubeletCertFile, KubeletKeyFile, ClientCAFile string
 	Logger                                        *slog.Logger
+	// Clock drives the node's timers; nil means the real clock.
+	Clock clock.WithTicker
 }
 
 // Node is a running serverless node.
 type Node struct {
-	opts     Options
-	log      *slog.Logger
+	opts       Options
+	log        *slog.Logger
+	clock      clock.WithTicker
+	emptyLayer string // an empty directory: the root of containers that bring their program from the host (the queue-proxy)
+	// watch calls exited when process pid ends; it reports false when it cannot watch.
+	watch    func(ctx context.Context, pid int, exited func()) bool
 	recorder record.EventRecorder
 	pods     corelisters.PodLister
 	cms      corelisters.ConfigMapLister
@@ -72,10 +76,18 @@ func New(opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	if err := os.MkdirAll(filepath.Join(opts.StateDir, "pods"), 0o700); err != nil {
 		return nil, fmt.Errorf("node state dir: %w", err)
 	}
-	return &Node{opts: opts, log: opts.Logger.With("component", "node"), workers: map[types.UID]*worker{}, ready: make(chan struct{})}, nil
+	empty := filepath.Join(opts.StateDir, "empty-layer")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		return nil, fmt.Errorf("node state dir: %w", err)
+	}
+	return &Node{opts: opts, log: opts.Logger.With("component", "node"), clock: opts.Clock, emptyLayer: empty, watch: watchExit,
+		workers: map[types.UID]*worker{}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the node is registered and its pods are being synced.
@@ -85,7 +97,8 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // ctx ends. Sandboxes keep running when it returns: the next start re-adopts them.
 func (n *Node) Start(ctx context.Context) error {
 	c := n.opts.Client
-	if err := register(ctx, c, n.opts.Info); err != nil {
+	reporter := &nodeReporter{client: c, info: n.opts.Info, clock: n.clock}
+	if err := reporter.register(ctx); err != nil {
 		return err
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
@@ -120,7 +133,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.cleanOrphans(ctx)
 
-	go heartbeat(ctx, c, n.opts.Info, func(err error) {
+	go reporter.heartbeat(ctx, func(err error) {
 		if err != nil {
 			n.log.Warn("node heartbeat", "err", err)
 		}
@@ -218,13 +231,13 @@ const imageGCPeriod = 5 * time.Minute
 // collectImages removes, every imageGCPeriod, the cached images and layers that no pod on
 // the node uses, as the kubelet's image garbage collection does.
 func (n *Node) collectImages(ctx context.Context) {
-	tick := time.NewTicker(imageGCPeriod)
+	tick := n.clock.NewTicker(imageGCPeriod)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 		}
 		pods, err := n.pods.List(labels.Everything())
 		if err != nil {

@@ -6,23 +6,30 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 )
 
-// Heartbeats, as the kubelet's defaults.
+// Heartbeats, as the kubelet's defaults. The lease is the node's liveness, renewed every
+// leaseRenewInterval. The Node's status is looked at every nodeStatusCheckPeriod and written
+// only when it changed, or when the last write is nodeStatusReportPeriod old (the kubelet's
+// nodeStatusReportFrequency), which keeps its conditions' heartbeat times fresh for readers.
 const (
-	leaseDuration      = 40 * time.Second
-	leaseRenewInterval = 10 * time.Second
-	statusInterval     = time.Minute
-	maxPods            = 110
+	leaseDuration          = 40 * time.Second
+	leaseRenewInterval     = 10 * time.Second
+	nodeStatusCheckPeriod  = time.Minute
+	nodeStatusReportPeriod = 5 * time.Minute
+	maxPods                = 110
 )
 
 // NodeInfo describes the machine the node stands for.
@@ -94,7 +101,7 @@ func MakeNode(info NodeInfo, now time.Time) *corev1.Node {
 }
 
 func conditions(now time.Time) []corev1.NodeCondition {
-	t := metav1.NewTime(now)
+	t := metav1.NewTime(now).Rfc3339Copy()
 	c := func(typ corev1.NodeConditionType, status corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: typ, Status: status, Reason: reason, Message: msg, LastHeartbeatTime: t, LastTransitionTime: t}
 	}
@@ -107,76 +114,177 @@ func conditions(now time.Time) []corev1.NodeCondition {
 	}
 }
 
-// register creates or updates the Node and returns it.
-func register(ctx context.Context, c kubernetes.Interface, info NodeInfo) error {
-	want := MakeNode(info, time.Now())
-	nodes := c.CoreV1().Nodes()
-	cur, err := nodes.Get(ctx, info.Name, metav1.GetOptions{})
+// nodeStatus is the status the node reports, built on old (what the API has): capacity,
+// addresses, endpoints, system info and conditions are the node's; anything else stays. A
+// condition keeps its transition time while its status stays, and its heartbeat time until
+// the next write (touch). changed says whether it differs from old.
+func nodeStatus(old corev1.NodeStatus, info NodeInfo, now time.Time) (status corev1.NodeStatus, changed bool) {
+	want := MakeNode(info, now).Status
+	out := *old.DeepCopy()
+	out.Capacity, out.Allocatable = want.Capacity, want.Allocatable
+	out.Addresses, out.DaemonEndpoints = want.Addresses, want.DaemonEndpoints
+	out.NodeInfo.KubeletVersion = want.NodeInfo.KubeletVersion
+	out.NodeInfo.OperatingSystem = want.NodeInfo.OperatingSystem
+	out.NodeInfo.Architecture = want.NodeInfo.Architecture
+	out.NodeInfo.ContainerRuntimeVersion = want.NodeInfo.ContainerRuntimeVersion
+	var conds []corev1.NodeCondition
+	for _, c := range want.Conditions {
+		for _, o := range old.Conditions {
+			if o.Type != c.Type {
+				continue
+			}
+			c.LastHeartbeatTime = o.LastHeartbeatTime
+			if o.Status == c.Status {
+				c.LastTransitionTime = o.LastTransitionTime
+			}
+		}
+		conds = append(conds, c)
+	}
+	// Conditions others set on the node stay, after the node's own.
+	for _, o := range old.Conditions {
+		if !slices.ContainsFunc(want.Conditions, func(c corev1.NodeCondition) bool { return c.Type == o.Type }) {
+			conds = append(conds, o)
+		}
+	}
+	out.Conditions = conds
+	return out, !equality.Semantic.DeepEqual(old, out)
+}
+
+// touch sets the heartbeat time of the node's own conditions to now, for a write.
+func touch(s *corev1.NodeStatus, now time.Time) {
+	t := metav1.NewTime(now).Rfc3339Copy()
+	for i := range s.Conditions {
+		if slices.ContainsFunc(conditions(now), func(c corev1.NodeCondition) bool { return c.Type == s.Conditions[i].Type }) {
+			s.Conditions[i].LastHeartbeatTime = t
+		}
+	}
+}
+
+// nodeReporter keeps the Node object and its lease, writing only what changed: it holds the
+// objects as last written, so a renewal is one Update and an unchanged status no call at all.
+type nodeReporter struct {
+	client   kubernetes.Interface
+	info     NodeInfo
+	clock    clock.WithTicker
+	node     *corev1.Node // as last read or written; nil: read it again
+	reported time.Time    // when the status was last written
+	lease    *coordinationv1.Lease
+}
+
+// register creates the Node or takes the one there, sets its labels when they differ, and
+// writes its status.
+func (r *nodeReporter) register(ctx context.Context) error {
+	want := MakeNode(r.info, r.clock.Now())
+	nodes := r.client.CoreV1().Nodes()
+	cur, err := nodes.Get(ctx, r.info.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		cur, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: want.ObjectMeta}, metav1.CreateOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("registering node %s: %w", info.Name, err)
+		return fmt.Errorf("registering node %s: %w", r.info.Name, err)
+	}
+	labelled := cur.DeepCopy()
+	if labelled.Labels == nil {
+		labelled.Labels = map[string]string{}
 	}
 	for k, v := range want.Labels {
-		if cur.Labels == nil {
-			cur.Labels = map[string]string{}
+		labelled.Labels[k] = v
+	}
+	if !equality.Semantic.DeepEqual(cur.Labels, labelled.Labels) {
+		if cur, err = nodes.Update(ctx, labelled, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("labelling node %s: %w", r.info.Name, err)
 		}
-		cur.Labels[k] = v
 	}
-	if cur, err = nodes.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("labelling node %s: %w", info.Name, err)
+	r.node = cur
+	return r.reportStatus(ctx, true)
+}
+
+// reportStatus writes the node's status when it changed, when force is set, or when the last
+// write is nodeStatusReportPeriod old.
+func (r *nodeReporter) reportStatus(ctx context.Context, force bool) error {
+	now := r.clock.Now()
+	nodes := r.client.CoreV1().Nodes()
+	if r.node == nil {
+		cur, err := nodes.Get(ctx, r.info.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading node %s: %w", r.info.Name, err)
+		}
+		r.node = cur
 	}
-	cur.Status = want.Status
-	if _, err := nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("reporting status of node %s: %w", info.Name, err)
+	status, changed := nodeStatus(r.node.Status, r.info, now)
+	if !changed && !force && now.Sub(r.reported) < nodeStatusReportPeriod {
+		return nil
 	}
+	touch(&status, now)
+	node := r.node.DeepCopy()
+	node.Status = status
+	updated, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	if err != nil {
+		r.node = nil
+		return fmt.Errorf("reporting status of node %s: %w", r.info.Name, err)
+	}
+	r.node, r.reported = updated, now
 	return nil
 }
 
-// heartbeat renews the node lease every 10 s and refreshes the node's conditions every
-// minute, until ctx ends.
-func heartbeat(ctx context.Context, c kubernetes.Interface, info NodeInfo, report func(error)) {
-	leaseTick := time.NewTicker(leaseRenewInterval)
-	statusTick := time.NewTicker(statusInterval)
+// renewLease renews the node's lease, creating it when it is missing.
+func (r *nodeReporter) renewLease(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, leaseRenewInterval)
+	defer cancel()
+	leases := r.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(r.clock.Now())
+	if r.lease == nil {
+		lease, err := leases.Get(ctx, r.info.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			lease, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: r.info.Name, Namespace: corev1.NamespaceNodeLease},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity:       ptr.To(r.info.Name),
+					LeaseDurationSeconds: ptr.To(int32(leaseDuration.Seconds())),
+					RenewTime:            &now,
+				},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				return fmt.Errorf("creating lease of node %s: %w", r.info.Name, err)
+			}
+			r.lease = lease
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading lease of node %s: %w", r.info.Name, err)
+		}
+		r.lease = lease
+	}
+	lease := r.lease.DeepCopy()
+	lease.Spec.RenewTime = &now
+	lease.Spec.HolderIdentity = ptr.To(r.info.Name)
+	lease.Spec.LeaseDurationSeconds = ptr.To(int32(leaseDuration.Seconds()))
+	updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		// A conflict or a lease gone: read it again next time.
+		r.lease = nil
+		return fmt.Errorf("renewing lease of node %s: %w", r.info.Name, err)
+	}
+	r.lease = updated
+	return nil
+}
+
+// heartbeat renews the lease every leaseRenewInterval and reports the status when due, until
+// ctx ends.
+func (r *nodeReporter) heartbeat(ctx context.Context, report func(error)) {
+	leaseTick := r.clock.NewTicker(leaseRenewInterval)
+	statusTick := r.clock.NewTicker(nodeStatusCheckPeriod)
 	defer leaseTick.Stop()
 	defer statusTick.Stop()
-	report(renewLease(ctx, c, info.Name))
+	report(r.renewLease(ctx))
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-leaseTick.C:
-			report(renewLease(ctx, c, info.Name))
-		case <-statusTick.C:
-			report(register(ctx, c, info))
+		case <-leaseTick.C():
+			report(r.renewLease(ctx))
+		case <-statusTick.C():
+			report(r.reportStatus(ctx, false))
 		}
 	}
-}
-
-func renewLease(ctx context.Context, c kubernetes.Interface, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, leaseRenewInterval)
-	defer cancel()
-	leases := c.CoordinationV1().Leases(corev1.NamespaceNodeLease)
-	now := metav1.NewMicroTime(time.Now())
-	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: corev1.NamespaceNodeLease},
-			Spec: coordinationv1.LeaseSpec{
-				HolderIdentity:       ptr.To(name),
-				LeaseDurationSeconds: ptr.To(int32(leaseDuration.Seconds())),
-				RenewTime:            &now,
-			},
-		}, metav1.CreateOptions{})
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	lease.Spec.RenewTime = &now
-	lease.Spec.HolderIdentity = ptr.To(name)
-	lease.Spec.LeaseDurationSeconds = ptr.To(int32(leaseDuration.Seconds()))
-	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
-	return err
 }

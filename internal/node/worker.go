@@ -2,22 +2,17 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/image"
@@ -25,60 +20,66 @@ import (
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
 
-// Back-off of failing containers and image pulls, as the kubelet's.
-const (
-	backoffInitial = 10 * time.Second
-	backoffMax     = 5 * time.Minute
-	// backoffReset: a container that ran this long without failing starts its back-off over.
-	backoffReset = 10 * time.Minute
-	syncPeriod   = time.Second
-	// While a pod is starting, the worker looks every startPeriod, and readiness probes of a
-	// container that has not been ready yet retry at that pace (as Knative probes new pods
-	// aggressively), so a pod is Ready moments after its server listens.
-	startPeriod    = 25 * time.Millisecond
-	startWindow    = 30 * time.Second
-	storagePeriod  = 10 * time.Second
-	pullTimeout    = 10 * time.Minute
-	defaultStorage = 20 << 30
-)
-
-// worker runs one pod: its sandbox, containers, probes and status.
+// worker runs one pod: its sandbox, containers, probes and status. It is the I/O half of the
+// pod's lifecycle: it observes the sandbox, asks the pure decisions (decide.go, probe.go,
+// terminate.go, status.go) what to do, does it, and sleeps until the next thing is due
+// (nextWake), the pod changes, or a container exits.
 type worker struct {
 	n       *Node
 	updates chan *corev1.Pod
+	wake    chan struct{} // a container exited
 	pod     *corev1.Pod
+	// lookAll says an exit or a change of the pod woke the worker: it looks at every
+	// container. A timer wakes it for probes and deadlines, and it looks then only at the
+	// containers whose exits it cannot watch, or has not looked at for resyncPeriod.
+	lookAll bool
+	podState
+}
 
-	sb          *sandbox.Sandbox
-	volumes     map[string]string
-	containers  map[string]*ctr
-	failed      string // reason the pod failed for good (refused, evicted)
-	failedMsg   string
-	lastStorage time.Time
+// podState is everything a worker knows of its pod between syncs; the decisions read it.
+type podState struct {
+	sb         *sandbox.Sandbox
+	volumes    map[string]string
+	containers map[string]*ctr
+	failed     string // reason the pod failed for good (refused, evicted)
+	failedMsg  string
+	// setupRetry is when creating the sandbox or its volumes is tried again after a failure.
+	setupRetry   time.Time
+	setupBackoff time.Duration
+	// storageAt is when ephemeral storage was last measured, storageUsed what it was.
+	storageAt                 time.Time
+	storageUsed, storageLimit int64
+	// stopping is the pod's termination once it is being deleted.
+	stopping *stopPlan
+	// retry is when a status write, sandbox removal or pod deletion that failed is tried again.
+	retry time.Time
+	// reported says the API has the status of the worker's state as it was after the last
+	// write or comparison.
+	reported bool
 }
 
 // ctr is what the worker knows of one container.
 type ctr struct {
-	img       *image.Image
-	started   bool
-	waiting   *corev1.ContainerStateWaiting
-	status    sandbox.ContainerStatus
-	lastTerm  *corev1.ContainerStateTerminated
-	backoff   time.Duration
-	retryAt   time.Time
-	ready     bool
-	everReady bool // the container has been ready since it last started
-	startedOK bool // the startup probe passed (or there is none)
-	probes    map[string]*probeState
-	done      bool // exited and will not restart
-}
-
-type probeState struct {
-	next             time.Time
-	successes, fails int32
+	img        *image.Image
+	started    bool // a run has been started (or adopted) in this sandbox
+	waiting    *corev1.ContainerStateWaiting
+	status     sandbox.ContainerStatus // the sandbox's latest observation
+	observedAt time.Time
+	watchedPid int // the process whose exit wakes the worker
+	lastTerm   *corev1.ContainerStateTerminated
+	backoff    time.Duration
+	retryAt    time.Time // when a start, pull or restart is tried (again)
+	killAt     time.Time // a failed probe sent SIGTERM: SIGKILL then
+	ready      bool
+	everReady  bool // the container has been ready since it last started
+	startedOK  bool // the startup probe passed (or there is none)
+	probes     map[probeKind]*probeState
+	done       bool // exited and will not restart
 }
 
 func newWorker(n *Node, pod *corev1.Pod) *worker {
-	return &worker{n: n, updates: make(chan *corev1.Pod, 1), pod: pod, containers: map[string]*ctr{}}
+	return &worker{n: n, updates: make(chan *corev1.Pod, 1), wake: make(chan struct{}, 1), pod: pod, lookAll: true,
+		podState: podState{containers: map[string]*ctr{}}}
 }
 
 // update hands the worker the newest version of its pod, replacing one not yet taken.
@@ -90,37 +91,54 @@ func (w *worker) update(pod *corev1.Pod) {
 	w.updates <- pod
 }
 
+// poke wakes the worker; it never blocks.
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (w *worker) run(ctx context.Context) {
-	began := time.Now()
-	timer := time.NewTimer(0)
+	// The worker's exit watches end with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	clk := w.n.clock
+	timer := clk.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case p := <-w.updates:
-			w.pod = p
-		case <-timer.C:
+			if !older(p, w.pod) {
+				w.pod = p
+			}
+			w.lookAll = true
+		case <-w.wake:
+			w.lookAll = true
+		case <-timer.C():
 		}
 		if done := w.sync(ctx); done {
 			return
 		}
-		next := syncPeriod
-		if !w.ready() && time.Since(began) < startWindow {
-			next = startPeriod
-		}
-		timer.Reset(next)
+		now := clk.Now()
+		timer.Stop()
+		timer.Reset(w.sleep(w.pod, now))
 	}
 }
 
-// ready reports whether every container of the pod is ready.
-func (w *worker) ready() bool {
-	for _, c := range w.pod.Spec.Containers {
-		if s, ok := w.containers[c.Name]; !ok || !s.ready {
-			return false
-		}
+// older reports whether p is an older version of the pod than cur, as their resource
+// versions tell: those of one etcd grow, so an informer event that arrives after the status
+// write it precedes is not taken for news. Versions that are not numbers, and a pod being
+// deleted, are always taken.
+func older(p, cur *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return false
 	}
-	return true
+	a, err1 := strconv.ParseUint(p.ResourceVersion, 10, 64)
+	b, err2 := strconv.ParseUint(cur.ResourceVersion, 10, 64)
+	return err1 == nil && err2 == nil && a < b
 }
 
 func (w *worker) log() *slog.Logger { return w.n.log.With("pod", w.pod.Namespace+"/"+w.pod.Name) }
@@ -129,314 +147,222 @@ func (w *worker) log() *slog.Logger { return w.n.log.With("pod", w.pod.Namespace
 // gone.
 func (w *worker) sync(ctx context.Context) bool {
 	pod := w.pod
+	now := w.n.clock.Now()
 	if pod.DeletionTimestamp != nil {
-		return w.terminate(ctx)
+		return w.terminate(ctx, now)
 	}
-	if w.failed == "" && pod.Status.Phase != corev1.PodFailed && pod.Status.Phase != corev1.PodSucceeded {
+	if terminal(pod) {
+		// A pod that succeeded or failed stays so; its status is final.
+		w.retry = time.Time{}
+		return false
+	}
+	if w.failed == "" {
 		if fields := Unsupported(pod); len(fields) > 0 {
 			w.fail(ctx, "Unsupported", refusal(fields))
 		}
 	}
-	if w.failed == "" && !terminal(pod) {
-		w.converge(ctx)
+	before := w.view(pod)
+	if w.failed == "" {
+		w.converge(ctx, now)
 	}
-	w.report(ctx)
+	// The status changes only with the worker's state or the pod: a sync that changed
+	// neither (a probe that passed again) has nothing to compare.
+	if w.lookAll || !w.retry.IsZero() || !w.reported || !before.equal(w.view(pod)) {
+		w.report(ctx, now)
+	}
+	w.lookAll = false
 	return false
-}
-
-func terminal(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
 }
 
 func (w *worker) fail(ctx context.Context, reason, msg string) {
 	w.failed, w.failedMsg = reason, msg
 	w.n.recorder.Event(w.pod, corev1.EventTypeWarning, reason, msg)
-	w.stopAll(ctx, 0)
+	if w.sb == nil {
+		return
+	}
+	for name := range w.containers {
+		_ = w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, name, 0)
+	}
 }
 
 // converge creates the sandbox and volumes, then starts, watches, probes and restarts the
-// containers.
-func (w *worker) converge(ctx context.Context) {
+// containers, init containers first, one after another.
+func (w *worker) converge(ctx context.Context, now time.Time) {
+	if !w.setup(ctx, now) {
+		return
+	}
+	w.checkStorage(ctx, now)
+	if w.failed != "" {
+		return
+	}
 	pod := w.pod
-	if w.sb == nil {
-		sb, err := w.n.opts.Sandboxes.CreateSandbox(ctx, w.podSpec())
-		if err != nil {
-			w.n.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-			return
-		}
-		w.sb = sb
-	}
-	if w.volumes == nil {
-		vols, err := volumeDirs(ctx, w.n.opts.Client, pod, filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID), "volumes"), w.sources(),
-			func(name string) (string, error) { return w.n.opts.Sandboxes.VolumeDir(w.sb.ID, name) })
-		if err != nil {
-			w.n.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%v", err)
-			return
-		}
-		w.volumes = vols
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if !w.runToCompletion(ctx, c) {
+	for i := range pod.Spec.InitContainers {
+		if !w.syncContainer(ctx, &pod.Spec.InitContainers[i], true, now) || w.failed != "" {
 			return
 		}
 	}
 	for i := range pod.Spec.Containers {
-		w.keepRunning(ctx, &pod.Spec.Containers[i])
+		w.syncContainer(ctx, &pod.Spec.Containers[i], false, now)
+		if w.failed != "" {
+			return
+		}
 	}
-	if time.Since(w.lastStorage) > storagePeriod {
-		w.lastStorage = time.Now()
-		w.checkStorage(ctx)
+}
+
+// setup creates the pod's sandbox and volumes once; it reports whether they exist.
+func (w *worker) setup(ctx context.Context, now time.Time) bool {
+	if w.sb != nil && w.volumes != nil {
+		return true
 	}
+	if now.Before(w.setupRetry) {
+		return false
+	}
+	pod := w.pod
+	failed := func(reason, format string, args ...any) bool {
+		w.n.recorder.Eventf(pod, corev1.EventTypeWarning, reason, format, args...)
+		w.setupBackoff = nextBackoff(w.setupBackoff, 0)
+		w.setupRetry = now.Add(w.setupBackoff)
+		return false
+	}
+	if w.sb == nil {
+		spec := podSpec(pod)
+		sb, err := w.n.opts.Sandboxes.CreateSandbox(ctx, spec)
+		if err != nil {
+			return failed("FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		}
+		w.sb, w.storageLimit = sb, spec.EphemeralStorageBytes
+	}
+	vols, err := volumeDirs(ctx, w.n.opts.Client, pod, filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID), "volumes"), w.sources(),
+		func(name string) (string, error) { return w.n.opts.Sandboxes.VolumeDir(w.sb.ID, name) })
+	if err != nil {
+		return failed("FailedMount", "%v", err)
+	}
+	w.volumes, w.setupBackoff, w.setupRetry = vols, 0, time.Time{}
+	return true
 }
 
 func (w *worker) state(name string) *ctr {
 	s, ok := w.containers[name]
 	if !ok {
-		s = &ctr{probes: map[string]*probeState{}}
+		s = &ctr{probes: map[probeKind]*probeState{}}
 		w.containers[name] = s
 	}
 	return s
 }
 
-// runToCompletion runs an init container until it succeeds; it reports whether it has.
-func (w *worker) runToCompletion(ctx context.Context, c corev1.Container) bool {
+// syncContainer observes container c, applies what decide says, and probes it while it
+// runs. It reports whether an init container has completed.
+func (w *worker) syncContainer(ctx context.Context, c *corev1.Container, init bool, now time.Time) bool {
 	s := w.state(c.Name)
-	if s.done && s.status.ExitCode == 0 {
-		return true
+	if s.started && !s.done && (w.lookAll || s.watchedPid == 0 || now.Sub(s.observedAt) >= resyncPeriod) {
+		w.observe(ctx, c, s, now)
 	}
-	if !w.ensureStarted(ctx, &c, s) {
-		return false
-	}
-	w.observe(ctx, &c, s)
-	if s.status.Running {
-		return false
-	}
-	if s.status.ExitCode == 0 {
-		s.done = true
-		return true
-	}
-	if w.pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+	switch decide(w.pod.Spec.RestartPolicy, init, s, now) {
+	case actStart:
+		w.start(ctx, c, s, now)
+	case actBackOff:
+		s.backOff(c.Name, now)
+	case actKill:
+		// Its exit wakes the worker, which then restarts it after its back-off.
+		if err := w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, c.Name, 0); err != nil {
+			w.log().Warn("killing container", "container", c.Name, "err", err)
+			s.killAt = now.Add(retryPeriod)
+		}
+		w.observe(ctx, c, s, now)
+	case actDone:
+		s.done, s.ready = true, false
+	case actFailPod:
 		w.fail(ctx, "InitContainerFailed", fmt.Sprintf("init container %s exited with %d", c.Name, s.status.ExitCode))
 		return false
 	}
-	w.restartLater(ctx, &c, s)
-	return false
+	if !init && s.status.Running && s.killAt.IsZero() {
+		w.probe(ctx, c, s, now)
+	}
+	return init && s.done && s.status.ExitCode == 0
 }
 
-// keepRunning starts a container and restarts it by the pod's restart policy.
-func (w *worker) keepRunning(ctx context.Context, c *corev1.Container) {
-	s := w.state(c.Name)
-	if s.done || !w.ensureStarted(ctx, c, s) {
-		return
+// start starts container c: it adopts one that already runs in the sandbox (from an earlier
+// run of the node), else pulls its image if needed and starts it.
+func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now time.Time) {
+	if !s.started {
+		if st, err := w.n.opts.Sandboxes.ContainerStatus(ctx, w.sb.ID, c.Name); err == nil && st.Running {
+			s.started, s.status, s.waiting = true, st, nil
+			w.watch(ctx, s)
+			return
+		}
 	}
-	w.observe(ctx, c, s)
-	if s.status.Running {
-		w.probe(ctx, c, s)
-		return
+	if s.img == nil && !contract.IsSidecar(c) {
+		img, err := w.n.opts.Images.Pull(ctx, c.Image)
+		if err != nil {
+			reason := "ErrImagePull"
+			if s.waiting != nil && (s.waiting.Reason == "ErrImagePull" || s.waiting.Reason == "ImagePullBackOff") {
+				reason = "ImagePullBackOff"
+			}
+			s.failedStart(reason, err.Error(), now)
+			w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
+			return
+		}
+		s.img, s.backoff = img, 0
+		w.n.recorder.Eventf(w.pod, corev1.EventTypeNormal, "Pulled", "Container image %q ready (%s)", c.Image, img.Digest)
 	}
-	s.ready = false
-	policy := w.pod.Spec.RestartPolicy
-	if policy == corev1.RestartPolicyNever || (policy == corev1.RestartPolicyOnFailure && s.status.ExitCode == 0) {
-		s.done = true
-		return
-	}
-	w.restartLater(ctx, c, s)
-}
-
-// ensureStarted pulls the image and starts the container once; it reports whether the
-// container has been started.
-func (w *worker) ensureStarted(ctx context.Context, c *corev1.Container, s *ctr) bool {
-	if s.started {
-		return true
-	}
-	if time.Now().Before(s.retryAt) {
-		return false
-	}
-	// Re-adoption: a container of this sandbox that already runs is taken over as it is.
-	if st, err := w.n.opts.Sandboxes.ContainerStatus(ctx, w.sb.ID, c.Name); err == nil && st.Running {
-		s.started, s.status, s.waiting = true, st, nil
-		return true
-	}
-	spec, err := w.containerSpec(ctx, c, s)
+	spec, err := containerSpec(w.pod, c, specInput{img: s.img, volumes: w.volumes, sources: w.sources(),
+		emptyLayer: w.n.emptyLayer, exe: w.n.opts.Executable})
 	if err != nil {
-		return false
+		s.failedStart("CreateContainerConfigError", err.Error(), now)
+		return
 	}
 	if err := w.n.opts.Sandboxes.StartContainer(ctx, w.sb.ID, spec); err != nil {
-		s.waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
+		s.failedStart("CreateContainerError", err.Error(), now)
 		w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
-		s.retryAt = time.Now().Add(w.bump(s))
-		return false
+		return
 	}
-	s.started, s.waiting = true, nil
+	s.started, s.waiting, s.retryAt, s.killAt = true, nil, time.Time{}, time.Time{}
+	s.probes = map[probeKind]*probeState{}
+	s.ready, s.startedOK, s.everReady = false, false, false
 	w.n.recorder.Eventf(w.pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
-	return true
+	w.observe(ctx, c, s, now)
 }
 
-func (w *worker) bump(s *ctr) time.Duration {
-	if s.backoff == 0 {
-		s.backoff = backoffInitial
-	} else {
-		s.backoff = min(2*s.backoff, backoffMax)
-	}
-	return s.backoff
-}
-
-// containerSpec resolves a container into what the sandbox runs: image layers, argv, env,
-// user, mounts and limits. A failure is recorded as the container's waiting state.
-func (w *worker) containerSpec(ctx context.Context, c *corev1.Container, s *ctr) (sandbox.ContainerSpec, error) {
-	pod := w.pod
-	var entrypoint, cmd, imageEnv []string
-	var layers []string
-	var mounts []sandbox.Mount
-	uid, gid := uint32(0), uint32(0)
-	workdir := c.WorkingDir
-	if contract.IsSidecar(c) {
-		// The queue-proxy is the gantry binary itself, bound into an empty root.
-		layers = []string{w.n.emptyLayer()}
-		entrypoint = []string{contract.BinaryPath}
-		mounts = append(mounts, sandbox.Mount{Source: w.n.opts.Executable, Destination: contract.BinaryPath, ReadOnly: true})
-		uid, gid = contract.UID, contract.UID
-	} else {
-		if s.img == nil {
-			pctx, cancel := context.WithTimeout(ctx, pullTimeout)
-			img, err := w.n.opts.Images.Pull(pctx, c.Image)
-			cancel()
-			if err != nil {
-				reason := "ErrImagePull"
-				if s.waiting != nil && (s.waiting.Reason == "ErrImagePull" || s.waiting.Reason == "ImagePullBackOff") {
-					reason = "ImagePullBackOff"
-				}
-				s.waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
-				s.retryAt = time.Now().Add(w.bump(s))
-				w.n.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
-				return sandbox.ContainerSpec{}, err
-			}
-			s.img = img
-			s.backoff = 0
-			w.n.recorder.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Container image %q ready (%s)", c.Image, img.Digest)
-		}
-		layers, entrypoint, cmd, imageEnv = s.img.Layers, s.img.Config.Entrypoint, s.img.Config.Cmd, s.img.Config.Env
-		if workdir == "" {
-			workdir = s.img.Config.WorkingDir
-		}
-		uid, gid = parseUser(s.img.Config.User)
-	}
-	if sc := pod.Spec.SecurityContext; sc != nil {
-		if sc.RunAsUser != nil {
-			uid = uint32(*sc.RunAsUser)
-		}
-		if sc.RunAsGroup != nil {
-			gid = uint32(*sc.RunAsGroup)
-		}
-	}
-	if sc := c.SecurityContext; sc != nil {
-		if sc.RunAsUser != nil {
-			uid = uint32(*sc.RunAsUser)
-		}
-		if sc.RunAsGroup != nil {
-			gid = uint32(*sc.RunAsGroup)
-		}
-	}
-	env, err := Env(pod, c, imageEnv, w.sources())
-	if err != nil {
-		s.waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}
-		s.retryAt = time.Now().Add(w.bump(s))
-		return sandbox.ContainerSpec{}, err
-	}
-	for _, vm := range c.VolumeMounts {
-		src, ok := w.volumes[vm.Name]
-		if !ok {
-			continue
-		}
-		if vm.SubPath != "" {
-			src = filepath.Join(src, filepath.Clean("/"+vm.SubPath))
-		}
-		mounts = append(mounts, sandbox.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly})
-	}
-	return sandbox.ContainerSpec{
-		Name:        c.Name,
-		Layers:      layers,
-		Args:        Argv(c, entrypoint, cmd, env),
-		Env:         env,
-		WorkingDir:  workdir,
-		UID:         uid,
-		GID:         gid,
-		Mounts:      mounts,
-		CPUMillis:   c.Resources.Limits.Cpu().MilliValue(),
-		MemoryBytes: c.Resources.Limits.Memory().Value(),
-	}, nil
-}
-
-// parseUser reads an image's numeric "uid[:gid]"; names resolve to root.
-func parseUser(u string) (uint32, uint32) {
-	us, gs, _ := strings.Cut(u, ":")
-	uid, err := strconv.ParseUint(us, 10, 32)
-	if err != nil {
-		return 0, 0
-	}
-	gid, err := strconv.ParseUint(gs, 10, 32)
-	if err != nil {
-		gid = uid
-	}
-	return uint32(uid), uint32(gid)
-}
-
-// observe reads the container's state from the sandbox.
-func (w *worker) observe(ctx context.Context, c *corev1.Container, s *ctr) {
+// observe reads the container's state from the sandbox and watches the exit of its process.
+func (w *worker) observe(ctx context.Context, c *corev1.Container, s *ctr, now time.Time) {
 	st, err := w.n.opts.Sandboxes.ContainerStatus(ctx, w.sb.ID, c.Name)
 	if err != nil {
 		return
 	}
+	s.observedAt = now
 	if s.status.Running && !st.Running {
-		reason := st.Reason
-		w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "BackOff", "Container %s exited with code %d (%s)", c.Name, st.ExitCode, reason)
+		w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "BackOff", "Container %s exited with code %d (%s)", c.Name, st.ExitCode, st.Reason)
+		s.ready = false
 	}
 	s.status = st
+	w.watch(ctx, s)
 }
 
-// restartLater restarts an exited container after its back-off; meanwhile it waits in
-// CrashLoopBackOff, as the kubelet reports it.
-func (w *worker) restartLater(ctx context.Context, c *corev1.Container, s *ctr) {
-	st := s.status
-	s.lastTerm = &corev1.ContainerStateTerminated{
-		ExitCode: int32(st.ExitCode), Reason: st.Reason,
-		StartedAt: metav1.NewTime(st.StartedAt), FinishedAt: metav1.NewTime(st.FinishedAt),
-	}
-	if s.retryAt.IsZero() || (s.waiting == nil) {
-		if st.FinishedAt.Sub(st.StartedAt) > backoffReset {
-			s.backoff = 0
-		}
-		s.retryAt = time.Now().Add(w.bump(s))
-		s.waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
-			Message: fmt.Sprintf("back-off %s restarting failed container %s", s.backoff, c.Name)}
+// watch makes the exit of the container's process wake the worker, once per process; a
+// container whose exit cannot be watched is polled (nextWake).
+func (w *worker) watch(ctx context.Context, s *ctr) {
+	if !s.status.Running || s.status.Pid <= 0 {
+		s.watchedPid = 0
 		return
 	}
-	if time.Now().Before(s.retryAt) {
+	if s.watchedPid == s.status.Pid {
 		return
 	}
-	spec, err := w.containerSpec(ctx, c, s)
-	if err != nil {
-		return
+	s.watchedPid = 0
+	if w.n.watch(ctx, s.status.Pid, w.poke) {
+		s.watchedPid = s.status.Pid
 	}
-	if err := w.n.opts.Sandboxes.StartContainer(ctx, w.sb.ID, spec); err != nil {
-		s.waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
-		s.retryAt = time.Now().Add(w.bump(s))
-		return
-	}
-	s.waiting, s.retryAt = nil, time.Time{}
-	s.probes = map[string]*probeState{}
-	s.startedOK, s.everReady = false, false
-	w.observe(ctx, c, s)
 }
 
-// probe runs the container's startup, liveness and readiness probes when they are due.
-func (w *worker) probe(ctx context.Context, c *corev1.Container, s *ctr) {
+// probe runs the container's startup, liveness and readiness probes that are due.
+func (w *worker) probe(ctx context.Context, c *corev1.Container, s *ctr, now time.Time) {
 	if c.StartupProbe != nil && !s.startedOK {
-		switch w.runProbe(ctx, c, s, "startup", c.StartupProbe) {
+		switch w.runProbe(ctx, c, s, probeStartup, c.StartupProbe, probePeriod(c.StartupProbe), now) {
 		case probePassed:
 			s.startedOK = true
+			delete(s.probes, probeStartup)
 		case probeFailed:
-			w.kill(ctx, c, "Startup")
+			w.kill(ctx, c, s, "Startup", now)
 		}
 		if !s.startedOK {
 			s.ready = false
@@ -444,270 +370,103 @@ func (w *worker) probe(ctx context.Context, c *corev1.Container, s *ctr) {
 		}
 	}
 	s.startedOK = true
-	if c.LivenessProbe != nil && w.runProbe(ctx, c, s, "liveness", c.LivenessProbe) == probeFailed {
-		w.kill(ctx, c, "Liveness")
+	if c.LivenessProbe != nil && w.runProbe(ctx, c, s, probeLiveness, c.LivenessProbe, probePeriod(c.LivenessProbe), now) == probeFailed {
+		w.kill(ctx, c, s, "Liveness", now)
 		return
 	}
 	if c.ReadinessProbe == nil {
 		s.ready, s.everReady = true, true
 		return
 	}
-	switch w.runProbe(ctx, c, s, "readiness", c.ReadinessProbe) {
+	interval := readinessInterval(c.ReadinessProbe, s.everReady, s.status.StartedAt, now)
+	switch w.runProbe(ctx, c, s, probeReadiness, c.ReadinessProbe, interval, now) {
 	case probePassed:
+		if !s.everReady {
+			// Ready at last: from now on at the probe's period.
+			s.probes[probeReadiness].next = now.Add(probePeriod(c.ReadinessProbe))
+		}
 		s.ready, s.everReady = true, true
 	case probeFailed:
 		s.ready = false
 	}
-	if !s.everReady {
-		// Until the first success, probe again at once rather than a period later.
-		s.probes["readiness"].next = time.Now().Add(startPeriod)
-	}
 }
 
-func (w *worker) kill(ctx context.Context, c *corev1.Container, kind string) {
-	w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Unhealthy", "%s probe failed, container %s will be restarted", kind, c.Name)
-	grace := time.Duration(ptr.Deref(w.pod.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
-	_ = w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, c.Name, grace)
-}
-
-type probeResult int
-
-const (
-	probePending probeResult = iota
-	probePassed
-	probeFailed
-)
-
-// runProbe runs p if due and applies its thresholds.
-func (w *worker) runProbe(ctx context.Context, c *corev1.Container, s *ctr, kind string, p *corev1.Probe) probeResult {
+// runProbe runs p if it is due and applies its thresholds.
+func (w *worker) runProbe(ctx context.Context, c *corev1.Container, s *ctr, kind probeKind, p *corev1.Probe, interval time.Duration, now time.Time) probeResult {
 	ps, ok := s.probes[kind]
 	if !ok {
-		ps = &probeState{next: s.status.StartedAt.Add(time.Duration(p.InitialDelaySeconds) * time.Second)}
+		ps = newProbeState(p, s.status.StartedAt)
 		s.probes[kind] = ps
 	}
-	if time.Now().Before(ps.next) {
+	if !ps.due(now) {
 		return probePending
 	}
-	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
-	ps.next = time.Now().Add(period)
-	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	err := w.check(pctx, c, p)
-	cancel()
-	if err == nil {
-		ps.successes, ps.fails = ps.successes+1, 0
-		if ps.successes >= max(p.SuccessThreshold, 1) {
-			return probePassed
-		}
-		return probePending
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout(p))
+	defer cancel()
+	pr := prober{exec: func(ctx context.Context, argv []string) (int, error) {
+		return w.n.opts.Sandboxes.Exec(ctx, w.sb.ID, c.Name, argv, nil, nil, nil, false)
+	}}
+	ip := ""
+	if w.sb.IP != nil {
+		ip = w.sb.IP.String()
 	}
-	ps.successes, ps.fails = 0, ps.fails+1
-	if ps.fails >= max(p.FailureThreshold, 1) {
-		ps.fails = 0
-		return probeFailed
-	}
-	return probePending
+	err := pr.check(pctx, ip, c, p)
+	return ps.record(p, err == nil, now, interval)
 }
 
-// check performs one probe: HTTP GET and TCP from the host to the pod's address, exec in
-// the container.
-func (w *worker) check(ctx context.Context, c *corev1.Container, p *corev1.Probe) error {
-	ip := w.sb.IP.String()
-	switch {
-	case p.HTTPGet != nil:
-		port, err := resolvePort(p.HTTPGet.Port, c)
-		if err != nil {
-			return err
-		}
-		scheme := strings.ToLower(string(p.HTTPGet.Scheme))
-		if scheme == "" {
-			scheme = "http"
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(ip, strconv.Itoa(port)), p.HTTPGet.Path), nil)
-		if err != nil {
-			return err
-		}
-		for _, h := range p.HTTPGet.HTTPHeaders {
-			req.Header.Set(h.Name, h.Value)
-		}
-		req.Header.Set("User-Agent", "kube-probe/1.37")
-		resp, err := probeClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-			return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
-		}
-		return nil
-	case p.TCPSocket != nil:
-		port, err := resolvePort(p.TCPSocket.Port, c)
-		if err != nil {
-			return err
-		}
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	case p.Exec != nil:
-		code, err := w.n.opts.Sandboxes.Exec(ctx, w.sb.ID, c.Name, p.Exec.Command, nil, nil, nil, false)
-		if err != nil {
-			return err
-		}
-		if code != 0 {
-			return fmt.Errorf("command exited with %d", code)
-		}
-		return nil
-	case p.GRPC != nil:
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(p.GRPC.Port))))
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	}
-	return errors.New("probe has no handler")
-}
-
-var probeClient = &http.Client{
-	Transport: &http.Transport{DisableKeepAlives: true},
-	CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	},
-}
-
-func resolvePort(p intstr.IntOrString, c *corev1.Container) (int, error) {
-	if p.Type == intstr.Int {
-		return p.IntValue(), nil
-	}
-	for _, cp := range c.Ports {
-		if cp.Name == p.StrVal {
-			return int(cp.ContainerPort), nil
+// kill stops a container whose startup or liveness probe failed: SIGTERM now, SIGKILL after
+// the pod's termination grace period (decide's actKill); it then restarts by the pod's
+// restart policy.
+func (w *worker) kill(ctx context.Context, c *corev1.Container, s *ctr, kind string, now time.Time) {
+	w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Unhealthy", "%s probe failed, container %s will be restarted", kind, c.Name)
+	s.ready = false
+	grace := time.Duration(ptr.Deref(w.pod.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
+	s.killAt = now.Add(grace)
+	if grace > 0 {
+		if err := w.n.opts.Sandboxes.SignalContainer(ctx, w.sb.ID, c.Name, syscall.SIGTERM); err == nil {
+			return
 		}
 	}
-	return 0, fmt.Errorf("port %q is not a port of container %s", p.StrVal, c.Name)
+	s.killAt = now
+	_ = w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, c.Name, 0)
 }
 
-// checkStorage evicts the pod when its writable layers and emptyDirs outgrow its limit.
-func (w *worker) checkStorage(ctx context.Context) {
+// checkStorage measures the pod's ephemeral storage when due and evicts the pod when its
+// writable layers and emptyDirs outgrow its limit.
+func (w *worker) checkStorage(ctx context.Context, now time.Time) {
+	if !w.storageAt.IsZero() && now.Before(w.storageAt.Add(storageInterval(w.storageUsed, w.storageLimit))) {
+		return
+	}
 	used, err := w.n.opts.Sandboxes.StorageUsage(w.sb.ID)
+	w.storageAt = now
 	if err != nil {
 		return
 	}
-	limit := w.podSpec().EphemeralStorageBytes
-	if used > limit {
+	w.storageUsed = used
+	if limit := podSpec(w.pod).EphemeralStorageBytes; used > limit {
 		w.fail(ctx, "Evicted", fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
 			quantity(limit), quantity(used)))
 	}
 }
 
-// podSpec is the sandbox for the pod: its size is the sum of its containers' limits.
-func (w *worker) podSpec() sandbox.PodSpec {
-	pod := w.pod
-	var cpu, mem, storage int64
-	cpuSet, memSet := true, true
-	for _, c := range pod.Spec.Containers {
-		if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
-			cpu += q.MilliValue()
-		} else {
-			cpuSet = false
-		}
-		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
-			mem += q.Value()
-		} else {
-			memSet = false
-		}
-		if q, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
-			storage += q.Value()
-		}
-	}
-	if !cpuSet {
-		cpu = 0
-	}
-	if !memSet {
-		mem = 0
-	}
-	if storage == 0 {
-		storage = defaultStorage
-	}
-	hostname := pod.Spec.Hostname
-	if hostname == "" {
-		hostname = pod.Name
-	}
-	return sandbox.PodSpec{
-		ID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name, Hostname: hostname,
-		CPUMillis: cpu, MemoryBytes: mem, EphemeralStorageBytes: storage, Labels: pod.Labels,
-	}
-}
-
-func (w *worker) stopAll(ctx context.Context, grace time.Duration) {
-	if w.sb == nil {
-		return
-	}
-	for name := range w.containers {
-		_ = w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, name, grace)
-	}
-}
-
-// terminate stops the containers with the pod's grace period, removes the sandbox and its
-// volumes, and deletes the pod object, as the kubelet finishes a deletion.
-func (w *worker) terminate(ctx context.Context) bool {
-	pod := w.pod
-	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30))) * time.Second
-	if w.sb == nil {
-		// A sandbox may exist from an earlier run of the node.
-		w.sb = &sandbox.Sandbox{ID: string(pod.UID)}
-	}
-	var names []string
-	for _, c := range pod.Spec.Containers {
-		names = append(names, c.Name)
-	}
-	for _, name := range names {
-		if err := w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, name, grace); err != nil {
-			w.log().Warn("stopping container", "container", name, "err", err)
-		}
-	}
-	if err := w.n.opts.Sandboxes.RemoveSandbox(ctx, string(pod.UID)); err != nil {
-		w.log().Warn("removing sandbox", "err", err)
-		return false
-	}
-	_ = os.RemoveAll(filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID)))
-	err := w.n.opts.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr.To[int64](0),
-		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
-	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		w.log().Warn("deleting pod", "err", err)
-		return false
-	}
-	return true
-}
-
-// report writes the pod's status when it changed.
-func (w *worker) report(ctx context.Context) {
-	status := w.buildStatus()
-	if equality.Semantic.DeepEqual(statusForCompare(w.pod.Status), statusForCompare(status)) {
+// report writes the pod's status when it differs from the API's: nothing is written for a
+// pod whose state did not change (buildStatus keeps every time stable).
+func (w *worker) report(ctx context.Context, now time.Time) {
+	status := buildStatus(w.pod, &w.podState, w.n.opts.Info.InternalIP, now)
+	if equality.Semantic.DeepEqual(w.pod.Status, status) {
+		w.retry, w.reported = time.Time{}, true
 		return
 	}
 	pod := w.pod.DeepCopy()
 	pod.Status = status
 	updated, err := w.n.opts.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 	if err != nil {
+		// A conflict or a pod gone: the informer brings the newer pod, and with it a sync.
 		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			w.log().Warn("updating pod status", "err", err)
+			w.retry = now.Add(retryPeriod)
 		}
 		return
 	}
-	w.pod = updated
-}
-
-// statusForCompare drops the times that change on every build.
-func statusForCompare(s corev1.PodStatus) corev1.PodStatus {
-	s = *s.DeepCopy()
-	for i := range s.Conditions {
-		s.Conditions[i].LastTransitionTime = metav1.Time{}
-		s.Conditions[i].LastProbeTime = metav1.Time{}
-	}
-	s.StartTime = nil
-	return s
+	w.pod, w.retry, w.reported = updated, time.Time{}, true
 }

@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func countActions(cs *fake.Clientset, verb, resource, subresource string) int {
+	n := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource && a.GetSubresource() == subresource {
+			n++
+		}
+	}
+	return n
+}
+
+func TestNodeStatusWrittenOnlyWhenChangedOrDue(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(t0.Add(123 * time.Millisecond))
+	cs := fake.NewClientset()
+	info := NodeInfo{Name: "gantry", InternalIP: net.IPv4(192, 168, 1, 2), CPUs: 2, MemoryBytes: 1 << 30, KubeletPort: 10250}
+	r := &nodeReporter{client: cs, info: info, clock: clk}
+	if err := r.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := countActions(cs, "update", "nodes", "status"); got != 1 {
+		t.Fatalf("after registering: %d status writes, want 1", got)
+	}
+	ready := func() corev1.NodeCondition {
+		n, err := cs.CoreV1().Nodes().Get(ctx, "gantry", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c
+			}
+		}
+		t.Fatal("no Ready condition")
+		return corev1.NodeCondition{}
+	}
+	first := ready()
+
+	// Checked every minute, unchanged: nothing written until five minutes have passed.
+	for range 4 {
+		clk.Step(nodeStatusCheckPeriod)
+		if err := r.reportStatus(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := countActions(cs, "update", "nodes", "status"); got != 1 {
+		t.Fatalf("after four unchanged minutes: %d status writes, want 1", got)
+	}
+	clk.Step(nodeStatusCheckPeriod)
+	if err := r.reportStatus(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := countActions(cs, "update", "nodes", "status"); got != 2 {
+		t.Fatalf("after five minutes: %d status writes, want 2", got)
+	}
+	now := ready()
+	if !now.LastTransitionTime.Equal(&first.LastTransitionTime) || !now.LastHeartbeatTime.After(first.LastHeartbeatTime.Time) {
+		t.Errorf("Ready: transition %s → %s, heartbeat %s → %s; want the transition kept and the heartbeat moved",
+			first.LastTransitionTime, now.LastTransitionTime, first.LastHeartbeatTime, now.LastHeartbeatTime)
+	}
+
+	// A change is written at the next check.
+	r.info.CPUs = 4
+	clk.Step(nodeStatusCheckPeriod)
+	if err := r.reportStatus(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := countActions(cs, "update", "nodes", "status"); got != 3 {
+		t.Errorf("after a change: %d status writes, want 3", got)
+	}
+	// Registering again (a restart) leaves labels alone when they are there.
+	if got := countActions(cs, "update", "nodes", ""); got != 0 {
+		t.Errorf("%d updates of the node object, want none (its labels were set at creation)", got)
+	}
+}
+
+func TestLeaseRenewedWithoutReading(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(t0)
+	cs := fake.NewClientset()
+	r := &nodeReporter{client: cs, info: NodeInfo{Name: "gantry"}, clock: clk}
+	for range 6 {
+		if err := r.renewLease(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clk.Step(leaseRenewInterval)
+	}
+	if gets, creates, updates := countActions(cs, "get", "leases", ""), countActions(cs, "create", "leases", ""), countActions(cs, "update", "leases", ""); gets != 1 || creates != 1 || updates != 5 {
+		t.Errorf("lease: %d gets, %d creates, %d updates; want 1, 1, 5", gets, creates, updates)
+	}
+	lease, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "gantry", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lease.Spec.RenewTime.Time; !got.Equal(t0.Add(5 * leaseRenewInterval)) {
+		t.Errorf("renew time %s, want %s", got, t0.Add(5*leaseRenewInterval))
+	}
+}
