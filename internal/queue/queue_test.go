@@ -125,7 +125,11 @@ func TestBreakerAdmitsConcurrencyQueuesTenTimesAndRefusesTheRestWith503(t *testi
 			codes <- code
 		})
 	}
-	waitFor(t, "every slot and queue place taken", func() bool { return q.breaker.InFlight() == 11*cc })
+	waitFor(t, "every slot and queue place taken", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return q.breaker.InFlight() == 11*cc && running == cc
+	})
 	code, body := get(t, url, nil)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "queue full") {
 		t.Errorf("beyond the queue: %d %q, want 503 saying the queue is full", code, body)
