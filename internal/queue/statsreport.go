@@ -32,7 +32,10 @@ const (
 	statsContentTypeTextPrometheus = "text/plain"
 )
 
-// Stat is one pod's report to the autoscaler, as read from its metrics port.
+// Stat is one pod's report to the autoscaler, as read from its metrics port. The totals count
+// every request; the proxied figures count those the activator forwarded (contract.ProxyHeader
+// = contract.ActivatorProxy). The activator reports those itself, so a pod's own demand is the
+// total minus the proxied part, as Knative's metric collector computes it.
 type Stat struct {
 	PodName                   string
 	AverageConcurrency        float64
