@@ -3,6 +3,7 @@ package queue
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 )
 
@@ -18,7 +19,7 @@ func (d *discardWriter) Flush()                      {}
 // proxy replaced by a handler that answers at once (Knative #9126 measured ≈ 1 µs).
 func BenchmarkHandlerChain(b *testing.B) {
 	for _, cc := range []int{0, 10} {
-		b.Run("cc"+string(rune('0'+cc/10))+string(rune('0'+cc%10)), func(b *testing.B) {
+		b.Run("cc"+strconv.Itoa(cc), func(b *testing.B) {
 			cfg := testConfig(8080)
 			cfg.ContainerConcurrency = cc
 			q, err := New(cfg, nil)
