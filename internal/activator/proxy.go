@@ -7,6 +7,8 @@ import (
 	"net/http/httputil"
 	"sync"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
 // target is where one request goes: a pod's queue-proxy.
@@ -44,6 +46,9 @@ func newProxy() *httputil.ReverseProxy {
 			// The gateway set the forwarding headers (Rewrite drops the X-Forwarded-* ones from
 			// the outgoing request); keep them and the client's Host.
 			pr.Out.Host = pr.In.Host
+			// The queue-proxy counts what came through the activator apart (the activator
+			// reports that demand to the autoscaler itself).
+			pr.Out.Header.Set(contract.ProxyHeader, contract.ActivatorProxy)
 			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 				if v, ok := pr.In.Header[h]; ok {
 					pr.Out.Header[h] = v

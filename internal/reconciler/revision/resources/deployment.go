@@ -23,6 +23,9 @@ import (
 
 const defaultUserPort = 8080
 
+// drainGraceSeconds is the grace a stopping pod gets beyond the revision's timeout.
+const drainGraceSeconds = 10
+
 // DeploymentName is the name of the Deployment of rev.
 func DeploymentName(rev *servingv1.Revision) string { return rev.Name + "-deployment" }
 
@@ -37,6 +40,16 @@ func PodLabels(rev *servingv1.Revision) map[string]string {
 
 func selector(rev *servingv1.Revision) map[string]string {
 	return map[string]string{servingv1.RevisionUID: string(rev.UID)}
+}
+
+// userPortName is the name of the serving container's port ("h2c", "http1" or empty).
+func userPortName(rev *servingv1.Revision) string {
+	for _, c := range rev.Spec.Containers {
+		if len(c.Ports) > 0 && c.Ports[0].ContainerPort != 0 {
+			return c.Ports[0].Name
+		}
+	}
+	return ""
 }
 
 // UserPort is the port the serving container listens on.
@@ -100,8 +113,10 @@ func MakeDeployment(rev *servingv1.Revision, cfg *config.Config) *appsv1.Deploym
 	if podSpec.EnableServiceLinks == nil {
 		podSpec.EnableServiceLinks = ptr.To(false)
 	}
-	// A request may run for the whole timeout; a stopping pod lets it finish.
-	podSpec.TerminationGracePeriodSeconds = ptr.To(ptr.Deref(rev.Spec.TimeoutSeconds, 300))
+	// A request may run for the whole timeout; a stopping pod lets it finish, with time on top
+	// for the queue-proxy's drain (it waits for requests to stop arriving) and the user
+	// containers' own stop.
+	podSpec.TerminationGracePeriodSeconds = ptr.To(ptr.Deref(rev.Spec.TimeoutSeconds, 300) + drainGraceSeconds)
 
 	labels := PodLabels(rev)
 	annotations := kmeta.PropagatedAnnotations(rev.Annotations)
@@ -155,6 +170,9 @@ func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Containe
 		{Name: contract.EnvResponseStartTimeout, Value: strconv.FormatInt(ptr.Deref(rev.Spec.ResponseStartTimeoutSeconds, 0), 10)},
 		{Name: contract.EnvIdleTimeoutSeconds, Value: strconv.FormatInt(ptr.Deref(rev.Spec.IdleTimeoutSeconds, 0), 10)},
 	}
+	if userPortName(rev) == contract.UserProtocolH2C {
+		env = append(env, corev1.EnvVar{Name: contract.EnvUserPortProtocol, Value: contract.UserProtocolH2C})
+	}
 	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	for _, q := range []struct {
 		list corev1.ResourceList
@@ -186,9 +204,15 @@ func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Containe
 			{Name: contract.HTTPPortName, ContainerPort: contract.HTTPPort},
 		},
 		Env: env,
+		// The queue-proxy is ready while the user container is and it is not draining; it
+		// debounces the user container's failures itself, so one failure here counts.
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(contract.HTTPPort)}},
-			PeriodSeconds: 1,
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Port: intstr.FromInt32(contract.AdminPort), Path: contract.ReadinessPath,
+			}},
+			PeriodSeconds:    1,
+			TimeoutSeconds:   1,
+			FailureThreshold: 1,
 		},
 		Resources: res,
 		SecurityContext: &corev1.SecurityContext{

@@ -80,8 +80,12 @@ func TestMakeDeployment(t *testing.T) {
 			t.Errorf("queue-proxy env %s = %q, want %q", k, qp[k], v)
 		}
 	}
-	if got := ptr.Deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 0); got != 60 {
-		t.Errorf("terminationGracePeriodSeconds = %d, want the revision timeout 60", got)
+	if got := ptr.Deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 0); got != 70 {
+		t.Errorf("terminationGracePeriodSeconds = %d, want the revision timeout 60 + 10 to drain", got)
+	}
+	probe := d.Spec.Template.Spec.Containers[len(d.Spec.Template.Spec.Containers)-1].ReadinessProbe
+	if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Port.IntValue() != contract.AdminPort || probe.FailureThreshold != 1 {
+		t.Errorf("queue-proxy readiness probe = %+v, want HTTP GET on the admin port, one failure", probe)
 	}
 	if rev.Spec.Containers[0].Image != "registry/hello:latest" || len(rev.Spec.Containers[0].Env) != 1 {
 		t.Error("MakeDeployment changed the revision's own spec")
