@@ -152,7 +152,7 @@ func getOK(url string, timeout time.Duration) (string, error) {
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		if err != nil || resp.StatusCode != http.StatusOK {
-			return false, fmt.Errorf("status %d, %v", resp.StatusCode, err)
+			return false, fmt.Errorf("status %d, %w", resp.StatusCode, err)
 		}
 		body = string(b)
 		return true, nil

@@ -192,7 +192,7 @@ func (s *Serving) Start(ctx context.Context) error {
 	go func() { mgrDone <- s.mgr.Start(ctx) }()
 	if err := s.finishStart(ctx, mgrDone); err != nil {
 		cancel()
-		<-mgrDone
+		_ = <-mgrDone // stopping because of the first error; the manager's own is secondary
 		return err
 	}
 	close(s.ready)
@@ -205,7 +205,7 @@ func (s *Serving) Start(ctx context.Context) error {
 		return errors.Join(err, <-storeDone)
 	case err := <-storeDone:
 		cancel()
-		<-mgrDone
+		_ = <-mgrDone // stopping because of the first error; the manager's own is secondary
 		if err == nil && ctx.Err() == nil {
 			err = errors.New("configuration store stopped")
 		}

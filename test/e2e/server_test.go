@@ -171,7 +171,7 @@ spec:
 		poll.Until(t, "the hello service to answer after kill -9 and restart", 5*time.Second, func(ctx context.Context) (bool, error) {
 			code, body, err := get(ctx, url)
 			if err != nil || code != http.StatusOK {
-				return false, fmt.Errorf("%d %q %v", code, body, err)
+				return false, fmt.Errorf("%d %q %w", code, body, err)
 			}
 			return true, nil
 		})

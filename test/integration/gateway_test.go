@@ -242,3 +242,51 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestRevisionTimeouts follows Knative's conformance test with timeoutSeconds 10: a response
+// that starts after 2 s is 200; one that would start after 12 s is 504; one that starts at
+// once and streams for 15 s is 200 (the stream is cut at the timeout; the status stands).
+func TestRevisionTimeouts(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := helloService(env, t, ns, "slow")
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "timeout")
+	svc.Spec.Template.Spec.TimeoutSeconds = ptr.To[int64](10)
+	svc = readyService(t, env, svc)
+	host := svc.Status.URL.Host
+	cases := []struct {
+		query string
+		want  int
+	}{
+		{"initialTimeout=2000", http.StatusOK},
+		{"initialTimeout=12000", http.StatusGatewayTimeout},
+		{"timeout=15000&interval=500", http.StatusOK},
+	}
+	got := make([]int, len(cases))
+	var wg sync.WaitGroup
+	for i, c := range cases {
+		wg.Go(func() {
+			req, err := http.NewRequest(http.MethodGet, "http://"+env.GatewayAddr+"/?"+c.query, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req.Host = host
+			resp, err := gatewayClient.Do(req)
+			if err != nil {
+				t.Errorf("%s: %v", c.query, err)
+				return
+			}
+			got[i] = resp.StatusCode
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	for i, c := range cases {
+		if got[i] != c.want {
+			t.Errorf("%s: status %d, want %d", c.query, got[i], c.want)
+		}
+	}
+}

@@ -200,7 +200,7 @@ func TestLatestCreatedFailedOnce(t *testing.T) {
 }
 
 func matches(err, want error) bool {
-	if want == errAny {
+	if errors.Is(want, errAny) {
 		return err != nil
 	}
 	return errors.Is(err, want)

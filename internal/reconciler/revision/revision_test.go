@@ -337,7 +337,7 @@ func TestSameDeploymentIsPure(t *testing.T) {
 }
 
 func matches(err, want error) bool {
-	if want == errAny {
+	if errors.Is(want, errAny) {
 		return err != nil
 	}
 	return errors.Is(err, want)

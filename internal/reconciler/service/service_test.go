@@ -169,7 +169,7 @@ func TestReconcile(t *testing.T) {
 var errAny = errors.New("any error")
 
 func matches(err, want error) bool {
-	if want == errAny {
+	if errors.Is(want, errAny) {
 		return err != nil
 	}
 	return errors.Is(err, want)
