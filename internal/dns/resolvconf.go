@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net"
+	"os"
 	"slices"
 	"strings"
 
@@ -158,4 +159,28 @@ func (c resolvConfig) bytes() []byte {
 		b.WriteString("options " + strings.Join(c.options, " ") + "\n")
 	}
 	return b.Bytes()
+}
+
+// hostResolvConfPaths are where HostResolvConf looks, in order: systemd-resolved's list of
+// the upstream servers it uses, then the host's own file.
+var hostResolvConfPaths = []string{"/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"}
+
+// HostResolvConf is the host's resolver configuration as a pod may use it (dnsPolicy
+// Default): the first of /run/systemd/resolve/resolv.conf (systemd-resolved's upstream
+// servers) and /etc/resolv.conf that names a nameserver other than loopback, which a pod's
+// network namespace cannot reach (systemd-resolved's 127.0.0.53); nil when none does. Pass
+// it to PodResolvConf.
+func HostResolvConf() []byte {
+	for _, p := range hostResolvConfPaths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, ns := range parseResolvConf(b).nameservers {
+			if ip := net.ParseIP(ns); ip != nil && !ip.IsLoopback() {
+				return b
+			}
+		}
+	}
+	return nil
 }

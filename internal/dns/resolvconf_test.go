@@ -3,6 +3,8 @@ package dns
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,5 +77,25 @@ func TestPodResolvConfBoundsTheSearchList(t *testing.T) {
 	}
 	if c.searches[0] != "shop.svc.cluster.local" {
 		t.Errorf("the cluster's search path was cut first: %v", c.searches[:3])
+	}
+}
+
+func TestHostResolvConfSkipsLoopbackOnlyFiles(t *testing.T) {
+	dir := t.TempDir()
+	stub := filepath.Join(dir, "stub.conf")
+	upstream := filepath.Join(dir, "upstream.conf")
+	for path, body := range map[string]string{stub: "nameserver 127.0.0.53\n", upstream: "nameserver 192.0.2.53\n"} {
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(old []string) { hostResolvConfPaths = old }(hostResolvConfPaths)
+	hostResolvConfPaths = []string{filepath.Join(dir, "missing"), stub, upstream}
+	if got := string(HostResolvConf()); got != "nameserver 192.0.2.53\n" {
+		t.Errorf("HostResolvConf = %q, want the upstream file", got)
+	}
+	hostResolvConfPaths = []string{stub}
+	if got := HostResolvConf(); got != nil {
+		t.Errorf("HostResolvConf with a loopback stub only = %q, want nil", got)
 	}
 }
