@@ -1,0 +1,140 @@
+package kubeproxy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func validOptions(t *testing.T) Options {
+	return Options{
+		RESTConfig:  &rest.Config{Host: "https://127.0.0.1:6443", TLSClientConfig: rest.TLSClientConfig{CAFile: "/pki/ca.crt", CertFile: "/pki/c.crt", KeyFile: "/pki/c.key"}},
+		Kubeconfig:  filepath.Join(t.TempDir(), "kubeconfigs", "kube-proxy.yaml"),
+		NodeName:    "gantry",
+		ClusterCIDR: "10.244.0.0/16",
+		LockPath:    filepath.Join(t.TempDir(), "kube-proxy.lock"),
+	}
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*Options)
+		want   string
+	}{
+		{"no REST config", func(o *Options) { o.RESTConfig = nil }, "REST config"},
+		{"no node", func(o *Options) { o.NodeName = "" }, "node name"},
+		{"bad cluster CIDR", func(o *Options) { o.ClusterCIDR = "10.244.0.0" }, "cluster CIDR"},
+		{"bad metrics address", func(o *Options) { o.MetricsAddr = "10249" }, "metrics address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := validOptions(t)
+			tc.change(&o)
+			if _, err := New(o); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one about %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOptionsAreKubeProxysOwn(t *testing.T) {
+	p, err := New(validOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(p.args(), " ")
+	for _, want := range []string{
+		"--proxy-mode=nftables", "--hostname-override=gantry", "--cluster-cidr=10.244.0.0/16",
+		"--healthz-port=0", "--metrics-bind-address=127.0.0.1:10249", "--conntrack-max-per-core=0",
+		"--oom-score-adj=" + strconv.Itoa(oomScoreAdj()),
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %s", args, want)
+		}
+	}
+	// kube-proxy's own flag parsing, completion and validation accept them.
+	if _, err := p.options(); err != nil {
+		t.Errorf("options: %v", err)
+	}
+}
+
+func TestKubeconfig(t *testing.T) {
+	o := validOptions(t)
+	if err := writeKubeconfig(o.Kubeconfig, o.RESTConfig, "https://127.0.0.1:40000", "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	k, err := clientcmd.LoadFromFile(o.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, user := k.Clusters[k.Contexts[k.CurrentContext].Cluster], k.AuthInfos[k.Contexts[k.CurrentContext].AuthInfo]
+	if cluster.Server != "https://127.0.0.1:40000" || cluster.TLSServerName != "127.0.0.1" || cluster.CertificateAuthority != "/pki/ca.crt" || user.ClientCertificate != "/pki/c.crt" || user.ClientKey != "/pki/c.key" {
+		t.Errorf("kubeconfig reads back as %+v, %+v", cluster, user)
+	}
+	if fi, _ := os.Stat(o.Kubeconfig); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestLockIsOnePerHost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "kube-proxy.lock")
+	if _, err := lock(path); err != nil {
+		t.Fatal(err)
+	}
+	// A second open file description conflicts, as another process's would.
+	holder, err := lock(path)
+	if !errors.Is(err, errLocked) {
+		t.Fatalf("second lock: err = %v, want errLocked", err)
+	}
+	if want := "pid " + strconv.Itoa(os.Getpid()); holder != want {
+		t.Errorf("holder = %q, want %q", holder, want)
+	}
+}
+
+func TestStartWithoutTheLock(t *testing.T) {
+	o := validOptions(t)
+	if _, err := lock(o.LockPath); err != nil {
+		t.Fatal(err)
+	}
+
+	// auto: runs without, ready at once, says so.
+	p, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Start(ctx) }()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		t.Fatalf("Start: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready")
+	}
+	if p.Running() {
+		t.Error("Running without the lock")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Start after the stop: %v", err)
+	}
+
+	// on: refuses, naming the flag.
+	o.Required = true
+	p, err = New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "--kube-proxy=auto") {
+		t.Errorf("Start with Required: err = %v, want a refusal naming --kube-proxy", err)
+	}
+}

@@ -1,0 +1,193 @@
+// Package podnet prepares the host side of the pods' network before the first pod exists: the
+// bridge the CNI bridge plugin attaches pods to, up and holding the pods' gateway address, so
+// that the servers pods call (the cluster DNS, the gateway's listener for pods) can bind that
+// address when gantry server starts rather than after the first pod; and bridged traffic
+// passed through netfilter, so that the address translation of a Service is undone on the way
+// back between two pods of one bridge.
+//
+// The bridge is made exactly as the CNI bridge plugin (isGateway, host-local IPAM) would make
+// it, so the plugin adopts it: the same name, the first address of the pod range with the
+// range's prefix length. It is left in place on stop: the pods outlive gantry server.
+package podnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// BridgeNetfilterSysctl is the switch that passes bridged IPv4 traffic through netfilter.
+const BridgeNetfilterSysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+// modprobeTimeout bounds loading br_netfilter.
+const modprobeTimeout = 10 * time.Second
+
+// GatewayIP is the pods' gateway in podCIDR: the range's first address, as the CNI
+// host-local IPAM plugin picks it and the bridge plugin puts it on the bridge.
+func GatewayIP(podCIDR string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(podCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
+	}
+	ip := n.IP
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	next := new(big.Int).Add(new(big.Int).SetBytes(ip), big.NewInt(1)).Bytes()
+	gw := make(net.IP, len(ip))
+	copy(gw[len(gw)-len(next):], next)
+	if !n.Contains(gw) {
+		return nil, fmt.Errorf("pod CIDR %q: too small for a gateway address", podCIDR)
+	}
+	return gw, nil
+}
+
+// Options configure a Network.
+type Options struct {
+	// Bridge is the host bridge's name.
+	Bridge string
+	// PodCIDR is the pods' address range.
+	PodCIDR string
+	// Logger; nil means none.
+	Logger *slog.Logger
+}
+
+// Network is the part of gantry server that prepares the pods' network; it holds nothing
+// while it runs.
+type Network struct {
+	opts    Options
+	log     *slog.Logger
+	gateway *net.IPNet
+	ready   chan struct{}
+}
+
+// New checks opts; nothing on the host changes before Start.
+func New(opts Options) (*Network, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Bridge == "" || len(opts.Bridge) > unix.IFNAMSIZ-1 {
+		return nil, fmt.Errorf("bridge %q: must be 1 to %d characters", opts.Bridge, unix.IFNAMSIZ-1)
+	}
+	gw, err := GatewayIP(opts.PodCIDR)
+	if err != nil {
+		return nil, err
+	}
+	_, n, _ := net.ParseCIDR(opts.PodCIDR)
+	return &Network{
+		opts:    opts,
+		log:     opts.Logger.With("component", "podnet"),
+		gateway: &net.IPNet{IP: gw, Mask: n.Mask},
+		ready:   make(chan struct{}),
+	}, nil
+}
+
+// Gateway is the pods' gateway address on the bridge.
+func (n *Network) Gateway() net.IP { return n.gateway.IP }
+
+// Ready is closed once the bridge is up with the gateway address.
+func (n *Network) Ready() <-chan struct{} { return n.ready }
+
+// Start makes the bridge, when it is not there, with the gateway address, brings it up,
+// turns on netfilter for bridged traffic when it can, then waits for ctx to end. The bridge
+// stays after the stop.
+func (n *Network) Start(ctx context.Context) error {
+	if err := EnsureBridge(n.opts.Bridge, n.gateway); err != nil {
+		return err
+	}
+	if err := EnableBridgeNetfilter(); err != nil {
+		// kube-proxy then masquerades all Service traffic, which needs no bridge netfilter.
+		n.log.Warn("bridged traffic does not pass netfilter; Service traffic will be masqueraded", "err", err)
+	}
+	close(n.ready)
+	<-ctx.Done()
+	return nil
+}
+
+// EnsureBridge makes bridge name, or adopts an existing one, with the address gw (the
+// gateway address and the pod range's mask), and brings it up. Another IPv4 address in the
+// same range on the bridge is an error, as it is for the CNI bridge plugin.
+func EnsureBridge(name string, gw *net.IPNet) error {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: -1}}
+	if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("creating bridge %s: %w", name, err)
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
+	}
+	if link.Type() != "bridge" {
+		return fmt.Errorf("bridge %s: the link exists and is a %s, not a bridge", name, link.Type())
+	}
+	family := netlink.FAMILY_V4
+	if gw.IP.To4() == nil {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(link, family)
+	if err != nil {
+		return fmt.Errorf("bridge %s: listing addresses: %w", name, err)
+	}
+	have := false
+	for _, a := range addrs {
+		switch {
+		case a.IPNet.String() == gw.String():
+			have = true
+		case a.IPNet.Contains(gw.IP) || gw.Contains(a.IP):
+			return fmt.Errorf("bridge %s has the address %s, not the pods' gateway %s: remove it or choose another --bridge or --pod-cidr", name, a.IPNet, gw)
+		}
+	}
+	if !have {
+		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: gw}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("bridge %s: adding %s: %w", name, gw, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bridge %s: bringing it up: %w", name, err)
+	}
+	return nil
+}
+
+// EnableBridgeNetfilter passes bridged IPv4 (and IPv6) traffic through netfilter, as k3s's
+// setup does: without it a pod's reply to another pod on the bridge skips the reverse
+// translation of the Service address the other pod called. It loads br_netfilter when its
+// sysctls are absent, and fails when that does not work.
+func EnableBridgeNetfilter() error {
+	if _, err := os.Stat(BridgeNetfilterSysctl); errors.Is(err, fs.ErrNotExist) {
+		ctx, cancel := context.WithTimeout(context.Background(), modprobeTimeout)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "modprobe", "br_netfilter").CombinedOutput(); err != nil {
+			return fmt.Errorf("the kernel has no br_netfilter and modprobe br_netfilter failed: %w: %s", err, bytes.TrimSpace(out))
+		}
+	}
+	for _, p := range []string{BridgeNetfilterSysctl, "/proc/sys/net/bridge/bridge-nf-call-ip6tables"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		if strings.TrimSpace(string(b)) == "1" {
+			continue
+		}
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("setting %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// BridgeNetfilterOn reports whether bridged IPv4 traffic passes netfilter.
+func BridgeNetfilterOn() bool {
+	b, err := os.ReadFile(BridgeNetfilterSysctl)
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}

@@ -1,0 +1,91 @@
+package podnet
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func TestGatewayIP(t *testing.T) {
+	for _, tc := range []struct{ cidr, want, err string }{
+		{cidr: "10.244.0.0/16", want: "10.244.0.1"},
+		{cidr: "10.245.3.7/24", want: "10.245.3.1"},
+		{cidr: "10.0.0.255/31", want: "10.0.0.255"},
+		{cidr: "fd00:42::/64", want: "fd00:42::1"},
+		{cidr: "10.0.0.1/32", err: "too small"},
+		{cidr: "nope", err: "invalid CIDR"},
+	} {
+		t.Run(tc.cidr, func(t *testing.T) {
+			got, err := GatewayIP(tc.cidr)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got.String() != tc.want {
+				t.Fatalf("GatewayIP = %v, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// inNetNS runs fn on a thread in a network namespace of its own, which goes with the thread.
+func inNetNS(t *testing.T, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a network namespace")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The thread stays locked: it ends with the goroutine, and the namespace with it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare: %v", err)
+			return
+		}
+		fn()
+	}()
+	<-done
+}
+
+func TestEnsureBridge(t *testing.T) {
+	inNetNS(t, func() {
+		gw := &net.IPNet{IP: net.ParseIP("10.99.0.1").To4(), Mask: net.CIDRMask(16, 32)}
+		for i := range 2 { // the second time adopts what the first made
+			if err := EnsureBridge("podnet-test0", gw); err != nil {
+				t.Fatalf("EnsureBridge #%d: %v", i+1, err)
+			}
+		}
+		link, err := netlink.LinkByName("podnet-test0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
+		if len(addrs) != 1 || addrs[0].IPNet.String() != "10.99.0.1/16" {
+			t.Errorf("addresses = %v, want just 10.99.0.1/16", addrs)
+		}
+		if link.Attrs().Flags&net.FlagUp == 0 {
+			t.Error("bridge is down")
+		}
+
+		// Another address of the range: refused, as the CNI bridge plugin refuses it.
+		other := &net.IPNet{IP: net.ParseIP("10.99.0.2").To4(), Mask: net.CIDRMask(16, 32)}
+		if err := EnsureBridge("podnet-test0", other); err == nil || !strings.Contains(err.Error(), "not the pods' gateway") {
+			t.Errorf("another address of the range: err = %v", err)
+		}
+		// A link of that name that is not a bridge.
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "podnet-veth"}, PeerName: "podnet-peer"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := EnsureBridge("podnet-veth", gw); err == nil || !strings.Contains(err.Error(), "not a bridge") {
+			t.Errorf("a veth: err = %v", err)
+		}
+	})
+}
