@@ -20,10 +20,13 @@ import (
 	"github.com/gantry-run/gantry/internal/activator"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/dns"
 	"github.com/gantry-run/gantry/internal/gateway"
 	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/kubeproxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/serving"
 )
@@ -35,6 +38,19 @@ const (
 	DefaultKubeletPort = 10250
 	DefaultHTTPPort    = 8080
 	DefaultHTTPAddress = "127.0.0.1"
+	// PodHTTPPort is the gateway's port on the pods' bridge, where the cluster URL of a
+	// Route (http://<route>.<namespace>.svc.cluster.local) lands.
+	PodHTTPPort = 80
+)
+
+// Values of --kube-proxy.
+const (
+	// KubeProxyAuto runs kube-proxy unless another gantry server on this host runs it.
+	KubeProxyAuto = "auto"
+	// KubeProxyOn runs kube-proxy and refuses to start when another server runs it.
+	KubeProxyOn = "on"
+	// KubeProxyOff runs none: ClusterIPs are not routed.
+	KubeProxyOff = "off"
 )
 
 // Config is the whole server's configuration.
@@ -64,6 +80,9 @@ type Config struct {
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
+	// KubeProxy says whether the node's kube-proxy runs: KubeProxyAuto, KubeProxyOn or
+	// KubeProxyOff.
+	KubeProxy string
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -82,6 +101,7 @@ func DefaultConfig() Config {
 		KubeletPort:  DefaultKubeletPort,
 		PodCIDR:      sandbox.DefaultPodCIDR,
 		Bridge:       sandbox.DefaultBridge,
+		KubeProxy:    KubeProxyAuto,
 	}
 }
 
@@ -107,6 +127,11 @@ func (c Config) Validate() error {
 		if c.NodeName == "" {
 			errs = append(errs, errors.New("--node-name: must not be empty"))
 		}
+		switch c.KubeProxy {
+		case KubeProxyAuto, KubeProxyOn, KubeProxyOff:
+		default:
+			errs = append(errs, fmt.Errorf("--kube-proxy: %q is not one of %s, %s, %s", c.KubeProxy, KubeProxyAuto, KubeProxyOn, KubeProxyOff))
+		}
 	}
 	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("--http-port: %d is not a port (1-65535)", c.HTTPPort))
@@ -126,11 +151,17 @@ type Server struct {
 	ControlPlane *controlplane.ControlPlane
 	Registry     *image.Registry
 	Store        *image.Store
-	Serving      *serving.Serving
-	Activator    *activator.Activator
-	Gateway      *gateway.Gateway
-	Node         *node.Node
-	Sandboxes    *sandbox.Manager
+	// PodNetwork, DNS and KubeProxy let pods call Services by name, and run with the node:
+	// the bridge with the pods' gateway address, the cluster DNS on that address (in the
+	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
+	PodNetwork *podnet.Network
+	Serving    *serving.Serving
+	Activator  *activator.Activator
+	Gateway    *gateway.Gateway
+	DNS        *dns.Server
+	Node       *node.Node
+	Sandboxes  *sandbox.Manager
+	KubeProxy  *kubeproxy.Proxy
 
 	group *lifecycle.Group
 }
@@ -173,6 +204,18 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("embedded registry", s.Registry)
+	gatewayListeners := []gateway.Listener{{Addr: httpAddr(cfg)}}
+	if cfg.Node {
+		// The pods' network comes before the serving stack: the gateway's listener for pods
+		// and the DNS server bind the pods' gateway address on the bridge.
+		if s.PodNetwork, err = podnet.New(podnet.Options{Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, Logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("--pod-cidr, --bridge: %w", err)
+		}
+		s.group.Add("pod network", s.PodNetwork)
+		gw := s.PodNetwork.Gateway()
+		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true})
+		s.DNS = dns.New(dns.Options{Addr: gw, Gateway: gw, Logger: cfg.Logger})
+	}
 	s.Store, err = image.NewStore(cp.DataDirJoin(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -200,11 +243,14 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.Gateway = gateway.New(gateway.Options{
 		Client:    mgr.GetClient(),
 		Revisions: s.Activator,
-		Listeners: []gateway.Listener{{Addr: httpAddr(cfg)}},
+		Listeners: gatewayListeners,
 		Logger:    cfg.Logger,
 	})
 	s.Serving.Add(s.Activator)
 	s.Serving.Add(s.Gateway)
+	if s.DNS != nil {
+		s.Serving.Add(s.DNS)
+	}
 	s.group.Add("serving controllers", s.Serving)
 
 	if cfg.Node {
@@ -212,6 +258,21 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("serverless node: %w", err)
 		}
 		s.group.Add("serverless node", s.Node)
+		// kube-proxy runs for the registered node: it reads the Node's addresses at start.
+		if cfg.KubeProxy != KubeProxyOff {
+			s.KubeProxy, err = kubeproxy.New(kubeproxy.Options{
+				RESTConfig:  cp.GantryRESTConfig(),
+				Kubeconfig:  cp.DataDirJoin(datadir.KubeconfigsDir, "kube-proxy.yaml"),
+				NodeName:    cfg.NodeName,
+				ClusterCIDR: cfg.PodCIDR,
+				Required:    cfg.KubeProxy == KubeProxyOn,
+				Logger:      cfg.Logger,
+			})
+			if err != nil {
+				return nil, err
+			}
+			s.group.Add("kube-proxy", s.KubeProxy)
+		}
 	}
 	return s, nil
 }
@@ -242,8 +303,9 @@ func (s *Server) Failed() <-chan struct{} { return s.group.Failed() }
 // Err is the first part's failure, or nil.
 func (s *Server) Err() error { return s.group.Err() }
 
-// Stop stops the parts in reverse order: node, serving, registry, then the control plane;
-// ctx bounds the whole. Sandboxes keep running; the next start re-adopts them.
+// Stop stops the parts in reverse order: kube-proxy, node, serving, pod network, registry,
+// then the control plane; ctx bounds the whole. Sandboxes keep running, and so do the bridge
+// and kube-proxy's rules; the next start re-adopts them.
 func (s *Server) Stop(ctx context.Context) error {
 	return s.group.Stop(ctx)
 }
