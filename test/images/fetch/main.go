@@ -1,0 +1,112 @@
+// Command fetch is a test image that makes requests from inside its pod, so a test on the
+// host sees what a pod sees: the pod's resolver (its /etc/resolv.conf, search path and ndots)
+// and its network. Its answers are JSON:
+//
+//	GET /fetch?url=U      {"status": 200, "body": "…"}   fetches U (a GET, the first 64 KiB)
+//	GET /resolve?name=N   {"addrs": ["10.43.0.10"]}       resolves N
+//	GET /file?path=P      {"body": "…"}                   reads P (/etc/resolv.conf, /etc/hosts)
+//
+// Failures come back as {"error": "…"} with status 200, so the test tells a pod that cannot
+// reach a name from a pod that does not answer. With ?server=host:port, names are resolved
+// by that DNS server instead of the nameservers of /etc/resolv.conf (its search path still
+// applies).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gantry-run/gantry/test/images/internal/serve"
+)
+
+const (
+	timeout  = 10 * time.Second
+	maxBody  = 64 << 10
+	maxFiles = 64 << 10
+)
+
+func main() {
+	serve.Main("fetch", newHandler())
+}
+
+type result struct {
+	Status int      `json:"status,omitempty"`
+	Body   string   `json:"body,omitempty"`
+	Addrs  []string `json:"addrs,omitempty"`
+	Error  string   `json:"error,omitempty"`
+}
+
+func newHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /fetch", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, fetch(r.Context(), resolver(r.URL.Query().Get("server")), r.URL.Query().Get("url")))
+	})
+	mux.HandleFunc("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		addrs, err := resolver(r.URL.Query().Get("server")).LookupHost(ctx, r.URL.Query().Get("name"))
+		if err != nil {
+			reply(w, result{Error: err.Error()})
+			return
+		}
+		reply(w, result{Addrs: addrs})
+	})
+	mux.HandleFunc("GET /file", func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(r.URL.Query().Get("path"))
+		if err != nil {
+			reply(w, result{Error: err.Error()})
+			return
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxFiles))
+		if err != nil {
+			reply(w, result{Error: err.Error()})
+			return
+		}
+		reply(w, result{Body: string(b)})
+	})
+	return mux
+}
+
+// resolver is the pod's resolver, or one that asks server.
+func resolver(server string) *net.Resolver {
+	if server == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
+}
+
+func fetch(ctx context.Context, res *net.Resolver, url string) result {
+	dialer := &net.Dialer{Timeout: timeout, Resolver: res}
+	client := &http.Client{
+		Timeout:   timeout,
+		Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return result{Error: err.Error()}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return result{Error: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return result{Status: resp.StatusCode, Error: err.Error()}
+	}
+	return result{Status: resp.StatusCode, Body: string(b)}
+}
+
+func reply(w http.ResponseWriter, r result) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(r)
+}
