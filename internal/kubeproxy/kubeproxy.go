@@ -136,15 +136,16 @@ func (p *Proxy) Running() bool { return p.running.Load() }
 
 // Start takes the host lock, starts kube-proxy and returns once ctx ends; it is ready once
 // the first sync of the rules is done. Without the lock it fails when Options.Required, and
-// otherwise warns and waits for ctx.
+// otherwise warns and waits for ctx. Its errors do not say "kube-proxy": the server's group
+// names the part.
 func (p *Proxy) Start(ctx context.Context) error {
 	holder, err := lock(p.opts.LockPath)
 	if err != nil {
-		if errors.Is(err, errLocked) && p.opts.Required {
-			return fmt.Errorf("kube-proxy: another gantry server on this host runs kube-proxy, whose rules are one per host (%w); stop it, or start this one with --kube-proxy=auto to run without", err)
-		}
 		if !errors.Is(err, errLocked) {
-			return fmt.Errorf("kube-proxy: %w", err)
+			return err
+		}
+		if p.opts.Required {
+			return fmt.Errorf("another gantry server on this host runs kube-proxy (%s holds %s), and its rules are one per host: stop it, or start this server with --kube-proxy=auto to run without", holder, p.opts.LockPath)
 		}
 		p.log.Warn("kube-proxy is not running: another gantry server on this host runs it, and its rules are one per host; this server's ClusterIPs are not routed",
 			"lock", p.opts.LockPath, "holder", holder)
@@ -153,14 +154,14 @@ func (p *Proxy) Start(ctx context.Context) error {
 		return nil
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
-		return fmt.Errorf("kube-proxy: nftables mode needs the nft binary (apt-get install nftables; hack/install-deps.sh installs it): %w", err)
+		return fmt.Errorf("nftables mode needs the nft binary (apt-get install nftables; hack/install-deps.sh installs it): %w", err)
 	}
 	if !started.CompareAndSwap(false, true) {
 		return ErrAlreadyStarted
 	}
 	server, err := url.Parse(p.opts.RESTConfig.Host)
 	if err != nil || server.Host == "" {
-		return fmt.Errorf("kube-proxy: API server URL %q: not a URL", p.opts.RESTConfig.Host)
+		return fmt.Errorf("API server URL %q: not a URL", p.opts.RESTConfig.Host)
 	}
 	target := server.Host
 	if server.Port() == "" {
@@ -168,11 +169,11 @@ func (p *Proxy) Start(ctx context.Context) error {
 	}
 	api, err := newRelay(target)
 	if err != nil {
-		return fmt.Errorf("kube-proxy: relay to the API server: %w", err)
+		return fmt.Errorf("relay to the API server: %w", err)
 	}
 	defer api.Close()
 	if err := writeKubeconfig(p.opts.Kubeconfig, p.opts.RESTConfig, "https://"+api.Addr(), server.Hostname()); err != nil {
-		return fmt.Errorf("kube-proxy: %w", err)
+		return err
 	}
 	opts, err := p.options()
 	if err != nil {
@@ -193,7 +194,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		// rules they last wrote; closing the relay cuts their watches.
 		return nil
 	case err := <-errc:
-		return fmt.Errorf("kube-proxy: %w", errOrExited(err))
+		return errOrExited(err)
 	}
 }
 
@@ -231,13 +232,13 @@ func (p *Proxy) options() (*proxyapp.Options, error) {
 	fs.SetOutput(io.Discard) // deprecation notes of --healthz-port
 	opts.AddFlags(fs)
 	if err := fs.Parse(p.args()); err != nil {
-		return nil, fmt.Errorf("kube-proxy: flags: %w", err)
+		return nil, fmt.Errorf("flags: %w", err)
 	}
 	if err := opts.Complete(fs); err != nil {
-		return nil, fmt.Errorf("kube-proxy: %w", err)
+		return nil, fmt.Errorf("completing the options: %w", err)
 	}
 	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("kube-proxy: %w", err)
+		return nil, fmt.Errorf("options: %w", err)
 	}
 	return opts, nil
 }
@@ -261,9 +262,9 @@ func (p *Proxy) waitSynced(ctx context.Context, errc <-chan error) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-errc:
-			return fmt.Errorf("kube-proxy: %w", errOrExited(err))
+			return errOrExited(err)
 		case <-timeout.C:
-			return fmt.Errorf("kube-proxy: no rules written within %s (see the component log)", readyTimeout)
+			return fmt.Errorf("no rules written within %s (see the component log)", readyTimeout)
 		case <-tick.C:
 		}
 	}
@@ -324,7 +325,7 @@ func writeKubeconfig(path string, cfg *rest.Config, server, serverName string) e
 }
 
 // errLocked means another process holds the lock.
-var errLocked = errors.New("locked")
+var errLocked = errors.New("the lock is held")
 
 // lock takes the host lock at path for the rest of the process's life (kube-proxy cannot be
 // stopped; the kernel releases the lock when the process ends, however it ends). When another
@@ -341,7 +342,7 @@ func lock(path string) (holder string, err error) {
 		b, _ := io.ReadAll(io.LimitReader(f, 256))
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return strings.TrimSpace(string(b)), fmt.Errorf("%s is held by %s: %w", path, strings.TrimSpace(string(b)), errLocked)
+			return strings.TrimSpace(string(b)), errLocked
 		}
 		return "", fmt.Errorf("locking %s: %w", path, err)
 	}
