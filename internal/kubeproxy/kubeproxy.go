@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -61,9 +62,12 @@ var ErrAlreadyStarted = errors.New("kube-proxy was already started in this proce
 
 var started atomic.Bool
 
-// lockFile holds the host lock open for the process's life: were it collected, its finalizer
-// would close it and release the lock.
-var lockFile *os.File
+// held are the host locks this process holds, open for the process's life: were one
+// collected, its finalizer would close it and release the lock.
+var (
+	heldMu sync.Mutex
+	held   = map[string]*os.File{}
+)
 
 // Options configure kube-proxy.
 type Options struct {
@@ -328,9 +332,15 @@ func writeKubeconfig(path string, cfg *rest.Config, server, serverName string) e
 var errLocked = errors.New("the lock is held")
 
 // lock takes the host lock at path for the rest of the process's life (kube-proxy cannot be
-// stopped; the kernel releases the lock when the process ends, however it ends). When another
-// process holds it, it returns errLocked and what the file says of the holder.
+// stopped; the kernel releases the lock when the process ends, however it ends); taking it
+// again is a no-op. When another process holds it, it returns errLocked and what the file
+// says of the holder.
 func lock(path string) (holder string, err error) {
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	if held[path] != nil {
+		return "", nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
@@ -348,6 +358,6 @@ func lock(path string) (holder string, err error) {
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
-	lockFile = f
+	held[path] = f
 	return "", nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,26 +85,47 @@ func TestKubeconfig(t *testing.T) {
 	}
 }
 
+// holdLock takes the lock at path as another process would: through a file description of
+// its own, which conflicts with this package's.
+func holdLock(t *testing.T, path, holder string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(holder + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLockIsOnePerHost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "kube-proxy.lock")
 	if _, err := lock(path); err != nil {
 		t.Fatal(err)
 	}
-	// A second open file description conflicts, as another process's would.
-	holder, err := lock(path)
-	if !errors.Is(err, errLocked) {
-		t.Fatalf("second lock: err = %v, want errLocked", err)
+	if _, err := lock(path); err != nil {
+		t.Fatalf("taking a held lock again: %v", err)
 	}
-	if want := "pid " + strconv.Itoa(os.Getpid()); holder != want {
-		t.Errorf("holder = %q, want %q", holder, want)
+	b, err := os.ReadFile(path)
+	if want := "pid " + strconv.Itoa(os.Getpid()) + "\n"; err != nil || string(b) != want {
+		t.Errorf("lock file says %q (%v), want %q", b, err, want)
+	}
+
+	other := filepath.Join(t.TempDir(), "kube-proxy.lock")
+	holdLock(t, other, "pid 1")
+	holder, err := lock(other)
+	if !errors.Is(err, errLocked) || holder != "pid 1" {
+		t.Errorf("a lock another process holds: %q, %v; want pid 1, errLocked", holder, err)
 	}
 }
 
 func TestStartWithoutTheLock(t *testing.T) {
 	o := validOptions(t)
-	if _, err := lock(o.LockPath); err != nil {
-		t.Fatal(err)
-	}
+	holdLock(t, o.LockPath, "pid 1")
 
 	// auto: runs without, ready at once, says so.
 	p, err := New(o)

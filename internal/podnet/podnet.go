@@ -144,7 +144,7 @@ func EnsureBridge(name string, gw *net.IPNet) error {
 		switch {
 		case a.IPNet.String() == gw.String():
 			have = true
-		case a.IPNet.Contains(gw.IP) || gw.Contains(a.IP):
+		case a.Contains(gw.IP) || gw.Contains(a.IP):
 			return fmt.Errorf("bridge %s has the address %s, not the pods' gateway %s: remove it or choose another --bridge or --pod-cidr", name, a.IPNet, gw)
 		}
 	}
