@@ -46,6 +46,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.Domain, "domain", all.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")
 	f.StringVar(&all.HTTPAddress, "http-address", all.HTTPAddress, "IP address the gateway serves Routes on (0.0.0.0 serves the network)")
 	f.IntVar(&all.HTTPPort, "http-port", all.HTTPPort, "port the gateway serves Routes on")
+	f.IntVar(&all.ActivatorQueueDepth, "activator-queue-depth", all.ActivatorQueueDepth, "requests that may wait for one revision's pods in the activator; more get 503")
 	f.IntVar(&all.WebhookPort, "webhook-port", all.WebhookPort, "port of the admission webhook (loopback only)")
 	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")
 	f.BoolVar(&all.Node, "node", all.Node, "run the serverless node (needs root, runc and the CNI plugins); without it pods stay Pending")

@@ -62,6 +62,9 @@ type Config struct {
 	// network).
 	HTTPAddress string
 	HTTPPort    int
+	// ActivatorQueueDepth bounds the requests that may wait for one revision's pods; more
+	// get 503.
+	ActivatorQueueDepth int
 	// WebhookPort is the admission webhook's port on loopback.
 	WebhookPort int
 	// RegistryAddr is the embedded registry's loopback address.
@@ -90,18 +93,19 @@ type Config struct {
 // DefaultConfig has every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		ControlPlane: controlplane.DefaultConfig(),
-		Domain:       serving.DefaultDomain,
-		HTTPAddress:  DefaultHTTPAddress,
-		HTTPPort:     DefaultHTTPPort,
-		WebhookPort:  DefaultWebhookPort,
-		RegistryAddr: image.DefaultRegistryAddr,
-		Node:         true,
-		NodeName:     DefaultNodeName,
-		KubeletPort:  DefaultKubeletPort,
-		PodCIDR:      sandbox.DefaultPodCIDR,
-		Bridge:       sandbox.DefaultBridge,
-		KubeProxy:    KubeProxyAuto,
+		ControlPlane:        controlplane.DefaultConfig(),
+		Domain:              serving.DefaultDomain,
+		HTTPAddress:         DefaultHTTPAddress,
+		HTTPPort:            DefaultHTTPPort,
+		ActivatorQueueDepth: activator.DefaultQueueDepth,
+		WebhookPort:         DefaultWebhookPort,
+		RegistryAddr:        image.DefaultRegistryAddr,
+		Node:                true,
+		NodeName:            DefaultNodeName,
+		KubeletPort:         DefaultKubeletPort,
+		PodCIDR:             sandbox.DefaultPodCIDR,
+		Bridge:              sandbox.DefaultBridge,
+		KubeProxy:           KubeProxyAuto,
 	}
 }
 
@@ -135,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("--http-port: %d is not a port (1-65535)", c.HTTPPort))
+	}
+	if c.ActivatorQueueDepth < 1 {
+		errs = append(errs, fmt.Errorf("--activator-queue-depth: %d must be at least 1", c.ActivatorQueueDepth))
 	}
 	if net.ParseIP(c.HTTPAddress) == nil {
 		errs = append(errs, fmt.Errorf("--http-address: %q is not an IP address", c.HTTPAddress))
@@ -239,7 +246,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	// The data plane joins the serving manager: the activator holds requests for revisions
 	// without a free pod, the gateway serves Routes' hosts and hands requests to it.
 	mgr := s.Serving.Manager()
-	s.Activator = activator.New(activator.Options{Client: mgr.GetClient(), Logger: cfg.Logger})
+	s.Activator = activator.New(activator.Options{Client: mgr.GetClient(), QueueDepth: int64(cfg.ActivatorQueueDepth), Logger: cfg.Logger})
 	s.Gateway = gateway.New(gateway.Options{
 		Client:    mgr.GetClient(),
 		Revisions: s.Activator,

@@ -228,6 +228,8 @@ func Config(dataDir string) (standalone.Config, error) {
 	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
 	cfg.KubeletPort = ports[5]
 	cfg.HTTPPort = ports[6]
+	// A shallow activator queue, so overload tests reach it quickly.
+	cfg.ActivatorQueueDepth = 200
 	// Tests keep off the default bridge and range, which a running gantry server may use.
 	cfg.Bridge, cfg.PodCIDR = "gantry-test0", "10.245.0.0/16"
 	return cfg, nil

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -288,5 +290,113 @@ func TestRevisionTimeouts(t *testing.T) {
 		if got[i] != c.want {
 			t.Errorf("%s: status %d, want %d", c.query, got[i], c.want)
 		}
+	}
+}
+
+// TestOverloadIsRefusedAndRecovers: ten times what one pod can take (containerConcurrency 1,
+// 100 ms per request: 10 req/s) for 6 s. The activator's bounded queue (testenv sets it to
+// 200) answers 503 beyond it; the server's memory stays bounded; once the load stops, the
+// revision answers again.
+func TestOverloadIsRefusedAndRecovers(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := helloService(env, t, ns, "busy")
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "autoscale")
+	svc.Spec.Template.Spec.ContainerConcurrency = ptr.To[int64](1)
+	svc = readyService(t, env, svc)
+	host := svc.Status.URL.Host
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	client := &http.Client{Timeout: 8 * time.Second}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 600 { // 100 req/s for 6 s
+		time.Sleep(time.Until(start.Add(time.Duration(i) * 10 * time.Millisecond)))
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+env.GatewayAddr+"/?sleep=100", nil)
+			req.Host = host
+			code := 0 // a client timeout
+			if resp, err := client.Do(req); err == nil {
+				code = resp.StatusCode
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		})
+	}
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+	wg.Wait()
+	t.Logf("answers under 10× overload: %v; heap in use %d MB before, %d MB at the peak", codes,
+		before.HeapInuse>>20, during.HeapInuse>>20)
+	if codes[http.StatusServiceUnavailable] == 0 {
+		t.Errorf("no 503 from the bounded queue: %v", codes)
+	}
+	if codes[http.StatusOK] < 40 {
+		t.Errorf("the pod served only %d requests in 6 s: %v", codes[http.StatusOK], codes)
+	}
+	for code, n := range codes {
+		if code >= 500 && code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+			t.Errorf("%d answers of %d", n, code)
+		}
+	}
+	if grown := int64(during.HeapInuse) - int64(before.HeapInuse); grown > 200<<20 {
+		t.Errorf("heap grew %d MB under overload", grown>>20)
+	}
+	waitFor(t, "the revision to answer after the overload", 30*time.Second, func(ctx context.Context) (bool, error) {
+		code, body := call(t, env, host, nil)
+		return code == http.StatusOK, fmt.Errorf("%d %q", code, body)
+	})
+}
+
+// TestDeletingAPodUnderLoadLosesNothing: two pods take a steady load; one is deleted midway.
+// Its queue-proxy drains what it accepted and the activator stops sending it new requests:
+// every request succeeds.
+func TestDeletingAPodUnderLoadLosesNothing(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := helloService(env, t, ns, "steady")
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "autoscale")
+	svc.Spec.Template.Annotations = map[string]string{
+		"autoscaling.knative.dev/min-scale": "2", "autoscaling.knative.dev/initial-scale": "2",
+	}
+	svc = readyService(t, env, svc)
+	host := svc.Status.URL.Host
+	var pods *corev1.PodList
+	waitFor(t, "two ready pods", 60*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		pods, err = env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: servingv1.RevisionLabelKey + "=steady-00001"})
+		return err == nil && len(pods.Items) == 2 && running(&pods.Items[0]) && running(&pods.Items[1]), err
+	})
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 300 { // 50 req/s for 6 s, each 50 ms
+		if i == 100 {
+			go func() {
+				_ = env.Client.CoreV1().Pods(ns).Delete(context.Background(), pods.Items[0].Name, metav1.DeleteOptions{})
+			}()
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond)))
+		wg.Go(func() {
+			code, _ := call(t, env, host, nil)
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[http.StatusOK] != 300 {
+		t.Errorf("answers while a pod was deleted: %v, want 300 × 200", codes)
 	}
 }
