@@ -15,12 +15,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +36,9 @@ const BridgeNetfilterSysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 // modprobeTimeout bounds loading br_netfilter.
 const modprobeTimeout = 10 * time.Second
+
+// DefaultLockDir holds the host-wide locks of the bridges in use: bridge-<name>.lock.
+const DefaultLockDir = "/run/gantry"
 
 // GatewayIP is the pods' gateway in podCIDR: the range's first address, as the CNI
 // host-local IPAM plugin picks it and the bridge plugin puts it on the bridge.
@@ -60,6 +66,9 @@ type Options struct {
 	Bridge string
 	// PodCIDR is the pods' address range.
 	PodCIDR string
+	// LockDir holds the bridges' locks: one gantry server per bridge. Default
+	// DefaultLockDir.
+	LockDir string
 	// Logger; nil means none.
 	Logger *slog.Logger
 }
@@ -77,6 +86,9 @@ type Network struct {
 func New(opts Options) (*Network, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LockDir == "" {
+		opts.LockDir = DefaultLockDir
 	}
 	if opts.Bridge == "" || len(opts.Bridge) > unix.IFNAMSIZ-1 {
 		return nil, fmt.Errorf("bridge %q: must be 1 to %d characters", opts.Bridge, unix.IFNAMSIZ-1)
@@ -100,10 +112,18 @@ func (n *Network) Gateway() net.IP { return n.gateway.IP }
 // Ready is closed once the bridge is up with the gateway address.
 func (n *Network) Ready() <-chan struct{} { return n.ready }
 
-// Start makes the bridge, when it is not there, with the gateway address, brings it up,
-// turns on netfilter for bridged traffic when it can, then waits for ctx to end. The bridge
-// stays after the stop.
+// Start takes the bridge's host lock, makes the bridge when it is not there, with the gateway
+// address, brings it up, turns on netfilter for bridged traffic when it can, then waits for
+// ctx to end and releases the lock. The bridge stays after the stop.
+//
+// Two servers on one bridge would hand out the same pod addresses (each has its own address
+// allocations) and fight over the gateway's ports, so the second is refused.
 func (n *Network) Start(ctx context.Context) error {
+	unlock, err := n.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := EnsureBridge(n.opts.Bridge, n.gateway); err != nil {
 		return err
 	}
@@ -114,6 +134,30 @@ func (n *Network) Start(ctx context.Context) error {
 	close(n.ready)
 	<-ctx.Done()
 	return nil
+}
+
+// lock takes the bridge's lock, or names the server that holds it.
+func (n *Network) lock() (unlock func(), err error) {
+	path := filepath.Join(n.opts.LockDir, "bridge-"+n.opts.Bridge+".lock")
+	if err := os.MkdirAll(n.opts.LockDir, 0o755); err != nil {
+		return nil, fmt.Errorf("bridge lock: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("bridge lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(f, 256))
+		_ = f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("bridge %s is in use by another gantry server (%s holds %s): give this one its own --bridge and --pod-cidr",
+				n.opts.Bridge, strings.TrimSpace(string(holder)), path)
+		}
+		return nil, fmt.Errorf("bridge lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { _ = f.Close() }, nil
 }
 
 // EnsureBridge makes bridge name, or adopts an existing one, with the address gw (the

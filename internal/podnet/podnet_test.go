@@ -1,8 +1,10 @@
 package podnet
 
 import (
+	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -88,4 +90,60 @@ func TestEnsureBridge(t *testing.T) {
 			t.Errorf("a veth: err = %v", err)
 		}
 	})
+}
+
+func TestStartRefusesABridgeInUse(t *testing.T) {
+	dir := t.TempDir()
+	other, err := os.OpenFile(filepath.Join(dir, "bridge-podnet-test0.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = other.WriteString("pid 1\n")
+	n, err := New(Options{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", LockDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "pid 1") || !strings.Contains(err.Error(), "--bridge") {
+		t.Errorf("Start on a bridge in use: %v, want a refusal naming the holder and --bridge", err)
+	}
+}
+
+func TestStartMakesTheBridgeAndReleasesItsLock(t *testing.T) {
+	dir := t.TempDir()
+	// Start runs on the namespace's thread itself: its netlink calls use the thread's
+	// namespace.
+	inNetNS(t, func() {
+		n, err := New(Options{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", LockDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-n.Ready()
+			cancel()
+		}()
+		if err := n.Start(ctx); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if _, err := netlink.LinkByName("podnet-test0"); err != nil {
+			t.Errorf("no bridge after Start: %v", err)
+		}
+		if n.Gateway().String() != "10.99.0.1" {
+			t.Errorf("gateway = %s", n.Gateway())
+		}
+	})
+	// The lock went with the stop: another server may take the bridge.
+	f, err := os.OpenFile(filepath.Join(dir, "bridge-podnet-test0.lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Errorf("the bridge's lock is still held after the stop: %v", err)
+	}
 }
