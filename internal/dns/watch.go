@@ -22,7 +22,9 @@ const syncTimeout = time.Minute
 // SetupWithManager binds the server's sockets (an address in use fails here, by name), keeps
 // the zone from the manager's informers for Services, EndpointSlices and Ingresses, and adds
 // the server to the manager. It serves once the zone holds the whole cluster: until then the
-// sockets hold the queries, and no pod is told NXDOMAIN for a name that exists.
+// sockets hold the queries, and no pod is told NXDOMAIN for a name that exists. The manager's
+// cache must hold every object of the three kinds: a label or namespace restriction there
+// would hide names.
 func (s *Server) SetupWithManager(ctx context.Context, mgr manager.Manager) error {
 	if err := s.Listen(); err != nil {
 		return err
