@@ -17,5 +17,5 @@
 // A name that exists without records of the asked type gets an empty answer (NODATA); an
 // unknown name gets NXDOMAIN; both carry the zone's SOA so resolvers cache them briefly.
 //
-// The package also writes what a pod's /etc/resolv.conf says (ResolvConf, PodResolvConf).
+// The package also writes what a pod's /etc/resolv.conf says (package resolvconf).
 package dns

@@ -11,11 +11,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/gantry-run/gantry/internal/dns/resolvconf"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 )
 
-// ClusterDomain is the cluster's DNS domain, as in every Kubernetes cluster's default.
-const ClusterDomain = "cluster.local"
+// ClusterDomain is the cluster's DNS domain; resolvconf owns it.
+const ClusterDomain = resolvconf.ClusterDomain
 
 // TTL is the time to live of every answer from the cluster domain, in seconds; short, as
 // CoreDNS's kubernetes plugin keeps it, because Services and endpoints change.

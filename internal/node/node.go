@@ -47,6 +47,9 @@ type Options struct {
 	Logger                                        *slog.Logger
 	// Clock drives the node's timers; nil means the real clock.
 	Clock clock.WithTicker
+	// ClusterDNS is the cluster DNS server pods resolve names with (dnsPolicy ClusterFirst);
+	// nil leaves pods the host's resolvers.
+	ClusterDNS net.IP
 }
 
 // Node is a running serverless node.

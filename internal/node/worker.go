@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/gantry-run/gantry/internal/dns/resolvconf"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sandbox"
@@ -226,6 +227,9 @@ func (w *worker) setup(ctx context.Context, now time.Time) bool {
 	}
 	if w.sb == nil {
 		spec := podSpec(pod)
+		if w.n.opts.ClusterDNS != nil {
+			spec.ResolvConf = resolvconf.ForPod(pod, w.n.opts.ClusterDNS, resolvconf.Host())
+		}
 		sb, err := w.n.opts.Sandboxes.CreateSandbox(ctx, spec)
 		if err != nil {
 			return failed("FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)

@@ -35,6 +35,9 @@ type PodSpec struct {
 	EphemeralStorageBytes int64 `json:"ephemeralStorageBytes,omitempty"`
 	// Labels are recorded for re-adoption after a restart.
 	Labels map[string]string `json:"labels,omitempty"`
+	// ResolvConf is the pod's /etc/resolv.conf; nil means the host's, without loopback
+	// nameservers.
+	ResolvConf []byte `json:"-"`
 }
 
 // Sandbox is a created sandbox.
@@ -138,7 +141,7 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 		return nil, err
 	}
 	sb.IP = ip
-	if err := writeEtcFiles(filepath.Join(dir, "etc"), spec.Hostname, ip); err != nil {
+	if err := writeEtcFiles(filepath.Join(dir, "etc"), spec.Hostname, ip, spec.ResolvConf); err != nil {
 		return nil, err
 	}
 	if err := m.saveSandbox(sb); err != nil {
@@ -148,7 +151,7 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 }
 
 // writeEtcFiles writes the pod's hosts, hostname and resolv.conf.
-func writeEtcFiles(dir, hostname string, ip net.IP) error {
+func writeEtcFiles(dir, hostname string, ip net.IP, resolv []byte) error {
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, hostname)
 	if err := atomicfile.Write(filepath.Join(dir, "hosts"), []byte(hosts), 0o644); err != nil {
 		return err
@@ -156,7 +159,10 @@ func writeEtcFiles(dir, hostname string, ip net.IP) error {
 	if err := atomicfile.Write(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, "resolv.conf"), resolvConf(), 0o644)
+	if resolv == nil {
+		resolv = resolvConf()
+	}
+	return atomicfile.Write(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
 // resolvConf is the host's resolv.conf for the pods, with loopback nameservers dropped: a

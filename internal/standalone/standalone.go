@@ -352,6 +352,7 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		KubeletCertFile: certs.ServingCert(),
 		KubeletKeyFile:  certs.ServingKey(),
 		ClientCAFile:    certs.CACert(),
+		ClusterDNS:      s.PodNetwork.Gateway(),
 		Logger:          cfg.Logger,
 	})
 	return err

@@ -124,24 +124,16 @@ func TestPodsReachServicesByName(t *testing.T) {
 	hello := waitServiceReady(t, env, ns, "hello")
 	waitServiceReady(t, env, ns, "private")
 
-	// The pod asks the cluster DNS: through its resolv.conf once the node writes
-	// dns.PodResolvConf there, until then by naming the server (the search path is then
-	// the host's, so only full names are tried).
+	// The pod asks the cluster DNS through the resolv.conf the node writes for it.
 	gw := srv.PodNetwork.Gateway().String()
 	resolvConf, err := inPod(ctx, api, "/file", url.Values{"path": {"/etc/resolv.conf"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wired := strings.Contains(resolvConf.Body, "nameserver "+gw+"\n")
-	if !wired {
-		t.Logf("the pod's resolv.conf does not name the cluster DNS %s yet; asking it by address:\n%s", gw, resolvConf.Body)
+	if !strings.Contains(resolvConf.Body, "nameserver "+gw+"\n") || !strings.Contains(resolvConf.Body, "search "+ns+".svc.cluster.local") {
+		t.Errorf("the pod's resolv.conf does not name the cluster DNS and search path:\n%s", resolvConf.Body)
 	}
-	ask := func(v url.Values) url.Values {
-		if !wired {
-			v.Set("server", srv.DNS.Addr())
-		}
-		return v
-	}
+	ask := func(v url.Values) url.Values { return v }
 	// get fetches u from the pod until it answers 200 with want in the body.
 	get := func(t *testing.T, u, want string) {
 		t.Helper()
@@ -200,9 +192,6 @@ func TestPodsReachServicesByName(t *testing.T) {
 	})
 
 	t.Run("short names through the pod's search path", func(t *testing.T) {
-		if !wired {
-			t.Skip("the node does not write dns.PodResolvConf into the pod's /etc/resolv.conf yet")
-		}
 		// A Knative Service answers to <name>.<ns> and longer, as Knative's ingresses match
 		// Hosts; the bare name resolves but no Route serves it as a Host.
 		get(t, "http://hello."+ns+"/", "Hello v1!")

@@ -42,6 +42,16 @@ func selector(rev *servingv1.Revision) map[string]string {
 	return map[string]string{servingv1.RevisionUID: string(rev.UID)}
 }
 
+// userReadinessPeriod is the period of the serving container's readiness probe, or the
+// kubelet's default of 10 s.
+func userReadinessPeriod(rev *servingv1.Revision) int32 {
+	c := rev.Spec.Containers[servingContainer(rev)]
+	if c.ReadinessProbe != nil && c.ReadinessProbe.PeriodSeconds > 0 {
+		return c.ReadinessProbe.PeriodSeconds
+	}
+	return 10
+}
+
 // userPortName is the name of the serving container's port ("h2c", "http1" or empty).
 func userPortName(rev *servingv1.Revision) string {
 	for _, c := range rev.Spec.Containers {
@@ -205,12 +215,15 @@ func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Containe
 		},
 		Env: env,
 		// The queue-proxy is ready while the user container is and it is not draining; it
-		// debounces the user container's failures itself, so one failure here counts.
+		// debounces the user container's failures itself, so one failure here counts. It
+		// probes at the user's readiness period (the kubelet's 10 s by default): the node
+		// probes a starting pod at once and often anyway, and a stopping pod leaves its
+		// endpoints when it is deleted, so a short period would only cost idle pods CPU.
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 				Port: intstr.FromInt32(contract.AdminPort), Path: contract.ReadinessPath,
 			}},
-			PeriodSeconds:    1,
+			PeriodSeconds:    userReadinessPeriod(rev),
 			TimeoutSeconds:   1,
 			FailureThreshold: 1,
 		},

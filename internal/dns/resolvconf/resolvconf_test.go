@@ -1,4 +1,4 @@
-package dns
+package resolvconf
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ func TestResolvConf(t *testing.T) {
 	want := "nameserver 10.42.0.1\n" +
 		"search shop.svc.cluster.local svc.cluster.local cluster.local\n" +
 		"options ndots:5\n"
-	if diff := cmp.Diff(want, string(ResolvConf("shop", dnsServer))); diff != "" {
+	if diff := cmp.Diff(want, string(ForNamespace("shop", dnsServer))); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -56,7 +56,7 @@ func TestPodResolvConf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "p"}, Spec: tc.spec}
-			if diff := cmp.Diff(tc.want, string(PodResolvConf(pod, dnsServer, host))); diff != "" {
+			if diff := cmp.Diff(tc.want, string(ForPod(pod, dnsServer, host))); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -71,7 +71,7 @@ func TestPodResolvConfBoundsTheSearchList(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop"}, Spec: corev1.PodSpec{
 		DNSConfig: &corev1.PodDNSConfig{Searches: searches},
 	}}
-	c := parseResolvConf(PodResolvConf(pod, dnsServer, nil))
+	c := parseResolvConf(ForPod(pod, dnsServer, nil))
 	if n := len(c.searches); n > maxSearchDomains || len(strings.Join(c.searches, " ")) > maxSearchChars {
 		t.Errorf("%d search domains, %d characters: past the bounds", n, len(strings.Join(c.searches, " ")))
 	}
@@ -91,11 +91,11 @@ func TestHostResolvConfSkipsLoopbackOnlyFiles(t *testing.T) {
 	}
 	defer func(old []string) { hostResolvConfPaths = old }(hostResolvConfPaths)
 	hostResolvConfPaths = []string{filepath.Join(dir, "missing"), stub, upstream}
-	if got := string(HostResolvConf()); got != "nameserver 192.0.2.53\n" {
+	if got := string(Host()); got != "nameserver 192.0.2.53\n" {
 		t.Errorf("HostResolvConf = %q, want the upstream file", got)
 	}
 	hostResolvConfPaths = []string{stub}
-	if got := HostResolvConf(); got != nil {
+	if got := Host(); got != nil {
 		t.Errorf("HostResolvConf with a loopback stub only = %q, want nil", got)
 	}
 }

@@ -1,4 +1,7 @@
-package dns
+// Package resolvconf writes a pod's /etc/resolv.conf as the kubelet does: the cluster DNS
+// server with the namespace's search path for dnsPolicy ClusterFirst, the host's resolvers for
+// Default, and dnsConfig merged in. It is small on purpose: the node imports it.
+package resolvconf
 
 import (
 	"bufio"
@@ -23,21 +26,24 @@ const (
 // first, so "hello", "hello.default" and "hello.default.svc" reach the cluster.
 const ndotsOption = "ndots:5"
 
-// ResolvConf is the /etc/resolv.conf of a pod in namespace under dnsPolicy ClusterFirst: the
+// ClusterDomain is the cluster's DNS domain, as in every Kubernetes cluster's default.
+const ClusterDomain = "cluster.local"
+
+// ForNamespace is the /etc/resolv.conf of a pod in namespace under dnsPolicy ClusterFirst: the
 // cluster DNS server at server, the namespace's search path and ndots 5, as the kubelet
 // writes it.
-func ResolvConf(namespace string, server net.IP) []byte {
+func ForNamespace(namespace string, server net.IP) []byte {
 	return clusterConfig(namespace, server).bytes()
 }
 
-// PodResolvConf is pod's /etc/resolv.conf by its dnsPolicy and dnsConfig, as the kubelet
+// ForPod is pod's /etc/resolv.conf by its dnsPolicy and dnsConfig, as the kubelet
 // makes it: ClusterFirst (the default, and ClusterFirstWithHostNet) points at the cluster DNS
 // server at server with the namespace's search path and the host's search domains after it;
 // Default is the host's configuration (host, the host's resolv.conf), without loopback
 // nameservers, which a pod's network namespace cannot reach; None is dnsConfig alone.
 // dnsConfig's nameservers and searches are appended and its options override; the result is
 // bounded to three nameservers and 32 search domains (2048 characters).
-func PodResolvConf(pod *corev1.Pod, server net.IP, host []byte) []byte {
+func ForPod(pod *corev1.Pod, server net.IP, host []byte) []byte {
 	hostCfg := parseResolvConf(host)
 	hostCfg.nameservers = slices.DeleteFunc(hostCfg.nameservers, func(s string) bool {
 		ip := net.ParseIP(s)
@@ -165,12 +171,12 @@ func (c resolvConfig) bytes() []byte {
 // the upstream servers it uses, then the host's own file.
 var hostResolvConfPaths = []string{"/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"}
 
-// HostResolvConf is the host's resolver configuration as a pod may use it (dnsPolicy
+// Host is the host's resolver configuration as a pod may use it (dnsPolicy
 // Default): the first of /run/systemd/resolve/resolv.conf (systemd-resolved's upstream
 // servers) and /etc/resolv.conf that names a nameserver other than loopback, which a pod's
 // network namespace cannot reach (systemd-resolved's 127.0.0.53); nil when none does. Pass
 // it to PodResolvConf.
-func HostResolvConf() []byte {
+func Host() []byte {
 	for _, p := range hostResolvConfPaths {
 		b, err := os.ReadFile(p)
 		if err != nil {
