@@ -33,6 +33,8 @@ type Store struct {
 	log    *slog.Logger
 	cur    atomic.Pointer[config.Config]
 	ready  chan struct{}
+	// queueImage is the queue-proxy image where config-deployment names none.
+	queueImage string
 }
 
 var _ config.Source = (*Store)(nil)
@@ -45,6 +47,26 @@ func New(client kubernetes.Interface, log *slog.Logger) *Store {
 	s := &Store{client: client, log: log.With("component", "config"), ready: make(chan struct{})}
 	s.cur.Store(config.NewConfig())
 	return s
+}
+
+// SetQueueSidecarImage makes image the queue-proxy's image wherever config-deployment does not
+// name one (cluster mode runs an image built from this repository). Call it before Start.
+func (s *Store) SetQueueSidecarImage(image string) {
+	s.queueImage = image
+	c := *s.cur.Load()
+	s.cur.Store(s.withQueueImage(&c, nil))
+}
+
+// withQueueImage gives c the store's queue-proxy image unless data (config-deployment's)
+// sets one.
+func (s *Store) withQueueImage(c *config.Config, data map[string]string) *config.Config {
+	if _, set := data["queue-sidecar-image"]; s.queueImage == "" || set {
+		return c
+	}
+	d := *c.Deployment
+	d.QueueSidecarImage = s.queueImage
+	c.Deployment = &d
+	return c
 }
 
 // Load returns the configuration in force; callers must not modify it.
@@ -106,6 +128,10 @@ func (s *Store) reload(lister corelisters.ConfigMapLister) {
 		}
 		if err := next.Apply(name, data); err != nil {
 			s.log.Warn("configuration refused; keeping the values in force", "err", err)
+			continue
+		}
+		if name == config.DeploymentConfigName {
+			s.withQueueImage(&next, data)
 		}
 	}
 	s.cur.Store(&next)

@@ -81,6 +81,34 @@ func TestStoreFollowsTheConfigMaps(t *testing.T) {
 	}
 }
 
+func TestQueueSidecarImageOption(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset()
+	if err := Ensure(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	s := New(client, nil)
+	s.SetQueueSidecarImage("ghcr.io/example/queue:v1")
+	go func() { _ = s.Start(ctx) }()
+	<-s.Ready()
+	if got := s.Load().Deployment.QueueSidecarImage; got != "ghcr.io/example/queue:v1" {
+		t.Fatalf("queue image = %q, want the option's", got)
+	}
+	cms := client.CoreV1().ConfigMaps(config.Namespace)
+	cm, err := cms.Get(ctx, config.DeploymentConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{"queue-sidecar-image": "registry.local/queue:v2"}
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "config-deployment's image to win", func() bool {
+		return s.Load().Deployment.QueueSidecarImage == "registry.local/queue:v2"
+	})
+}
+
 func TestEnsureKeepsExisting(t *testing.T) {
 	ctx := context.Background()
 	existing := &corev1.ConfigMap{

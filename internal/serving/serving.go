@@ -62,6 +62,10 @@ type Options struct {
 	CAFile                          string
 	// Resolver turns image tags into digests for new Revisions.
 	Resolver revision.Resolver
+	// QueueProxyImage is the queue-proxy's image where config-deployment's
+	// queue-sidecar-image does not name one; empty means the sentinel the serverless node runs
+	// from the gantry binary. Cluster mode sets an image built from this repository.
+	QueueProxyImage string
 	// Logger receives the configuration store's logs.
 	Logger *slog.Logger
 }
@@ -109,6 +113,9 @@ func New(opts Options) (*Serving, error) {
 		return nil, err
 	}
 	store := configstore.New(clientset, opts.Logger)
+	if opts.QueueProxyImage != "" {
+		store.SetQueueSidecarImage(opts.QueueProxyImage)
+	}
 	whServer := webhook.NewServer(webhook.Options{
 		Host:     opts.WebhookHost,
 		Port:     opts.WebhookPort,
@@ -188,16 +195,22 @@ func (s *Serving) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- s.mgr.Start(ctx) }()
+	// mgrErr is set before mgrDone closes.
+	var mgrErr error
+	mgrDone := make(chan struct{})
+	go func() {
+		mgrErr = s.mgr.Start(ctx)
+		close(mgrDone)
+	}()
 	if err := s.finishStart(ctx, mgrDone); err != nil {
 		cancel()
-		_ = <-mgrDone // stopping because of the first error; the manager's own is secondary
-		return err
+		<-mgrDone
+		return errors.Join(err, mgrErr, <-storeDone)
 	}
 	close(s.ready)
 	select {
-	case err := <-mgrDone:
+	case <-mgrDone:
+		err := mgrErr
 		if err == nil && ctx.Err() == nil {
 			err = errors.New("controller manager stopped")
 		}
@@ -205,17 +218,17 @@ func (s *Serving) Start(ctx context.Context) error {
 		return errors.Join(err, <-storeDone)
 	case err := <-storeDone:
 		cancel()
-		_ = <-mgrDone // stopping because of the first error; the manager's own is secondary
+		<-mgrDone
 		if err == nil && ctx.Err() == nil {
 			err = errors.New("configuration store stopped")
 		}
-		return err
+		return errors.Join(err, mgrErr)
 	}
 }
 
 // finishStart waits for the webhook server, registers it, creates the missing ConfigMaps (the
 // webhook now validates them) and waits for the caches.
-func (s *Serving) finishStart(ctx context.Context, mgrDone <-chan error) error {
+func (s *Serving) finishStart(ctx context.Context, mgrDone <-chan struct{}) error {
 	if err := waitServing(ctx, s.mgr.GetWebhookServer(), mgrDone); err != nil {
 		return err
 	}
@@ -236,14 +249,14 @@ func (s *Serving) finishStart(ctx context.Context, mgrDone <-chan error) error {
 	return nil
 }
 
-func waitServing(ctx context.Context, srv webhook.Server, mgrDone <-chan error) error {
+func waitServing(ctx context.Context, srv webhook.Server, mgrDone <-chan struct{}) error {
 	check := srv.StartedChecker()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		select {
-		case err := <-mgrDone:
-			return false, errors.Join(errors.New("serving controller manager stopped while starting"), err)
+		case <-mgrDone:
+			return false, errors.New("serving controller manager stopped while starting")
 		default:
 		}
 		return check(nil) == nil, nil

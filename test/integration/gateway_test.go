@@ -400,3 +400,56 @@ func TestDeletingAPodUnderLoadLosesNothing(t *testing.T) {
 		t.Errorf("answers while a pod was deleted: %v, want 300 × 200", codes)
 	}
 }
+
+// TestRolloutUnderLoadOnlyAnswers200: all traffic moves from one revision to the next while a
+// prober sends continuously; every answer is 200.
+func TestRolloutUnderLoadOnlyAnswers200(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	svc := readyService(t, env, helloService(env, t, ns, "roll"))
+	host := svc.Status.URL.Host
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	codes := map[int]int{}
+	bodies := map[string]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body := call(t, env, host, nil)
+				mu.Lock()
+				codes[code]++
+				bodies[strings.TrimSpace(body)]++
+				mu.Unlock()
+			}
+		})
+	}
+	// A new revision; the Service's latestRevision target moves all traffic to it once ready.
+	update(t, env, ns, "roll", func(s *servingv1.Service) { s.Spec.Template.Spec.Containers[0].Env[0].Value = "v2" })
+	waitFor(t, "all traffic on roll-00002", 90*time.Second, func(ctx context.Context) (bool, error) {
+		s := &servingv1.Service{}
+		if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "roll"}, s); err != nil {
+			return false, err
+		}
+		return s.IsReady() && len(s.Status.Traffic) == 1 && s.Status.Traffic[0].RevisionName == "roll-00002", nil
+	})
+	waitFor(t, "the new revision's answers", 30*time.Second, func(context.Context) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return bodies["Hello v2!"] > 50, nil
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("answers during the rollout: %v %v", codes, bodies)
+	for code, n := range codes {
+		if code != http.StatusOK {
+			t.Errorf("%d answers of %d during the rollout", n, code)
+		}
+	}
+}
