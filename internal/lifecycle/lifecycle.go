@@ -167,8 +167,10 @@ func (g *Group) Stop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			continue
 		}
+		began := time.Now()
 		select {
 		case <-r.done:
+			g.log.Debug("part stopped", "part", r.name, "elapsed", time.Since(began).Round(time.Millisecond))
 			if r.err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", r.name, r.err))
 			}
