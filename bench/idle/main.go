@@ -7,9 +7,9 @@
 // server's request counters over the same window, so a change in CPU can be told apart from a
 // change in API writes.
 //
-// Pods are shaped like a Knative revision's (-shape revision: the hello user container and the
-// queue-proxy sidecar with its TCP readiness probe every second, as the revision reconciler
-// makes them) or plain (-shape plain: the hello container with an HTTP readiness probe at the
+// Pods are shaped like a Knative revision's (-shape revision: the pod template the revision
+// reconciler builds, the hello user container and the queue-proxy sidecar with its readiness
+// probe) or plain (-shape plain: the hello container with an HTTP readiness probe at the
 // default period of 10 s).
 //
 //	make build && go run ./bench/idle -gantry bin/gantry -baseline /tmp/baseline-gantry -pods 0,30,100
@@ -35,6 +35,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -42,7 +43,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/freeport"
-	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	"github.com/gantry-run/gantry/pkg/apis/config"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 // The server's network, off the defaults and off the ranges the tests use (10.244–10.246).
@@ -405,18 +408,25 @@ func makePod(i int, ref, shape string) *corev1.Pod {
 		pod.Spec.Containers = []corev1.Container{user}
 		return pod
 	}
-	// As the revision reconciler makes a revision's pod: the user container, and the
-	// queue-proxy in front of it, ready when its port accepts connections.
-	qp := corev1.Container{
-		Name: contract.ContainerName, Image: contract.Image, Args: contract.Args,
-		Ports: []corev1.ContainerPort{{Name: contract.HTTPPortName, ContainerPort: contract.HTTPPort}},
-		Env:   []corev1.EnvVar{{Name: contract.EnvUserPort, Value: "8080"}},
-		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(contract.HTTPPort)}},
-			PeriodSeconds: 1,
-		},
+	// A revision's pod as the revision reconciler makes it (resources.MakeDeployment with the
+	// shipped configuration): the user container with the runtime contract's environment and
+	// the queue-proxy with its readiness probe.
+	rev := &servingv1.Revision{
+		ObjectMeta: metav1.ObjectMeta{Name: "idle-00001", Namespace: ns, UID: "idle",
+			Labels: map[string]string{servingv1.ConfigurationLabelKey: "idle", servingv1.ServiceLabelKey: "idle"}},
+		Spec: servingv1.RevisionSpec{TimeoutSeconds: ptr.To[int64](1), PodSpec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "user-container", Image: ref, Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}},
+		}}}},
 	}
-	pod.Spec.Containers = []corev1.Container{user, qp}
+	// The node offers its cores to the scheduler (2 here) and a queue-proxy requests 25m, so
+	// at most 80 revision pods fit; the benchmark clears the request to place 100.
+	cfg := config.NewConfig()
+	cfg.Deployment.QueueSidecarCPURequest = resource.Quantity{}
+	tmpl := resources.MakeDeployment(rev, cfg).Spec.Template
+	pod.Labels = tmpl.Labels
+	pod.Spec = tmpl.Spec
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 	return pod
 }
 
