@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -89,10 +90,15 @@ func TestServiceCreatesItsChildren(t *testing.T) {
 		}
 	})
 	t.Run("revision has its digest and labels", func(t *testing.T) {
-		rev := get(t, env, ns, "hello-00001", &servingv1.Revision{})
-		if len(rev.Status.ContainerStatuses) != 1 || !strings.Contains(rev.Status.ContainerStatuses[0].ImageDigest, "@sha256:") {
-			t.Errorf("containerStatuses = %+v, want one digest", rev.Status.ContainerStatuses)
-		}
+		// Digests are resolved in the background: wait for the revision to record one.
+		rev := &servingv1.Revision{}
+		waitFor(t, "the revision's image digest", 30*time.Second, func(ctx context.Context) (bool, error) {
+			if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hello-00001"}, rev); err != nil {
+				return false, err
+			}
+			cs := rev.Status.ContainerStatuses
+			return len(cs) == 1 && strings.Contains(cs[0].ImageDigest, "@sha256:"), fmt.Errorf("containerStatuses %+v", cs)
+		})
 		for k, v := range map[string]string{servingv1.ConfigurationLabelKey: "hello", servingv1.ServiceLabelKey: "hello", servingv1.ConfigurationGenerationLabelKey: "1"} {
 			if rev.Labels[k] != v {
 				t.Errorf("revision label %s = %q, want %q", k, rev.Labels[k], v)
