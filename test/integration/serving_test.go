@@ -107,7 +107,10 @@ func TestServiceCreatesItsChildren(t *testing.T) {
 	})
 	t.Run("deployment runs the digest with the runtime contract and a queue-proxy", func(t *testing.T) {
 		rev := get(t, env, ns, "hello-00001", &servingv1.Revision{})
-		d := get(t, env, ns, "hello-00001-deployment", &appsv1.Deployment{})
+		d := &appsv1.Deployment{}
+		waitFor(t, "the revision's Deployment", 30*time.Second, func(ctx context.Context) (bool, error) {
+			return exists(ctx, env, ns, "hello-00001-deployment", d)
+		})
 		cs := d.Spec.Template.Spec.Containers
 		if len(cs) != 2 || cs[1].Name != "queue-proxy" {
 			t.Fatalf("containers = %v, want user-container and queue-proxy", names(cs))
