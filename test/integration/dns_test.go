@@ -133,12 +133,11 @@ func TestPodsReachServicesByName(t *testing.T) {
 	if !strings.Contains(resolvConf.Body, "nameserver "+gw+"\n") || !strings.Contains(resolvConf.Body, "search "+ns+".svc.cluster.local") {
 		t.Errorf("the pod's resolv.conf does not name the cluster DNS and search path:\n%s", resolvConf.Body)
 	}
-	ask := func(v url.Values) url.Values { return v }
 	// get fetches u from the pod until it answers 200 with want in the body.
 	get := func(t *testing.T, u, want string) {
 		t.Helper()
 		waitFor(t, "GET "+u+" from the pod", 60*time.Second, func(ctx context.Context) (bool, error) {
-			r, err := inPod(ctx, api, "/fetch", ask(url.Values{"url": {u}}))
+			r, err := inPod(ctx, api, "/fetch", url.Values{"url": {u}})
 			if err != nil {
 				return false, err
 			}
@@ -153,7 +152,7 @@ func TestPodsReachServicesByName(t *testing.T) {
 		if hello.Status.Address == nil || hello.Status.Address.URL.String() != "http://hello."+ns+".svc.cluster.local" {
 			t.Fatalf("status.address = %+v", hello.Status.Address)
 		}
-		r, err := inPod(ctx, api, "/resolve", ask(url.Values{"name": {"hello." + ns + ".svc.cluster.local"}}))
+		r, err := inPod(ctx, api, "/resolve", url.Values{"name": {"hello." + ns + ".svc.cluster.local"}})
 		if err != nil || !slices.Equal(r.Addrs, []string{gw}) {
 			t.Errorf("hello resolves to %v (%v %s), want the gateway %s", r.Addrs, err, r.Error, gw)
 		}
@@ -177,7 +176,7 @@ func TestPodsReachServicesByName(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := inPod(ctx, api, "/resolve", ask(url.Values{"name": {"web." + ns + ".svc.cluster.local"}}))
+		r, err := inPod(ctx, api, "/resolve", url.Values{"name": {"web." + ns + ".svc.cluster.local"}})
 		if err != nil || !slices.Equal(r.Addrs, []string{web.Spec.ClusterIP}) {
 			t.Errorf("web resolves to %v (%v %s), want its ClusterIP %s", r.Addrs, err, r.Error, web.Spec.ClusterIP)
 		}
@@ -185,7 +184,7 @@ func TestPodsReachServicesByName(t *testing.T) {
 	})
 
 	t.Run("unknown names in the cluster do not exist", func(t *testing.T) {
-		r, err := inPod(ctx, api, "/resolve", ask(url.Values{"name": {"nope." + ns + ".svc.cluster.local"}}))
+		r, err := inPod(ctx, api, "/resolve", url.Values{"name": {"nope." + ns + ".svc.cluster.local"}})
 		if err != nil || r.Error == "" || !strings.Contains(r.Error, "no such host") {
 			t.Errorf("nope: %+v %v, want no such host", r, err)
 		}

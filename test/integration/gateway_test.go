@@ -44,6 +44,14 @@ func call(t *testing.T, env *testenv.Env, host string, header http.Header) (int,
 	return resp.StatusCode, string(body)
 }
 
+// imageService is helloService running the test image called image instead.
+func imageService(env *testenv.Env, t *testing.T, ns, name, image string) *servingv1.Service {
+	t.Helper()
+	svc := helloService(env, t, ns, name)
+	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, image)
+	return svc
+}
+
 // readyService creates svc and waits until it is Ready.
 func readyService(t *testing.T, env *testenv.Env, svc *servingv1.Service) *servingv1.Service {
 	t.Helper()
@@ -183,8 +191,7 @@ func TestConcurrencyOneNeverOverlaps(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
 	ns := newNamespace(t, env.Client)
-	svc := helloService(env, t, ns, "single")
-	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "singlethreaded")
+	svc := imageService(env, t, ns, "single", "singlethreaded")
 	svc.Spec.Template.Spec.ContainerConcurrency = ptr.To[int64](1)
 	svc = readyService(t, env, svc)
 	var wg sync.WaitGroup
@@ -212,8 +219,7 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
 	ns := newNamespace(t, env.Client)
-	svc := helloService(env, t, ns, "rt")
-	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "runtime")
+	svc := imageService(env, t, ns, "rt", "runtime")
 	svc = readyService(t, env, svc)
 	code, body := call(t, env, svc.Status.URL.Host, http.Header{"X-Custom": {"kept"}})
 	if code != http.StatusOK {
@@ -252,8 +258,7 @@ func TestRevisionTimeouts(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
 	ns := newNamespace(t, env.Client)
-	svc := helloService(env, t, ns, "slow")
-	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "timeout")
+	svc := imageService(env, t, ns, "slow", "timeout")
 	svc.Spec.Template.Spec.TimeoutSeconds = ptr.To[int64](10)
 	svc = readyService(t, env, svc)
 	host := svc.Status.URL.Host
@@ -301,8 +306,7 @@ func TestOverloadIsRefusedAndRecovers(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
 	ns := newNamespace(t, env.Client)
-	svc := helloService(env, t, ns, "busy")
-	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "autoscale")
+	svc := imageService(env, t, ns, "busy", "autoscale")
 	svc.Spec.Template.Spec.ContainerConcurrency = ptr.To[int64](1)
 	svc = readyService(t, env, svc)
 	host := svc.Status.URL.Host
@@ -363,8 +367,7 @@ func TestDeletingAPodUnderLoadLosesNothing(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
 	ns := newNamespace(t, env.Client)
-	svc := helloService(env, t, ns, "steady")
-	svc.Spec.Template.Spec.Containers[0].Image = env.Image(t, "autoscale")
+	svc := imageService(env, t, ns, "steady", "autoscale")
 	svc.Spec.Template.Annotations = map[string]string{
 		"autoscaling.knative.dev/min-scale": "2", "autoscaling.knative.dev/initial-scale": "2",
 	}
