@@ -231,6 +231,14 @@ func Config(dataDir string) (standalone.Config, error) {
 	// A shallow activator queue, so overload tests reach it quickly.
 	cfg.ActivatorQueueDepth = 200
 	// Tests keep off the default bridge and range, which a running gantry server may use.
+	// GANTRY_TEST_BRIDGE and GANTRY_TEST_POD_CIDR move them, so that two test runs on one
+	// machine (two packages, or two people) do not refuse each other.
 	cfg.Bridge, cfg.PodCIDR = "gantry-test0", "10.245.0.0/16"
+	if b := os.Getenv("GANTRY_TEST_BRIDGE"); b != "" {
+		cfg.Bridge = b
+	}
+	if c := os.Getenv("GANTRY_TEST_POD_CIDR"); c != "" {
+		cfg.PodCIDR = c
+	}
 	return cfg, nil
 }
