@@ -21,6 +21,7 @@ func newServerCommand() *cobra.Command {
 	all := standalone.DefaultConfig()
 	cfg := &all.ControlPlane
 	cfg.DataDir = dataDirFromEnv(cfg.DataDir)
+	var level logLevel
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the embedded Kubernetes control plane",
@@ -30,7 +31,7 @@ admission webhook, controllers), all in this process. The admin kubeconfig is
 written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServer(cmd.Context(), all)
+			return runServer(cmd.Context(), all, level.Level)
 		},
 	}
 	f := cmd.Flags()
@@ -56,11 +57,12 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.Bridge, "bridge", all.Bridge, "host bridge the pods join (a second server on one machine needs its own, and its own --pod-cidr)")
 	f.StringVar(&all.KubeProxy, "kube-proxy", all.KubeProxy, `run kube-proxy for ClusterIPs with the node: "auto" unless another gantry server on this host runs it (its rules are one per host), "on" (refuse to start otherwise), "off"`)
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
+	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
 	return cmd
 }
 
-func runServer(ctx context.Context, cfg standalone.Config) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+func runServer(ctx context.Context, cfg standalone.Config, level slog.Level) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -102,3 +104,15 @@ func runServer(ctx context.Context, cfg standalone.Config) error {
 	}
 	return runErr
 }
+
+// logLevel is a --log-level flag: slog's level names, case-insensitive.
+type logLevel struct{ slog.Level }
+
+func (l *logLevel) Set(s string) error {
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("%q is not a log level: want debug, info, warn or error", s)
+	}
+	return nil
+}
+
+func (l *logLevel) Type() string { return "level" }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/rest"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -42,6 +44,9 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		// with an event that names the field, as EKS on Fargate does.
 		"--allow-privileged=true",
 		"--profiling=false",
+		// Stop listening only once in-flight requests have drained; the listener then closes
+		// what is left at once (see closingListener).
+		"--shutdown-send-retry-after=true",
 		"--cert-dir=" + certs.Dir,
 	}
 	if cfg.AdvertiseAddress != "" {
@@ -91,6 +96,20 @@ func runAPIServer(ctx context.Context, args []string) error {
 	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		return fmt.Errorf("kube-apiserver feature gates: %w", err)
 	}
+	// The API server's own listener, so that stopping it closes what is left at once.
+	ss := s.SecureServing.SecureServingOptions
+	ln, _, err := genericoptions.CreateListener(ss.BindNetwork,
+		net.JoinHostPort(ss.BindAddress.String(), strconv.Itoa(ss.BindPort)), net.ListenConfig{})
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	s.SecureServing.Listener = newClosingListener(ln)
+	running := false
+	defer func() {
+		if !running {
+			_ = ln.Close()
+		}
+	}()
 	// The API server's loopback clients would log warnings about their own requests.
 	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 	completed, err := s.Complete(ctx)
@@ -100,5 +119,6 @@ func runAPIServer(ctx context.Context, args []string) error {
 	if errs := completed.Validate(); len(errs) != 0 {
 		return fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
+	running = true
 	return apiserverapp.Run(ctx, completed)
 }
