@@ -12,7 +12,10 @@ type Autoscaler struct {
 	// ContainerConcurrencyTargetFraction is container-concurrency-target-percentage / 100.
 	ContainerConcurrencyTargetFraction float64
 	ContainerConcurrencyTargetDefault  float64
-	RPSTargetDefault                   float64
+	// TargetUtilization is the utilisation aimed at for the rps metric. Knative has no key
+	// for it either: a revision changes it with target-utilization-percentage.
+	TargetUtilization float64
+	RPSTargetDefault  float64
 	// TargetBurstCapacity: -1 keeps the activator always in the path, 0 only at zero.
 	TargetBurstCapacity      float64
 	ActivatorCapacity        float64
@@ -41,6 +44,7 @@ func NewAutoscaler() *Autoscaler {
 		EnableScaleToZero:                  true,
 		ContainerConcurrencyTargetFraction: 0.7,
 		ContainerConcurrencyTargetDefault:  100,
+		TargetUtilization:                  0.7,
 		RPSTargetDefault:                   200,
 		TargetBurstCapacity:                211,
 		ActivatorCapacity:                  100,
@@ -71,6 +75,10 @@ func NewAutoscalerFromMap(data map[string]string) (*Autoscaler, error) {
 	pct := a.ContainerConcurrencyTargetFraction * 100
 	p.float("container-concurrency-target-percentage", &pct)
 	a.ContainerConcurrencyTargetFraction = pct / 100
+	if pct > 0 && pct <= 1 {
+		// As in Knative, a value in (0, 1] is an older manifest's fraction, not a percentage.
+		a.ContainerConcurrencyTargetFraction = pct
+	}
 	p.float("container-concurrency-target-default", &a.ContainerConcurrencyTargetDefault)
 	p.float("requests-per-second-target-default", &a.RPSTargetDefault)
 	p.float("target-burst-capacity", &a.TargetBurstCapacity)

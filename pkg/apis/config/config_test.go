@@ -102,3 +102,30 @@ func TestContext(t *testing.T) {
 		t.Error("carried defaults must be returned, missing features filled")
 	}
 }
+
+func TestAutoscalerTargetPercentage(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    float64
+		wantErr bool
+	}{
+		{in: "70", want: 0.7},
+		{in: "100", want: 1},
+		{in: "0.5", want: 0.5}, // an older manifest's fraction, as Knative reads it
+		{in: "1", want: 1},
+		{in: "0", wantErr: true},
+		{in: "-5", wantErr: true},
+		{in: "101", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			a, err := NewAutoscalerFromMap(map[string]string{"container-concurrency-target-percentage": tc.in})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err == nil && a.ContainerConcurrencyTargetFraction != tc.want {
+				t.Errorf("fraction = %v, want %v", a.ContainerConcurrencyTargetFraction, tc.want)
+			}
+		})
+	}
+}
