@@ -49,6 +49,8 @@ type ContainerSpec struct {
 	UID, GID uint32
 	// Mounts are host files or directories bound into the container.
 	Mounts []Mount
+	// Security is what the process may do: capabilities, root filesystem, seccomp.
+	Security Security
 	// CPUMillis and MemoryBytes are the container's own limits; 0 means none (the pod's
 	// limits still apply).
 	CPUMillis, MemoryBytes int64
@@ -62,6 +64,10 @@ type Mount struct {
 	Destination string
 	// ReadOnly mounts it read-only.
 	ReadOnly bool
+	// SubPath, when set, mounts the file or directory at this relative path inside Source
+	// instead, resolved without leaving Source (see stageSubPaths): Source is a volume the
+	// container may have written symbolic links into.
+	SubPath string
 }
 
 // ContainerStatus is what a container is doing, or how it ended.
@@ -143,6 +149,9 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 	if err := unmount(filepath.Join(dir, "rootfs")); err != nil {
 		return err
 	}
+	if err := unstageSubPaths(dir); err != nil {
+		return err
+	}
 	// A fresh writable layer for every run, as Kubernetes gives a restarted container.
 	for _, d := range []string{"upper", "work", "exit", "exit.tmp", "pid", "status.json", "state.json"} {
 		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
@@ -155,6 +164,9 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 		}
 	}
 	if err := mountRootfs(dir, c.Layers); err != nil {
+		return err
+	}
+	if c.Mounts, err = stageSubPaths(dir, c.Mounts); err != nil {
 		return err
 	}
 	spec := buildSpec(specInput{
@@ -479,6 +491,9 @@ func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name strin
 	}
 	// runc delete removes the container's cgroup; one left by a runc that died is removed here.
 	if err := m.cgroups.remove(m.cgroupPath(sandboxID, name)); err != nil {
+		return err
+	}
+	if err := unstageSubPaths(dir); err != nil {
 		return err
 	}
 	return unmount(filepath.Join(dir, "rootfs"))

@@ -24,8 +24,8 @@ var (
 	netSeq    atomic.Int32
 )
 
-// testLayer builds the test programs (hello, runtime, autoscale from test/images and the
-// probe from testdata) as static binaries into one image layer directory, once per run.
+// testLayer builds the test programs (hello, runtime, autoscale and probe-sec from
+// test/images and the probe from testdata) as static binaries into one image layer directory, once per run.
 func testLayer(t *testing.T) string {
 	t.Helper()
 	layerOnce.Do(func() {
@@ -38,7 +38,8 @@ func testLayer(t *testing.T) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dir+"/",
-			"./testdata/probe", "../../test/images/hello", "../../test/images/runtime", "../../test/images/autoscale")
+			"./testdata/probe", "../../test/images/hello", "../../test/images/runtime", "../../test/images/autoscale",
+			"../../test/images/probe-sec")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			layerErr = fmt.Errorf("go build: %w: %s", err, out)

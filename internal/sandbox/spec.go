@@ -2,16 +2,45 @@ package sandbox
 
 import (
 	"path/filepath"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
-// defaultCapabilities is Docker's default set: what a non-privileged container keeps.
-var defaultCapabilities = []string{
+// DefaultCapabilities is the set a container keeps unless its Security says otherwise:
+// containerd's default (and Docker's), what Kubernetes' RuntimeDefault means.
+var DefaultCapabilities = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
 	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
 	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// Security is what a container's process may do besides its user: the node resolves it from
+// the pod's and the container's security contexts. The zero value is the default: the
+// default capabilities, a writable root, the default seccomp profile. The process always
+// runs with no_new_privs (setuid binaries and file capabilities grant nothing).
+type Security struct {
+	// Capabilities the process holds (bounding, permitted and effective sets, with names
+	// such as "CAP_NET_RAW"); nil means DefaultCapabilities and an empty slice none. A
+	// process that does not run as uid 0 keeps them in its bounding set only, as in
+	// Kubernetes.
+	Capabilities []string
+	// ReadOnlyRoot mounts the container's root filesystem read-only (its volumes keep their
+	// own mode).
+	ReadOnlyRoot bool
+	// Unconfined runs the process with no seccomp filter; the node allows it only when the
+	// pod asks and the server permits it.
+	Unconfined bool
+	// SupplementaryGIDs are the process's additional groups.
+	SupplementaryGIDs []uint32
+}
+
+// capabilities is the set s gives the process.
+func (s Security) capabilities() []string {
+	if s.Capabilities == nil {
+		return slices.Clone(DefaultCapabilities)
+	}
+	return slices.Clone(s.Capabilities)
 }
 
 // maskedPaths are hidden from containers (an empty file or tmpfs mounted over them).
@@ -24,45 +53,6 @@ var maskedPaths = []string{
 // readonlyPaths are mounted read-only in containers.
 var readonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-}
-
-// deniedSyscalls fail with EPERM under the default seccomp profile. It is a deny-list, not
-// Docker's allow-list: everything else is allowed, and these are the calls a container
-// without CAP_SYS_ADMIN has no business making, which have been the way out of containers
-// or into the kernel: loading kernels and modules, (un)mounting and changing namespaces,
-// keyrings, BPF and perf, raw I/O ports, the clock, swap, reboot, quotas, accounting, file
-// handles (open_by_handle_at escapes bind mounts), userfaultfd and the obsolete uselib/
-// nfsservctl. Most would fail anyway for want of a capability; the filter keeps a kernel bug
-// in one of them from mattering.
-var deniedSyscalls = []string{
-	"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
-	"delete_module", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-	"get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-	"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount",
-	"mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
-	"open_by_handle_at", "open_tree", "perf_event_open", "pivot_root", "query_module",
-	"quotactl", "reboot", "request_key", "set_mempolicy", "setns", "settimeofday",
-	"stime", "swapoff", "swapon", "sysfs", "_sysctl", "umount", "umount2", "unshare",
-	"uselib", "userfaultfd", "ustat", "vm86", "vm86old",
-}
-
-// seccompProfile is the default profile: allow, except deniedSyscalls (EPERM), clone with
-// CLONE_NEWUSER (EPERM: no new user namespaces), and clone3 (ENOSYS, whose flags sit in
-// memory a filter cannot read: libc then falls back to clone, which the filter can check).
-func seccompProfile() *specs.LinuxSeccomp {
-	eperm, enosys := uint(unix.EPERM), uint(unix.ENOSYS)
-	return &specs.LinuxSeccomp{
-		DefaultAction: specs.ActAllow,
-		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64, specs.ArchARM},
-		Syscalls: []specs.LinuxSyscall{
-			{Names: deniedSyscalls, Action: specs.ActErrno, ErrnoRet: &eperm},
-			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
-			{
-				Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
-				Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.CLONE_NEWUSER, ValueTwo: unix.CLONE_NEWUSER, Op: specs.OpMaskedEqual}},
-			},
-		},
-	}
 }
 
 // specInput is what buildSpec needs; paths are absolute.
@@ -78,7 +68,8 @@ type specInput struct {
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // buildSpec is the OCI runtime spec of one container: not privileged, no new privileges,
-// Docker's default capabilities, the default seccomp profile, masked and read-only /proc
+// the capabilities, root filesystem mode and seccomp profile of its Security (by default
+// containerd's capabilities and the default seccomp profile), masked and read-only /proc
 // paths, the pod's network, IPC and UTS namespaces with its own PID and mount namespaces, the
 // pod's /dev/shm and /etc files, and cgroup limits under the pod's cgroup.
 func buildSpec(in specInput) *specs.Spec {
@@ -97,12 +88,12 @@ func buildSpec(in specInput) *specs.Spec {
 	if cwd == "" {
 		cwd = "/"
 	}
-	caps := append([]string(nil), defaultCapabilities...)
+	caps := c.Security.capabilities()
 	pids := int64(DefaultPidsLimit)
 	s := &specs.Spec{
 		Version: "1.0.2",
 		Process: &specs.Process{
-			User: specs.User{UID: c.UID, GID: c.GID},
+			User: specs.User{UID: c.UID, GID: c.GID, AdditionalGids: slices.Clone(c.Security.SupplementaryGIDs)},
 			Args: c.Args,
 			Env:  env,
 			Cwd:  cwd,
@@ -111,7 +102,7 @@ func buildSpec(in specInput) *specs.Spec {
 			},
 			NoNewPrivileges: true,
 		},
-		Root: &specs.Root{Path: "rootfs"},
+		Root: &specs.Root{Path: "rootfs", Readonly: c.Security.ReadOnlyRoot},
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -139,7 +130,6 @@ func buildSpec(in specInput) *specs.Spec {
 			},
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
-			Seccomp:       seccompProfile(),
 		},
 	}
 	for _, mt := range c.Mounts {
@@ -148,6 +138,9 @@ func buildSpec(in specInput) *specs.Spec {
 			opts = append(opts, "ro")
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: mt.Destination, Type: "bind", Source: mt.Source, Options: opts})
+	}
+	if !c.Security.Unconfined {
+		s.Linux.Seccomp = defaultSeccomp(caps)
 	}
 	if c.MemoryBytes > 0 {
 		limit := c.MemoryBytes
