@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
 
@@ -20,8 +21,9 @@ func newCleanupCommand() *cobra.Command {
 		Short: "Remove every sandbox a stopped gantry server left running",
 		Long: `A stopped gantry server leaves its pods' sandboxes running, so the next start
 re-adopts them. "gantry cleanup" stops and removes them all — containers,
-network namespaces, addresses, cgroups, mounts — for a server that is not
-running. Objects in the API are not touched: a later start recreates the pods.`,
+network namespaces, addresses, cgroups, mounts — and the bridge's pod isolation
+rules (nftables tables gantry-pods-<bridge>), for a server that is not running.
+Objects in the API are not touched: a later start recreates the pods.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
@@ -53,5 +55,10 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 	if err != nil {
 		return err
 	}
+	// The rules go with the last pod they kept apart.
+	if err := podnet.RemoveRules(ctx, net.Bridge); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "removed the pod isolation rules of bridge %s\n", net.Bridge)
 	return nil
 }

@@ -276,7 +276,13 @@ func (n *Node) serveKubeletAPI() (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
-	addr := net.JoinHostPort("", strconv.Itoa(n.opts.Info.KubeletPort))
+	// The API server reaches the node at its InternalIP; no other interface (the pods'
+	// bridge among them) serves the kubelet API.
+	host := ""
+	if ip := n.opts.Info.InternalIP; ip != nil {
+		host = ip.String()
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(n.opts.Info.KubeletPort))
 	ln, err := tls.Listen("tcp", addr, &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,

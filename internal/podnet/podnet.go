@@ -3,11 +3,14 @@
 // that the servers pods call (the cluster DNS, the gateway's listener for pods) can bind that
 // address when gantry server starts rather than after the first pod; and bridged traffic
 // passed through netfilter, so that the address translation of a Service is undone on the way
-// back between two pods of one bridge.
+// back between two pods of one bridge; and the nftables rules that keep pods to what they may
+// reach (rules.go): the gateway's ports on the host, each other, Services and the internet,
+// not the host's other ports, the link-local range or the host's LAN.
 //
 // The bridge is made exactly as the CNI bridge plugin (isGateway, host-local IPAM) would make
 // it, so the plugin adopts it: the same name, the first address of the pod range with the
-// range's prefix length. It is left in place on stop: the pods outlive gantry server.
+// range's prefix length. It is left in place on stop, and so are the rules: the pods outlive
+// gantry server.
 package podnet
 
 import (
@@ -66,6 +69,17 @@ type Options struct {
 	Bridge string
 	// PodCIDR is the pods' address range.
 	PodCIDR string
+	// ServiceCIDR is the ClusterIP range: pods reach it, and the API server through its
+	// first address (the "kubernetes" Service).
+	ServiceCIDR string
+	// GatewayPorts are the ports of the gateway address pods may reach (the cluster DNS and
+	// the gateway for Routes); no other port of the host is open to them.
+	GatewayPorts []Port
+	// APIServerPort is the API server's port, open to pods that call the "kubernetes"
+	// Service; 0 keeps it closed.
+	APIServerPort int
+	// EgressPrivate opens the host's private ranges (its LAN) to pods.
+	EgressPrivate bool
 	// LockDir holds the bridges' locks: one gantry server per bridge. Default
 	// DefaultLockDir.
 	LockDir string
@@ -97,6 +111,10 @@ func New(opts Options) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The rules are checked now, written at Start.
+	if _, err := Ruleset(opts.policy()); err != nil {
+		return nil, err
+	}
 	_, n, _ := net.ParseCIDR(opts.PodCIDR)
 	return &Network{
 		opts:    opts,
@@ -106,6 +124,11 @@ func New(opts Options) (*Network, error) {
 	}, nil
 }
 
+func (o Options) policy() Policy {
+	return Policy{Bridge: o.Bridge, PodCIDR: o.PodCIDR, ServiceCIDR: o.ServiceCIDR, GatewayPorts: o.GatewayPorts,
+		APIServerPort: o.APIServerPort, EgressPrivate: o.EgressPrivate}
+}
+
 // Gateway is the pods' gateway address on the bridge.
 func (n *Network) Gateway() net.IP { return n.gateway.IP }
 
@@ -113,8 +136,10 @@ func (n *Network) Gateway() net.IP { return n.gateway.IP }
 func (n *Network) Ready() <-chan struct{} { return n.ready }
 
 // Start takes the bridge's host lock, makes the bridge when it is not there, with the gateway
-// address, brings it up, turns on netfilter for bridged traffic when it can, then waits for
-// ctx to end and releases the lock. The bridge stays after the stop.
+// address, brings it up, turns on netfilter for bridged traffic when it can, writes the pods'
+// isolation rules (replacing an earlier start's), then waits for ctx to end and releases the
+// lock. The bridge and the rules stay after the stop, for the pods that keep running;
+// `gantry cleanup` removes the rules.
 //
 // Two servers on one bridge would hand out the same pod addresses (each has its own address
 // allocations) and fight over the gateway's ports, so the second is refused.
@@ -130,6 +155,9 @@ func (n *Network) Start(ctx context.Context) error {
 	if err := EnableBridgeNetfilter(); err != nil {
 		// kube-proxy then masquerades all Service traffic, which needs no bridge netfilter.
 		n.log.Warn("bridged traffic does not pass netfilter; Service traffic will be masqueraded", "err", err)
+	}
+	if err := ApplyRules(ctx, n.opts.policy()); err != nil {
+		return err
 	}
 	close(n.ready)
 	<-ctx.Done()

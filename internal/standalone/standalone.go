@@ -53,6 +53,14 @@ const (
 	KubeProxyOff = "off"
 )
 
+// Values of --pod-egress-private.
+const (
+	// PodEgressDeny keeps the host's private ranges (its LAN) closed to pods.
+	PodEgressDeny = "deny"
+	// PodEgressAllow opens them.
+	PodEgressAllow = "allow"
+)
+
 // Config is the whole server's configuration.
 type Config struct {
 	ControlPlane controlplane.Config
@@ -80,6 +88,9 @@ type Config struct {
 	// Bridge is the host bridge the pods join; servers on one machine need their own
 	// bridge and pod range.
 	Bridge string
+	// PodEgressPrivate says whether pods reach the private ranges of the host's network:
+	// PodEgressDeny or PodEgressAllow.
+	PodEgressPrivate string
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
@@ -106,6 +117,7 @@ func DefaultConfig() Config {
 		PodCIDR:             sandbox.DefaultPodCIDR,
 		Bridge:              sandbox.DefaultBridge,
 		KubeProxy:           KubeProxyAuto,
+		PodEgressPrivate:    PodEgressDeny,
 	}
 }
 
@@ -135,6 +147,11 @@ func (c Config) Validate() error {
 		case KubeProxyAuto, KubeProxyOn, KubeProxyOff:
 		default:
 			errs = append(errs, fmt.Errorf("--kube-proxy: %q is not one of %s, %s, %s", c.KubeProxy, KubeProxyAuto, KubeProxyOn, KubeProxyOff))
+		}
+		switch c.PodEgressPrivate {
+		case PodEgressDeny, PodEgressAllow:
+		default:
+			errs = append(errs, fmt.Errorf("--pod-egress-private: %q is not one of %s, %s", c.PodEgressPrivate, PodEgressDeny, PodEgressAllow))
 		}
 	}
 	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
@@ -189,7 +206,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		{Flag: "--http-port", Addr: httpAddr(cfg)},
 	}
 	if cfg.Node {
-		listeners = append(listeners, controlplane.Listener{Flag: "--kubelet-port", Addr: net.JoinHostPort("", strconv.Itoa(cfg.KubeletPort))})
+		listeners = append(listeners, controlplane.Listener{Flag: "--kubelet-port", Addr: kubeletAddr(cfg)})
 	}
 	if err := controlplane.CheckListeners(listeners...); err != nil {
 		return nil, err
@@ -215,8 +232,18 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.Node {
 		// The pods' network comes before the serving stack: the gateway's listener for pods
 		// and the DNS server bind the pods' gateway address on the bridge.
-		if s.PodNetwork, err = podnet.New(podnet.Options{Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, Logger: cfg.Logger}); err != nil {
-			return nil, fmt.Errorf("--pod-cidr, --bridge: %w", err)
+		s.PodNetwork, err = podnet.New(podnet.Options{
+			Bridge:      cfg.Bridge,
+			PodCIDR:     cfg.PodCIDR,
+			ServiceCIDR: cfg.ControlPlane.ServiceCIDR,
+			// The cluster DNS and the gateway's listener for pods.
+			GatewayPorts:  []podnet.Port{{Proto: "udp", Port: 53}, {Proto: "tcp", Port: 53}, {Proto: "tcp", Port: PodHTTPPort}},
+			APIServerPort: cfg.ControlPlane.HTTPSPort,
+			EgressPrivate: cfg.PodEgressPrivate == PodEgressAllow,
+			Logger:        cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr: %w", err)
 		}
 		s.group.Add("pod network", s.PodNetwork)
 		gw := s.PodNetwork.Gateway()
@@ -315,6 +342,12 @@ func (s *Server) Err() error { return s.group.Err() }
 // and kube-proxy's rules; the next start re-adopts them.
 func (s *Server) Stop(ctx context.Context) error {
 	return s.group.Stop(ctx)
+}
+
+// kubeletAddr is where the node's kubelet API listens: the node's InternalIP, the address
+// the API server reaches it at.
+func kubeletAddr(cfg Config) string {
+	return net.JoinHostPort(nodeIP(cfg.ControlPlane.AdvertiseAddress).String(), strconv.Itoa(cfg.KubeletPort))
 }
 
 // httpAddr is the gateway's address for Routes.
