@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 )
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -14,24 +12,12 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 // at is t0 plus secs seconds.
 func at(secs float64) time.Time { return t0.Add(time.Duration(secs * float64(time.Second))) }
 
-// base is a revision with target 10 per pod, total 10, no burst capacity to keep (so the
-// activator is in the path only at zero), and Knative's other defaults.
+// base is a revision with target 10 per pod, total 10, and no burst capacity to keep (so the
+// activator is in the path only at zero); the rest is Knative's defaults.
 func base() Settings {
-	return Settings{
-		Metric:                 autoscaling.Concurrency,
-		Target:                 10,
-		Total:                  10,
-		ActivatorCapacity:      100,
-		PanicThreshold:         2,
-		StableWindow:           60 * time.Second,
-		PanicWindow:            6 * time.Second,
-		MaxScaleUpRate:         1000,
-		MaxScaleDownRate:       2,
-		InitialScale:           1,
-		ActivationScale:        1,
-		EnableScaleToZero:      true,
-		ScaleToZeroGracePeriod: 30 * time.Second,
-	}
+	s := shipped()
+	s.Target, s.Total, s.TargetBurstCapacity = 10, 10, 0
+	return s
 }
 
 // load is a reachable, initialised revision with ready pods and both window averages.
