@@ -56,6 +56,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.PodCIDR, "pod-cidr", all.PodCIDR, "range of pod IP addresses on the pods' bridge")
 	f.StringVar(&all.Bridge, "bridge", all.Bridge, "host bridge the pods join (a second server on one machine needs its own, and its own --pod-cidr)")
 	f.StringVar(&all.PodEgressPrivate, "pod-egress-private", all.PodEgressPrivate, `whether pods reach the private ranges of the host's network (10/8, 172.16/12, 192.168/16: its LAN): "deny" or "allow"; the link-local range (cloud metadata) stays closed`)
+	f.BoolVar(&all.AllowUnconfinedSeccomp, "allow-unconfined-seccomp", all.AllowUnconfinedSeccomp, "let pods whose seccompProfile is Unconfined run without a seccomp filter (refused by default)")
 	f.StringVar(&all.KubeProxy, "kube-proxy", all.KubeProxy, `run kube-proxy for ClusterIPs with the node: "auto" unless another gantry server on this host runs it (its rules are one per host), "on" (refuse to start otherwise), "off"`)
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")

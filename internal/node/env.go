@@ -209,11 +209,7 @@ func Expand(s string, vars map[string]string) string {
 // image's entrypoint (and drops its cmd), args replace the cmd; $(VAR) references expand
 // against the container's environment.
 func Argv(c *corev1.Container, entrypoint, cmd, env []string) []string {
-	vars := map[string]string{}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
+	vars := envMap(env)
 	var argv []string
 	switch {
 	case len(c.Command) > 0:
@@ -224,6 +220,16 @@ func Argv(c *corev1.Container, entrypoint, cmd, env []string) []string {
 		argv = append(append([]string{}, entrypoint...), cmd...)
 	}
 	return argv
+}
+
+// envMap is an environment of KEY=VALUE entries by key; a later entry wins.
+func envMap(env []string) map[string]string {
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return vars
 }
 
 func expandAll(in []string, vars map[string]string) []string {

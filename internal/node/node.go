@@ -50,6 +50,9 @@ type Options struct {
 	// ClusterDNS is the cluster DNS server pods resolve names with (dnsPolicy ClusterFirst);
 	// nil leaves pods the host's resolvers.
 	ClusterDNS net.IP
+	// AllowUnconfinedSeccomp lets a pod whose seccompProfile is Unconfined run without a
+	// seccomp filter; when false such a pod's containers are refused.
+	AllowUnconfinedSeccomp bool
 }
 
 // Node is a running serverless node.

@@ -1,9 +1,7 @@
 package node
 
 import (
-	"path/filepath"
-	"strconv"
-	"strings"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -67,53 +65,72 @@ type specInput struct {
 	emptyLayer string
 	// exe is the gantry binary, bound into the queue-proxy's container.
 	exe string
+	// allowUnconfined lets a pod run without a seccomp filter when it asks
+	// (Options.AllowUnconfinedSeccomp).
+	allowUnconfined bool
 }
 
 // containerSpec resolves container c of pod into what the sandbox runs: image layers, argv,
-// environment, user, mounts and limits. The queue-proxy (contract.IsSidecar) is the gantry
-// binary itself, bound into an empty root and run as contract.UID. An error is a
-// CreateContainerConfigError (an environment source that is missing).
+// environment, user, mounts, security and limits. The queue-proxy (contract.IsSidecar) is the
+// gantry binary itself, bound into an empty root and run as contract.UID. The user is the
+// image's USER, resolved in the image's /etc/passwd and /etc/group, unless runAsUser and
+// runAsGroup say otherwise. An error is a CreateContainerConfigError: an environment source
+// that is missing, a user the image does not define, a runAsNonRoot container that would run
+// as root, a security setting the node refuses.
 func containerSpec(pod *corev1.Pod, c *corev1.Container, in specInput) (sandbox.ContainerSpec, error) {
 	var entrypoint, cmd, imageEnv, layers []string
 	var mounts []sandbox.Mount
-	uid, gid := uint32(0), uint32(0)
+	var user imageUser
 	workdir := c.WorkingDir
 	if contract.IsSidecar(c) {
 		layers = []string{in.emptyLayer}
 		entrypoint = []string{contract.BinaryPath}
 		mounts = append(mounts, sandbox.Mount{Source: in.exe, Destination: contract.BinaryPath, ReadOnly: true})
-		uid, gid = contract.UID, contract.UID
+		user = imageUser{UID: contract.UID, GID: contract.UID}
 	} else if in.img != nil {
 		layers, entrypoint, cmd, imageEnv = in.img.Layers, in.img.Config.Entrypoint, in.img.Config.Cmd, in.img.Config.Env
 		if workdir == "" {
 			workdir = in.img.Config.WorkingDir
 		}
-		uid, gid = parseUser(in.img.Config.User)
+		db, err := readUserDB(layers)
+		if err != nil {
+			return sandbox.ContainerSpec{}, err
+		}
+		if user, err = resolveUser(in.img.Config.User, db); err != nil {
+			return sandbox.ContainerSpec{}, err
+		}
 	}
+	uid, gid := user.UID, user.GID
+	explicitUID := false
 	for _, sc := range []*corev1.SecurityContext{podSecurity(pod), c.SecurityContext} {
 		if sc == nil {
 			continue
 		}
 		if sc.RunAsUser != nil {
-			uid = uint32(*sc.RunAsUser)
+			uid, explicitUID = uint32(*sc.RunAsUser), true
 		}
 		if sc.RunAsGroup != nil {
 			gid = uint32(*sc.RunAsGroup)
 		}
 	}
+	if err := checkNonRoot(pod, c, uid, explicitUID); err != nil {
+		return sandbox.ContainerSpec{}, err
+	}
+	groups := user.Groups
+	if uid != user.UID {
+		groups = nil // the image's groups belong to its user, not to the one runAsUser names
+	}
+	sec, err := containerSecurity(pod, c, groups, in.allowUnconfined)
+	if err != nil {
+		return sandbox.ContainerSpec{}, err
+	}
 	env, err := Env(pod, c, imageEnv, in.sources)
 	if err != nil {
 		return sandbox.ContainerSpec{}, err
 	}
-	for _, vm := range c.VolumeMounts {
-		src, ok := in.volumes[vm.Name]
-		if !ok {
-			continue
-		}
-		if vm.SubPath != "" {
-			src = filepath.Join(src, filepath.Clean("/"+vm.SubPath))
-		}
-		mounts = append(mounts, sandbox.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly})
+	vmounts, err := volumeMounts(pod, c, in.volumes, env)
+	if err != nil {
+		return sandbox.ContainerSpec{}, err
 	}
 	return sandbox.ContainerSpec{
 		Name:        c.Name,
@@ -123,10 +140,54 @@ func containerSpec(pod *corev1.Pod, c *corev1.Container, in specInput) (sandbox.
 		WorkingDir:  workdir,
 		UID:         uid,
 		GID:         gid,
-		Mounts:      mounts,
+		Mounts:      append(mounts, vmounts...),
+		Security:    sec,
 		CPUMillis:   c.Resources.Limits.Cpu().MilliValue(),
 		MemoryBytes: c.Resources.Limits.Memory().Value(),
 	}, nil
+}
+
+// volumeMounts are container c's volume mounts. A subPath (or a subPathExpr, expanded against
+// the container's environment) is handed to the sandbox as it is written, never joined onto
+// the volume's path here: the sandbox resolves it inside the volume, where a container may have
+// planted symbolic links. Volumes the node writes (configMap, secret, downwardAPI, projected)
+// are mounted read-only, as the kubelet mounts them, so no container can change what the node
+// writes there later.
+func volumeMounts(pod *corev1.Pod, c *corev1.Container, volumes map[string]string, env []string) ([]sandbox.Mount, error) {
+	var vars map[string]string
+	var out []sandbox.Mount
+	for i, vm := range c.VolumeMounts {
+		src, ok := volumes[vm.Name]
+		if !ok {
+			continue
+		}
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			if vars == nil {
+				vars = envMap(env)
+			}
+			sub = Expand(vm.SubPathExpr, vars)
+		}
+		if vm.SubPath != "" || vm.SubPathExpr != "" {
+			clean, err := sandbox.CleanSubPath(sub)
+			if err != nil {
+				return nil, fmt.Errorf("%s.volumeMounts[%d]: %w", containerPath(pod, c.Name), i, err)
+			}
+			sub = clean
+		}
+		out = append(out, sandbox.Mount{Source: src, SubPath: sub, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || nodeWritten(pod, vm.Name)})
+	}
+	return out, nil
+}
+
+// nodeWritten reports whether the pod's volume called name holds files the node writes.
+func nodeWritten(pod *corev1.Pod, name string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == name {
+			return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		}
+	}
+	return false
 }
 
 // podSecurity is the user and group the pod's security context sets for all its containers.
@@ -136,18 +197,4 @@ func podSecurity(pod *corev1.Pod) *corev1.SecurityContext {
 		return nil
 	}
 	return &corev1.SecurityContext{RunAsUser: sc.RunAsUser, RunAsGroup: sc.RunAsGroup}
-}
-
-// parseUser reads an image's numeric "uid[:gid]"; names resolve to root.
-func parseUser(u string) (uint32, uint32) {
-	us, gs, _ := strings.Cut(u, ":")
-	uid, err := strconv.ParseUint(us, 10, 32)
-	if err != nil {
-		return 0, 0
-	}
-	gid, err := strconv.ParseUint(gs, 10, 32)
-	if err != nil {
-		gid = uid
-	}
-	return uint32(uid), uint32(gid)
 }

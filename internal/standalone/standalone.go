@@ -91,6 +91,9 @@ type Config struct {
 	// PodEgressPrivate says whether pods reach the private ranges of the host's network:
 	// PodEgressDeny or PodEgressAllow.
 	PodEgressPrivate string
+	// AllowUnconfinedSeccomp lets pods that ask for seccompProfile Unconfined run without a
+	// seccomp filter; by default they are refused.
+	AllowUnconfinedSeccomp bool
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
@@ -387,6 +390,8 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		ClientCAFile:    certs.CACert(),
 		ClusterDNS:      s.PodNetwork.Gateway(),
 		Logger:          cfg.Logger,
+
+		AllowUnconfinedSeccomp: cfg.AllowUnconfinedSeccomp,
 	})
 	return err
 }
