@@ -1,5 +1,6 @@
-// Command startup measures how long gantry server takes to serve a ready API, cold (empty data
-// dir) and warm (a restart on the same data dir), and how much memory an idle server holds. In
+// Command startup measures how long gantry server takes to serve a ready API and to have every
+// part up (its ready line), cold (empty data dir) and warm (a restart on the same data dir), how
+// long it takes to stop, and how much memory an idle server holds. In
 // the same run it measures the baseline: a plain etcd and kube-apiserver pair, built from the
 // same module versions, started side by side as two processes.
 //
@@ -27,18 +28,22 @@ import (
 	"github.com/gantry-run/gantry/internal/freeport"
 )
 
+// readyLine is what gantry server logs once every part is up.
+const readyLine = `msg="API server ready"`
+
 func main() {
 	gantry := flag.String("gantry", "bin/gantry", "gantry binary to measure")
 	runs := flag.Int("runs", 5, "starts of each kind")
 	idle := flag.Duration("idle", 30*time.Second, "how long a server idles before its memory is read")
+	settle := flag.Duration("settle", 10*time.Second, "how long a warm server runs before it is stopped (the last run idles -idle instead)")
 	flag.Parse()
-	if err := run(*gantry, *runs, *idle); err != nil {
+	if err := run(*gantry, *runs, *idle, *settle); err != nil {
 		fmt.Fprintf(os.Stderr, "startup: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(gantry string, runs int, idle time.Duration) error {
+func run(gantry string, runs int, idle, settle time.Duration) error {
 	work, err := os.MkdirTemp("", "gantry-bench-startup-")
 	if err != nil {
 		return err
@@ -52,7 +57,7 @@ func run(gantry string, runs int, idle time.Duration) error {
 		}
 	}
 
-	var cold, warm, stop, base []time.Duration
+	var cold, warm, coldAll, warmAll, stop, stopSettled, base []time.Duration
 	var gantryRSS, baseRSS int64
 	for i := range runs {
 		fmt.Fprintf(os.Stderr, "run %d/%d\n", i+1, runs)
@@ -65,29 +70,33 @@ func run(gantry string, runs int, idle time.Duration) error {
 			fmt.Sprintf("--etcd-client-port=%d", ports[1]), fmt.Sprintf("--etcd-peer-port=%d", ports[2])}
 		readyz := fmt.Sprintf("https://127.0.0.1:%d/readyz", ports[0])
 
-		p, d, err := startAndWait(readyz, gantry, args...)
+		p, d, all, err := start(readyz, readyLine, gantry, args...)
 		if err != nil {
 			return fmt.Errorf("gantry cold start: %w", err)
 		}
-		cold = append(cold, d)
+		cold, coldAll = append(cold, d), append(coldAll, all)
 		s, err := stopProcess(p)
 		if err != nil {
 			return err
 		}
 		stop = append(stop, s)
 
-		p, d, err = startAndWait(readyz, gantry, args...)
+		p, d, all, err = start(readyz, readyLine, gantry, args...)
 		if err != nil {
 			return fmt.Errorf("gantry warm start: %w", err)
 		}
-		warm = append(warm, d)
+		warm, warmAll = append(warm, d), append(warmAll, all)
 		if i == runs-1 {
 			time.Sleep(idle)
 			gantryRSS = rss(p.Process.Pid)
+		} else {
+			time.Sleep(settle)
 		}
-		if _, err := stopProcess(p); err != nil {
+		s, err = stopProcess(p)
+		if err != nil {
 			return err
 		}
+		stopSettled = append(stopSettled, s)
 
 		d, rssBase, err := baseline(work, i, etcdBin, apiBin, idleIf(i == runs-1, idle))
 		if err != nil {
@@ -107,7 +116,10 @@ func run(gantry string, runs int, idle time.Duration) error {
 	}
 	row("gantry server start → /readyz ok, cold (empty data dir)", cold)
 	row("gantry server start → /readyz ok, warm (same data dir)", warm)
-	row("gantry server SIGTERM → exit", stop)
+	row("gantry server start → ready line (every part up), cold", coldAll)
+	row("gantry server start → ready line (every part up), warm", warmAll)
+	row("gantry server SIGTERM right after the ready line → exit", stop)
+	row(fmt.Sprintf("gantry server SIGTERM after %s up (warm) → exit", settle), stopSettled)
 	row("baseline: etcd + kube-apiserver start → /readyz ok, cold", base)
 	_ = tw.Flush()
 	fmt.Printf("\nresident memory after %s idle: gantry server (control plane, serving controllers, registry, node) %d MB; baseline etcd + kube-apiserver %d MB\n",
@@ -127,18 +139,53 @@ func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) 
 
 // startAndWait starts a command and returns once url answers 200, with the time it took.
 func startAndWait(url, bin string, args ...string) (*exec.Cmd, time.Duration, error) {
+	p, d, _, err := start(url, "", bin, args...)
+	return p, d, err
+}
+
+// start starts a command and returns once url answers 200 and, when readyLine is set, the
+// command has written a stderr line holding readyLine, with the time each took.
+func start(url, readyLine, bin string, args ...string) (*exec.Cmd, time.Duration, time.Duration, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	lineSeen := make(chan struct{})
+	if readyLine != "" {
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			seen := false
+			for sc.Scan() {
+				if !seen && strings.Contains(sc.Text(), readyLine) {
+					seen = true
+					close(lineSeen)
+				}
+			}
+		}()
+	} else {
+		close(lineSeen)
+	}
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	if err := waitReady(url, 2*time.Minute); err != nil {
+	fail := func(err error) (*exec.Cmd, time.Duration, time.Duration, error) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return cmd, time.Since(began), nil
+	if err := waitReady(url, 2*time.Minute); err != nil {
+		return fail(err)
+	}
+	readyz := time.Since(began)
+	select {
+	case <-lineSeen:
+	case <-time.After(2 * time.Minute):
+		return fail(fmt.Errorf("%s wrote no %q line within 2m", bin, readyLine))
+	}
+	return cmd, readyz, time.Since(began), nil
 }
 
 func waitReady(url string, timeout time.Duration) error {

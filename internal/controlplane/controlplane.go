@@ -28,8 +28,12 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
-// componentStopTimeout bounds how long one component may take to stop.
+// componentStopTimeout bounds how long the API server may take to stop.
 const componentStopTimeout = 20 * time.Second
+
+// clientStopGrace bounds how long the API server's clients in this process may take to stop
+// before the API server stops anyway.
+const clientStopGrace = 250 * time.Millisecond
 
 // ErrAlreadyStarted is returned by a second Start in one process: the Kubernetes components
 // register process-wide state that cannot be registered twice.
@@ -178,6 +182,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		return err
 	}
 	go cp.watchEtcd()
+	// The API server is the first component and the others are its clients: stop relies on it.
 	api := cp.run("kube-apiserver", func(ctx context.Context) error {
 		return runAPIServer(ctx, apiServerArgs(cp.cfg, cp.certs))
 	})
@@ -354,24 +359,43 @@ func (cp *ControlPlane) DataDirJoin(elem ...string) string { return cp.dir.Join(
 // Fresh reports whether this start initialised the data directory.
 func (cp *ControlPlane) Fresh() bool { return cp.dir.Fresh }
 
-// stop stops the components in reverse start order, etcd last, and releases the data dir.
-// Each component gets a bounded time.
+// stop stops the API server's clients (the controller-manager and the scheduler) together,
+// then the API server, then etcd, and releases the data dir.
+//
+// The clients get clientStopGrace: the controller-manager cannot be cancelled while it
+// builds its controllers (its first seconds), so a stop just after start would wait for that.
+// A client still running past the grace is left to fail against the stopped API server; that
+// is harmless, since the API server drains the requests in flight before it stops.
 func (cp *ControlPlane) stop() error {
 	cp.stopping.Store(true)
 	var errs []error
-	for i := len(cp.components) - 1; i >= 0; i-- {
-		c := cp.components[i]
-		c.cancel()
+	if len(cp.components) > 1 {
+		clients := cp.components[1:]
+		for _, c := range clients {
+			c.cancel()
+		}
+		grace, cancel := context.WithTimeout(context.Background(), clientStopGrace)
+		for _, c := range clients {
+			select {
+			case <-c.done:
+				cp.logStopped(c)
+			case <-grace.Done():
+				if cp.log != nil {
+					fmt.Fprintf(cp.log, "gantry: %s still stopping after %s; stopping the API server under it\n", c.name, clientStopGrace)
+				}
+			}
+		}
+		cancel()
+	}
+	if len(cp.components) > 0 {
+		api := cp.components[0]
+		api.cancel()
 		timer := time.NewTimer(componentStopTimeout)
 		select {
-		case <-c.done:
-			// What a component returns once cancelled is how it ended, not a failure (the
-			// scheduler, for one, always says "finished without leader elect").
-			if c.err != nil && cp.log != nil {
-				fmt.Fprintf(cp.log, "gantry: %s stopped: %v\n", c.name, c.err)
-			}
+		case <-api.done:
+			cp.logStopped(api)
 		case <-timer.C:
-			errs = append(errs, fmt.Errorf("%s did not stop within %s", c.name, componentStopTimeout))
+			errs = append(errs, fmt.Errorf("%s did not stop within %s", api.name, componentStopTimeout))
 		}
 		timer.Stop()
 	}
@@ -380,6 +404,15 @@ func (cp *ControlPlane) stop() error {
 	}
 	cp.Close()
 	return errors.Join(errs...)
+}
+
+// logStopped notes how a stopped component ended. What a component returns once cancelled
+// is how it ended, not a failure (the scheduler, for one, always says "finished without
+// leader elect").
+func (cp *ControlPlane) logStopped(c *component) {
+	if c.err != nil && cp.log != nil {
+		fmt.Fprintf(cp.log, "gantry: %s stopped: %v\n", c.name, c.err)
+	}
 }
 
 // ensureDefaultServiceAccount creates the default namespace's "default" ServiceAccount at once
