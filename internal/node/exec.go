@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -23,6 +24,11 @@ func (n *Node) serveExec(w http.ResponseWriter, r *http.Request) {
 	pod, err := n.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	// The sandbox is asked for the container by name: one of another pod is not this pod's.
+	if name := r.PathValue("container"); !hasContainer(pod, name) {
+		http.Error(w, "container "+strconv.Quote(name)+" is not in pod "+pod.Name, http.StatusNotFound)
 		return
 	}
 	opts, err := remotecommand.NewOptions(r)

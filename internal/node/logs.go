@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,11 +32,7 @@ func (n *Node) serveLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("container")
-	found := false
-	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-		found = found || c.Name == name
-	}
-	if !found {
+	if !hasContainer(pod, name) {
 		http.Error(w, "container "+strconv.Quote(name)+" is not in pod "+pod.Name, http.StatusNotFound)
 		return
 	}
@@ -69,6 +66,16 @@ func (n *Node) serveLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	flusher, _ := w.(http.Flusher)
 	follow(r.Context(), f, out, flusher)
+}
+
+// hasContainer reports whether pod has a container (or init container) called name.
+func hasContainer(pod *corev1.Pod, name string) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		if slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == name }) {
+			return true
+		}
+	}
+	return false
 }
 
 // follow copies what is appended to f until the client goes away.

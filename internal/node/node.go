@@ -267,7 +267,8 @@ func (n *Node) collectImages(ctx context.Context) {
 }
 
 // serveKubeletAPI serves the kubelet endpoints kubectl reaches through the API server:
-// container logs. Callers must present a client certificate of the cluster CA.
+// container logs and exec. Callers present a client certificate of the cluster CA, and the
+// API server authorises each request as it does the kubelet's (see authorize).
 func (n *Node) serveKubeletAPI() (*http.Server, error) {
 	ca, err := os.ReadFile(n.opts.ClientCAFile)
 	if err != nil {
@@ -295,7 +296,8 @@ func (n *Node) serveKubeletAPI() (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: listening on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: n.kubeletHandler(), ReadHeaderTimeout: 10 * time.Second}
+	reviewer := newAccessReviewer(n.opts.Client, n.opts.Info.Name, n.clock)
+	srv := &http.Server{Handler: n.authorize(reviewer, n.kubeletHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
