@@ -2,24 +2,29 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-
-	"github.com/gantry-run/gantry/internal/atomicfile"
 )
 
 // volumeDirs prepares every volume of pod under dir/<volume name> and returns the host
 // directory of each: emptyDir (empty), configMap, secret, downwardAPI and projected volumes
-// (files written once, at start). Other kinds are refused with the field named.
-// emptyDirs live in the sandbox, where they count towards its ephemeral storage.
+// (files written at start, and again on every start of the node, by writeVolume). Other kinds
+// are refused with the field named. emptyDirs live in the sandbox, where they count towards
+// its ephemeral storage.
 func volumeDirs(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, dir string, src Sources, emptyDir func(name string) (string, error)) (map[string]string, error) {
 	out := map[string]string{}
 	for i, v := range pod.Spec.Volumes {
@@ -31,30 +36,26 @@ func volumeDirs(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, di
 			out[v.Name] = vdir
 			continue
 		}
-		vdir := filepath.Join(dir, v.Name)
-		if err := os.MkdirAll(vdir, 0o755); err != nil {
-			return nil, err
-		}
-		out[v.Name] = vdir
+		files := payload{}
 		var err error
 		switch {
 		case v.ConfigMap != nil:
-			err = writeConfigMap(vdir, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false), src)
+			err = files.configMap(v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.DefaultMode, ptr.Deref(v.ConfigMap.Optional, false), src)
 		case v.Secret != nil:
-			err = writeSecret(vdir, v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false), src)
+			err = files.secret(v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, ptr.Deref(v.Secret.Optional, false), src)
 		case v.DownwardAPI != nil:
-			err = writeDownward(vdir, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+			err = files.downward(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 		case v.Projected != nil:
 			for _, s := range v.Projected.Sources {
 				switch {
 				case s.ConfigMap != nil:
-					err = writeConfigMap(vdir, s.ConfigMap.Name, s.ConfigMap.Items, v.Projected.DefaultMode, ptr.Deref(s.ConfigMap.Optional, false), src)
+					err = files.configMap(s.ConfigMap.Name, s.ConfigMap.Items, v.Projected.DefaultMode, ptr.Deref(s.ConfigMap.Optional, false), src)
 				case s.Secret != nil:
-					err = writeSecret(vdir, s.Secret.Name, s.Secret.Items, v.Projected.DefaultMode, ptr.Deref(s.Secret.Optional, false), src)
+					err = files.secret(s.Secret.Name, s.Secret.Items, v.Projected.DefaultMode, ptr.Deref(s.Secret.Optional, false), src)
 				case s.DownwardAPI != nil:
-					err = writeDownward(vdir, pod, s.DownwardAPI.Items, v.Projected.DefaultMode)
+					err = files.downward(pod, s.DownwardAPI.Items, v.Projected.DefaultMode)
 				case s.ServiceAccountToken != nil:
-					err = writeToken(ctx, c, pod, vdir, s.ServiceAccountToken, v.Projected.DefaultMode)
+					err = files.token(ctx, c, pod, s.ServiceAccountToken, v.Projected.DefaultMode)
 				}
 				if err != nil {
 					break
@@ -66,6 +67,11 @@ func volumeDirs(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, di
 		if err != nil {
 			return nil, fmt.Errorf("spec.volumes[%d] (%s): %w", i, v.Name, err)
 		}
+		vdir := filepath.Join(dir, v.Name)
+		if err := writeVolume(vdir, files, time.Now()); err != nil {
+			return nil, fmt.Errorf("spec.volumes[%d] (%s): %w", i, v.Name, err)
+		}
+		out[v.Name] = vdir
 	}
 	return out, nil
 }
@@ -74,21 +80,49 @@ func mode(m *int32) os.FileMode {
 	if m == nil {
 		return 0o644
 	}
-	return os.FileMode(*m)
+	return os.FileMode(*m) & os.ModePerm
 }
 
-func writeFile(dir, rel string, data []byte, m os.FileMode) error {
-	path := filepath.Join(dir, filepath.Clean("/"+rel))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// volumeFile is one file of a volume the node writes.
+type volumeFile struct {
+	data []byte
+	mode os.FileMode
+}
+
+// payload is the content of a volume the node writes, by path relative to the volume.
+type payload map[string]volumeFile
+
+func (p payload) add(rel string, data []byte, m os.FileMode) error {
+	clean, err := payloadPath(rel)
+	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, data, m)
+	p[clean] = volumeFile{data: data, mode: m}
+	return nil
 }
 
-func writeItems(dir string, data map[string][]byte, items []corev1.KeyToPath, m *int32) error {
+// payloadPath checks a file's path in a volume: relative, with no ".." component, and not
+// starting with "..", which the writer keeps for itself (..data and the versions).
+func payloadPath(rel string) (string, error) {
+	if rel == "" || path.IsAbs(rel) || strings.ContainsRune(rel, 0) {
+		return "", fmt.Errorf("path %q: must be a relative path", rel)
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("path %q: must not contain \"..\"", rel)
+		}
+	}
+	clean := path.Clean(rel)
+	if clean == "." || strings.HasPrefix(clean, "..") {
+		return "", fmt.Errorf("path %q: must not be empty or start with \"..\"", rel)
+	}
+	return clean, nil
+}
+
+func (p payload) items(data map[string][]byte, items []corev1.KeyToPath, m *int32) error {
 	if len(items) == 0 {
 		for k, v := range data {
-			if err := writeFile(dir, k, v, mode(m)); err != nil {
+			if err := p.add(k, v, mode(m)); err != nil {
 				return err
 			}
 		}
@@ -103,40 +137,40 @@ func writeItems(dir string, data map[string][]byte, items []corev1.KeyToPath, m 
 		if it.Mode != nil {
 			fm = it.Mode
 		}
-		if err := writeFile(dir, it.Path, v, mode(fm)); err != nil {
+		if err := p.add(it.Path, v, mode(fm)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeConfigMap(dir, name string, items []corev1.KeyToPath, m *int32, optional bool, src Sources) error {
+func (p payload) configMap(name string, items []corev1.KeyToPath, m *int32, optional bool, src Sources) error {
 	data, err := src.ConfigMap(name)
 	bytes := make(map[string][]byte, len(data))
 	for k, v := range data {
 		bytes[k] = []byte(v)
 	}
-	return writeSource(dir, "configMap", name, bytes, err, items, m, optional)
+	return p.source("configMap", name, bytes, err, items, m, optional)
 }
 
-func writeSecret(dir, name string, items []corev1.KeyToPath, m *int32, optional bool, src Sources) error {
+func (p payload) secret(name string, items []corev1.KeyToPath, m *int32, optional bool, src Sources) error {
 	data, err := src.Secret(name)
-	return writeSource(dir, "secret", name, data, err, items, m, optional)
+	return p.source("secret", name, data, err, items, m, optional)
 }
 
-// writeSource writes a configMap's or secret's keys, or reports why it could not be read;
-// an optional source that is missing writes nothing.
-func writeSource(dir, kind, name string, data map[string][]byte, readErr error, items []corev1.KeyToPath, m *int32, optional bool) error {
+// source adds a configMap's or secret's keys, or reports why it could not be read; an
+// optional source that is missing adds nothing.
+func (p payload) source(kind, name string, data map[string][]byte, readErr error, items []corev1.KeyToPath, m *int32, optional bool) error {
 	if readErr != nil {
 		if optional {
 			return nil
 		}
 		return fmt.Errorf("%s %q: %w", kind, name, readErr)
 	}
-	return writeItems(dir, data, items, m)
+	return p.items(data, items, m)
 }
 
-func writeDownward(dir string, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, m *int32) error {
+func (p payload) downward(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, m *int32) error {
 	for _, it := range items {
 		if it.FieldRef == nil {
 			continue
@@ -157,11 +191,124 @@ func writeDownward(dir string, pod *corev1.Pod, items []corev1.DownwardAPIVolume
 		if it.Mode != nil {
 			fm = it.Mode
 		}
-		if err := writeFile(dir, it.Path, []byte(v), mode(fm)); err != nil {
+		if err := p.add(it.Path, []byte(v), mode(fm)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// dataLink is the link that names a volume's current version; versionPrefix starts every
+// version's directory, as the kubelet names them.
+const (
+	dataLink      = "..data"
+	dataLinkNew   = "..data_tmp"
+	versionPrefix = ".."
+)
+
+// writeVolume writes files into dir as the kubelet's atomic writer does, so a container sees
+// either the old or the new content, never half of each, and nothing the container did can
+// send the node's writes elsewhere:
+//
+//	dir/..2026_11_28_10_00_00.000000001/<files>  a new version, made fresh each time
+//	dir/..data -> ..2026_11_28_10_00_00.000000001  swapped by rename(2), atomically
+//	dir/<first component> -> ..data/<first component>
+//
+// Every operation goes through os.Root(dir): a symbolic link in dir (one a container planted
+// while the volume was still mounted writable, by an older node) is replaced, never followed
+// out of dir. Versions and names no longer in files are removed once ..data has moved on.
+// Containers mount the volume read-only (volumeMounts), so they cannot change it.
+func writeVolume(dir string, files payload, now time.Time) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	version, err := newVersionDir(root, now)
+	if err != nil {
+		return err
+	}
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
+		f := files[rel]
+		name := path.Join(version, rel)
+		if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+			return fmt.Errorf("writing %s: %w", rel, err)
+		}
+		if err := root.WriteFile(name, f.data, f.mode); err != nil {
+			return fmt.Errorf("writing %s: %w", rel, err)
+		}
+		// WriteFile's mode passes through the umask; the pod asked for this one.
+		if err := root.Chmod(name, f.mode); err != nil {
+			return fmt.Errorf("writing %s: %w", rel, err)
+		}
+	}
+	if err := root.RemoveAll(dataLinkNew); err != nil {
+		return err
+	}
+	if err := root.Symlink(version, dataLinkNew); err != nil {
+		return err
+	}
+	if fi, err := root.Lstat(dataLink); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		// Not a link (an older layout, or planted): rename cannot replace a directory.
+		if err := root.RemoveAll(dataLink); err != nil {
+			return err
+		}
+	}
+	if err := root.Rename(dataLinkNew, dataLink); err != nil {
+		return fmt.Errorf("switching %s to %s: %w", dataLink, version, err)
+	}
+	visible := map[string]bool{}
+	for rel := range files {
+		top, _, _ := strings.Cut(rel, "/")
+		visible[top] = true
+	}
+	for top := range visible {
+		want := path.Join(dataLink, top)
+		if got, err := root.Readlink(top); err == nil && got == want {
+			continue
+		}
+		if err := root.RemoveAll(top); err != nil {
+			return err
+		}
+		if err := root.Symlink(want, top); err != nil {
+			return err
+		}
+	}
+	entries, err := fs.ReadDir(root.FS(), ".")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if name == dataLink || name == version || visible[name] {
+			continue
+		}
+		if err := root.RemoveAll(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newVersionDir makes a version directory named after now that did not exist before.
+func newVersionDir(root *os.Root, now time.Time) (string, error) {
+	base := versionPrefix + now.UTC().Format("2006_01_02_15_04_05.000000000")
+	for i := 0; ; i++ {
+		name := base
+		if i > 0 {
+			name = fmt.Sprintf("%s_%d", base, i)
+		}
+		err := root.Mkdir(name, 0o755)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i >= 100 {
+			return "", err
+		}
+	}
 }
 
 func formatMap(m map[string]string) string {
@@ -172,8 +319,8 @@ func formatMap(m map[string]string) string {
 	return b.String()
 }
 
-// writeToken requests a service-account token bound to the pod, as the kubelet does.
-func writeToken(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, dir string, s *corev1.ServiceAccountTokenProjection, m *int32) error {
+// token requests a service-account token bound to the pod, as the kubelet does.
+func (p payload) token(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, s *corev1.ServiceAccountTokenProjection, m *int32) error {
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
@@ -189,5 +336,5 @@ func writeToken(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, di
 	if err != nil {
 		return fmt.Errorf("requesting a token for service account %q: %w", sa, err)
 	}
-	return writeFile(dir, s.Path, []byte(tok.Status.Token), mode(m))
+	return p.add(s.Path, []byte(tok.Status.Token), mode(m))
 }
