@@ -41,6 +41,7 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/service"
 	gantrywebhook "github.com/gantry-run/gantry/internal/webhook"
 	"github.com/gantry-run/gantry/pkg/apis/config"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -71,10 +72,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1 and the Ingress.
+// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress and the
+// PodAutoscaler.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s)); err != nil {
 		panic(fmt.Sprintf("building the serving scheme: %v", err))
 	}
 	return s

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -20,7 +21,7 @@ import (
 // Scheme knows the Kubernetes built-ins, serving.knative.dev/v1 and the Ingress.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s)); err != nil {
 		panic(fmt.Sprintf("building the test scheme: %v", err))
 	}
 	return s
