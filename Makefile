@@ -65,6 +65,19 @@ verify-codegen: manifests ## Fail if the committed generated code or CRDs differ
 unit: ## Unit tests: everything but test/ and bench/ (no control plane, fast).
 	$(GO) test $$($(GO) list ./... | grep -v -e /test/ -e /bench/)
 
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME     ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (func FuzzX in a _test.go file) for FUZZTIME each (default 10s).
+	@pkgs=$$(git grep -l '^func Fuzz' -- '*_test.go' | xargs -r -n1 dirname | sort -u); \
+	for pkg in $$pkgs; do \
+		for target in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
+			echo "fuzz ./$$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+		done; \
+	done
+
 .PHONY: integration
 integration: build ## Integration tests against the in-process Gantry (the node runs queue-proxies from bin/gantry).
 	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/integration/...
@@ -74,7 +87,7 @@ e2e: build ## End-to-end tests that run bin/gantry as a user would.
 	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/e2e/...
 
 .PHONY: test
-test: deps fmt-check vet lint verify-codegen unit integration e2e ## The whole suite, as CI runs it (installs what it needs).
+test: deps fmt-check vet lint verify-codegen unit fuzz integration e2e ## The whole suite, as CI runs it (installs what it needs).
 
 .PHONY: bench
 bench: deps build ## Run the benchmarks under bench/ and print their tables (about 20 minutes).

@@ -170,7 +170,7 @@ func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (stri
 }
 
 // Expand replaces $(VAR) with vars[VAR]; $$ escapes a dollar, and a reference to an unknown
-// variable is kept as written, as Kubernetes does.
+// variable, or one never closed, is kept as written, as Kubernetes does.
 func Expand(s string, vars map[string]string) string {
 	if !strings.Contains(s, "$") {
 		return s
@@ -188,8 +188,11 @@ func Expand(s string, vars map[string]string) string {
 		case '(':
 			end := strings.IndexByte(s[i+2:], ')')
 			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
+				// Never closed: "$(" stays as written and the scan goes on after it, so a
+				// later "$$" is still an escape, as in Kubernetes.
+				b.WriteString("$(")
+				i++
+				continue
 			}
 			name := s[i+2 : i+2+end]
 			if v, ok := vars[name]; ok {
