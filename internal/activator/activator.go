@@ -17,6 +17,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -44,6 +46,15 @@ type Scaler interface {
 	ScaleFromZero(ctx context.Context, namespace, revision string) error
 }
 
+// Reporter takes the activator's measure of the requests it held or sent for a revision
+// over the last second; the autoscaler counts them while the activator is in the path.
+type Reporter interface {
+	Report(namespace, name string, now time.Time, concurrency, rps float64)
+}
+
+// reportInterval is how often the activator reports to the autoscaler, as Knative's.
+const reportInterval = time.Second
+
 // Options configure an Activator.
 type Options struct {
 	// Client reads Revisions, EndpointSlices and Deployments (a cache-backed client).
@@ -51,6 +62,9 @@ type Options struct {
 	// Scaler is asked for a pod when a request arrives for a revision with none; nil means
 	// scaling the revision's Deployment to one replica.
 	Scaler Scaler
+	// Reporter receives, every second, the load of each revision whose PodAutoscaler puts
+	// the activator in its path (mode Proxy); nil reports nothing.
+	Reporter Reporter
 	// QueueDepth bounds the waiting requests per revision (default DefaultQueueDepth).
 	QueueDepth int64
 	Logger     *slog.Logger
@@ -74,6 +88,13 @@ type revisionState struct {
 
 	scaleMu   sync.Mutex
 	lastScale time.Time
+
+	// serve is true while the revision's PodAutoscaler has the pods take its requests first
+	// (mode Serve): the activator then only picks a pod, and the queue-proxies count the
+	// requests as their own. Otherwise (mode Proxy, or no PodAutoscaler) the activator is in
+	// the path: it marks the requests as proxied and reports their load itself.
+	serve atomic.Bool
+	load  load
 }
 
 // New returns an activator; SetupWithManager connects it to the cluster.
@@ -120,6 +141,30 @@ func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) e
 	if err != nil {
 		return fmt.Errorf("activator: watching Revisions: %w", err)
 	}
+	pas, err := mgr.GetCache().GetInformer(ctx, &pav1alpha1.PodAutoscaler{})
+	if err != nil {
+		return fmt.Errorf("activator: watching PodAutoscalers: %w", err)
+	}
+	onPA := func(obj any, gone bool) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if pa, ok := obj.(*pav1alpha1.PodAutoscaler); ok {
+			a.setMode(types.NamespacedName{Namespace: pa.Namespace, Name: pa.Name}, !gone && pa.Status.Mode == pav1alpha1.ModeServe)
+		}
+	}
+	if _, err := pas.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { onPA(o, false) },
+		UpdateFunc: func(_, o any) { onPA(o, false) },
+		DeleteFunc: func(o any) { onPA(o, true) },
+	}); err != nil {
+		return err
+	}
+	if a.opts.Reporter != nil {
+		if err := mgr.Add(manager.RunnableFunc(a.report)); err != nil {
+			return err
+		}
+	}
 	_, err = revs.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
 		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
@@ -146,6 +191,11 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), status)
 		return
 	}
+	proxied := !st.serve.Load()
+	if proxied {
+		st.load.begin(time.Now())
+		defer func() { st.load.end(time.Now()) }()
+	}
 	wait, cancel := context.WithTimeout(r.Context(), st.timeout)
 	defer cancel()
 	p, release, err := st.th.acquire(wait, func() { a.scaleFromZero(namespace, name, st) })
@@ -161,7 +211,7 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 		return
 	}
 	defer release()
-	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c})))
+	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c, proxied: proxied})))
 }
 
 // state returns the revision's state, making it from the Revision and its EndpointSlices the
@@ -183,6 +233,10 @@ func (a *Activator) state(ctx context.Context, namespace, name string) (*revisio
 		timeout: time.Duration(ptr.Deref(rev.Spec.TimeoutSeconds, 300)) * time.Second,
 		h2c:     servesH2C(rev),
 	}
+	pa := &pav1alpha1.PodAutoscaler{}
+	if err := a.opts.Client.Get(ctx, key, pa); err == nil {
+		st.serve.Store(pa.Status.Mode == pav1alpha1.ModeServe)
+	}
 	a.mu.Lock()
 	if cur, ok := a.revs[key]; ok {
 		st = cur
@@ -192,6 +246,43 @@ func (a *Activator) state(ctx context.Context, namespace, name string) (*revisio
 	a.mu.Unlock()
 	a.refresh(ctx, namespace, name)
 	return st, nil
+}
+
+// setMode records who takes the revision's requests first, for a revision the activator
+// holds state for.
+func (a *Activator) setMode(key types.NamespacedName, serve bool) {
+	a.mu.Lock()
+	st, ok := a.revs[key]
+	a.mu.Unlock()
+	if ok {
+		st.serve.Store(serve)
+	}
+}
+
+// report gives the Reporter, every reportInterval, the load of each revision the activator
+// is in the path of, until ctx ends.
+func (a *Activator) report(ctx context.Context) error {
+	t := time.NewTicker(reportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			a.mu.Lock()
+			states := make(map[types.NamespacedName]*revisionState, len(a.revs))
+			for k, st := range a.revs {
+				states[k] = st
+			}
+			a.mu.Unlock()
+			for k, st := range states {
+				c, rps, active := st.load.take(now)
+				if active && !st.serve.Load() {
+					a.opts.Reporter.Report(k.Namespace, k.Name, now, c, rps)
+				}
+			}
+		}
+	}
 }
 
 // servesH2C reports whether the revision's serving port speaks HTTP/2 without TLS.

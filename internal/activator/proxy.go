@@ -15,6 +15,9 @@ import (
 type target struct {
 	addr string
 	h2c  bool
+	// proxied marks the request as the activator's for the queue-proxy, which then leaves
+	// it out of its own stats (the activator reports it).
+	proxied bool
 }
 
 type targetKey struct{}
@@ -47,8 +50,10 @@ func newProxy() *httputil.ReverseProxy {
 			// the outgoing request); keep them and the client's Host.
 			pr.Out.Host = pr.In.Host
 			// The queue-proxy counts what came through the activator apart (the activator
-			// reports that demand to the autoscaler itself).
-			pr.Out.Header.Set(contract.ProxyHeader, contract.ActivatorProxy)
+			// reports that demand to the autoscaler itself) while the activator is in the path.
+			if t.proxied {
+				pr.Out.Header.Set(contract.ProxyHeader, contract.ActivatorProxy)
+			}
 			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 				if v, ok := pr.In.Header[h]; ok {
 					pr.Out.Header[h] = v

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gantry-run/gantry/internal/activator"
+	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/dns"
@@ -183,6 +184,7 @@ type Server struct {
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
 	PodNetwork *podnet.Network
 	Serving    *serving.Serving
+	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
 	DNS        *dns.Server
@@ -273,16 +275,30 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("serving controllers: %w", err)
 	}
-	// The data plane joins the serving manager: the activator holds requests for revisions
-	// without a free pod, the gateway serves Routes' hosts and hands requests to it.
+	// The data plane joins the serving manager: the autoscaler scales revisions, the
+	// activator holds requests for revisions without a free pod (and asks the autoscaler for
+	// one), the gateway serves Routes' hosts and hands requests to it.
 	mgr := s.Serving.Manager()
-	s.Activator = activator.New(activator.Options{Client: mgr.GetClient(), QueueDepth: int64(cfg.ActivatorQueueDepth), Logger: cfg.Logger})
+	s.Autoscaler = kpa.New(kpa.Options{
+		Client:   mgr.GetClient(),
+		Config:   s.Serving.Config(),
+		Recorder: mgr.GetEventRecorder("autoscaler"),
+		Logger:   cfg.Logger,
+	})
+	s.Activator = activator.New(activator.Options{
+		Client:     mgr.GetClient(),
+		Scaler:     s.Autoscaler,
+		Reporter:   s.Autoscaler,
+		QueueDepth: int64(cfg.ActivatorQueueDepth),
+		Logger:     cfg.Logger,
+	})
 	s.Gateway = gateway.New(gateway.Options{
 		Client:    mgr.GetClient(),
 		Revisions: s.Activator,
 		Listeners: gatewayListeners,
 		Logger:    cfg.Logger,
 	})
+	s.Serving.Add(s.Autoscaler)
 	s.Serving.Add(s.Activator)
 	s.Serving.Add(s.Gateway)
 	if s.DNS != nil {
