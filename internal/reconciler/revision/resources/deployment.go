@@ -1,5 +1,6 @@
 // Package resources builds the children of a Revision: the Deployment that runs it (user
-// containers plus the queue-proxy) and the Kubernetes Service the data plane reaches it by.
+// containers plus the queue-proxy), the Kubernetes Service the data plane reaches it by, and
+// the PodAutoscaler that asks the autoscaler to scale it.
 package resources
 
 import (
@@ -29,13 +30,30 @@ const drainGraceSeconds = 10
 // DeploymentName is the name of the Deployment of rev.
 func DeploymentName(rev *servingv1.Revision) string { return rev.Name + "-deployment" }
 
-// PodLabels are the labels of rev's pods; RevisionUID selects them.
+// PodLabels are the labels of rev's pods and other children; RevisionUID selects them. The
+// routing state, which the route reconciler changes on the revision, is left out: a change of
+// it must not roll the pods.
 func PodLabels(rev *servingv1.Revision) map[string]string {
-	return kmeta.UnionMaps(rev.Labels, map[string]string{
+	own := kmeta.FilterMap(rev.Labels, func(k string) bool { return k == servingv1.RoutingStateLabelKey })
+	return kmeta.UnionMaps(own, map[string]string{
 		servingv1.RevisionLabelKey: rev.Name,
 		servingv1.RevisionUID:      string(rev.UID),
 		"app":                      rev.Name,
 	})
+}
+
+// routingAnnotations are what the route reconciler records on a revision about the routes
+// that send it traffic; they describe the revision, not its pods.
+var routingAnnotations = map[string]bool{
+	servingv1.RoutesAnnotationKey:               true,
+	servingv1.RoutingStateModifiedAnnotationKey: true,
+	servingv1.RevisionLastPinnedAnnotationKey:   true,
+}
+
+// childAnnotations are the annotations rev hands to its children: its own, but kubectl's record
+// and the routing ones, so that routing a revision does not roll its pods.
+func childAnnotations(rev *servingv1.Revision) map[string]string {
+	return kmeta.FilterMap(kmeta.PropagatedAnnotations(rev.Annotations), func(k string) bool { return routingAnnotations[k] })
 }
 
 func selector(rev *servingv1.Revision) map[string]string {
@@ -129,7 +147,7 @@ func MakeDeployment(rev *servingv1.Revision, cfg *config.Config) *appsv1.Deploym
 	podSpec.TerminationGracePeriodSeconds = ptr.To(ptr.Deref(rev.Spec.TimeoutSeconds, 300) + drainGraceSeconds)
 
 	labels := PodLabels(rev)
-	annotations := kmeta.PropagatedAnnotations(rev.Annotations)
+	annotations := childAnnotations(rev)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            DeploymentName(rev),

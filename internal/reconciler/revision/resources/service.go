@@ -21,7 +21,7 @@ func MakePrivateService(rev *servingv1.Revision) *corev1.Service {
 			Name:            PrivateServiceName(rev),
 			Namespace:       rev.Namespace,
 			Labels:          PodLabels(rev),
-			Annotations:     kmeta.PropagatedAnnotations(rev.Annotations),
+			Annotations:     childAnnotations(rev),
 			OwnerReferences: []metav1.OwnerReference{kmeta.OwnerRef(rev, rev.GetGroupVersionKind())},
 		},
 		Spec: corev1.ServiceSpec{
