@@ -1,7 +1,7 @@
 // Package reconcilertest holds what the serving reconcilers' tests share: a scheme with the
-// Kubernetes built-ins and serving.knative.dev/v1, a fake client that serves the serving
-// kinds' status subresource, and a way to read the events a reconcile recorded. Only tests
-// import it.
+// Kubernetes built-ins, serving.knative.dev/v1 and the internal kinds, a fake client that
+// serves those kinds' status subresource, and a way to read the events a reconcile recorded.
+// Only tests import it.
 package reconcilertest
 
 import (
@@ -18,7 +18,8 @@ import (
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
-// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1 and the Ingress.
+// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress and the
+// PodAutoscaler.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s)); err != nil {
@@ -33,7 +34,8 @@ func Scheme() *runtime.Scheme {
 func NewClient() *fake.ClientBuilder {
 	return fake.NewClientBuilder().
 		WithScheme(Scheme()).
-		WithStatusSubresource(&servingv1.Service{}, &servingv1.Configuration{}, &servingv1.Revision{}, &servingv1.Route{}, &netv1alpha1.Ingress{})
+		WithStatusSubresource(&servingv1.Service{}, &servingv1.Configuration{}, &servingv1.Revision{}, &servingv1.Route{}, &netv1alpha1.Ingress{},
+			&pav1alpha1.PodAutoscaler{})
 }
 
 // NewRecorder records events for Events to read.
