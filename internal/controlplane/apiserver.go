@@ -40,9 +40,16 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		"--service-account-key-file=" + certs.ServiceAccountPub(),
 		"--service-account-signing-key-file=" + certs.ServiceAccountKey(),
 		"--service-cluster-ip-range=" + cfg.ServiceCIDR,
-		// Privileged pods are accepted by the API so the serverless node can refuse them
-		// with an event that names the field, as EKS on Fargate does.
-		"--allow-privileged=true",
+		// Only the health checks and the version answer anonymous requests.
+		"--authentication-config=" + policyPath(cfg, authenticationConfigFile),
+		// NodeRestriction holds each node to its own Node and pods; Pod Security enforces
+		// DefaultPodSecurityLevel outside PodSecurityExempt (admission.yaml).
+		"--enable-admission-plugins=NodeRestriction,PodSecurity",
+		"--admission-control-config-file=" + policyPath(cfg, admissionConfigFile),
+		// A privileged container is refused by the API, naming the field
+		// (spec.containers[0].securityContext.privileged); the serverless node refuses one
+		// too, for clusters that allow them.
+		"--allow-privileged=false",
 		"--profiling=false",
 		// Stop listening only once in-flight requests have drained; the listener then closes
 		// what is left at once (see closingListener).

@@ -110,6 +110,9 @@ func New(cfg Config) (cp *ControlPlane, err error) {
 		pki.Admin, pki.ControllerManager, pki.Scheduler, pki.APIServerKubeletClient, pki.Gantry); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir.Path, err)
 	}
+	if err := writePolicy(cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir.Join(datadir.KubeconfigsDir), 0o700); err != nil {
 		return nil, err
 	}

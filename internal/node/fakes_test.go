@@ -17,9 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -223,8 +221,8 @@ func testNode(t *testing.T, objs ...runtime.Object) (*Node, *fake.Clientset, *fa
 		emptyLayer: "/empty",
 		watch:      sb.watch,
 		recorder:   &record.FakeRecorder{},
-		cms:        corelisters.NewConfigMapLister(cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})),
-		secrets:    corelisters.NewSecretLister(cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})),
+		cms:        newObjectCache(clk, configMapGetter(cs)),
+		secrets:    newObjectCache(clk, secretGetter(cs)),
 	}
 	return n, cs, sb, clk
 }

@@ -82,7 +82,7 @@ func TestAuthorizeAsksTheAPIServerAndCaches(t *testing.T) {
 		_, _ = w.Write([]byte("ran"))
 	}))
 	do := func(user string, groups ...string) int {
-		r := httptest.NewRequest("POST", "/exec/ns/pod/c?command=id", nil)
+		r := httptest.NewRequest(http.MethodPost, "/exec/ns/pod/c?command=id", nil)
 		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: user, Organization: groups}}}}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
@@ -115,7 +115,7 @@ func TestAuthorizeAsksTheAPIServerAndCaches(t *testing.T) {
 
 	// No certificate: no caller.
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if w.Code != http.StatusUnauthorized {
 		t.Errorf("no client certificate: %d, want 401", w.Code)
 	}

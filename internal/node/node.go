@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -65,8 +64,8 @@ type Node struct {
 	watch    func(ctx context.Context, pid int, exited func()) bool
 	recorder record.EventRecorder
 	pods     corelisters.PodLister
-	cms      corelisters.ConfigMapLister
-	secrets  corelisters.SecretLister
+	cms      *objectCache[*corev1.ConfigMap]
+	secrets  *objectCache[*corev1.Secret]
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
@@ -116,11 +115,10 @@ func (n *Node) Start(ctx context.Context) error {
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", n.opts.Info.Name).String()
 		}))
-	all := informers.NewSharedInformerFactory(c, 10*time.Minute)
 	podInformer := onNode.Core().V1().Pods()
 	n.pods = podInformer.Lister()
-	n.cms = all.Core().V1().ConfigMaps().Lister()
-	n.secrets = all.Core().V1().Secrets().Lister()
+	n.cms = newObjectCache(n.clock, configMapGetter(c))
+	n.secrets = newObjectCache(n.clock, secretGetter(c))
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { n.dispatch(ctx, o) },
 		UpdateFunc: func(_, o any) { n.dispatch(ctx, o) },
@@ -129,12 +127,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	onNode.Start(ctx.Done())
-	all.Start(ctx.Done())
-	for _, synced := range []map[reflect.Type]bool{onNode.WaitForCacheSync(ctx.Done()), all.WaitForCacheSync(ctx.Done())} {
-		for t, ok := range synced {
-			if !ok {
-				return fmt.Errorf("node: cache of %v did not sync", t)
-			}
+	for t, ok := range onNode.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("node: cache of %v did not sync", t)
 		}
 	}
 	n.cleanOrphans(ctx)

@@ -300,7 +300,7 @@ func normalize(s *corev1.PodStatus) {
 	}
 }
 
-// sources reads ConfigMaps and Secrets of the pod's namespace from the informer caches.
+// sources reads ConfigMaps and Secrets of the pod's namespace, by name (objects.go).
 func (w *worker) sources() Sources { return listerSources{n: w.n, ns: w.pod.Namespace} }
 
 type listerSources struct {
@@ -309,7 +309,7 @@ type listerSources struct {
 }
 
 func (l listerSources) ConfigMap(name string) (map[string]string, error) {
-	cm, err := l.n.cms.ConfigMaps(l.ns).Get(name)
+	cm, err := l.n.cms.read(l.ns, name)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +324,7 @@ func (l listerSources) ConfigMap(name string) (map[string]string, error) {
 }
 
 func (l listerSources) Secret(name string) (map[string][]byte, error) {
-	s, err := l.n.secrets.Secrets(l.ns).Get(name)
+	s, err := l.n.secrets.read(l.ns, name)
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gantry-run/gantry/internal/activator"
@@ -144,8 +146,8 @@ func (c Config) Validate() error {
 		if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
 			errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
 		}
-		if c.NodeName == "" {
-			errs = append(errs, errors.New("--node-name: must not be empty"))
+		if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--node-name: %q: %s", c.NodeName, strings.Join(msgs, "; ")))
 		}
 		switch c.KubeProxy {
 		case KubeProxyAuto, KubeProxyOn, KubeProxyOff:
@@ -388,7 +390,13 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	clientset, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+	// The node acts as a node, not as Gantry: the API server holds it to its own Node and
+	// the pods bound to it, as it holds a kubelet.
+	nodeConfig, err := cp.NodeRESTConfig(cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	clientset, err := kubernetes.NewForConfig(nodeConfig)
 	if err != nil {
 		return err
 	}

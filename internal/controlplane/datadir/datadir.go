@@ -33,6 +33,7 @@ const (
 	ImagesDir       = "images"          // the node's unpacked image store
 	SandboxesDir    = "sandboxes"       // the node's runc sandboxes
 	NodeDir         = "node"            // the node's per-pod state
+	APIServerDir    = "apiserver"       // the API server's policy: authentication and admission configuration
 )
 
 // markerKind is the value of Marker.Kind in every Gantry data directory.

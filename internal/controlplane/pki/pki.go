@@ -49,6 +49,12 @@ var (
 	Gantry = Client{Name: "gantry", User: "system:gantry", Groups: []string{"system:masters"}}
 )
 
+// Node is the identity of the node called name, as a kubelet's: the Node authorizer and the
+// NodeRestriction admission plugin know it by its user and group.
+func Node(name string) Client {
+	return Client{Name: "node-" + name, User: "system:node:" + name, Groups: []string{"system:nodes"}}
+}
+
 // Bundle is the set of files in a PKI directory.
 type Bundle struct {
 	Dir string

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/gantry-run/gantry/internal/testenv"
+	"github.com/gantry-run/gantry/pkg/apis/config"
+)
+
+// TestAnonymousRequestsReachOnlyTheHealthChecks calls the API server without credentials:
+// only /livez, /readyz and /version answer; every other path is 401, not a 403 from RBAC
+// after an anonymous user was let in.
+func TestAnonymousRequestsReachOnlyTheHealthChecks(t *testing.T) {
+	env := testenv.Get(t)
+	ca, err := os.ReadFile(env.Config.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	anonymous := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	for path, want := range map[string]int{
+		"/readyz":                         http.StatusOK,
+		"/livez":                          http.StatusOK,
+		"/version":                        http.StatusOK,
+		"/api":                            http.StatusUnauthorized,
+		"/healthz":                        http.StatusUnauthorized,
+		"/apis":                           http.StatusUnauthorized,
+		"/api/v1/namespaces/default/pods": http.StatusUnauthorized,
+	} {
+		resp, err := anonymous.Get(env.Config.Host + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("anonymous GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestPodSecurity creates pods that break the baseline Pod Security Standard: refused in a
+// user's namespace, naming the field, and let in to gantry-system.
+func TestPodSecurity(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	ns := newNamespace(t, env.Client)
+	waitFor(t, "the namespace's default ServiceAccount", 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, err
+	})
+	pod := func(name string, mutate func(*corev1.PodSpec)) *corev1.Pod {
+		p := podWith(name, corev1.Container{Name: "c", Image: "127.0.0.1:5000/hello"})
+		mutate(&p.Spec)
+		return p
+	}
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*corev1.PodSpec)
+		want   []string // in the refusal
+	}{
+		{"privileged", func(s *corev1.PodSpec) {
+			s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+		}, []string{"spec.containers[0].securityContext.privileged"}},
+		{"host network", func(s *corev1.PodSpec) { s.HostNetwork = true }, []string{"PodSecurity", "baseline", "hostNetwork=true"}},
+		{"host path", func(s *corev1.PodSpec) {
+			s.Volumes = []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+		}, []string{"PodSecurity", "hostPath volumes", `"root"`}},
+		{"added capability", func(s *corev1.PodSpec) {
+			s.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}}
+		}, []string{"PodSecurity", "non-default capabilities", "SYS_ADMIN"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, where := range []string{ns, metav1.NamespaceDefault} {
+				_, err := env.Client.CoreV1().Pods(where).Create(ctx, pod("bad", tc.mutate), dryRun)
+				if err == nil {
+					t.Fatalf("a pod with %s was let into %s", tc.name, where)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("refusal in %s = %q, want it to say %q", where, err, w)
+					}
+				}
+			}
+			if tc.name == "privileged" { // no namespace allows these
+				return
+			}
+			if _, err := env.Client.CoreV1().Pods(config.Namespace).Create(ctx, pod("exempt", tc.mutate), dryRun); err != nil {
+				t.Errorf("a pod with %s in %s (exempt): %v", tc.name, config.Namespace, err)
+			}
+		})
+	}
+	// What baseline allows stays allowed.
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod("fine", func(*corev1.PodSpec) {}), dryRun); err != nil {
+		t.Errorf("a plain pod: %v", err)
+	}
+}
+
+// TestNodeActsAsANode checks that the serverless node's identity is a node's, which the Node
+// authorizer and NodeRestriction hold to its own Node and pods.
+func TestNodeActsAsANode(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ctx := context.Background()
+	cfg, err := env.ControlPlane.NodeRESTConfig("gantry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asNode, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asNode.CoreV1().Nodes().Get(ctx, "gantry", metav1.GetOptions{}); err != nil {
+		t.Errorf("the node cannot read its own Node: %v", err)
+	}
+	other := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "not-gantry"}}
+	if _, err := asNode.CoreV1().Nodes().Create(ctx, other, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+		t.Errorf("the node creating another Node: err = %v, want forbidden (NodeRestriction)", err)
+	}
+	if _, err := asNode.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the node listing secrets: err = %v, want forbidden (Node authorizer)", err)
+	}
+}
