@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/testenv"
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -152,20 +152,16 @@ func TestSplitsAndTags(t *testing.T) {
 func TestRevisionAtZeroWakesForItsRequests(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
+	shortWindows(t, env)
 	ns := newNamespace(t, env.Client)
-	svc := readyService(t, env, helloService(env, t, ns, "sleepy"))
-	ctx := context.Background()
-	deploy := get(t, env, ns, "sleepy-00001-deployment", &appsv1.Deployment{})
-	patch := client.MergeFrom(deploy.DeepCopy())
-	deploy.Spec.Replicas = ptr.To[int32](0)
-	if err := env.Ctrl.Patch(ctx, deploy, patch); err != nil {
-		t.Fatal(err)
+	// Created at zero: the revision has no pod until its first request.
+	svc := readyService(t, env, autoscaledService(env, t, ns, "sleepy", "hello", map[string]string{
+		autoscaling.InitialScaleAnnotationKey: "0",
+	}))
+	if n, err := podCount(context.Background(), env, ns, "sleepy-00001"); err != nil || n != 0 {
+		t.Fatalf("a revision created at zero has %d pods (%v)", n, err)
 	}
-	waitFor(t, "no pods", 60*time.Second, func(ctx context.Context) (bool, error) {
-		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: servingv1.RevisionLabelKey + "=sleepy-00001"})
-		return err == nil && len(pods.Items) == 0, err
-	})
-	// A revision scaled to zero stays Ready, and its route serves it.
+	// A revision at zero is Ready, and its route serves it.
 	if rev := get(t, env, ns, "sleepy-00001", &servingv1.Revision{}); !rev.IsReady() {
 		t.Errorf("revision at zero is not Ready: %+v", rev.Status.Conditions)
 	}
