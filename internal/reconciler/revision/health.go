@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -85,22 +86,19 @@ func rolloutFailed(ds *appsv1.DeploymentStatus) bool {
 	return false
 }
 
-// reportHealth sets the Revision's ResourcesAvailable, ContainerHealthy and Active conditions
-// and its replica counts from its Deployment and, while the Deployment wants pods and has none
-// ready, from those pods. initialScale is the scale the revision was created at.
+// reportHealth sets the Revision's ResourcesAvailable and ContainerHealthy conditions from its
+// Deployment and, while the Deployment wants pods and has none ready, from those pods.
+// initialScale is the scale the revision was created at.
 //
 // Health is established once and then kept, as in Knative: ResourcesAvailable and
 // ContainerHealthy, once True, stay True while the revision scales to zero and back, so a
 // revision at zero stays Ready. Only a failure takes them back: a rollout the Deployment gave
 // up on, a pod that cannot be placed or pulled, a container that exits. Until health is
-// established the Deployment's own conditions decide ResourcesAvailable. Active only says
-// whether the revision has pods for its traffic; it does not gate Ready.
+// established the Deployment's own conditions decide ResourcesAvailable. Whether the revision
+// has pods for its traffic (Active) is the autoscaler's to say: propagateAutoscalerStatus.
 func reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []corev1.Pod, initialScale int32) {
 	rs := &rev.Status
 	desired := ptr.Deref(deploy.Spec.Replicas, 1)
-	established := rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsTrue()
-	rs.ActualReplicas = ptr.To(deploy.Status.ReadyReplicas)
-	rs.DesiredReplicas = ptr.To(desired)
 	// A Deployment scaling from zero is not Available until its pods are: that is the
 	// autoscaler's business (Active), not a lack of resources.
 	if !rs.GetCondition(servingv1.RevisionConditionResourcesAvailable).IsTrue() || rolloutFailed(&deploy.Status) {
@@ -118,39 +116,50 @@ func reportHealth(rev *servingv1.Revision, deploy *appsv1.Deployment, pods []cor
 		// autoscaler counts such a scale target as reached with no pods ready.
 		rs.MarkContainerHealthyTrue()
 	}
-	a := activeFromDeployment(deploy, established)
-	switch a.status {
-	case corev1.ConditionTrue:
-		rs.MarkActiveTrue()
-	case corev1.ConditionFalse:
-		rs.MarkActiveFalse(a.reason, a.message)
-	default:
-		rs.MarkActiveUnknown(a.reason, a.message)
-	}
 }
 
-// activity is the Revision's Active condition.
-type activity struct {
-	status          corev1.ConditionStatus
-	reason, message string
-}
+// activatingMessage says why a revision that has served is not Active, when the autoscaler
+// does not.
+const activatingMessage = "Waiting for a pod to become ready."
 
-// activeFromDeployment derives Active from the Deployment's scale: True with ready pods; False
-// "NoTraffic" when scaled to zero; Unknown while it wants pods and has none ready, "Deploying"
-// before the revision was ever healthy and "Activating" when it comes back from zero.
+// propagateAutoscalerStatus reports the autoscaler's view of the revision, as Knative's
+// RevisionStatus.PropagateAutoscalerStatus does: the replica counts the PodAutoscaler has
+// (none until it says), and Active from its Active condition. True and False (NoTraffic at
+// zero) are copied with their reason; Unknown, or no word yet, is Deploying until the revision
+// has been healthy and Activating after, with the autoscaler's message when it gives one.
 //
-// There is no PodAutoscaler yet. When the autoscaler owns one per revision, its status drives
-// Active (as Knative's RevisionStatus.PropagateAutoscalerStatus does) and replaces this
-// function; nothing else here reads the scale.
-func activeFromDeployment(d *appsv1.Deployment, healthy bool) activity {
+// The revision has been healthy when the autoscaler saw it reach its initial scale, or when
+// its health is established (reportHealth, which runs first, keeps ResourcesAvailable True
+// through a container's failure, so a crash while scaling from zero is still Activating).
+func propagateAutoscalerStatus(rs *servingv1.RevisionStatus, ps *pav1alpha1.PodAutoscalerStatus) {
+	rs.ActualReplicas, rs.DesiredReplicas = nonNegative(ps.ActualScale), nonNegative(ps.DesiredScale)
+	c := ps.GetCondition(pav1alpha1.PodAutoscalerConditionActive)
 	switch {
-	case ptr.Deref(d.Spec.Replicas, 1) == 0:
-		return activity{corev1.ConditionFalse, servingv1.ReasonNoTraffic, "The target is not receiving traffic."}
-	case d.Status.ReadyReplicas > 0:
-		return activity{status: corev1.ConditionTrue}
-	case healthy:
-		return activity{corev1.ConditionUnknown, servingv1.ReasonActivating, "Waiting for a pod to become ready."}
+	case c.IsTrue():
+		rs.MarkActiveTrue()
+	case c.IsFalse():
+		rs.MarkActiveFalse(c.Reason, c.Message)
+	case ps.ScaleTargetInitialized() ||
+		rs.GetCondition(servingv1.RevisionConditionContainerHealthy).IsTrue() ||
+		rs.GetCondition(servingv1.RevisionConditionResourcesAvailable).IsTrue():
+		msg := activatingMessage
+		if c != nil && c.Message != "" {
+			msg = c.Message
+		}
+		rs.MarkActiveUnknown(servingv1.ReasonActivating, msg)
 	default:
-		return activity{corev1.ConditionUnknown, servingv1.ReasonDeploying, ""}
+		msg := ""
+		if c != nil {
+			msg = c.Message
+		}
+		rs.MarkActiveUnknown(servingv1.ReasonDeploying, msg)
 	}
+}
+
+// nonNegative is a copy of n, or nil when n is not set or below zero.
+func nonNegative(n *int32) *int32 {
+	if n == nil || *n < 0 {
+		return nil
+	}
+	return ptr.To(*n)
 }

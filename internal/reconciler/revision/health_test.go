@@ -7,6 +7,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/gantry-run/gantry/pkg/apis"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 func pod(conds []corev1.PodCondition, statuses ...corev1.ContainerStatus) corev1.Pod {
@@ -44,28 +48,130 @@ func TestPodProblem(t *testing.T) {
 	}
 }
 
-func TestActiveFromDeployment(t *testing.T) {
-	scaled := func(replicas, ready int32) *appsv1.Deployment {
-		return &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas)}, Status: appsv1.DeploymentStatus{ReadyReplicas: ready}}
+func TestPropagateAutoscalerStatus(t *testing.T) {
+	// revisionStatus is a revision whose ContainerHealthy and ResourcesAvailable are as given.
+	revisionStatus := func(healthy, available corev1.ConditionStatus) *servingv1.RevisionStatus {
+		rs := &servingv1.RevisionStatus{}
+		rs.InitializeConditions()
+		switch healthy {
+		case corev1.ConditionTrue:
+			rs.MarkContainerHealthyTrue()
+		case corev1.ConditionFalse:
+			rs.MarkContainerExited(5, "Error")
+		}
+		switch available {
+		case corev1.ConditionTrue:
+			rs.MarkResourcesAvailableTrue()
+		case corev1.ConditionFalse:
+			rs.MarkResourcesAvailableFalse("ImagePullBackOff", "")
+		}
+		return rs
 	}
+	// paStatus is an autoscaler's report: desired and actual scale (-1: not set) and Active
+	// as mark leaves it (nil: no conditions at all).
+	paStatus := func(desired, actual int32, mark func(*pav1alpha1.PodAutoscalerStatus)) *pav1alpha1.PodAutoscalerStatus {
+		ps := &pav1alpha1.PodAutoscalerStatus{}
+		if desired >= 0 {
+			ps.DesiredScale = ptr.To(desired)
+		}
+		if actual >= 0 {
+			ps.ActualScale = ptr.To(actual)
+		}
+		if mark != nil {
+			ps.InitializeConditions()
+			mark(ps)
+		}
+		return ps
+	}
+	activeAt := func(ps *pav1alpha1.PodAutoscalerStatus) { ps.MarkScaleTargetInitialized(); ps.MarkActive() }
+	noTraffic := func(ps *pav1alpha1.PodAutoscalerStatus) {
+		ps.MarkScaleTargetInitialized()
+		ps.MarkInactive("NoTraffic", "The target is not receiving traffic.")
+	}
+	queued := func(ps *pav1alpha1.PodAutoscalerStatus) {
+		ps.MarkActivating("Queued", "Requests to the target are being buffered as resources are provisioned.")
+	}
+	initializedQueued := func(ps *pav1alpha1.PodAutoscalerStatus) { ps.MarkScaleTargetInitialized(); queued(ps) }
 	tests := []struct {
-		name    string
-		deploy  *appsv1.Deployment
-		healthy bool
-		want    activity
-	}{
-		{"ready pods", scaled(2, 1), true, activity{status: corev1.ConditionTrue}},
-		{"scaled to zero", scaled(0, 0), true, activity{corev1.ConditionFalse, "NoTraffic", "The target is not receiving traffic."}},
-		{"scaled to zero, its last pod still going", scaled(0, 1), true, activity{corev1.ConditionFalse, "NoTraffic", "The target is not receiving traffic."}},
-		{"created at zero", scaled(0, 0), false, activity{corev1.ConditionFalse, "NoTraffic", "The target is not receiving traffic."}},
-		{"first rollout", scaled(1, 0), false, activity{corev1.ConditionUnknown, "Deploying", ""}},
-		{"back from zero", scaled(1, 0), true, activity{corev1.ConditionUnknown, "Activating", "Waiting for a pod to become ready."}},
-		{"no replicas set: the API's default of one", &appsv1.Deployment{}, false, activity{corev1.ConditionUnknown, "Deploying", ""}},
-	}
+		name                 string
+		rs                   *servingv1.RevisionStatus
+		ps                   *pav1alpha1.PodAutoscalerStatus
+		want                 apis.Condition
+		wantActual, wantWant *int32
+	}{{
+		name: "no status yet, a new revision: deploying",
+		rs:   revisionStatus(corev1.ConditionUnknown, corev1.ConditionUnknown),
+		ps:   paStatus(-1, -1, nil),
+		want: apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Deploying"},
+	}, {
+		name: "no status yet, a revision that has served: activating",
+		rs:   revisionStatus(corev1.ConditionTrue, corev1.ConditionTrue),
+		ps:   paStatus(-1, -1, nil),
+		want: apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Activating", Message: "Waiting for a pod to become ready."},
+	}, {
+		name:       "active",
+		rs:         revisionStatus(corev1.ConditionTrue, corev1.ConditionTrue),
+		ps:         paStatus(3, 2, activeAt),
+		want:       apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionTrue},
+		wantActual: ptr.To[int32](2), wantWant: ptr.To[int32](3),
+	}, {
+		name:       "at zero: inactive with the autoscaler's reason",
+		rs:         revisionStatus(corev1.ConditionTrue, corev1.ConditionTrue),
+		ps:         paStatus(0, 0, noTraffic),
+		want:       apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionFalse, Reason: "NoTraffic", Message: "The target is not receiving traffic."},
+		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](0),
+	}, {
+		name: "first rollout, pods queued: deploying, with the autoscaler's message",
+		rs:   revisionStatus(corev1.ConditionUnknown, corev1.ConditionUnknown),
+		ps:   paStatus(1, 0, queued),
+		want: apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Deploying",
+			Message: "Requests to the target are being buffered as resources are provisioned."},
+		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
+	}, {
+		name: "back from zero: activating",
+		rs:   revisionStatus(corev1.ConditionTrue, corev1.ConditionTrue),
+		ps:   paStatus(1, 0, initializedQueued),
+		want: apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Activating",
+			Message: "Requests to the target are being buffered as resources are provisioned."},
+		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
+	}, {
+		name: "a container that crashed coming back from zero: still activating",
+		rs:   revisionStatus(corev1.ConditionFalse, corev1.ConditionTrue),
+		ps:   paStatus(1, 0, queued),
+		want: apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Activating",
+			Message: "Requests to the target are being buffered as resources are provisioned."},
+		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
+	}, {
+		name: "the autoscaler saw its initial scale reached: activating whatever the revision says",
+		rs:   revisionStatus(corev1.ConditionFalse, corev1.ConditionFalse),
+		ps:   paStatus(1, 0, initializedQueued),
+		want: apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Activating",
+			Message: "Requests to the target are being buffered as resources are provisioned."},
+		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
+	}, {
+		name:       "a negative scale is not copied",
+		rs:         revisionStatus(corev1.ConditionTrue, corev1.ConditionTrue),
+		ps:         &pav1alpha1.PodAutoscalerStatus{DesiredScale: ptr.To[int32](-1), ActualScale: ptr.To[int32](1)},
+		want:       apis.Condition{Type: servingv1.RevisionConditionActive, Status: corev1.ConditionUnknown, Reason: "Activating", Message: "Waiting for a pod to become ready."},
+		wantActual: ptr.To[int32](1),
+	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, activeFromDeployment(tt.deploy, tt.healthy), cmp.AllowUnexported(activity{})); diff != "" {
-				t.Errorf("activeFromDeployment (-want +got):\n%s", diff)
+			rs := tt.rs
+			rs.ActualReplicas, rs.DesiredReplicas = ptr.To[int32](7), ptr.To[int32](7) // stale: replaced
+			before := tt.ps.DeepCopy()
+			propagateAutoscalerStatus(rs, tt.ps)
+			if diff := cmp.Diff(&tt.want, rs.GetCondition(servingv1.RevisionConditionActive), ignoreTimeAndSeverity); diff != "" {
+				t.Errorf("Active (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]*int32{tt.wantActual, tt.wantWant}, []*int32{rs.ActualReplicas, rs.DesiredReplicas}); diff != "" {
+				t.Errorf("actual, desired replicas (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(before, tt.ps); diff != "" {
+				t.Errorf("the PodAutoscaler's status changed (-before +after):\n%s", diff)
+			}
+			if tt.wantActual != nil && tt.ps.ActualScale == rs.ActualReplicas {
+				t.Error("actualReplicas aliases the PodAutoscaler's actualScale; want a copy")
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 // Package revision reconciles a Revision: it resolves image tags to digests once, at creation
-// and in the background, runs the Revision as a Deployment with a Service in front of it, and reports the precise
-// reason when its pods cannot be placed, pulled or kept running.
+// and in the background, runs the Revision as a Deployment with a Service in front of it, asks
+// the autoscaler to scale it through a PodAutoscaler and reports that one's view of it (Active,
+// the replica counts), and reports the precise reason when its pods cannot be placed, pulled or
+// kept running.
 package revision
 
 import (
@@ -25,6 +27,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -59,7 +62,8 @@ type Reconciler struct {
 }
 
 // SetupWithManager registers the reconciler and its digest resolver; pods wake the Revision
-// they belong to, and so does the end of a Revision's digest resolution.
+// they belong to, and so do a change of its PodAutoscaler (the autoscaler's status) and the end
+// of a Revision's digest resolution.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Resolver == nil {
 		return errors.New("revision reconciler: no image resolver to resolve tags to digests")
@@ -80,6 +84,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&servingv1.Revision{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&pav1alpha1.PodAutoscaler{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToRevision)).
 		WatchesRawSource(source.Channel(resolved, &handler.TypedEnqueueRequestForObject[*servingv1.Revision]{})).
 		Complete(r)
@@ -93,7 +98,8 @@ func podToRevision(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 }
 
-// Reconcile resolves digests, converges the Deployment and Service, and reports status.
+// Reconcile resolves digests, converges the Deployment, Service and PodAutoscaler, and reports
+// status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ctx = kmeta.WithConfig(ctx, r.Config)
 	var (
@@ -133,6 +139,10 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) (ct
 	if err := r.reconcileService(ctx, rev); err != nil {
 		return ctrl.Result{}, err
 	}
+	pa, err := r.reconcilePodAutoscaler(ctx, rev)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	pods := &corev1.PodList{}
 	if wantsPods(deploy) {
 		if err := r.Client.List(ctx, pods, client.InNamespace(rev.Namespace),
@@ -141,6 +151,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *servingv1.Revision) (ct
 		}
 	}
 	reportHealth(rev, deploy, pods.Items, resources.InitialReplicas(rev, config.FromContextOrDefaults(ctx).Autoscaler))
+	propagateAutoscalerStatus(&rev.Status, &pa.Status)
 	return ctrl.Result{}, nil
 }
 
@@ -231,6 +242,36 @@ func (r *Reconciler) reconcileService(ctx context.Context, rev *servingv1.Revisi
 		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing Service %q that we do not own.", want.Name))
 	}
 	return err
+}
+
+// reconcilePodAutoscaler makes rev's PodAutoscaler say what rev asks of the autoscaler: its
+// spec, labels and annotations follow rev (a routing change reaches its reachability). Its
+// status is the autoscaler's: it is read, never written. A new one has no status yet.
+func (r *Reconciler) reconcilePodAutoscaler(ctx context.Context, rev *servingv1.Revision) (*pav1alpha1.PodAutoscaler, error) {
+	want, cur := resources.MakePodAutoscaler(rev), &pav1alpha1.PodAutoscaler{}
+	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur, samePodAutoscaler,
+		func(cur, want *pav1alpha1.PodAutoscaler) {
+			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations
+		})
+	switch {
+	case errors.Is(err, kmeta.ErrNotOwned):
+		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing PodAutoscaler %q that we do not own.", want.Name))
+		return nil, err
+	case err != nil:
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile PodAutoscaler %q: %v", want.Name, err)
+		return nil, err
+	case created:
+		return want, nil
+	}
+	return cur, nil
+}
+
+// samePodAutoscaler reports whether cur already asks what want does. The annotations are the
+// revision's settings, so they are compared whole: a setting removed from the revision goes.
+func samePodAutoscaler(cur, want *pav1alpha1.PodAutoscaler) bool {
+	return equality.Semantic.DeepEqual(want.Spec, cur.Spec) &&
+		equality.Semantic.DeepEqual(want.Labels, cur.Labels) &&
+		equality.Semantic.DeepEqual(want.Annotations, cur.Annotations)
 }
 
 func (r *Reconciler) eventOnReadyChange(rev *servingv1.Revision, before *servingv1.RevisionStatus) {

@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/reconcilertest"
 	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
 	"github.com/gantry-run/gantry/pkg/apis"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -67,6 +68,31 @@ func deployment(rev *servingv1.Revision, replicas, ready int32, conds ...appsv1.
 	return d
 }
 
+// podAutoscaler is the PodAutoscaler of rev as the autoscaler left it: wanting desired pods,
+// with actual ready, Active as mark sets it.
+func podAutoscaler(rev *servingv1.Revision, desired, actual int32, mark func(*pav1alpha1.PodAutoscalerStatus)) *pav1alpha1.PodAutoscaler {
+	pa := resources.MakePodAutoscaler(rev)
+	pa.Status.InitializeConditions()
+	pa.Status.DesiredScale, pa.Status.ActualScale = ptr.To(desired), ptr.To(actual)
+	mark(&pa.Status)
+	return pa
+}
+
+// The autoscaler's reports on a revision.
+var (
+	paActive = func(s *pav1alpha1.PodAutoscalerStatus) { s.MarkScaleTargetInitialized(); s.MarkActive() }
+	paAtZero = func(s *pav1alpha1.PodAutoscalerStatus) {
+		s.MarkScaleTargetInitialized()
+		s.MarkInactive("NoTraffic", "The target is not receiving traffic.")
+	}
+	paQueued = func(s *pav1alpha1.PodAutoscalerStatus) {
+		s.MarkScaleTargetInitialized()
+		s.MarkActivating("Queued", "Requests to the target are being buffered as resources are provisioned.")
+	}
+)
+
+const queuedMessage = "Requests to the target are being buffered as resources are provisioned."
+
 var progressDeadlineExceeded = appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
 	Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "hello-00001-deployment-abc" has timed out progressing.`}
 
@@ -111,6 +137,8 @@ func TestReconcile(t *testing.T) {
 	notOwned.OwnerReferences = nil
 	foreignService := resources.MakePrivateService(revision())
 	foreignService.OwnerReferences = nil
+	foreignPA := resources.MakePodAutoscaler(revision())
+	foreignPA.OwnerReferences = nil
 	tests := []struct {
 		name    string
 		objs    []client.Object
@@ -122,6 +150,8 @@ func TestReconcile(t *testing.T) {
 		wantEvents           []string
 		// checkDeploy, when set, looks at the stored Deployment (err is the error reading it).
 		checkDeploy func(*testing.T, *appsv1.Deployment, error)
+		// checkPA, when set, looks at the stored PodAutoscaler.
+		checkPA func(*testing.T, *pav1alpha1.PodAutoscaler, error)
 	}{{
 		name: "a new revision gets its deployment",
 		objs: []client.Object{revision()},
@@ -131,16 +161,23 @@ func TestReconcile(t *testing.T) {
 			cond(healthy, unknown, servingv1.ReasonDeploying, ""),
 			cond(active, unknown, servingv1.ReasonDeploying, ""),
 		},
-		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
 		wantEvents: []string{`Normal Created Created Deployment "hello-00001-deployment"`},
 		checkDeploy: func(t *testing.T, d *appsv1.Deployment, err error) {
 			if err != nil || !metav1.IsControlledBy(d, revision()) || ptr.Deref(d.Spec.Replicas, -1) != 1 {
 				t.Errorf("deployment: %v, want one the revision owns at the initial scale 1", err)
 			}
 		},
+		checkPA: func(t *testing.T, pa *pav1alpha1.PodAutoscaler, err error) {
+			if err != nil || !metav1.IsControlledBy(pa, revision()) {
+				t.Fatalf("podautoscaler: %v, want one the revision owns", err)
+			}
+			if diff := cmp.Diff(resources.MakePodAutoscaler(revision()).Spec, pa.Spec); diff != "" {
+				t.Errorf("podautoscaler spec (-want +got):\n%s", diff)
+			}
+		},
 	}, {
-		name: "ready pods make it ready and active",
-		objs: []client.Object{revision(), deployment(revision(), 1, 1)},
+		name: "ready pods make it ready; the autoscaler says active",
+		objs: []client.Object{revision(), deployment(revision(), 1, 1), podAutoscaler(revision(), 1, 1, paActive)},
 		wantConds: []apis.Condition{
 			cond(ready, tru, "", ""), cond(resAvail, tru, "", ""), cond(healthy, tru, "", ""), cond(active, tru, "", ""),
 		},
@@ -148,7 +185,7 @@ func TestReconcile(t *testing.T) {
 		wantEvents: []string{readyNote},
 	}, {
 		name: "scaled to zero it stays ready, inactive",
-		objs: []client.Object{revision(established), deployment(revision(), 0, 0)},
+		objs: []client.Object{revision(established), deployment(revision(), 0, 0), podAutoscaler(revision(), 0, 0, paAtZero)},
 		wantConds: []apis.Condition{
 			cond(ready, tru, "", ""), cond(resAvail, tru, "", ""), cond(healthy, tru, "", ""),
 			cond(active, fals, servingv1.ReasonNoTraffic, "The target is not receiving traffic."),
@@ -156,10 +193,11 @@ func TestReconcile(t *testing.T) {
 		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](0),
 	}, {
 		name: "scaling up from zero it stays ready, activating",
-		objs: []client.Object{revision(established), deployment(revision(), 1, 0), revisionPod(revision(), creating, corev1.ContainerState{})},
+		objs: []client.Object{revision(established), deployment(revision(), 1, 0), revisionPod(revision(), creating, corev1.ContainerState{}),
+			podAutoscaler(revision(), 1, 0, paQueued)},
 		wantConds: []apis.Condition{
 			cond(ready, tru, "", ""), cond(resAvail, tru, "", ""), cond(healthy, tru, "", ""),
-			cond(active, unknown, servingv1.ReasonActivating, "Waiting for a pod to become ready."),
+			cond(active, unknown, servingv1.ReasonActivating, queuedMessage),
 		},
 		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
 	}, {
@@ -168,7 +206,7 @@ func TestReconcile(t *testing.T) {
 			revision(func(r *servingv1.Revision) {
 				r.Annotations = map[string]string{"autoscaling.knative.dev/initial-scale": "0"}
 			}),
-			deployment(revision(), 0, 0),
+			deployment(revision(), 0, 0), podAutoscaler(revision(), 0, 0, paAtZero),
 		},
 		wantConds: []apis.Condition{
 			cond(ready, tru, "", ""), cond(resAvail, tru, "", ""), cond(healthy, tru, "", ""),
@@ -178,12 +216,13 @@ func TestReconcile(t *testing.T) {
 		wantEvents: []string{readyNote},
 	}, {
 		name: "a container that exits while scaling from zero fails it",
-		objs: []client.Object{revision(established), deployment(revision(), 1, 0), revisionPod(revision(), crashLoop, exited5)},
+		objs: []client.Object{revision(established), deployment(revision(), 1, 0), revisionPod(revision(), crashLoop, exited5),
+			podAutoscaler(revision(), 1, 0, paQueued)},
 		wantConds: []apis.Condition{
 			cond(ready, fals, servingv1.ReasonExitCode, "Container failed with: Error; CrashLoopBackOff (exit code 5)"),
 			cond(resAvail, tru, "", ""),
 			cond(healthy, fals, servingv1.ReasonExitCode, "Container failed with: Error; CrashLoopBackOff (exit code 5)"),
-			cond(active, unknown, servingv1.ReasonActivating, "Waiting for a pod to become ready."),
+			cond(active, unknown, servingv1.ReasonActivating, queuedMessage),
 		},
 		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
 		wantEvents: []string{"Warning ExitCode Container failed with: Error; CrashLoopBackOff (exit code 5)"},
@@ -195,11 +234,10 @@ func TestReconcile(t *testing.T) {
 			cond(resAvail, fals, "ImagePullBackOff", `Back-off pulling image "registry.example/hello@sha256:aaa"`),
 			cond(active, unknown, servingv1.ReasonDeploying, ""),
 		},
-		wantActual: ptr.To[int32](0), wantWant: ptr.To[int32](1),
 		wantEvents: []string{`Warning ImagePullBackOff Back-off pulling image "registry.example/hello@sha256:aaa"`},
 	}, {
 		name: "a rollout past its deadline fails even an established revision",
-		objs: []client.Object{revision(established), deployment(revision(), 2, 1, progressDeadlineExceeded)},
+		objs: []client.Object{revision(established), deployment(revision(), 2, 1, progressDeadlineExceeded), podAutoscaler(revision(), 2, 1, paActive)},
 		wantConds: []apis.Condition{
 			cond(ready, fals, servingv1.ReasonProgressDeadline, progressDeadlineExceeded.Message),
 			cond(resAvail, fals, servingv1.ReasonProgressDeadline, progressDeadlineExceeded.Message),
@@ -231,6 +269,27 @@ func TestReconcile(t *testing.T) {
 			cond(resAvail, fals, "NotOwned", `There is an existing Service "hello-00001-private" that we do not own.`),
 		},
 		wantEvents: []string{`Warning NotOwned There is an existing Service "hello-00001-private" that we do not own.`},
+	}, {
+		name:    "a podautoscaler of the same name owned by another object",
+		objs:    []client.Object{revision(established), deployment(revision(), 1, 1), foreignPA},
+		wantErr: errAny,
+		wantConds: []apis.Condition{
+			cond(ready, fals, "NotOwned", `There is an existing PodAutoscaler "hello-00001" that we do not own.`),
+			cond(resAvail, fals, "NotOwned", `There is an existing PodAutoscaler "hello-00001" that we do not own.`),
+		},
+		wantEvents: []string{`Warning NotOwned There is an existing PodAutoscaler "hello-00001" that we do not own.`},
+		checkPA: func(t *testing.T, pa *pav1alpha1.PodAutoscaler, err error) {
+			if err != nil || len(pa.OwnerReferences) != 0 {
+				t.Errorf("podautoscaler: %v, owners %v; want it left to its owner", err, pa.OwnerReferences)
+			}
+		},
+	}, {
+		name: "an established revision the autoscaler has not reported on: activating",
+		objs: []client.Object{revision(established), deployment(revision(), 1, 1)},
+		wantConds: []apis.Condition{
+			cond(ready, tru, "", ""), cond(resAvail, tru, "", ""), cond(healthy, tru, "", ""),
+			cond(active, unknown, servingv1.ReasonActivating, "Waiting for a pod to become ready."),
+		},
 	}, {
 		name: "a deployment that cannot be read is not created",
 		objs: []client.Object{revision()},
@@ -278,6 +337,11 @@ func TestReconcile(t *testing.T) {
 				err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hello-00001-deployment"}, d)
 				tt.checkDeploy(t, d, err)
 			}
+			if tt.checkPA != nil {
+				pa := &pav1alpha1.PodAutoscaler{}
+				err := c.Get(context.Background(), key, pa)
+				tt.checkPA(t, pa, err)
+			}
 		})
 	}
 }
@@ -303,6 +367,65 @@ func TestReconcileFollowsTheConfiguration(t *testing.T) {
 	containers := got.Spec.Template.Spec.Containers
 	if qp := containers[len(containers)-1]; qp.Image != "registry.example/queue-proxy:v2" {
 		t.Errorf("queue-proxy image = %q, want config-deployment's", qp.Image)
+	}
+}
+
+// TestReconcileFollowsTheRevisionsMetadata: a route's label and a changed setting on the
+// revision reach its PodAutoscaler's spec and annotations; the autoscaler's status and the
+// Deployment (its replicas, its pods) stay as they were.
+func TestReconcileFollowsTheRevisionsMetadata(t *testing.T) {
+	withWindow := func(r *servingv1.Revision) {
+		r.Annotations = map[string]string{"autoscaling.knative.dev/window": "10s", "autoscaling.knative.dev/min-scale": "2"}
+	}
+	scaled := deployment(revision(withWindow), 3, 3)
+	pa := podAutoscaler(revision(withWindow), 3, 3, paActive)
+	rev := revision(established, withWindow, func(r *servingv1.Revision) {
+		// The route no longer sends it traffic; the user dropped min-scale.
+		r.Labels[servingv1.RoutingStateLabelKey] = servingv1.RoutingStateReserve
+		r.Annotations = map[string]string{
+			"autoscaling.knative.dev/window":            "10s",
+			servingv1.RoutesAnnotationKey:               "",
+			servingv1.RoutingStateModifiedAnnotationKey: "2026-11-28T10:00:00Z",
+		}
+	})
+	c := reconcilertest.NewClient().WithObjects(rev, scaled, pa).Build()
+	r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder()}
+	ctx := context.Background()
+	before := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(scaled), before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: key}); err != nil {
+		t.Fatal(err)
+	}
+	got := &pav1alpha1.PodAutoscaler{}
+	if err := c.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Reachability != pav1alpha1.ReachabilityUnreachable {
+		t.Errorf("reachability = %q, want Unreachable for a revision in reserve", got.Spec.Reachability)
+	}
+	wantAnn := map[string]string{"autoscaling.knative.dev/window": "10s", "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"}
+	if diff := cmp.Diff(wantAnn, got.Annotations); diff != "" {
+		t.Errorf("annotations (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(pa.Status, got.Status); diff != "" {
+		t.Errorf("the autoscaler's status changed (-before +after):\n%s", diff)
+	}
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(scaled), d); err != nil {
+		t.Fatal(err)
+	}
+	if d.ResourceVersion != before.ResourceVersion || ptr.Deref(d.Spec.Replicas, -1) != 3 {
+		t.Errorf("deployment: resourceVersion %s → %s, replicas %d; want it untouched at the autoscaler's 3",
+			before.ResourceVersion, d.ResourceVersion, ptr.Deref(d.Spec.Replicas, -1))
+	}
+	rv := &servingv1.Revision{}
+	if err := c.Get(ctx, key, rv); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cond(active, tru, "", ""), *rv.Status.GetCondition(active), ignoreTimeAndSeverity); diff != "" {
+		t.Errorf("Active (-want +got):\n%s", diff)
 	}
 }
 
