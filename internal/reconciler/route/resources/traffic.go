@@ -1,5 +1,6 @@
 // Package resources resolves a Route's traffic targets to Revisions and names its URLs: the
-// routing state the gateway serves from.
+// routing state the gateway serves from. It also decides how a Revision records the Routes
+// that send it traffic (its routingState label, which the autoscaler reads as reachability).
 package resources
 
 import (
