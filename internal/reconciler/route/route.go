@@ -1,15 +1,21 @@
 // Package route reconciles a Route: it resolves every traffic target to a ready Revision and
-// publishes the result (status.traffic, the URLs) as the routing state the gateway serves.
+// publishes the result (status.traffic, the URLs) as the routing state the gateway serves, and
+// labels the Revisions it routes to active and those it stopped routing to reserve, which the
+// autoscaler reads as their reachability.
 package route
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -36,6 +42,8 @@ type Reconciler struct {
 	// Domain is the domain of every Route's host: <name>.<namespace>.<domain> under the
 	// default domain-template.
 	Domain string
+	// Clock stamps the routing state changes; nil is the real clock.
+	Clock clock.PassiveClock
 }
 
 // SetupWithManager registers the reconciler; a change of a Configuration or Revision wakes
@@ -81,14 +89,84 @@ func (r *Reconciler) routesNaming(kind string) handler.MapFunc {
 	}
 }
 
-// Reconcile resolves the Route's targets and updates its status.
+// Reconcile resolves the Route's targets, updates its status and labels the Revisions it
+// routes to. A Route that is gone, or going, routes to none.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ctx = kmeta.WithConfig(ctx, r.Config)
 	route := &servingv1.Route{}
-	return ctrl.Result{}, kmeta.Converge(ctx, r.Client, req.NamespacedName, route,
+	seen := false
+	err := kmeta.Converge(ctx, r.Client, req.NamespacedName, route,
 		func(rt *servingv1.Route) *servingv1.RouteStatus { return &rt.Status },
-		r.reconcile,
+		func(ctx context.Context, rt *servingv1.Route) error {
+			seen = true
+			return errors.Join(r.reconcile(ctx, rt), r.labelRevisions(ctx, rt))
+		},
 		func(before *servingv1.RouteStatus) { r.eventOnChange(route, before) })
+	if err == nil && !seen {
+		err = r.unlabelRevisions(ctx, req.Namespace, req.Name, nil)
+	}
+	return ctrl.Result{}, err
+}
+
+// labelRevisions marks the Revisions the Route sends traffic to, or is about to, as routed by
+// it, and those it marked before and no longer routes to as not: reserve once no Route does.
+// The traffic is the status being written, and the spec; a Revision that does not exist yet is
+// labelled when the Route next sees it.
+func (r *Reconciler) labelRevisions(ctx context.Context, route *servingv1.Route) error {
+	l := &lookup{ctx: ctx, c: r.Client, ns: route.Namespace}
+	routed, err := resources.RoutedRevisions(route, l)
+	if err != nil {
+		return fmt.Errorf("route %s/%s: %w", route.Namespace, route.Name, err)
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(routed)) {
+		rev, err := l.Revision(name)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("reading revision %s: %w", name, err))
+			continue
+		}
+		errs = append(errs, r.markRouted(ctx, rev, route.Name, true))
+	}
+	errs = append(errs, r.unlabelRevisions(ctx, route.Namespace, route.Name, routed))
+	return errors.Join(errs...)
+}
+
+// unlabelRevisions marks as no longer routed by the Route every Revision of the namespace
+// whose routes it is among, but those named in keep.
+func (r *Reconciler) unlabelRevisions(ctx context.Context, ns, route string, keep map[string]bool) error {
+	revs := &servingv1.RevisionList{}
+	if err := r.Client.List(ctx, revs, client.InNamespace(ns),
+		client.MatchingLabels{servingv1.RoutingStateLabelKey: servingv1.RoutingStateActive}); err != nil {
+		return fmt.Errorf("listing the revisions route %s/%s routed to: %w", ns, route, err)
+	}
+	var errs []error
+	for i := range revs.Items {
+		rev := &revs.Items[i]
+		if !keep[rev.Name] && slices.Contains(resources.RoutesOf(rev), route) {
+			errs = append(errs, r.markRouted(ctx, rev, route, false))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// markRouted records on rev whether route routes to it, by a patch of its metadata that fails
+// if rev changed meanwhile (another Route may be recording itself), to be retried.
+func (r *Reconciler) markRouted(ctx context.Context, rev *servingv1.Revision, route string, routed bool) error {
+	c := r.Clock
+	if c == nil {
+		c = clock.RealClock{}
+	}
+	orig := rev.DeepCopy()
+	if !resources.MarkRouted(rev, route, routed, c.Now()) {
+		return nil
+	}
+	if err := r.Client.Patch(ctx, rev, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("labelling revision %s/%s: %w", rev.Namespace, rev.Name, err)
+	}
+	return nil
 }
 
 // reconcile resolves the Route's targets into its status. A target that cannot be read leaves

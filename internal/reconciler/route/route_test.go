@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -238,5 +240,117 @@ func TestIngressReadinessBecomesIngressReady(t *testing.T) {
 				t.Errorf("Route Ready = %v", got.Status.IsReady())
 			}
 		})
+	}
+}
+
+// TestReconcileLabelsRevisions: the revisions the route sends traffic to (and the latest one
+// its configuration created, about to take over) are active; one it stopped routing to goes to
+// reserve unless another route still routes to it; others' revisions are left alone.
+func TestReconcileLabelsRevisions(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	const earlier = "2026-11-27T08:00:00Z"
+	// routedBy is a ready revision the routes named have marked routed.
+	routedBy := func(name, routes string) *servingv1.Revision {
+		rev := readyRevision(name)
+		rev.Labels = map[string]string{servingv1.RoutingStateLabelKey: servingv1.RoutingStateActive}
+		rev.Annotations = map[string]string{servingv1.RoutesAnnotationKey: routes, servingv1.RoutingStateModifiedAnnotationKey: earlier}
+		return rev
+	}
+	cfg := readyConfiguration("hello", "hello-00002")
+	cfg.Status.SetLatestCreatedRevisionName("hello-00003")
+	objs := []client.Object{
+		route(servingv1.TrafficTarget{ConfigurationName: "hello", LatestRevision: ptr.To(true), Percent: ptr.To[int64](100)}),
+		cfg,
+		routedBy("hello-00001", "hello"),        // the route's previous latest
+		readyRevision("hello-00002"),            // its latest ready: takes the traffic now
+		readyRevision("hello-00003"),            // its latest created: about to
+		routedBy("pinned-00001", "hello,other"), // another route still routes to it
+		routedBy("other-00001", "other"),        // not this route's business
+	}
+	c := reconcilertest.NewClient().WithObjects(objs...).Build()
+	r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Domain: "example.com", Clock: clocktesting.NewFakePassiveClock(now)}
+	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	type meta struct{ State, Routes, Modified string }
+	want := map[string]meta{
+		"hello-00001":  {"reserve", "", "2026-11-28T12:00:00Z"},
+		"hello-00002":  {"active", "hello", "2026-11-28T12:00:00Z"},
+		"hello-00003":  {"active", "hello", "2026-11-28T12:00:00Z"},
+		"pinned-00001": {"active", "other", earlier},
+		"other-00001":  {"active", "other", earlier},
+	}
+	routingMeta := func() (map[string]meta, map[string]string) {
+		revs := &servingv1.RevisionList{}
+		if err := c.List(context.Background(), revs); err != nil {
+			t.Fatal(err)
+		}
+		got, versions := map[string]meta{}, map[string]string{}
+		for _, rev := range revs.Items {
+			got[rev.Name] = meta{rev.Labels[servingv1.RoutingStateLabelKey], rev.Annotations[servingv1.RoutesAnnotationKey], rev.Annotations[servingv1.RoutingStateModifiedAnnotationKey]}
+			versions[rev.Name] = rev.ResourceVersion
+		}
+		return got, versions
+	}
+	got, versions := routingMeta()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("routing state, routes, modified (-want +got):\n%s", diff)
+	}
+
+	// Level-based: a second look changes nothing.
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if _, again := routingMeta(); !cmp.Equal(versions, again) {
+		t.Errorf("a second reconcile wrote revisions: resourceVersions %v → %v", versions, again)
+	}
+
+	// The route goes: nothing routes to its revisions any more.
+	if err := c.Delete(context.Background(), &servingv1.Route{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hello"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	want["hello-00002"] = meta{"reserve", "", "2026-11-28T12:00:00Z"}
+	want["hello-00003"] = meta{"reserve", "", "2026-11-28T12:00:00Z"}
+	if got, _ := routingMeta(); !cmp.Equal(want, got) {
+		t.Errorf("after the route is deleted (-want +got):\n%s", cmp.Diff(want, got))
+	}
+}
+
+// TestReconcileLabelsWhatItCanRead: a revision that cannot be labelled does not stop the
+// others, and the failure is returned so the route is reconciled again.
+func TestReconcileLabelsWhatItCanRead(t *testing.T) {
+	rt := route(
+		servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](50)},
+		servingv1.TrafficTarget{RevisionName: "hello-00002", Percent: ptr.To[int64](50)},
+	)
+	c := reconcilertest.NewClient().WithObjects(rt, readyRevision("hello-00001"), readyRevision("hello-00002")).Build()
+	failPatch := interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		if obj.GetName() == "hello-00001" {
+			return errUnreadable
+		}
+		return c.Patch(ctx, obj, patch, opts...)
+	}}
+	r := &Reconciler{Client: interceptor.NewClient(c, failPatch), Recorder: reconcilertest.NewRecorder(), Domain: "example.com"}
+	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(rt)})
+	if !errors.Is(err, errUnreadable) {
+		t.Errorf("Reconcile() = %v, want the failed patch", err)
+	}
+	rev := &servingv1.Revision{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hello-00002"}, rev); err != nil {
+		t.Fatal(err)
+	}
+	if got := rev.Labels[servingv1.RoutingStateLabelKey]; got != servingv1.RoutingStateActive {
+		t.Errorf("hello-00002 routingState = %q, want active", got)
+	}
+	got := &servingv1.Route{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(rt), got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Status.GetCondition(servingv1.RouteConditionAllTrafficAssigned).IsTrue() {
+		t.Error("the route's status was not written along with the labelling failure")
 	}
 }
