@@ -18,6 +18,9 @@ type Options struct {
 	// MaxScaleLimit, when positive, bounds max-scale (config-autoscaler
 	// max-scale-limit).
 	MaxScaleLimit int32
+	// KPAOnly refuses the HPA class, for a server that has no autoscaler of
+	// that class.
+	KPAOnly bool
 }
 
 // ValidateAnnotations checks the autoscaling annotations of m with the
@@ -46,7 +49,7 @@ func (o Options) ValidateAnnotations(m map[string]string) *apis.FieldError {
 			errs = errs.Also(apis.ErrMultipleOneOf(present...).ViaField("annotations"))
 		}
 	}
-	errs = errs.Also(validateClassMetric(m))
+	errs = errs.Also(validateClassMetric(m, o.KPAOnly))
 	errs = errs.Also(validateFloats(m))
 	errs = errs.Also(validateDurations(m))
 	errs = errs.Also(o.validateScales(m))
@@ -63,12 +66,18 @@ func keyErr(key string, e *apis.FieldError) *apis.FieldError {
 	return e.ViaField("annotations", key)
 }
 
-func validateClassMetric(m map[string]string) *apis.FieldError {
+func validateClassMetric(m map[string]string, kpaOnly bool) *apis.FieldError {
 	var errs *apis.FieldError
 	class := KPA
 	if k, v, ok := ClassAnnotation.Get(m); ok {
 		switch v {
-		case KPA, HPA:
+		case HPA:
+			if kpaOnly {
+				errs = errs.Also(keyErr(k, apis.ErrInvalidValue(v, apis.CurrentField,
+					fmt.Sprintf("%s is not supported by Gantry yet (supported: %s)", HPA, KPA))))
+			}
+			class = v
+		case KPA:
 			class = v
 		default:
 			errs = errs.Also(keyErr(k, apis.ErrInvalidValue(v, apis.CurrentField,

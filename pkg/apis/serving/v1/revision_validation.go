@@ -17,7 +17,7 @@ import (
 // and on update that the spec did not change.
 func (r *Revision) Validate(ctx context.Context) *apis.FieldError {
 	errs := validateObjectName(&r.ObjectMeta).ViaField("metadata")
-	errs = errs.Also(autoscaling.ValidateAnnotations(r.Annotations))
+	errs = errs.Also(autoscalingOptions(ctx).ValidateAnnotations(r.Annotations))
 	errs = errs.Also(r.Spec.Validate(ctx).ViaField("spec"))
 	if base, ok := apis.GetBaseline(ctx).(*Revision); ok && base != nil {
 		if !equality.Semantic.DeepEqual(base.Spec, r.Spec) {
@@ -44,8 +44,20 @@ func (rts *RevisionTemplateSpec) Validate(ctx context.Context) *apis.FieldError 
 	if rts.GenerateName != "" {
 		errs = errs.Also(apis.ErrDisallowedFields("metadata.generateName"))
 	}
-	errs = errs.Also(autoscaling.ValidateAnnotations(rts.Annotations))
+	errs = errs.Also(autoscalingOptions(ctx).ValidateAnnotations(rts.Annotations))
 	return errs.Also(rts.Spec.Validate(ctx).ViaField("spec"))
+}
+
+// autoscalingOptions are the config-autoscaler settings in ctx that the autoscaling
+// annotations are checked against. Only the KPA class is accepted: Gantry has no autoscaler
+// for the HPA class yet, and an annotation it cannot honour is refused, not ignored.
+func autoscalingOptions(ctx context.Context) autoscaling.Options {
+	as := config.FromContextOrDefaults(ctx).Autoscaler
+	return autoscaling.Options{
+		AllowZeroInitialScale: as.AllowZeroInitialScale,
+		MaxScaleLimit:         as.MaxScaleLimit,
+		KPAOnly:               true,
+	}
 }
 
 // validateTemplateUpdate refuses a template change that keeps a

@@ -71,6 +71,28 @@ func TestRevisionSpecValidation(t *testing.T) {
 		want: "expected 0 <= -1 <= 10: spec.template.spec.idleTimeoutSeconds\n" +
 			"expected 0 <= 11 <= 10: spec.template.spec.responseStartTimeoutSeconds",
 	}, {
+		name: "initial-scale 0 refused by default",
+		mutate: func(s *Service) {
+			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/initial-scale": "0"}
+		},
+		want: "expected 1 <= 0 <= 2147483647: spec.template.metadata.annotations.autoscaling.knative.dev/initial-scale",
+	}, {
+		name: "initial-scale 0 with allow-zero-initial-scale",
+		ctx: config.ToContext(context.Background(), &config.Config{Autoscaler: func() *config.Autoscaler {
+			a := config.NewAutoscaler()
+			a.AllowZeroInitialScale = true
+			return a
+		}()}),
+		mutate: func(s *Service) {
+			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/initial-scale": "0"}
+		},
+	}, {
+		name: "the HPA class is refused",
+		mutate: func(s *Service) {
+			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}
+		},
+		want: "invalid value: hpa.autoscaling.knative.dev: spec.template.metadata.annotations.autoscaling.knative.dev/class\nhpa.autoscaling.knative.dev is not supported by Gantry yet (supported: kpa.autoscaling.knative.dev)",
+	}, {
 		name:   "no containers",
 		mutate: func(s *Service) { s.Spec.Template.Spec.Containers = nil },
 		want:   "missing field(s): spec.template.spec.containers",
