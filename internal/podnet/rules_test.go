@@ -2,9 +2,16 @@ package podnet
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRuleset(t *testing.T) {
@@ -125,4 +132,134 @@ func TestApplyRulesIsIdempotentAndRemovable(t *testing.T) {
 			t.Errorf("tables left after RemoveRules:\n%s", out)
 		}
 	})
+}
+
+// TestRulesKeepAPodOffTheHostAndItsOwnAddress builds a bridge and a "pod" (a network namespace
+// on a veth, as the CNI bridge plugin makes one) in a network namespace of the test's own, and
+// checks from the pod, first without the rules, then with them: a port of the gateway that
+// the rules open answers both times; another port of the host, and a connection from an
+// address outside the pod range, work without the rules and fail with them.
+func TestRulesKeepAPodOffTheHostAndItsOwnAddress(t *testing.T) {
+	for _, bin := range []string{"nft", "ip"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skip("needs " + bin)
+		}
+	}
+	inNetNS(t, func() {
+		ctx := context.Background()
+		pod := fmt.Sprintf("podnet-test-pod-%d", os.Getpid())
+		ipcmd := func(args ...string) {
+			t.Helper()
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+			}
+		}
+		gw := &net.IPNet{IP: net.ParseIP("10.99.0.1").To4(), Mask: net.CIDRMask(16, 32)}
+		if err := EnsureBridge("podnet-test0", gw); err != nil {
+			t.Fatal(err)
+		}
+		ipcmd("netns", "add", pod)
+		defer func() { _ = exec.Command("ip", "netns", "del", pod).Run() }()
+		ipcmd("link", "add", "podnet-vp0", "type", "veth", "peer", "name", "eth0", "netns", pod)
+		ipcmd("link", "set", "podnet-vp0", "master", "podnet-test0", "up")
+		ipcmd("-n", pod, "addr", "add", "10.99.0.2/16", "dev", "eth0")
+		// An address outside the pod range, which the host routes to the pod: a spoofed source.
+		ipcmd("-n", pod, "addr", "add", "10.97.0.9/32", "dev", "eth0")
+		ipcmd("-n", pod, "link", "set", "eth0", "up")
+		ipcmd("-n", pod, "route", "add", "default", "via", "10.99.0.1")
+		ipcmd("route", "add", "10.97.0.9/32", "dev", "podnet-test0")
+
+		var open, closed net.Listener
+		for _, l := range []*net.Listener{&open, &closed} {
+			ln, err := net.Listen("tcp", "10.99.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					_ = c.Close()
+				}
+			}()
+			defer ln.Close()
+			*l = ln
+		}
+		port := func(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
+		dial := func(from string, l net.Listener) error {
+			return inNamedNetNS(pod, func() error {
+				d := net.Dialer{Timeout: time.Second}
+				if from != "" {
+					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+				}
+				c, err := d.Dial("tcp", l.Addr().String())
+				if err == nil {
+					_ = c.Close()
+				}
+				return err
+			})
+		}
+		cases := []struct {
+			what     string
+			from     string
+			to       net.Listener
+			withRule bool // reached once the rules are in
+		}{
+			{"an open gateway port", "", open, true},
+			{"another host port", "", closed, false},
+			{"the open port from an address outside the pod range", "10.97.0.9", open, false},
+		}
+		for _, c := range cases {
+			if err := dial(c.from, c.to); err != nil {
+				t.Fatalf("without the rules, %s: %v (the test's network does not work)", c.what, err)
+			}
+		}
+		p := Policy{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", ServiceCIDR: "10.98.0.0/16",
+			GatewayPorts: []Port{{"tcp", port(open)}}}
+		if err := ApplyRules(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			err := dial(c.from, c.to)
+			if c.withRule && err != nil {
+				t.Errorf("with the rules, %s: %v", c.what, err)
+			}
+			if !c.withRule && err == nil {
+				t.Errorf("with the rules, %s is still reached", c.what)
+			}
+		}
+	})
+}
+
+// inNamedNetNS runs fn on a thread in the network namespace /run/netns/<name>.
+func inNamedNetNS(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer home.Close()
+		target, err := os.Open("/run/netns/" + name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		err = fn()
+		// A thread whose namespace could not be restored ends with its goroutine.
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
