@@ -224,20 +224,19 @@ func TestAutoscalerFollowsAStepOfLoad(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	l.end(t)
 
-	// The scale falls no faster than max-scale-down-rate (2) per decision, down to
-	// min-scale, while a prober keeps calling: none of its requests fails.
+	// The scale falls no faster than max-scale-down-rate (2): no decision wants fewer than
+	// half the pods ready when it was made. It goes down to min-scale while a prober keeps
+	// calling, and none of the prober's requests fails.
 	prober := startLoad(env, svc.Status.URL.Host, "/", 1)
-	last := int32(0)
 	waitFor(t, "back at min-scale", 90*time.Second, func(ctx context.Context) (bool, error) {
 		pa, err := podAutoscaler(ctx, env, ns, rev)
 		if err != nil {
 			return false, err
 		}
-		d := ptr.Deref(pa.Status.DesiredScale, 0)
-		if last > 0 && d*2 < last {
-			t.Errorf("desired scale fell from %d to %d in one step; max-scale-down-rate is 2", last, d)
+		d, ready := ptr.Deref(pa.Status.DesiredScale, 0), ptr.Deref(pa.Status.ActualScale, 0)
+		if d*2 < ready {
+			t.Errorf("a decision wanted %d pods with %d ready; max-scale-down-rate is 2", d, ready)
 		}
-		last = d
 		n, err := podCount(ctx, env, ns, rev)
 		return d == 1 && n == 1, fmt.Errorf("desired %d, %d pods", d, n)
 	})
