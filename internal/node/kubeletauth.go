@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -99,22 +98,14 @@ func (c caller) key() string { return c.User + "\x00" + strings.Join(c.Groups, "
 // accessReviewer asks the API server whether a caller may do something to the node, with
 // SubjectAccessReviews, and remembers the answers for a while.
 type accessReviewer struct {
-	client kubernetes.Interface
-	node   string
-	clock  clock.PassiveClock
-
-	mu        sync.Mutex
-	decisions map[string]decision
-}
-
-type decision struct {
-	allowed bool
-	reason  string
-	expires time.Time
+	client    kubernetes.Interface
+	node      string
+	clock     clock.PassiveClock
+	decisions *ttlCache[bool]
 }
 
 func newAccessReviewer(client kubernetes.Interface, node string, clk clock.PassiveClock) *accessReviewer {
-	return &accessReviewer{client: client, node: node, clock: clk, decisions: map[string]decision{}}
+	return &accessReviewer{client: client, node: node, clock: clk, decisions: newTTLCache[bool](maxCachedDecisions)}
 }
 
 // allowed asks whether c may have a: allowed when any of its subresources is.
@@ -131,11 +122,8 @@ func (a *accessReviewer) allowed(ctx context.Context, c caller, access kubeletAc
 func (a *accessReviewer) review(ctx context.Context, c caller, verb, subresource string) (bool, error) {
 	key := c.key() + "\x01" + verb + "\x01" + subresource
 	now := a.clock.Now()
-	a.mu.Lock()
-	d, ok := a.decisions[key]
-	a.mu.Unlock()
-	if ok && now.Before(d.expires) {
-		return d.allowed, nil
+	if allowed, ok := a.decisions.get(key, now); ok {
+		return allowed, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, accessReviewTimeout)
 	defer cancel()
@@ -150,17 +138,12 @@ func (a *accessReviewer) review(ctx context.Context, c caller, verb, subresource
 	if err != nil {
 		return false, fmt.Errorf("asking the API server whether %s may %s nodes/%s: %w", c.User, verb, subresource, err)
 	}
-	d = decision{allowed: res.Status.Allowed, reason: res.Status.Reason, expires: now.Add(accessDeniedTTL)}
-	if d.allowed {
-		d.expires = now.Add(accessAllowedTTL)
+	ttl := accessDeniedTTL
+	if res.Status.Allowed {
+		ttl = accessAllowedTTL
 	}
-	a.mu.Lock()
-	if len(a.decisions) >= maxCachedDecisions {
-		clear(a.decisions)
-	}
-	a.decisions[key] = d
-	a.mu.Unlock()
-	return d.allowed, nil
+	a.decisions.put(key, res.Status.Allowed, now.Add(ttl))
+	return res.Status.Allowed, nil
 }
 
 // authorize lets through the requests whose caller the API server allows the access the

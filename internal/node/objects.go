@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,42 +27,26 @@ const (
 type objectCache[T any] struct {
 	get   func(ctx context.Context, ns, name string) (T, error)
 	clock clock.PassiveClock
-
-	mu      sync.Mutex
-	entries map[string]cached[T]
-}
-
-type cached[T any] struct {
-	obj     T
-	expires time.Time
+	kept  *ttlCache[T]
 }
 
 func newObjectCache[T any](clk clock.PassiveClock, get func(ctx context.Context, ns, name string) (T, error)) *objectCache[T] {
-	return &objectCache[T]{get: get, clock: clk, entries: map[string]cached[T]{}}
+	return &objectCache[T]{get: get, clock: clk, kept: newTTLCache[T](maxCachedObjects)}
 }
 
 func (c *objectCache[T]) read(ns, name string) (T, error) {
 	key := ns + "/" + name
 	now := c.clock.Now()
-	c.mu.Lock()
-	e, ok := c.entries[key]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.obj, nil
+	if obj, ok := c.kept.get(key, now); ok {
+		return obj, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), objectGetTimeout)
 	defer cancel()
 	obj, err := c.get(ctx, ns, name)
 	if err != nil {
-		var zero T
-		return zero, err
+		return obj, err
 	}
-	c.mu.Lock()
-	if len(c.entries) >= maxCachedObjects {
-		clear(c.entries)
-	}
-	c.entries[key] = cached[T]{obj: obj, expires: now.Add(objectTTL)}
-	c.mu.Unlock()
+	c.kept.put(key, obj, now.Add(objectTTL))
 	return obj, nil
 }
 

@@ -63,23 +63,10 @@ func GatewayIP(podCIDR string) (net.IP, error) {
 	return gw, nil
 }
 
-// Options configure a Network.
+// Options configure a Network: its bridge, its ranges and what pods may reach (Policy), and
+// where the bridges' locks live.
 type Options struct {
-	// Bridge is the host bridge's name.
-	Bridge string
-	// PodCIDR is the pods' address range.
-	PodCIDR string
-	// ServiceCIDR is the ClusterIP range: pods reach it, and the API server through its
-	// first address (the "kubernetes" Service).
-	ServiceCIDR string
-	// GatewayPorts are the ports of the gateway address pods may reach (the cluster DNS and
-	// the gateway for Routes); no other port of the host is open to them.
-	GatewayPorts []Port
-	// APIServerPort is the API server's port, open to pods that call the "kubernetes"
-	// Service; 0 keeps it closed.
-	APIServerPort int
-	// EgressPrivate opens the host's private ranges (its LAN) to pods.
-	EgressPrivate bool
+	Policy
 	// LockDir holds the bridges' locks: one gantry server per bridge. Default
 	// DefaultLockDir.
 	LockDir string
@@ -112,7 +99,7 @@ func New(opts Options) (*Network, error) {
 		return nil, err
 	}
 	// The rules are checked now, written at Start.
-	if _, err := Ruleset(opts.policy()); err != nil {
+	if _, err := Ruleset(opts.Policy); err != nil {
 		return nil, err
 	}
 	_, n, _ := net.ParseCIDR(opts.PodCIDR)
@@ -122,11 +109,6 @@ func New(opts Options) (*Network, error) {
 		gateway: &net.IPNet{IP: gw, Mask: n.Mask},
 		ready:   make(chan struct{}),
 	}, nil
-}
-
-func (o Options) policy() Policy {
-	return Policy{Bridge: o.Bridge, PodCIDR: o.PodCIDR, ServiceCIDR: o.ServiceCIDR, GatewayPorts: o.GatewayPorts,
-		APIServerPort: o.APIServerPort, EgressPrivate: o.EgressPrivate}
 }
 
 // Gateway is the pods' gateway address on the bridge.
@@ -156,7 +138,7 @@ func (n *Network) Start(ctx context.Context) error {
 		// kube-proxy then masquerades all Service traffic, which needs no bridge netfilter.
 		n.log.Warn("bridged traffic does not pass netfilter; Service traffic will be masqueraded", "err", err)
 	}
-	if err := ApplyRules(ctx, n.opts.policy()); err != nil {
+	if err := ApplyRules(ctx, n.opts.Policy); err != nil {
 		return err
 	}
 	close(n.ready)

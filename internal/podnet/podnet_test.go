@@ -103,7 +103,7 @@ func TestStartRefusesABridgeInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = other.WriteString("pid 1\n")
-	n, err := New(Options{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", ServiceCIDR: "10.98.0.0/16", LockDir: dir})
+	n, err := New(Options{Policy: Policy{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", ServiceCIDR: "10.98.0.0/16"}, LockDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestStartMakesTheBridgeAndReleasesItsLock(t *testing.T) {
 	// Start runs on the namespace's thread itself: its netlink calls use the thread's
 	// namespace.
 	inNetNS(t, func() {
-		n, err := New(Options{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", ServiceCIDR: "10.98.0.0/16", LockDir: dir})
+		n, err := New(Options{Policy: Policy{Bridge: "podnet-test0", PodCIDR: "10.99.0.0/16", ServiceCIDR: "10.98.0.0/16"}, LockDir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,9 +23,10 @@ type Port struct {
 
 // Policy is what the pods of one bridge may reach beyond each other and the internet.
 type Policy struct {
-	// Bridge is the pods' bridge; the rules match the traffic that enters the host from it.
+	// Bridge is the pods' bridge, the host's side of their network; the rules match the
+	// traffic that enters the host from it.
 	Bridge string
-	// PodCIDR is the pods' range; its first address is the pods' gateway on the host.
+	// PodCIDR is the pods' range; its first address is the pods' gateway on the bridge.
 	PodCIDR string
 	// ServiceCIDR is the ClusterIP range; its first address is the "kubernetes" Service.
 	ServiceCIDR string

@@ -239,7 +239,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.Node {
 		// The pods' network comes before the serving stack: the gateway's listener for pods
 		// and the DNS server bind the pods' gateway address on the bridge.
-		s.PodNetwork, err = podnet.New(podnet.Options{
+		s.PodNetwork, err = podnet.New(podnet.Options{Policy: podnet.Policy{
 			Bridge:      cfg.Bridge,
 			PodCIDR:     cfg.PodCIDR,
 			ServiceCIDR: cfg.ControlPlane.ServiceCIDR,
@@ -247,8 +247,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			GatewayPorts:  []podnet.Port{{Proto: "udp", Port: 53}, {Proto: "tcp", Port: 53}, {Proto: "tcp", Port: PodHTTPPort}},
 			APIServerPort: cfg.ControlPlane.HTTPSPort,
 			EgressPrivate: cfg.PodEgressPrivate == PodEgressAllow,
-			Logger:        cfg.Logger,
-		})
+		}, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr: %w", err)
 		}
