@@ -23,11 +23,11 @@ func kubeExpand(s string, vars map[string]string) string {
 			continue
 		}
 		next := s[i+1]
-		switch {
-		case next == '$':
+		switch next {
+		case '$':
 			out = append(out, '$')
 			i++
-		case next == '(':
+		case '(':
 			closing := strings.IndexByte(s[i+2:], ')')
 			if closing < 0 {
 				out = append(out, '$', '(')

@@ -315,5 +315,5 @@ func TestVolumeMountsKeepSubPathsForTheSandbox(t *testing.T) {
 
 // mknodWhiteout makes path an overlayfs whiteout (a 0:0 character device).
 func mknodWhiteout(path string) error {
-	return unix.Mknod(path, unix.S_IFCHR|0o000, 0)
+	return unix.Mknod(path, unix.S_IFCHR, 0)
 }

@@ -55,7 +55,7 @@ func openSubPath(root, sub string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening volume %s: %w", root, err)
 	}
-	defer unix.Close(rootFD)
+	defer unix.Close(rootFD) //nolint:errcheck // an O_PATH descriptor: closing it cannot fail in a way that matters
 	how := &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
@@ -109,7 +109,7 @@ func mkdirBeneath(rootFD int, sub string) error {
 		}
 		err := unix.Mkdirat(parentFD, name, 0o755)
 		if parentFD != rootFD {
-			unix.Close(parentFD)
+			_ = unix.Close(parentFD)
 		}
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("making subPath %q: %w", sub, err)

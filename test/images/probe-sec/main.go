@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -104,7 +103,7 @@ func rootWrite() string {
 		return err.Error()
 	}
 	f.Close()
-	os.Remove(f.Name())
+	_ = os.Remove(f.Name())
 	return "ok"
 }
 
@@ -113,8 +112,8 @@ func ioUringSetup() string {
 	var params [120]byte // struct io_uring_params, zeroed
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&params[0])), 0)
 	if errno != 0 {
-		return unix.ErrnoName(syscall.Errno(errno))
+		return unix.ErrnoName(errno)
 	}
-	unix.Close(int(fd))
+	_ = unix.Close(int(fd))
 	return "ok"
 }
