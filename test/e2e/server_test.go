@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/poll"
 )
 
@@ -203,9 +204,18 @@ spec:
 	}
 	s.stop()
 	if nodeSkip == "" {
+		// The pods' isolation rules stay with the pods a stopped server leaves; cleanup removes
+		// both.
+		rules := exec.Command("nft", "list", "table", "inet", podnet.TableName("gantry-e2e0"))
+		if out, err := rules.CombinedOutput(); err != nil || !strings.Contains(string(out), "reject") {
+			t.Errorf("the pods' isolation rules after a stop: %v\n%s", err, out)
+		}
 		out, err := exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "removed sandbox of pod default/web-") {
 			t.Errorf("gantry cleanup: %v\n%s", err, out)
+		}
+		if err := exec.Command("nft", "list", "table", "inet", podnet.TableName("gantry-e2e0")).Run(); err == nil {
+			t.Error("the pods' isolation rules are still there after gantry cleanup")
 		}
 	}
 
@@ -298,6 +308,14 @@ func TestServerRefusesBadInput(t *testing.T) {
 				return append(serverArgs(dir, freePorts(t)), "--service-cidr=10.0.0.0/300"), dir
 			},
 			wantErr: `--service-cidr: "10.0.0.0/300" is not a CIDR`,
+		},
+		{
+			name: "bad egress policy",
+			setup: func(t *testing.T) ([]string, string) {
+				dir := t.TempDir()
+				return append(serverArgs(dir, freePorts(t)), "--pod-egress-private=sometimes"), dir
+			},
+			wantErr: `--pod-egress-private: "sometimes" is not one of deny, allow`,
 		},
 	}
 	for _, tt := range tests {
