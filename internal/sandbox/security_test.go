@@ -14,18 +14,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-)
 
-// secReport is test/images/probe-sec's report.
-type secReport struct {
-	UID          int               `json:"uid"`
-	GID          int               `json:"gid"`
-	Groups       []int             `json:"groups"`
-	Status       map[string]string `json:"status"`
-	RootWrite    string            `json:"rootWrite"`
-	IOUringSetup string            `json:"ioUringSetup"`
-	Ls           []string          `json:"ls"`
-}
+	"github.com/gantry-run/gantry/test/images/probe-sec/report"
+)
 
 // allowedBy reports whether the profile lets name through with any arguments.
 func allowedBy(p *specs.LinuxSeccomp, name string) bool {
@@ -108,7 +99,7 @@ func TestBuildSpecHonoursSecurity(t *testing.T) {
 }
 
 // runProbeSec runs probe-sec -once in a fresh container of sb and returns its report.
-func runProbeSec(t *testing.T, m *Manager, sb *Sandbox, c ContainerSpec, args ...string) secReport {
+func runProbeSec(t *testing.T, m *Manager, sb *Sandbox, c ContainerSpec, args ...string) report.Report {
 	t.Helper()
 	c.Layers = []string{testLayer(t)}
 	c.Args = append([]string{bin("probe-sec"), "-once"}, args...)
@@ -123,7 +114,7 @@ func runProbeSec(t *testing.T, m *Manager, sb *Sandbox, c ContainerSpec, args ..
 	if err := m.StopContainer(ctx, sb.ID, c.Name, 0); err != nil {
 		t.Fatal(err)
 	}
-	var r secReport
+	var r report.Report
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil {
 		t.Fatalf("probe-sec printed %q: %v", out, err)
 	}

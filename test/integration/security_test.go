@@ -21,17 +21,8 @@ import (
 
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/testenv"
+	"github.com/gantry-run/gantry/test/images/probe-sec/report"
 )
-
-// probeSecReport is test/images/probe-sec's report.
-type probeSecReport struct {
-	UID          int               `json:"uid"`
-	GID          int               `json:"gid"`
-	Groups       []int             `json:"groups"`
-	Status       map[string]string `json:"status"`
-	RootWrite    string            `json:"rootWrite"`
-	IOUringSetup string            `json:"ioUringSetup"`
-}
 
 // podNamespace is newNamespace once its default service account exists, which pods need
 // to be admitted.
@@ -84,7 +75,7 @@ func TestSecurityContextIsHonoured(t *testing.T) {
 	testenv.RequireNode(t)
 	ns := podNamespace(t, env)
 	img := env.Image(t, "probe-sec")
-	report := func(t *testing.T, name string, c corev1.Container) probeSecReport {
+	probe := func(t *testing.T, name string, c corev1.Container) report.Report {
 		t.Helper()
 		c.Name = "probe"
 		if c.Image == "" {
@@ -92,14 +83,14 @@ func TestSecurityContextIsHonoured(t *testing.T) {
 		}
 		createPod(t, env, ns, podWith(name, c))
 		p := waitPod(t, env, ns, name, "Running and Ready", 90*time.Second, running)
-		var r probeSecReport
+		var r report.Report
 		if body := httpGet(t, "http://"+p.Status.PodIP+":8080/"); json.Unmarshal([]byte(body), &r) != nil {
 			t.Fatalf("probe-sec answered %q", body)
 		}
 		return r
 	}
 	t.Run("capabilities, read-only root, user", func(t *testing.T) {
-		r := report(t, "restricted", corev1.Container{SecurityContext: &corev1.SecurityContext{
+		r := probe(t, "restricted", corev1.Container{SecurityContext: &corev1.SecurityContext{
 			RunAsUser: ptr.To[int64](1000), RunAsNonRoot: ptr.To(true), ReadOnlyRootFilesystem: ptr.To(true),
 			AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}})
 		if r.UID != 1000 || r.Status["CapBnd"] != "0000000000000000" || r.Status["NoNewPrivs"] != "1" {
@@ -113,7 +104,7 @@ func TestSecurityContextIsHonoured(t *testing.T) {
 		}
 	})
 	t.Run("a named USER runs as that user", func(t *testing.T) {
-		r := report(t, "named", corev1.Container{Image: namedUserImage(t, env, img)})
+		r := probe(t, "named", corev1.Container{Image: namedUserImage(t, env, img)})
 		if r.UID != 4321 || r.GID != 4321 || !slices.Contains(r.Groups, 555) {
 			t.Errorf("uid %d gid %d groups %v; want 4321:4321 with group 555 (from the image's /etc/passwd and /etc/group)", r.UID, r.GID, r.Groups)
 		}

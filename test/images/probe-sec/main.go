@@ -21,23 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-run/gantry/test/images/internal/serve"
+	"github.com/gantry-run/gantry/test/images/probe-sec/report"
 )
-
-// Report is what probe-sec prints and serves.
-type Report struct {
-	UID    int   `json:"uid"`
-	GID    int   `json:"gid"`
-	Groups []int `json:"groups"`
-	// Status holds the fields of /proc/self/status about privileges: CapInh, CapPrm, CapEff,
-	// CapBnd, CapAmb, NoNewPrivs, Seccomp.
-	Status map[string]string `json:"status"`
-	// RootWrite is "ok" when a file could be made in /, else the error.
-	RootWrite string `json:"rootWrite"`
-	// IOUringSetup is "ok" when io_uring_setup made a ring, else the errno's name.
-	IOUringSetup string `json:"ioUringSetup"`
-	// Ls lists the directory asked for, or holds the error.
-	Ls []string `json:"ls,omitempty"`
-}
 
 func main() {
 	once := flag.Bool("once", false, "print the report and exit")
@@ -51,19 +36,19 @@ func main() {
 		}
 		return
 	}
-	b, _ := json.Marshal(report(*ls))
+	b, _ := json.Marshal(look(*ls))
 	fmt.Println(string(b))
 	if *once {
 		return
 	}
 	serve.Main("probe-sec", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(report(r.URL.Query().Get("ls")))
+		_ = json.NewEncoder(w).Encode(look(r.URL.Query().Get("ls")))
 	}))
 }
 
-func report(dir string) Report {
-	r := Report{UID: os.Getuid(), GID: os.Getgid(), Status: status()}
+func look(dir string) report.Report {
+	r := report.Report{UID: os.Getuid(), GID: os.Getgid(), Status: status()}
 	r.Groups, _ = os.Getgroups()
 	r.RootWrite = rootWrite()
 	r.IOUringSetup = ioUringSetup()

@@ -6,7 +6,7 @@ import (
 )
 
 func TestReportOfThisProcess(t *testing.T) {
-	r := report(t.TempDir())
+	r := look(t.TempDir())
 	if r.UID != os.Getuid() || r.Status["CapBnd"] == "" || r.Status["Seccomp"] == "" {
 		t.Errorf("report %+v lacks this process's user or status fields", r)
 	}
