@@ -40,8 +40,8 @@ import (
 	"github.com/gantry-run/gantry/internal/reconciler/route"
 	"github.com/gantry-run/gantry/internal/reconciler/service"
 	gantrywebhook "github.com/gantry-run/gantry/internal/webhook"
-	"github.com/gantry-run/gantry/pkg/apis/config"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
