@@ -233,6 +233,22 @@ func TestSubPathStaysInsideItsVolume(t *testing.T) {
 			t.Errorf("/esc lists %v, want the volume's dir", r.Ls)
 		}
 	})
+	t.Run("a file through a link inside the volume", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(vol, "dir", "settings"), []byte("color=blue"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := ContainerSpec{Name: "file", Layers: []string{layer}, Args: []string{bin("probe"), "read", "/etc/settings"},
+			Mounts: []Mount{{Source: vol, SubPath: "inside/settings", Destination: "/etc/settings", ReadOnly: true}}}
+		startContainer(t, m, sb.ID, c)
+		if st := waitExited(t, m, sb.ID, c.Name, 30*time.Second); st.ExitCode != 0 || readLog(t, m, sb.ID, c.Name) != "color=blue" {
+			t.Errorf("exit %d, read %q; want the file's content", st.ExitCode, readLog(t, m, sb.ID, c.Name))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.StopContainer(ctx, sb.ID, c.Name, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("a missing subPath is made inside the volume", func(t *testing.T) {
 		runProbeSec(t, m, sb, ContainerSpec{Name: "made", Mounts: []Mount{{Source: vol, SubPath: "new/deeper", Destination: "/esc"}}}, "-ls", "/esc")
 		if fi, err := os.Lstat(filepath.Join(vol, "new", "deeper")); err != nil || !fi.IsDir() {
