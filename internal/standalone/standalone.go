@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -30,6 +31,7 @@ import (
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
 	"github.com/gantry-run/gantry/internal/podnet"
+	"github.com/gantry-run/gantry/internal/promserver"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/serving"
 )
@@ -103,6 +105,8 @@ type Config struct {
 	// KubeProxy says whether the node's kube-proxy runs: KubeProxyAuto, KubeProxyOn or
 	// KubeProxyOff.
 	KubeProxy string
+	// MetricsAddress is where the server's Prometheus metrics are served; empty serves none.
+	MetricsAddress string
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -124,6 +128,7 @@ func DefaultConfig() Config {
 		Bridge:              sandbox.DefaultBridge,
 		KubeProxy:           KubeProxyAuto,
 		PodEgressPrivate:    PodEgressDeny,
+		MetricsAddress:      promserver.DefaultAddr,
 	}
 }
 
@@ -172,6 +177,11 @@ func (c Config) Validate() error {
 	if c.Domain == "" {
 		errs = append(errs, errors.New("--domain: must not be empty"))
 	}
+	if c.MetricsAddress != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-address: %q is not host:port", c.MetricsAddress))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -186,6 +196,8 @@ type Server struct {
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
 	PodNetwork *podnet.Network
 	Serving    *serving.Serving
+	// Metrics serves the parts' Prometheus metrics (nil without --metrics-address).
+	Metrics    *promserver.Server
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
@@ -235,6 +247,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("embedded registry", s.Registry)
+	if cfg.MetricsAddress != "" {
+		if s.Metrics, err = promserver.New(cfg.MetricsAddress, cfg.Logger); err != nil {
+			return nil, err
+		}
+		s.group.Add("metrics", s.Metrics)
+	}
 	gatewayListeners := []gateway.Listener{{Addr: httpAddr(cfg)}}
 	if cfg.Node {
 		// The pods' network comes before the serving stack: the gateway's listener for pods
@@ -280,11 +298,16 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	// activator holds requests for revisions without a free pod (and asks the autoscaler for
 	// one), the gateway serves Routes' hosts and hands requests to it.
 	mgr := s.Serving.Manager()
+	var registerer prometheus.Registerer
+	if s.Metrics != nil {
+		registerer = s.Metrics.Registry
+	}
 	s.Autoscaler = kpa.New(kpa.Options{
-		Client:   mgr.GetClient(),
-		Config:   s.Serving.Config(),
-		Recorder: mgr.GetEventRecorder("autoscaler"),
-		Logger:   cfg.Logger,
+		Client:     mgr.GetClient(),
+		Config:     s.Serving.Config(),
+		Recorder:   mgr.GetEventRecorder("autoscaler"),
+		Registerer: registerer,
+		Logger:     cfg.Logger,
 	})
 	s.Activator = activator.New(activator.Options{
 		Client:     mgr.GetClient(),

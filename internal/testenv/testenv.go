@@ -228,6 +228,8 @@ func Config(dataDir string) (standalone.Config, error) {
 	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
 	cfg.KubeletPort = ports[5]
 	cfg.HTTPPort = ports[6]
+	// Metrics on a port the kernel picks.
+	cfg.MetricsAddress = "127.0.0.1:0"
 	// A shallow activator queue, so overload tests reach it quickly.
 	cfg.ActivatorQueueDepth = 200
 	// Tests keep off the default bridge and range, which a running gantry server may use.

@@ -99,6 +99,7 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
 		fmt.Sprintf("--http-port=%d", ports[6]),
+		"--metrics-address=127.0.0.1:0",
 		// Off the default bridge and range, which a running gantry server may use.
 		"--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16",
 		fmt.Sprintf("--node=%t", nodeSkip == "")}

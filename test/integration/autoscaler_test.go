@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,6 +191,24 @@ func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
 	}
 	if scaled < 2 {
 		t.Errorf("%d Scaled events on the PodAutoscaler, want at least 2 (to zero and back)", scaled)
+	}
+
+	// The autoscaler's state is in the server's Prometheus metrics, under Knative's names.
+	resp, err := http.Get("http://" + env.Server.Metrics.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`autoscaler_actual_pods{configuration_name="idle",namespace_name=%q,revision_name=%q,service_name="idle"}`, ns, rev),
+		fmt.Sprintf(`autoscaler_desired_pods{configuration_name="idle",namespace_name=%q,revision_name=%q,service_name="idle"}`, ns, rev),
+		fmt.Sprintf(`autoscaler_panic_mode{configuration_name="idle",namespace_name=%q,revision_name=%q,service_name="idle"} 0`, ns, rev),
+		"autoscaler_stable_request_concurrency{",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -59,7 +60,10 @@ type Options struct {
 	// ScrapeInterval and TickInterval default to DefaultScrapeInterval and
 	// DefaultTickInterval.
 	ScrapeInterval, TickInterval time.Duration
-	Logger                       *slog.Logger
+	// Registerer receives the autoscaler's gauges (Knative's autoscaler_* metrics); nil
+	// registers them nowhere.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Autoscaler runs the KPA for every PodAutoscaler of its class.
@@ -68,6 +72,7 @@ type Autoscaler struct {
 	log       *slog.Logger
 	collector *metrics.Collector
 	scraper   *metrics.Scraper
+	gauges    *gauges
 
 	mu   sync.Mutex
 	revs map[types.NamespacedName]*revision
@@ -101,6 +106,7 @@ func New(opts Options) *Autoscaler {
 		log:       opts.Logger.With("component", "autoscaler"),
 		collector: metrics.NewCollector(),
 		scraper:   &metrics.Scraper{Fetch: opts.Fetch},
+		gauges:    newGauges(),
 		revs:      map[types.NamespacedName]*revision{},
 	}
 }
@@ -130,6 +136,11 @@ func (a *Autoscaler) SetupWithManager(_ context.Context, mgr manager.Manager) er
 		For(&pav1alpha1.PodAutoscaler{}, builder.WithPredicates(isKPA)).
 		Complete(a); err != nil {
 		return fmt.Errorf("autoscaler: %w", err)
+	}
+	if a.opts.Registerer != nil {
+		if err := a.gauges.register(a.opts.Registerer); err != nil {
+			return fmt.Errorf("autoscaler: registering its metrics: %w", err)
+		}
 	}
 	return mgr.Add(manager.RunnableFunc(a.run))
 }
@@ -182,6 +193,7 @@ func (a *Autoscaler) forget(key types.NamespacedName) {
 	delete(a.revs, key)
 	a.mu.Unlock()
 	a.collector.Forget(key)
+	a.gauges.forget(key)
 }
 
 // settings are pa's decider settings; an annotation that does not parse is logged and left
@@ -316,6 +328,7 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 		ActivatorSince: pa.Status.ActivatorSince(),
 	}
 	res := r.decider.Decide(in, now)
+	a.gauges.record(pa, s, in, res)
 	if res.Valid {
 		if err := a.scale(ctx, pa, res.DesiredScale); errors.Is(err, errNoTarget) {
 			return nil // the revision controller has not made the Deployment yet

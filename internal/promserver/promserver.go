@@ -1,0 +1,86 @@
+// Package promserver serves gantry server's Prometheus metrics: one registry that the server's
+// parts register their collectors in, served at /metrics on --metrics-address.
+package promserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// DefaultAddr is where the metrics are served by default: loopback only.
+const DefaultAddr = "127.0.0.1:9095"
+
+// Server serves a registry's metrics.
+type Server struct {
+	// Registry is where the parts register; it starts with the Go runtime's and the
+	// process's collectors.
+	Registry *prometheus.Registry
+
+	addr  string
+	ln    net.Listener
+	log   *slog.Logger
+	ready chan struct{}
+}
+
+// New listens on addr at once, so a port in use is reported when the server starts.
+func New(addr string, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Server{Registry: reg, addr: ln.Addr().String(), ln: ln, log: log.With("component", "metrics"), ready: make(chan struct{})}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// Ready is closed once the server serves.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Start serves /metrics until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{
+		// A scrape that takes longer than this is cut, and a second scrape waits for none.
+		Timeout:             10 * time.Second,
+		MaxRequestsInFlight: 4,
+	}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.log.Info("metrics serving", "addr", s.addr)
+	close(s.ready)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics server: %w", err)
+	case <-ctx.Done():
+	}
+	stop, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(stop); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
