@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"slices"
@@ -93,6 +94,20 @@ type caller struct {
 	Groups []string
 }
 
+// certCaller is the caller a verified client certificate names, as the API server reads it:
+// the common name is the user, the organisations the groups, and every caller is also in
+// system:authenticated.
+func certCaller(cert *x509.Certificate) caller {
+	groups := slices.Clone(cert.Subject.Organization)
+	if !slices.Contains(groups, authenticatedGroup) {
+		groups = append(groups, authenticatedGroup)
+	}
+	return caller{User: cert.Subject.CommonName, Groups: groups}
+}
+
+// authenticatedGroup is the group of every authenticated user.
+const authenticatedGroup = "system:authenticated"
+
 func (c caller) key() string { return c.User + "\x00" + strings.Join(c.Groups, "\x00") }
 
 // accessReviewer asks the API server whether a caller may do something to the node, with
@@ -155,8 +170,7 @@ func (n *Node) authorize(reviewer *accessReviewer, next http.Handler) http.Handl
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		subject := r.TLS.PeerCertificates[0].Subject
-		c := caller{User: subject.CommonName, Groups: slices.Clone(subject.Organization)}
+		c := certCaller(r.TLS.PeerCertificates[0])
 		access := accessFor(r)
 		ok, err := reviewer.allowed(r.Context(), c, access)
 		if err != nil {

@@ -91,7 +91,7 @@ func TestAuthorizeAsksTheAPIServerAndCaches(t *testing.T) {
 	if code := do("tenant", "team-a"); code != http.StatusForbidden {
 		t.Errorf("a caller without nodes/proxy: %d, want 403", code)
 	}
-	want := authorizationv1.SubjectAccessReviewSpec{User: "tenant", Groups: []string{"team-a"}, ResourceAttributes: &authorizationv1.ResourceAttributes{
+	want := authorizationv1.SubjectAccessReviewSpec{User: "tenant", Groups: []string{"team-a", "system:authenticated"}, ResourceAttributes: &authorizationv1.ResourceAttributes{
 		Verb: "create", Version: "v1", Resource: "nodes", Subresource: "proxy", Name: "gantry"}}
 	if diff := cmp.Diff(want, last); diff != "" {
 		t.Errorf("review asked (-want +got):\n%s", diff)
