@@ -52,7 +52,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")
 	f.BoolVar(&all.Node, "node", all.Node, "run the serverless node (needs root, runc and the CNI plugins); without it pods stay Pending")
 	f.StringVar(&all.NodeName, "node-name", all.NodeName, "name of the serverless node")
-	f.IntVar(&all.KubeletPort, "kubelet-port", all.KubeletPort, "port of the node's kubelet API (kubectl logs)")
+	f.IntVar(&all.KubeletPort, "kubelet-port", all.KubeletPort, "port of the node's kubelet API (kubectl logs, exec), on the node's InternalIP (--advertise-address, else the host's default interface)")
 	f.StringVar(&all.PodCIDR, "pod-cidr", all.PodCIDR, "range of pod IP addresses on the pods' bridge")
 	f.StringVar(&all.Bridge, "bridge", all.Bridge, "host bridge the pods join (a second server on one machine needs its own, and its own --pod-cidr)")
 	f.StringVar(&all.PodEgressPrivate, "pod-egress-private", all.PodEgressPrivate, `whether pods reach the private ranges of the host's network (10/8, 172.16/12, 192.168/16: its LAN): "deny" or "allow"; the link-local range (cloud metadata) stays closed`)
