@@ -111,7 +111,12 @@ func Ruleset(p Policy) (string, error) {
 	line("table inet %s {", table)
 	line("\tchain prerouting {")
 	line("\t\ttype filter hook prerouting priority raw - 10; policy accept;")
-	line("\t\t%s %s saddr != %s drop", from, ipf, pods)
+	if v4 {
+		line("\t\t%s %s saddr != %s drop", from, ipf, pods)
+	} else {
+		// Neighbour discovery speaks from link-local addresses.
+		line("\t\t%s %s saddr != { %s, %s } drop", from, ipf, pods, linkLocal)
+	}
 	line("\t\t%s %s saddr %s drop", from, ipf, gw)
 	line("\t}")
 	line("\tchain input {")
@@ -121,6 +126,10 @@ func Ruleset(p Policy) (string, error) {
 		line("\t\t%s %s daddr %s %s dport %d accept", from, ipf, gw, port.Proto, port.Port)
 	}
 	line("\t\t%s %s daddr %s %s type echo-request accept", from, ipf, gw, icmp)
+	if !v4 {
+		// IPv6's ARP: without it a pod does not find the gateway.
+		line("\t\t%s icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept", from)
+	}
 	if p.APIServerPort != 0 {
 		line("\t\t%s ct status dnat ct original %s daddr %s tcp dport %d accept", from, ipf, kubernetes, p.APIServerPort)
 	}

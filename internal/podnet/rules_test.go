@@ -59,6 +59,8 @@ func TestRuleset(t *testing.T) {
 		want: []string{
 			`iifname "gantry0" ip6 daddr fd00:10::1 udp dport 53 accept`,
 			`iifname "gantry0" ip6 daddr { fe80::/10, fc00::/7 } reject`,
+			`iifname "gantry0" ip6 saddr != { fd00:10::/64, fe80::/10 } drop`,
+			`iifname "gantry0" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept`,
 			"ip6 saddr fd00:10::1 drop",
 		},
 		not: []string{"arp"},
@@ -130,6 +132,11 @@ func TestApplyRulesIsIdempotentAndRemovable(t *testing.T) {
 		out, _ = exec.Command("nft", "list", "tables").CombinedOutput()
 		if strings.Contains(string(out), TableName(p.Bridge)) {
 			t.Errorf("tables left after RemoveRules:\n%s", out)
+		}
+		// nft takes the IPv6 rules too.
+		p.PodCIDR, p.ServiceCIDR = "fd00:99::/64", "fd00:98::/112"
+		if err := ApplyRules(ctx, p); err != nil {
+			t.Errorf("ApplyRules, IPv6: %v", err)
 		}
 	})
 }
