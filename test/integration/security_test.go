@@ -117,6 +117,17 @@ func TestSecurityContextIsHonoured(t *testing.T) {
 		}
 	})
 	t.Run("Unconfined seccomp is refused by default", func(t *testing.T) {
+		// Pod Security's baseline level refuses Unconfined at the API; a namespace that opts
+		// out of it still meets the node's refusal.
+		ns := podNamespace(t, env)
+		nsObj, err := env.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nsObj.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
+		if _, err := env.Client.CoreV1().Namespaces().Update(context.Background(), nsObj, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		pod := podWith("unconfined", corev1.Container{Name: "probe", Image: img})
 		pod.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}}
 		createPod(t, env, ns, pod)
