@@ -58,10 +58,7 @@ func TestPodSecurity(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
 	ns := newNamespace(t, env.Client)
-	waitFor(t, "the namespace's default ServiceAccount", 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, err
-	})
+	waitDefaultServiceAccount(t, env, ns)
 	pod := func(name string, mutate func(*corev1.PodSpec)) *corev1.Pod {
 		p := podWith(name, corev1.Container{Name: "c", Image: "127.0.0.1:5000/hello"})
 		mutate(&p.Spec)

@@ -19,7 +19,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gantry-run/gantry/internal/testenv"
 )
@@ -156,10 +155,7 @@ func TestPodNetworkIsolation(t *testing.T) {
 	defer hostSrv.Close()
 	hostPort := strconv.Itoa(anyHost.Addr().(*net.TCPAddr).Port)
 
-	waitFor(t, "the namespace's default ServiceAccount", 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, err
-	})
+	waitDefaultServiceAccount(t, env, ns)
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/file", Port: intOrStr(8080)}}, PeriodSeconds: 1}
 	createPod(t, env, ns, podWith("fetch", corev1.Container{Name: "fetch", Image: env.Image(t, "fetch"), ReadinessProbe: probe}))
 	createPod(t, env, ns, podWith("other", corev1.Container{Name: "other", Image: env.Image(t, "fetch"), ReadinessProbe: probe}))
@@ -167,18 +163,8 @@ func TestPodNetworkIsolation(t *testing.T) {
 	other := waitPod(t, env, ns, "other", "running", 90*time.Second, running)
 	api := "http://" + pod.Status.PodIP + ":8080"
 
-	node, err := env.Client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nodeIP string
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			nodeIP = a.Address
-		}
-	}
+	nodeIP, kubelet := kubeletOf(t, env, pod)
 	gw := env.Server.PodNetwork.Gateway().String()
-	kubelet := strconv.Itoa(int(node.Status.DaemonEndpoints.KubeletEndpoint.Port))
 
 	// fromPod fetches u from inside the pod: reached says whether an HTTP answer came back.
 	fromPod := func(t *testing.T, u string) (reached bool, why string) {

@@ -46,6 +46,31 @@ func clientCerts(t *testing.T, env *testenv.Env, users ...pki.Client) pki.Bundle
 	return own
 }
 
+// kubeletOf is the InternalIP of the node pod runs on, and its kubelet API's port.
+func kubeletOf(t *testing.T, env *testenv.Env, pod *corev1.Pod) (ip, port string) {
+	t.Helper()
+	node, err := env.Client.CoreV1().Nodes().Get(context.Background(), pod.Spec.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ip = a.Address
+		}
+	}
+	return ip, strconv.Itoa(int(node.Status.DaemonEndpoints.KubeletEndpoint.Port))
+}
+
+// waitDefaultServiceAccount waits for ns's default ServiceAccount, without which the API
+// refuses pods there.
+func waitDefaultServiceAccount(t *testing.T, env *testenv.Env, ns string) {
+	t.Helper()
+	waitFor(t, "the namespace's default ServiceAccount", 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, err
+	})
+}
+
 // kubeletConfig is a client of the kubelet API at kubelet (host:port), as user.
 func kubeletConfig(kubelet string, certs pki.Bundle, user pki.Client) *rest.Config {
 	return &rest.Config{Host: "https://" + kubelet, TLSClientConfig: rest.TLSClientConfig{
@@ -121,22 +146,11 @@ func TestKubeletAPIAuthorisesEachCaller(t *testing.T) {
 		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
 	})
 
-	waitFor(t, "the namespace's default ServiceAccount", 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, err
-	})
+	waitDefaultServiceAccount(t, env, ns)
 	createPod(t, env, ns, podWith("rt", corev1.Container{Name: "rt", Image: env.Image(t, "runtime")}))
 	pod := waitPod(t, env, ns, "rt", "running", 90*time.Second, running)
-	node, err := env.Client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kubelet string
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			kubelet = net.JoinHostPort(a.Address, strconv.Itoa(int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)))
-		}
-	}
+	nodeIP, port := kubeletOf(t, env, pod)
+	kubelet := net.JoinHostPort(nodeIP, port)
 	check := []string{"/app", "-check-file", "/etc/hostname"}
 
 	if code := kubeletExecStatus(t, kubelet, certs, tenant, ns, "rt", "rt", check...); code != http.StatusForbidden {
