@@ -257,6 +257,9 @@ func TestAutoscalerFollowsAStepOfLoad(t *testing.T) {
 			t.Errorf("a decision wanted %d pods with %d ready; max-scale-down-rate is 2", d, ready)
 		}
 		n, err := podCount(ctx, env, ns, rev)
+		if err != nil {
+			return false, err
+		}
 		return d == 1 && n == 1, fmt.Errorf("desired %d, %d pods", d, n)
 	})
 	prober.end(t)

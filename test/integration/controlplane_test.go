@@ -38,6 +38,12 @@ func newNamespace(t *testing.T, c kubernetes.Interface) string {
 	t.Cleanup(func() {
 		_ = c.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
+	// Pods are refused in a namespace until the controller-manager has made its default
+	// ServiceAccount; a test's first pod should not race it.
+	waitFor(t, "the default ServiceAccount of "+name, 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := c.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, err
+	})
 	return name
 }
 
