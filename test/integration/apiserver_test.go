@@ -58,7 +58,6 @@ func TestPodSecurity(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
 	ns := newNamespace(t, env.Client)
-	waitDefaultServiceAccount(t, env, ns)
 	pod := func(name string, mutate func(*corev1.PodSpec)) *corev1.Pod {
 		p := podWith(name, corev1.Container{Name: "c", Image: "127.0.0.1:5000/hello"})
 		mutate(&p.Spec)

@@ -155,7 +155,6 @@ func TestPodNetworkIsolation(t *testing.T) {
 	defer hostSrv.Close()
 	hostPort := strconv.Itoa(anyHost.Addr().(*net.TCPAddr).Port)
 
-	waitDefaultServiceAccount(t, env, ns)
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/file", Port: intOrStr(8080)}}, PeriodSeconds: 1}
 	createPod(t, env, ns, podWith("fetch", corev1.Container{Name: "fetch", Image: env.Image(t, "fetch"), ReadinessProbe: probe}))
 	createPod(t, env, ns, podWith("other", corev1.Container{Name: "other", Image: env.Image(t, "fetch"), ReadinessProbe: probe}))

@@ -61,16 +61,6 @@ func kubeletOf(t *testing.T, env *testenv.Env, pod *corev1.Pod) (ip, port string
 	return ip, strconv.Itoa(int(node.Status.DaemonEndpoints.KubeletEndpoint.Port))
 }
 
-// waitDefaultServiceAccount waits for ns's default ServiceAccount, without which the API
-// refuses pods there.
-func waitDefaultServiceAccount(t *testing.T, env *testenv.Env, ns string) {
-	t.Helper()
-	waitFor(t, "the namespace's default ServiceAccount", 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, err
-	})
-}
-
 // kubeletConfig is a client of the kubelet API at kubelet (host:port), as user.
 func kubeletConfig(kubelet string, certs pki.Bundle, user pki.Client) *rest.Config {
 	return &rest.Config{Host: "https://" + kubelet, TLSClientConfig: rest.TLSClientConfig{
@@ -146,7 +136,6 @@ func TestKubeletAPIAuthorisesEachCaller(t *testing.T) {
 		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
 	})
 
-	waitDefaultServiceAccount(t, env, ns)
 	createPod(t, env, ns, podWith("rt", corev1.Container{Name: "rt", Image: env.Image(t, "runtime")}))
 	pod := waitPod(t, env, ns, "rt", "running", 90*time.Second, running)
 	nodeIP, port := kubeletOf(t, env, pod)
