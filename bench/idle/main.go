@@ -12,7 +12,12 @@
 // probe) or plain (-shape plain: the hello container with an HTTP readiness probe at the
 // default period of 10 s).
 //
+// With -services it measures Knative Services scaled to zero instead: it creates that many
+// Services at zero (initial-scale 0), waits until all are Ready, measures the server's CPU and
+// resident memory the same way, then calls five of them at random as their first request.
+//
 //	make build && go run ./bench/idle -gantry bin/gantry -baseline /tmp/baseline-gantry -pods 0,30,100
+//	make build && go run ./bench/idle -gantry bin/gantry -services 1000,3000
 package main
 
 import (
@@ -67,7 +72,15 @@ func main() {
 	measure := flag.Duration("measure", time.Minute, "how long CPU is measured at each pod count")
 	settle := flag.Duration("settle", 30*time.Second, "how long the server idles after the last pod is Ready, before measuring")
 	images := flag.String("images", "test/images", "directory of the test images (the hello image is built from it)")
+	services := flag.String("services", "", "comma-separated counts of Knative Services scaled to zero, ascending (e.g. 1000,3000): measures those instead of pods")
 	flag.Parse()
+	if *services != "" {
+		if err := runServices(context.Background(), *gantry, *services, *images, *settle, *measure); err != nil {
+			fmt.Fprintf(os.Stderr, "idle: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	steps, err := parseCounts(*counts)
 	if err == nil && *shape != "revision" && *shape != "plain" {
 		err = fmt.Errorf("-shape %q: must be revision or plain", *shape)
@@ -185,17 +198,18 @@ type server struct {
 	bin, dir     string
 	cmd          *exec.Cmd
 	registryPort int
+	httpPort     int
 	exited       chan struct{}
 	mu           sync.Mutex
 	log          bytes.Buffer
 }
 
 func start(ctx context.Context, bin, dir string) (*server, error) {
-	ports, err := freeport.Get(6)
+	ports, err := freeport.Get(7)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{bin: bin, dir: dir, registryPort: ports[4], exited: make(chan struct{})}
+	s := &server{bin: bin, dir: dir, registryPort: ports[4], httpPort: ports[6], exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, "server", "--data-dir", dir,
 		fmt.Sprintf("--https-port=%d", ports[0]),
 		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
@@ -203,6 +217,8 @@ func start(ctx context.Context, bin, dir string) (*server, error) {
 		fmt.Sprintf("--webhook-port=%d", ports[3]),
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
+		fmt.Sprintf("--http-port=%d", ports[6]),
+		"--metrics-address=127.0.0.1:0",
 		"--bridge="+bridge, "--pod-cidr="+podCIDR)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
