@@ -41,6 +41,7 @@ Start it with "gantry server"; talk to it with "gantry kubectl".`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newKubectlCommand(), newQueueProxyCommand(), newImageCommand(), newCleanupCommand())
+	root.AddCommand(knCommands()...)
 	return root
 }
 

@@ -1,0 +1,220 @@
+package kn
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
+)
+
+// The metrics `gantry top` reads, under Knative's names: the autoscaler's gauge of in-flight
+// requests, and the queue-proxy's request count and latency histogram (in milliseconds),
+// when the server's endpoint carries them.
+const (
+	MetricStableConcurrency = "autoscaler_stable_request_concurrency"
+	MetricRequestCount      = "revision_request_count"
+	MetricRequestLatencies  = "revision_request_latencies"
+	revisionLabel           = "revision_name"
+	namespaceLabel          = "namespace_name"
+)
+
+// MetricsSample is one scrape of a Prometheus endpoint and when it was taken.
+type MetricsSample struct {
+	At       time.Time
+	Families map[string]*dto.MetricFamily
+}
+
+// TopRow is one revision in `gantry top`. A nil figure is one the sources do not have.
+type TopRow struct {
+	Namespace, Service, Revision string
+	Desired, Ready               *int32
+	RPS, Concurrency, P50, P99   *float64
+}
+
+// TopRows builds a row per PodAutoscaler (one per revision) from its status and, when
+// given, the metrics between two samples (prev may be nil: rates then need a second sample).
+func TopRows(pas []pav1alpha1.PodAutoscaler, prev, cur *MetricsSample) []TopRow {
+	rows := make([]TopRow, 0, len(pas))
+	for i := range pas {
+		pa := &pas[i]
+		r := TopRow{
+			Namespace: pa.Namespace, Service: pa.Labels[servingv1.ServiceLabelKey], Revision: pa.Name,
+			Desired: pa.Status.DesiredScale, Ready: pa.Status.ActualScale,
+		}
+		if cur != nil {
+			r.Concurrency = gauge(cur, MetricStableConcurrency, pa.Namespace, pa.Name)
+			if prev != nil {
+				if dt := cur.At.Sub(prev.At).Seconds(); dt > 0 {
+					if n := counterDelta(prev, cur, MetricRequestCount, pa.Namespace, pa.Name); n != nil {
+						r.RPS = ptr(*n / dt)
+					}
+				}
+				r.P50 = latencyQuantile(prev, cur, 0.50, pa.Namespace, pa.Name)
+				r.P99 = latencyQuantile(prev, cur, 0.99, pa.Namespace, pa.Name)
+			}
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Namespace != rows[j].Namespace {
+			return rows[i].Namespace < rows[j].Namespace
+		}
+		if rows[i].Service != rows[j].Service {
+			return rows[i].Service < rows[j].Service
+		}
+		return rows[i].Revision > rows[j].Revision
+	})
+	return rows
+}
+
+// Top prints the rows as a table; "n/a" marks a figure no source has.
+func (p Printer) Top(w io.Writer, rows []TopRow) error {
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "No revisions found.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tSERVICE\tREVISION\tDESIRED\tREADY\tREQ/S\tCONCURRENCY\tP50\tP99")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Service, r.Revision,
+			intText(r.Desired), intText(r.Ready), floatText(r.RPS, 1, ""), floatText(r.Concurrency, 2, ""),
+			floatText(r.P50, 1, " ms"), floatText(r.P99, 1, " ms"))
+	}
+	return tw.Flush()
+}
+
+func intText(v *int32) string {
+	if v == nil {
+		return "n/a"
+	}
+	return strconv.Itoa(int(*v))
+}
+
+func floatText(v *float64, prec int, unit string) string {
+	switch {
+	case v == nil:
+		return "n/a"
+	case math.IsNaN(*v):
+		return "-" // the metric exists, but no request came in the interval
+	}
+	return strconv.FormatFloat(*v, 'f', prec, 64) + unit
+}
+
+// matches reports whether a metric carries the revision's labels.
+func matches(m *dto.Metric, namespace, revision string) bool {
+	rev, ns := "", ""
+	for _, l := range m.GetLabel() {
+		switch l.GetName() {
+		case revisionLabel:
+			rev = l.GetValue()
+		case namespaceLabel:
+			ns = l.GetValue()
+		}
+	}
+	return rev == revision && (ns == "" || ns == namespace)
+}
+
+// gauge is the sum of a gauge family's values for the revision; nil without the family or
+// the revision in it.
+func gauge(s *MetricsSample, family, namespace, revision string) *float64 {
+	f := s.Families[family]
+	if f == nil {
+		return nil
+	}
+	var sum float64
+	found := false
+	for _, m := range f.GetMetric() {
+		if matches(m, namespace, revision) {
+			sum += m.GetGauge().GetValue()
+			found = true
+		}
+	}
+	if !found {
+		return nil
+	}
+	return &sum
+}
+
+// counterDelta is how much a counter family grew for the revision between the samples; nil
+// when the family is not served at all. A revision missing from a sample counts as 0.
+func counterDelta(prev, cur *MetricsSample, family, namespace, revision string) *float64 {
+	if cur.Families[family] == nil {
+		return nil
+	}
+	sum := func(s *MetricsSample) float64 {
+		var v float64
+		for _, m := range s.Families[family].GetMetric() {
+			if matches(m, namespace, revision) {
+				v += m.GetCounter().GetValue()
+			}
+		}
+		return v
+	}
+	d := sum(cur) - sum(prev)
+	if d < 0 { // a restart reset the counter
+		d = sum(cur)
+	}
+	return &d
+}
+
+// latencyQuantile estimates quantile q of the latency histogram's observations between the
+// samples by linear interpolation inside the bucket, as Prometheus's histogram_quantile does.
+// It is nil without the family and NaN when nothing was observed.
+func latencyQuantile(prev, cur *MetricsSample, q float64, namespace, revision string) *float64 {
+	if cur.Families[MetricRequestLatencies] == nil {
+		return nil
+	}
+	buckets := func(s *MetricsSample) map[float64]float64 {
+		out := map[float64]float64{}
+		for _, m := range s.Families[MetricRequestLatencies].GetMetric() {
+			if !matches(m, namespace, revision) {
+				continue
+			}
+			for _, b := range m.GetHistogram().GetBucket() {
+				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			}
+			out[math.Inf(1)] += float64(m.GetHistogram().GetSampleCount())
+		}
+		return out
+	}
+	before, after := buckets(prev), buckets(cur)
+	bounds := make([]float64, 0, len(after))
+	for b := range after {
+		bounds = append(bounds, b)
+	}
+	sort.Float64s(bounds)
+	counts := make([]float64, len(bounds))
+	for i, b := range bounds {
+		counts[i] = math.Max(after[b]-before[b], 0)
+	}
+	nan := math.NaN()
+	if len(counts) == 0 || counts[len(counts)-1] == 0 {
+		return &nan
+	}
+	rank := q * counts[len(counts)-1]
+	lower, below := 0.0, 0.0
+	for i, b := range bounds {
+		if counts[i] >= rank {
+			if math.IsInf(b, 1) {
+				v := lower // beyond the last bound: the last bound is the best estimate
+				return &v
+			}
+			in := counts[i] - below
+			v := b
+			if in > 0 {
+				v = lower + (b-lower)*(rank-below)/in
+			}
+			return &v
+		}
+		lower, below = b, counts[i]
+	}
+	return &nan
+}
