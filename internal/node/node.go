@@ -52,6 +52,9 @@ type Options struct {
 	// AllowUnconfinedSeccomp lets a pod whose seccompProfile is Unconfined run without a
 	// seccomp filter; when false such a pod's containers are refused.
 	AllowUnconfinedSeccomp bool
+	// DefaultPodLimits holds the cgroup of a pod whose containers do not all set CPU or
+	// memory limits (see podSize); zero fields mean DefaultPodLimits'.
+	DefaultPodLimits PodLimits
 }
 
 // Node is a running serverless node.
@@ -101,6 +104,11 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // Start registers the node, keeps its lease, runs its pods and serves the kubelet API until
 // ctx ends. Sandboxes keep running when it returns: the next start re-adopts them.
 func (n *Node) Start(ctx context.Context) error {
+	// The host's OOM killer takes a pod's process before gantry, which holds etcd and the
+	// API server, as it takes one before the kubelet.
+	if err := setOOMScoreAdj(NodeOOMScoreAdj); err != nil {
+		n.log.Warn("lowering gantry's OOM score", "err", err)
+	}
 	c := n.opts.Client
 	reporter := &nodeReporter{client: c, info: n.opts.Info, clock: n.clock}
 	if err := reporter.register(ctx); err != nil {

@@ -13,32 +13,16 @@ import (
 // defaultStorage is a pod's ephemeral storage when none of its containers limits it.
 const defaultStorage = sandbox.DefaultEphemeralStorageBytes
 
-// podSpec is the sandbox for pod: its size is the sum of its containers' limits (no CPU or
-// memory limit when a container has none), its storage the sum of their ephemeral-storage
-// limits or defaultStorage.
-func podSpec(pod *corev1.Pod) sandbox.PodSpec {
-	var cpu, mem, storage int64
-	cpuSet, memSet := true, true
+// podSpec is the sandbox for pod: its CPU and memory are podSize's (def for a pod whose
+// containers do not all set limits), its storage the sum of its containers'
+// ephemeral-storage limits or defaultStorage.
+func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
+	cpu, mem := podSize(pod, def)
+	var storage int64
 	for _, c := range pod.Spec.Containers {
-		if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
-			cpu += q.MilliValue()
-		} else {
-			cpuSet = false
-		}
-		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
-			mem += q.Value()
-		} else {
-			memSet = false
-		}
 		if q, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
 			storage += q.Value()
 		}
-	}
-	if !cpuSet {
-		cpu = 0
-	}
-	if !memSet {
-		mem = 0
 	}
 	if storage == 0 {
 		storage = defaultStorage
@@ -68,6 +52,8 @@ type specInput struct {
 	// allowUnconfined lets a pod run without a seccomp filter when it asks
 	// (Options.AllowUnconfinedSeccomp).
 	allowUnconfined bool
+	// memoryCapacity is the machine's memory, which OOM score adjustments are reckoned in.
+	memoryCapacity int64
 }
 
 // containerSpec resolves container c of pod into what the sandbox runs: image layers, argv,
@@ -144,6 +130,7 @@ func containerSpec(pod *corev1.Pod, c *corev1.Container, in specInput) (sandbox.
 		Security:    sec,
 		CPUMillis:   c.Resources.Limits.Cpu().MilliValue(),
 		MemoryBytes: c.Resources.Limits.Memory().Value(),
+		OOMScoreAdj: oomScoreAdj(pod, c, in.memoryCapacity),
 	}, nil
 }
 

@@ -226,7 +226,7 @@ func (w *worker) setup(ctx context.Context, now time.Time) bool {
 		return false
 	}
 	if w.sb == nil {
-		spec := podSpec(pod)
+		spec := podSpec(pod, w.n.defaultLimits())
 		if w.n.opts.ClusterDNS != nil {
 			spec.ResolvConf = resolvconf.ForPod(pod, w.n.opts.ClusterDNS, resolvconf.Host())
 		}
@@ -310,7 +310,8 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 		w.n.recorder.Eventf(w.pod, corev1.EventTypeNormal, "Pulled", "Container image %q ready (%s)", c.Image, img.Digest)
 	}
 	spec, err := containerSpec(w.pod, c, specInput{img: s.img, volumes: w.volumes, sources: w.sources(),
-		emptyLayer: w.n.emptyLayer, exe: w.n.opts.Executable, allowUnconfined: w.n.opts.AllowUnconfinedSeccomp})
+		emptyLayer: w.n.emptyLayer, exe: w.n.opts.Executable, allowUnconfined: w.n.opts.AllowUnconfinedSeccomp,
+		memoryCapacity: w.n.opts.Info.MemoryBytes})
 	if err != nil {
 		s.failedStart("CreateContainerConfigError", err.Error(), now)
 		return
@@ -447,7 +448,7 @@ func (w *worker) checkStorage(ctx context.Context, now time.Time) {
 		return
 	}
 	w.storageUsed = used
-	if limit := podSpec(w.pod).EphemeralStorageBytes; used > limit {
+	if limit := podSpec(w.pod, w.n.defaultLimits()).EphemeralStorageBytes; used > limit {
 		w.fail(ctx, "Evicted", fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
 			quantity(limit), quantity(used)))
 	}

@@ -54,6 +54,11 @@ type ContainerSpec struct {
 	// CPUMillis and MemoryBytes are the container's own limits; 0 means none (the pod's
 	// limits still apply).
 	CPUMillis, MemoryBytes int64
+	// OOMScoreAdj is its processes' OOM score adjustment (-1000 to 1000): the node gives
+	// the kubelet's, higher than its own, so the host's OOM killer takes a pod's process
+	// first. The zero value is 0, not the adjustment of the process that starts it; a value
+	// below what this process may give (without CAP_SYS_RESOURCE, its own) is raised to it.
+	OOMScoreAdj int
 }
 
 // Mount binds a host path into a container.
@@ -169,6 +174,7 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 	if c.Mounts, err = stageSubPaths(dir, c.Mounts); err != nil {
 		return err
 	}
+	c.OOMScoreAdj = max(c.OOMScoreAdj, m.minOOMScoreAdj)
 	spec := buildSpec(specInput{
 		Container:  c,
 		CgroupPath: m.cgroupPath(sandboxID, c.Name),

@@ -81,6 +81,8 @@ type Manager struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	sandboxM map[string]*sync.Mutex
+	// minOOMScoreAdj is the lowest OOM score adjustment containers can be given here.
+	minOOMScoreAdj int
 }
 
 // NewManager checks that runc and the CNI plugins are installed and prepares the state
@@ -165,6 +167,11 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		cgroups:  cg,
 		log:      opts.Logger,
 		sandboxM: map[string]*sync.Mutex{},
+
+		minOOMScoreAdj: lowestOOMScoreAdj(),
+	}
+	if m.minOOMScoreAdj > -1000 {
+		m.log.Warn("without CAP_SYS_RESOURCE, containers' OOM score adjustments are raised to this process's", "oom_score_adj", m.minOOMScoreAdj)
 	}
 	m.net, err = newNetwork(opts, filepath.Join(root, "cni"))
 	if err != nil {

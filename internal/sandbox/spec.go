@@ -90,6 +90,7 @@ func buildSpec(in specInput) *specs.Spec {
 	}
 	caps := c.Security.capabilities()
 	pids := int64(DefaultPidsLimit)
+	oomScoreAdj := c.OOMScoreAdj
 	s := &specs.Spec{
 		Version: "1.0.2",
 		Process: &specs.Process{
@@ -101,6 +102,7 @@ func buildSpec(in specInput) *specs.Spec {
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
 			NoNewPrivileges: true,
+			OOMScoreAdj:     &oomScoreAdj,
 		},
 		Root: &specs.Root{Path: "rootfs", Readonly: c.Security.ReadOnlyRoot},
 		Mounts: []specs.Mount{

@@ -1,0 +1,129 @@
+package node
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/gantry-run/gantry/internal/queue/contract"
+)
+
+func resources(requests, limits map[corev1.ResourceName]string) corev1.ResourceRequirements {
+	list := func(m map[corev1.ResourceName]string) corev1.ResourceList {
+		if m == nil {
+			return nil
+		}
+		out := corev1.ResourceList{}
+		for k, v := range m {
+			out[k] = resource.MustParse(v)
+		}
+		return out
+	}
+	return corev1.ResourceRequirements{Requests: list(requests), Limits: list(limits)}
+}
+
+const (
+	cpu = corev1.ResourceCPU
+	mem = corev1.ResourceMemory
+)
+
+// knativeQueue is a revision's queue-proxy as Knative asks for it: 25m of CPU, nothing else.
+var knativeQueue = corev1.Container{Name: contract.ContainerName, Resources: resources(map[corev1.ResourceName]string{cpu: "25m"}, nil)}
+
+func TestPodSize(t *testing.T) {
+	def := PodLimits{CPUMillis: 1000, MemoryBytes: 1 << 30}
+	for _, tc := range []struct {
+		name     string
+		init     []corev1.Container
+		ctrs     []corev1.Container
+		cpu, mem int64
+	}{
+		{name: "no requests or limits: the default", ctrs: []corev1.Container{{Name: "app"}}, cpu: 1000, mem: 1 << 30},
+		{name: "a Knative revision's pod: the default, not 25m",
+			ctrs: []corev1.Container{{Name: "user"}, knativeQueue}, cpu: 1000, mem: 1 << 30},
+		{name: "requests above the default are kept",
+			ctrs: []corev1.Container{{Name: "app", Resources: resources(map[corev1.ResourceName]string{cpu: "1500m", mem: "3Gi"}, nil)}, knativeQueue},
+			cpu:  1525, mem: 3 << 30},
+		{name: "every container limited: the sum of limits, even below the default",
+			ctrs: []corev1.Container{
+				{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "100m", mem: "64Mi"})},
+				{Name: "b", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "200m", mem: "32Mi"})},
+			}, cpu: 300, mem: 96 << 20},
+		{name: "one container unlimited: its request counts, then the default",
+			ctrs: []corev1.Container{
+				{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "2", mem: "2Gi"})},
+				{Name: "b"},
+			}, cpu: 2000, mem: 2 << 30},
+		{name: "CPU limited everywhere, memory not",
+			ctrs: []corev1.Container{{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "250m"})}},
+			cpu:  250, mem: 1 << 30},
+		{name: "a larger init container sizes the pod",
+			init: []corev1.Container{{Name: "i", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "1", mem: "512Mi"})}},
+			ctrs: []corev1.Container{{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "500m", mem: "128Mi"})}},
+			cpu:  1000, mem: 512 << 20},
+		{name: "an unlimited init container brings the default",
+			init: []corev1.Container{{Name: "i"}},
+			ctrs: []corev1.Container{{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "500m", mem: "128Mi"})}},
+			cpu:  1000, mem: 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := testPod(tc.ctrs...)
+			pod.Spec.InitContainers = tc.init
+			spec := podSpec(pod, def)
+			if spec.CPUMillis != tc.cpu || spec.MemoryBytes != tc.mem {
+				t.Errorf("pod size %dm CPU, %d bytes; want %dm, %d", spec.CPUMillis, spec.MemoryBytes, tc.cpu, tc.mem)
+			}
+		})
+	}
+}
+
+func TestDefaultLimits(t *testing.T) {
+	n := &Node{}
+	if got := n.defaultLimits(); got != DefaultPodLimits {
+		t.Errorf("zero options: %+v; want %+v", got, DefaultPodLimits)
+	}
+	n.opts.DefaultPodLimits = PodLimits{MemoryBytes: 2 << 30}
+	if got, want := n.defaultLimits(), (PodLimits{CPUMillis: DefaultPodLimits.CPUMillis, MemoryBytes: 2 << 30}); got != want {
+		t.Errorf("memory set: %+v; want %+v", got, want)
+	}
+}
+
+func TestOOMScoreAdj(t *testing.T) {
+	const capacity = 10 << 30
+	for _, tc := range []struct {
+		name  string
+		class corev1.PodQOSClass
+		c     corev1.Container
+		want  int
+	}{
+		{"BestEffort", corev1.PodQOSBestEffort, corev1.Container{Name: "a"}, 1000},
+		{"Guaranteed", corev1.PodQOSGuaranteed, corev1.Container{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "1", mem: "1Gi"})}, -997},
+		{"Burstable, a tenth of the memory requested", corev1.PodQOSBurstable,
+			corev1.Container{Name: "a", Resources: resources(map[corev1.ResourceName]string{mem: "1Gi"}, nil)}, 900},
+		{"Burstable, no memory requested (the queue-proxy)", corev1.PodQOSBurstable, knativeQueue, 999},
+		{"Burstable, all the memory requested", corev1.PodQOSBurstable,
+			corev1.Container{Name: "a", Resources: resources(map[corev1.ResourceName]string{mem: "10Gi"}, nil)}, 3},
+		{"class computed when the status has none", "", knativeQueue, 999},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := testPod(tc.c)
+			pod.Status.QOSClass = tc.class
+			if got := oomScoreAdj(pod, &pod.Spec.Containers[0], capacity); got != tc.want {
+				t.Errorf("oomScoreAdj = %d; want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestContainerSpecOOMScoreAdj: the sandbox is asked for the kubelet's adjustment.
+func TestContainerSpecOOMScoreAdj(t *testing.T) {
+	pod := testPod(knativeQueue)
+	spec, err := containerSpec(pod, &pod.Spec.Containers[0], specInput{emptyLayer: "/empty", exe: "/gantry", memoryCapacity: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.OOMScoreAdj != 1000 {
+		t.Errorf("a BestEffort pod's queue-proxy gets OOMScoreAdj %d; want 1000", spec.OOMScoreAdj)
+	}
+}
