@@ -100,7 +100,7 @@ func deploy(cmd *cobra.Command, conn *connFlags, gw *gatewayFlags, f *serviceFla
 
 	stderr := cmd.ErrOrStderr()
 	p := newProgress(stderr, start)
-	fmt.Fprintf(stderr, "Deploying %s as service '%s' in namespace '%s':\n\n", dir, name, k.namespace)
+	p.header("Deploying %s as service '%s' in namespace '%s':", dir, name, k.namespace)
 	digest, err := buildImage(ctx, abs, ref)
 	if err != nil {
 		return err
@@ -119,15 +119,11 @@ func deploy(cmd *cobra.Command, conn *connFlags, gw *gatewayFlags, f *serviceFla
 			fmt.Fprintln(cmd.OutOrStdout(), gw.printer().URL(existing.Status.URL))
 			return nil
 		}
-		svc, changed, err := k.updateService(ctx, name, func(s *servingv1.Service) error { return kn.ApplyServiceOptions(s, opts) })
+		svc, before, err := k.updateService(ctx, name, func(s *servingv1.Service) error { return kn.ApplyServiceOptions(s, opts) })
 		if err != nil {
 			return err
 		}
-		verb := "updated"
-		if !changed {
-			verb = "unchanged"
-		}
-		return k.finishRollout(cmd, gw, f, svc, start, verb)
+		return k.finishRollout(cmd, gw, f, svc, before, p)
 	}
 	svc, err := kn.NewService(k.namespace, name, opts)
 	if err != nil {
@@ -136,7 +132,7 @@ func deploy(cmd *cobra.Command, conn *connFlags, gw *gatewayFlags, f *serviceFla
 	if err := k.Create(ctx, svc); err != nil {
 		return fmt.Errorf("creating service %s: %w", name, apiError(err, k.host))
 	}
-	return k.finishRollout(cmd, gw, f, svc, start, "created")
+	return k.finishRollout(cmd, gw, f, svc, nil, p)
 }
 
 // checkGoMain refuses a directory that holds no Go main package, before anything is built.

@@ -16,11 +16,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gantry-run/gantry/internal/kn"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 // userContainer is the name Knative gives the container a Service runs.
-const userContainer = "user-container"
+const userContainer = kn.UserContainer
 
 func newLogsCommand() *cobra.Command {
 	var conn connFlags

@@ -7,8 +7,10 @@ import (
 	"io"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/kn"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
@@ -28,6 +30,11 @@ func newProgress(w io.Writer, start time.Time) *progress {
 	return &progress{w: w, start: start, printed: map[string]bool{}}
 }
 
+// header prints the line a rollout's steps come under.
+func (p *progress) header(format string, args ...any) {
+	fmt.Fprintf(p.w, format+"\n\n", args...)
+}
+
 func (p *progress) say(line string) {
 	if line == "" || p.printed[line] {
 		return
@@ -39,13 +46,13 @@ func (p *progress) say(line string) {
 // waitRollout waits until the Service name, at generation gen or later, serves the revision
 // its Configuration last created, printing each step reached. It returns the Service and
 // that revision's name; a failed revision or route is an error with its reason.
-func (k *knClient) waitRollout(ctx context.Context, name string, gen int64, timeout time.Duration, p *progress) (*servingv1.Service, string, error) {
+func (k *knClient) waitRollout(ctx context.Context, name string, gen int64, previous string, timeout time.Duration, p *progress) (*servingv1.Service, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	key := types.NamespacedName{Namespace: k.namespace, Name: name}
 	var last kn.Rollout
 	for {
-		svc, r, err := k.observe(ctx, key, gen)
+		svc, r, err := k.observe(ctx, key, gen, previous)
 		if err != nil && ctx.Err() == nil {
 			return nil, "", err
 		}
@@ -76,31 +83,35 @@ func (k *knClient) waitRollout(ctx context.Context, name string, gen int64, time
 	}
 }
 
-// observe reads the Service, its Configuration and its latest created revision once.
-func (k *knClient) observe(ctx context.Context, key types.NamespacedName, gen int64) (*servingv1.Service, kn.Rollout, error) {
-	svc := &servingv1.Service{}
-	if err := k.Get(ctx, key, svc); err != nil {
+// observe reads the Service, its Configuration, its latest created revision and that
+// revision's pods once.
+func (k *knClient) observe(ctx context.Context, key types.NamespacedName, gen int64, previous string) (*servingv1.Service, kn.Rollout, error) {
+	st := kn.RolloutState{Service: &servingv1.Service{}, Generation: gen, Previous: previous}
+	if err := k.Get(ctx, key, st.Service); err != nil {
 		return nil, kn.Rollout{}, k.check(err, "service", key.Name)
 	}
 	cfg := &servingv1.Configuration{}
-	if err := k.Get(ctx, key, cfg); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return nil, kn.Rollout{}, apiError(err, k.host)
-		}
-		cfg = nil
+	if err := k.Get(ctx, key, cfg); err == nil {
+		st.Configuration = cfg
+	} else if !apierrors.IsNotFound(err) {
+		return nil, kn.Rollout{}, apiError(err, k.host)
 	}
-	r := kn.Observe(svc, gen, cfg, nil)
-	if r.Revision == "" {
-		return svc, r, nil
+	name := st.RevisionName()
+	if name == "" {
+		return st.Service, kn.Observe(st), nil
 	}
 	rev := &servingv1.Revision{}
-	if err := k.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: r.Revision}, rev); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return nil, kn.Rollout{}, apiError(err, k.host)
-		}
-		rev = nil
+	if err := k.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, rev); err == nil {
+		st.Revision = rev
+	} else if !apierrors.IsNotFound(err) {
+		return nil, kn.Rollout{}, apiError(err, k.host)
 	}
-	return svc, kn.Observe(svc, gen, cfg, rev), nil
+	pods := &corev1.PodList{}
+	if err := k.List(ctx, pods, client.InNamespace(key.Namespace), client.MatchingLabels{servingv1.RevisionLabelKey: name}); err != nil {
+		return nil, kn.Rollout{}, apiError(err, k.host)
+	}
+	st.Pods = pods.Items
+	return st.Service, kn.Observe(st), nil
 }
 
 // waitGone waits until get reports NotFound.

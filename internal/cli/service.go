@@ -168,7 +168,7 @@ A revision that fails prints the reason from its conditions and exits non-zero.`
 			if err != nil {
 				return err
 			}
-			start := time.Now()
+			p := newProgress(cmd.ErrOrStderr(), time.Now())
 			ctx := ctxOf(cmd)
 			if err := k.Create(ctx, svc); err != nil {
 				if apierrors.IsAlreadyExists(err) {
@@ -176,7 +176,8 @@ A revision that fails prints the reason from its conditions and exits non-zero.`
 				}
 				return fmt.Errorf("creating service %s: %w", svc.Name, apiError(err, k.host))
 			}
-			return k.finishRollout(cmd, gw, &f, svc, start, "created")
+			p.header("Creating service '%s' in namespace '%s':", svc.Name, k.namespace)
+			return k.finishRollout(cmd, gw, &f, svc, nil, p)
 		},
 	}
 	f.addFlags(cmd, createFlags)
@@ -205,18 +206,15 @@ the result serves, as create does, and prints the URL.`,
 			if err != nil {
 				return err
 			}
-			start := time.Now()
-			svc, changed, err := k.updateService(ctxOf(cmd), args[0], func(svc *servingv1.Service) error {
+			p := newProgress(cmd.ErrOrStderr(), time.Now())
+			svc, before, err := k.updateService(ctxOf(cmd), args[0], func(svc *servingv1.Service) error {
 				return kn.ApplyServiceOptions(svc, opts)
 			})
 			if err != nil {
 				return err
 			}
-			verb := "updated"
-			if !changed {
-				verb = "unchanged"
-			}
-			return k.finishRollout(cmd, gw, &f, svc, start, verb)
+			p.header("Updating service '%s' in namespace '%s':", svc.Name, k.namespace)
+			return k.finishRollout(cmd, gw, &f, svc, before, p)
 		},
 	}
 	f.addFlags(cmd, updateFlags)
@@ -224,43 +222,49 @@ the result serves, as create does, and prints the URL.`,
 }
 
 // updateService reads the Service, lets change edit it and writes it back, again on a
-// conflict. It reports whether the spec changed (an unchanged one is not written).
-func (k *knClient) updateService(ctx context.Context, name string, change func(*servingv1.Service) error) (*servingv1.Service, bool, error) {
-	var svc *servingv1.Service
-	changed := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		svc = &servingv1.Service{}
-		if err := k.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: name}, svc); err != nil {
+// conflict. It returns the Service after and before the change; an unchanged one is not
+// written.
+func (k *knClient) updateService(ctx context.Context, name string, change func(*servingv1.Service) error) (after, before *servingv1.Service, err error) {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		after = &servingv1.Service{}
+		if err := k.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: name}, after); err != nil {
 			return err
 		}
-		before := svc.DeepCopy()
-		if err := change(svc); err != nil {
+		before = after.DeepCopy()
+		if err := change(after); err != nil {
 			return err
 		}
-		if equality.Semantic.DeepEqual(before.Spec, svc.Spec) && equality.Semantic.DeepEqual(before.Annotations, svc.Annotations) {
+		if equality.Semantic.DeepEqual(before.Spec, after.Spec) && equality.Semantic.DeepEqual(before.Annotations, after.Annotations) {
 			return nil
 		}
-		changed = true
-		return k.Update(ctx, svc)
+		return k.Update(ctx, after)
 	})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, false, k.check(err, "service", name)
+			return nil, nil, k.check(err, "service", name)
 		}
 		var se apierrors.APIStatus
 		if asStatus(err, &se) {
-			return nil, false, fmt.Errorf("updating service %s: %w", name, err)
+			return nil, nil, fmt.Errorf("updating service %s: %w", name, err)
 		}
-		return nil, false, apiError(err, k.host)
+		return nil, nil, apiError(err, k.host)
 	}
-	return svc, changed, nil
+	return after, before, nil
 }
 
 // finishRollout waits for the rollout of svc (unless --no-wait) and prints the result: the
-// steps on stderr, the URL (or the object with -o) on stdout.
-func (k *knClient) finishRollout(cmd *cobra.Command, gw *gatewayFlags, f *serviceFlags, svc *servingv1.Service, start time.Time, verb string) error {
+// steps on stderr, the URL (or the object with -o) on stdout. before is the Service before
+// an update, nil after a create.
+func (k *knClient) finishRollout(cmd *cobra.Command, gw *gatewayFlags, f *serviceFlags, svc, before *servingv1.Service, p *progress) error {
 	ctx := ctxOf(cmd)
 	stderr, stdout := cmd.ErrOrStderr(), cmd.OutOrStdout()
+	verb, previous := "created", ""
+	if before != nil {
+		verb, previous = "updated", before.Status.LatestCreatedRevisionName
+		if before.Generation == svc.Generation {
+			verb = "unchanged"
+		}
+	}
 	if f.wait.noWait {
 		fmt.Fprintf(stderr, "Service '%s' %s in namespace '%s'.\n", svc.Name, verb, k.namespace)
 		if f.out.machine() {
@@ -268,9 +272,7 @@ func (k *knClient) finishRollout(cmd *cobra.Command, gw *gatewayFlags, f *servic
 		}
 		return nil
 	}
-	fmt.Fprintf(stderr, "Waiting for service '%s' in namespace '%s':\n\n", svc.Name, k.namespace)
-	p := newProgress(stderr, start)
-	done, rev, err := k.waitRollout(ctx, svc.Name, svc.Generation, f.wait.timeout, p)
+	done, rev, err := k.waitRollout(ctx, svc.Name, svc.Generation, previous, f.wait.timeout, p)
 	if err != nil {
 		return err
 	}
@@ -286,16 +288,16 @@ func (k *knClient) finishRollout(cmd *cobra.Command, gw *gatewayFlags, f *servic
 		if err != nil {
 			return err
 		}
-		if done, _, err = k.waitRollout(ctx, svc.Name, tagged.Generation, f.wait.timeout, p); err != nil {
+		if done, _, err = k.waitRollout(ctx, svc.Name, tagged.Generation, rev, f.wait.timeout, p); err != nil {
 			return err
 		}
-		p.say(fmt.Sprintf("Tagged %s.", rev))
+		p.say(fmt.Sprintf("Tag %s added.", rev))
 	}
 	if f.out.machine() {
 		return f.out.print(stdout, done)
 	}
 	pr := gw.printer()
-	fmt.Fprintf(stderr, "\nService '%s' %s to latest revision '%s' is available at URL:\n", done.Name, verb, rev)
+	fmt.Fprintf(stderr, "\nService '%s' %s, latest revision '%s', is available at URL:\n", done.Name, verb, rev)
 	fmt.Fprintln(stdout, pr.URL(done.Status.URL))
 	if f.tagRevision {
 		for _, t := range done.Status.Traffic {

@@ -52,14 +52,14 @@ func (p Printer) ServiceList(w io.Writer, services []servingv1.Service) error {
 		_, err := fmt.Fprintln(w, "No services found.")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tURL\tLATEST\tAGE\tCONDITIONS\tREADY\tREASON")
+	t := newTable(w, 3)
+	t.row("NAME", "URL", "LATEST", "AGE", "CONDITIONS", "READY", "REASON")
 	for i := range services {
 		s := &services[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, p.URL(s.Status.URL), s.Status.LatestCreatedRevisionName,
+		t.row(s.Name, p.URL(s.Status.URL), s.Status.LatestCreatedRevisionName,
 			p.age(s.CreationTimestamp), conditionCount(&s.Status.Status), readyStatus(&s.Status.Status), readyReason(&s.Status.Status))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // RevisionList prints revisions as `kn revision list` does: newest first within each
@@ -71,8 +71,8 @@ func (p Printer) RevisionList(w io.Writer, revisions []servingv1.Revision, servi
 		return err
 	}
 	revs := sortRevisions(revisions)
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSERVICE\tTRAFFIC\tTAGS\tGENERATION\tAGE\tCONDITIONS\tREADY\tREASON")
+	t := newTable(w, 3)
+	t.row("NAME", "SERVICE", "TRAFFIC", "TAGS", "GENERATION", "AGE", "CONDITIONS", "READY", "REASON")
 	for _, r := range revs {
 		svcName := r.Labels[servingv1.ServiceLabelKey]
 		pct, tags := revisionTraffic(services[svcName], r.Name)
@@ -80,11 +80,11 @@ func (p Printer) RevisionList(w io.Writer, revisions []servingv1.Revision, servi
 		if pct > 0 {
 			traffic = fmt.Sprintf("%d%%", pct)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, svcName, traffic, strings.Join(tags, ","),
+		t.row(r.Name, svcName, traffic, strings.Join(tags, ","),
 			r.Labels[servingv1.ConfigurationGenerationLabelKey], p.age(r.CreationTimestamp),
 			conditionCount(&r.Status.Status), readyStatus(&r.Status.Status), readyReason(&r.Status.Status))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // RouteList prints routes as `kn route list` does.
@@ -93,13 +93,13 @@ func (p Printer) RouteList(w io.Writer, routes []servingv1.Route) error {
 		_, err := fmt.Fprintln(w, "No routes found.")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tURL\tREADY")
+	t := newTable(w, 3)
+	t.row("NAME", "URL", "READY")
 	for i := range routes {
 		r := &routes[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, p.URL(r.Status.URL), readyStatus(&r.Status.Status))
+		t.row(r.Name, p.URL(r.Status.URL), readyStatus(&r.Status.Status))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // DescribeService prints a service with its revisions (those of its traffic and its latest
@@ -221,16 +221,46 @@ func (p Printer) conditions(b *strings.Builder, conds apis.Conditions) {
 		}
 		return sorted[i].Type < sorted[j].Type
 	})
-	tw := tabwriter.NewWriter(b, 0, 4, 1, ' ', 0)
-	fmt.Fprintln(tw, "  OK TYPE\tAGE\tREASON")
+	t := newTable(b, 2)
+	t.row("  OK TYPE", "AGE", "REASON")
 	for _, c := range sorted {
-		fmt.Fprintf(tw, "  %s %s\t%s\t%s\n", conditionSymbol(c), c.Type, p.age(c.LastTransitionTime), c.Reason)
+		t.row("  "+conditionSymbol(c)+" "+string(c.Type), p.age(c.LastTransitionTime), c.Reason)
 	}
-	_ = tw.Flush()
+	_ = t.flush()
+}
+
+// table is a tabwriter for kn's column layout that drops the spaces an empty last column
+// leaves at the end of a line.
+type table struct {
+	out io.Writer
+	buf strings.Builder
+	tw  *tabwriter.Writer
+}
+
+func newTable(out io.Writer, padding int) *table {
+	t := &table{out: out}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 4, padding, ' ', 0)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for line := range strings.Lines(t.buf.String()) {
+		b.WriteString(strings.TrimRight(line, " \n") + "\n")
+	}
+	_, err := io.WriteString(t.out, b.String())
+	return err
 }
 
 func field(b *strings.Builder, name, value string) {
-	fmt.Fprintf(b, "%-12s%s\n", name+":", value)
+	fmt.Fprintf(b, "%-14s%s\n", name+":", value)
 }
 
 // conditionSymbol is kn's: ++ True, ?? Unknown, !! False, and W or I for a False
@@ -282,8 +312,8 @@ func imageText(rev *servingv1.Revision) string {
 		return ""
 	}
 	img := rev.Spec.Containers[0].Image
-	if strings.Contains(img, "@") {
-		return img
+	if repo, digest, ok := strings.Cut(img, "@"); ok {
+		return repo + "@" + ShortDigest(digest)
 	}
 	if d := imageDigest(rev); d != "" {
 		return fmt.Sprintf("%s (pinned to %s)", img, d)

@@ -17,7 +17,8 @@ type Step int
 const (
 	StepRevisionCreated Step = iota // the Configuration stamped the revision
 	StepImageResolved               // the revision's image tag became a digest
-	StepPodReady                    // the revision has a ready pod (or is Ready at zero)
+	StepContainerStarted            // a pod pulled the image and started the container
+	StepRevisionReady               // the revision is Ready: a pod passed its readiness probe
 	StepRouteReady                  // the Service is Ready: its Route serves what it asks
 	numSteps
 )
@@ -31,28 +32,54 @@ type Rollout struct {
 	Err      error // the reason the rollout failed, from the objects' conditions
 }
 
-// Observe tells a rollout's progress from the Service at generation gen (as the create or
-// update returned it) and, when known, its Configuration and the revision that
-// Configuration last created. cfg and rev may be nil (not there yet). It only reads.
-func Observe(svc *servingv1.Service, gen int64, cfg *servingv1.Configuration, rev *servingv1.Revision) Rollout {
-	var r Rollout
-	if svc == nil || svc.Status.ObservedGeneration < gen || cfg == nil ||
-		cfg.Status.ObservedGeneration < cfg.Generation || cfg.Status.LatestCreatedRevisionName == "" {
+// RolloutState is what a rollout is judged from: the Service as the create or update
+// returned it (Generation) and as it is now, the revision its Configuration last created
+// before the change (Previous, "" on create), the Configuration, that Configuration's
+// latest created revision and the revision's pods. Configuration and Revision are nil
+// until they exist.
+type RolloutState struct {
+	Service       *servingv1.Service
+	Generation    int64
+	Previous      string
+	Configuration *servingv1.Configuration
+	Revision      *servingv1.Revision
+	Pods          []corev1.Pod
+}
+
+// Revision is the name of the revision the rollout is about, "" until the Service and its
+// Configuration have caught up with the change.
+func (s RolloutState) RevisionName() string {
+	svc, cfg := s.Service, s.Configuration
+	if svc == nil || svc.Status.ObservedGeneration < s.Generation || cfg == nil ||
+		cfg.Status.ObservedGeneration < cfg.Generation {
+		return ""
+	}
+	return cfg.Status.LatestCreatedRevisionName
+}
+
+// Observe tells a rollout's progress from its state. It only reads.
+func Observe(s RolloutState) Rollout {
+	r := Rollout{Revision: s.RevisionName()}
+	rev, svc := s.Revision, s.Service
+	if r.Revision == "" || rev == nil || rev.Name != r.Revision {
 		return r
 	}
-	r.Revision = cfg.Status.LatestCreatedRevisionName
-	if rev == nil || rev.Name != r.Revision {
-		return r
+	if rev.Name == s.Previous {
+		r.Reached[StepRevisionCreated] = fmt.Sprintf("Revision %s unchanged.", rev.Name)
+	} else {
+		r.Reached[StepRevisionCreated] = fmt.Sprintf("Revision %s created.", rev.Name)
 	}
-	r.Reached[StepRevisionCreated] = fmt.Sprintf("Revision %s created.", rev.Name)
 	if d := imageDigest(rev); d != "" {
 		r.Reached[StepImageResolved] = fmt.Sprintf("Image resolved to %s.", d)
+	}
+	if pod := startedPod(s.Pods); pod != "" {
+		r.Reached[StepContainerStarted] = fmt.Sprintf("Image pulled, container started in pod %s.", pod)
 	}
 	if ready := rev.Status.GetCondition(servingv1.RevisionConditionReady); ready.IsFalse() {
 		r.Err = fmt.Errorf("revision %s failed: %s", rev.Name, reasonText(ready))
 		return r
 	} else if ready.IsTrue() {
-		r.Reached[StepPodReady] = podReadyText(rev)
+		r.Reached[StepRevisionReady] = "Revision ready."
 	} else {
 		return r
 	}
@@ -68,6 +95,25 @@ func Observe(svc *servingv1.Service, gen int64, cfg *servingv1.Configuration, re
 	return r
 }
 
+// startedPod is the first pod (by name) whose user container runs or ran, "" if none.
+func startedPod(pods []corev1.Pod) string {
+	name := ""
+	for i := range pods {
+		for _, cs := range pods[i].Status.ContainerStatuses {
+			if cs.Name != UserContainer || (cs.State.Running == nil && cs.State.Terminated == nil && cs.LastTerminationState.Terminated == nil) {
+				continue
+			}
+			if name == "" || pods[i].Name < name {
+				name = pods[i].Name
+			}
+		}
+	}
+	return name
+}
+
+// UserContainer is the name Knative gives the container a Service runs.
+const UserContainer = "user-container"
+
 // routeServes reports whether the Service's route has caught up with rev: a route that
 // follows the latest revision sends to it; one pinned elsewhere is ready as it is.
 func routeServes(svc *servingv1.Service, rev string) bool {
@@ -78,13 +124,6 @@ func routeServes(svc *servingv1.Service, rev string) bool {
 		}
 	}
 	return !follows || svc.Status.LatestReadyRevisionName == rev
-}
-
-func podReadyText(rev *servingv1.Revision) string {
-	if rev.Status.ActualReplicas != nil && *rev.Status.ActualReplicas == 0 {
-		return "Revision ready (scaled to zero)."
-	}
-	return "Pod ready."
 }
 
 // imageDigest is the short digest the revision's first container runs, or "".

@@ -6,7 +6,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -81,14 +80,13 @@ func (p Printer) Top(w io.Writer, rows []TopRow) error {
 		_, err := fmt.Fprintln(w, "No revisions found.")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tSERVICE\tREVISION\tDESIRED\tREADY\tREQ/S\tCONCURRENCY\tP50\tP99")
+	t := newTable(w, 3)
+	t.row("NAMESPACE", "SERVICE", "REVISION", "DESIRED", "READY", "REQ/S", "CONCURRENCY", "P50", "P99")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Service, r.Revision,
-			intText(r.Desired), intText(r.Ready), floatText(r.RPS, 1, ""), floatText(r.Concurrency, 2, ""),
-			floatText(r.P50, 1, " ms"), floatText(r.P99, 1, " ms"))
+		t.row(r.Namespace, r.Service, r.Revision, intText(r.Desired), intText(r.Ready), floatText(r.RPS, 1, ""),
+			floatText(r.Concurrency, 2, ""), floatText(r.P50, 1, " ms"), floatText(r.P99, 1, " ms"))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 func intText(v *int32) string {
@@ -178,10 +176,14 @@ func latencyQuantile(prev, cur *MetricsSample, q float64, namespace, revision st
 			if !matches(m, namespace, revision) {
 				continue
 			}
+			inf := false
 			for _, b := range m.GetHistogram().GetBucket() {
 				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+				inf = inf || math.IsInf(b.GetUpperBound(), 1)
 			}
-			out[math.Inf(1)] += float64(m.GetHistogram().GetSampleCount())
+			if !inf {
+				out[math.Inf(1)] += float64(m.GetHistogram().GetSampleCount())
+			}
 		}
 		return out
 	}
