@@ -15,11 +15,11 @@ type Step int
 
 // The stages `gantry service create|update` and `gantry deploy` report.
 const (
-	StepRevisionCreated Step = iota // the Configuration stamped the revision
-	StepImageResolved               // the revision's image tag became a digest
-	StepContainerStarted            // a pod pulled the image and started the container
-	StepRevisionReady               // the revision is Ready: a pod passed its readiness probe
-	StepRouteReady                  // the Service is Ready: its Route serves what it asks
+	StepRevisionCreated  Step = iota // the Configuration stamped the revision
+	StepImageResolved                // the revision's image tag became a digest
+	StepContainerStarted             // a pod pulled the image and started the container
+	StepRevisionReady                // the revision is Ready: a pod passed its readiness probe
+	StepRouteReady                   // the Service is Ready: its Route serves what it asks
 	numSteps
 )
 

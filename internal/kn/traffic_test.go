@@ -11,7 +11,9 @@ import (
 
 func TestEditTraffic(t *testing.T) {
 	latest := func(pct int64, tag string) servingv1.TrafficTarget { return latestTarget(pct, tag) }
-	rev := func(name string, pct int64, tag string) servingv1.TrafficTarget { return revisionTarget(name, pct, tag) }
+	rev := func(name string, pct int64, tag string) servingv1.TrafficTarget {
+		return revisionTarget(name, pct, tag)
+	}
 	tests := []struct {
 		name    string
 		current []servingv1.TrafficTarget
