@@ -60,6 +60,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.KubeProxy, "kube-proxy", all.KubeProxy, `run kube-proxy for ClusterIPs with the node: "auto" unless another gantry server on this host runs it (its rules are one per host), "on" (refuse to start otherwise), "off"`)
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
 	f.StringVar(&all.MetricsAddress, "metrics-address", all.MetricsAddress, `where Prometheus metrics are served at /metrics ("" serves none)`)
+	f.BoolVar(&all.Profiling, "profiling", all.Profiling, "also serve Go's profiles at /debug/pprof/ on --metrics-address")
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
 	return cmd
 }

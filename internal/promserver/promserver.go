@@ -1,5 +1,6 @@
 // Package promserver serves gantry server's Prometheus metrics: one registry that the server's
-// parts register their collectors in, served at /metrics on --metrics-address.
+// parts register their collectors in, served at /metrics on --metrics-address, and with
+// --profiling Go's profiles at /debug/pprof/.
 package promserver
 
 import (
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,14 +27,23 @@ type Server struct {
 	// process's collectors.
 	Registry *prometheus.Registry
 
-	addr  string
-	ln    net.Listener
-	log   *slog.Logger
-	ready chan struct{}
+	addr      string
+	ln        net.Listener
+	profiling bool
+	log       *slog.Logger
+	ready     chan struct{}
+}
+
+// Options configure a Server.
+type Options struct {
+	// Profiling also serves Go's profiles at /debug/pprof/ (--profiling).
+	Profiling bool
+	Logger    *slog.Logger
 }
 
 // New listens on addr at once, so a port in use is reported when the server starts.
-func New(addr string, log *slog.Logger) (*Server, error) {
+func New(addr string, opts Options) (*Server, error) {
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -42,7 +53,7 @@ func New(addr string, log *slog.Logger) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{Registry: reg, addr: ln.Addr().String(), ln: ln, log: log.With("component", "metrics"), ready: make(chan struct{})}, nil
+	return &Server{Registry: reg, addr: ln.Addr().String(), ln: ln, profiling: opts.Profiling, log: log.With("component", "metrics"), ready: make(chan struct{})}, nil
 }
 
 // Addr is the address the server listens on.
@@ -59,14 +70,22 @@ func (s *Server) Start(ctx context.Context) error {
 		Timeout:             10 * time.Second,
 		MaxRequestsInFlight: 4,
 	}))
+	if s.profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// A CPU profile or trace may be asked for up to a minute.
+		WriteTimeout:   90 * time.Second,
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()

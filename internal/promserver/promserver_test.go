@@ -12,7 +12,7 @@ import (
 )
 
 func TestServesTheRegistry(t *testing.T) {
-	s, err := New("127.0.0.1:0", nil)
+	s, err := New("127.0.0.1:0", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,18 +43,41 @@ func TestServesTheRegistry(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server did not stop")
 	}
-	if _, err := New(s.Addr(), nil); err != nil {
+	if _, err := New(s.Addr(), Options{}); err != nil {
 		t.Fatalf("the address is still taken after stop: %v", err)
 	}
 }
 
 func TestAddressInUse(t *testing.T) {
-	s, err := New("127.0.0.1:0", nil)
+	s, err := New("127.0.0.1:0", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.ln.Close()
-	if _, err := New(s.Addr(), nil); err == nil || !strings.Contains(err.Error(), "--metrics-address") {
+	if _, err := New(s.Addr(), Options{}); err == nil || !strings.Contains(err.Error(), "--metrics-address") {
 		t.Fatalf("a second server on %s: got %v, want an error naming --metrics-address", s.Addr(), err)
+	}
+}
+
+func TestProfilingOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s, err := New("127.0.0.1:0", Options{Profiling: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Start(ctx) }()
+		<-s.Ready()
+		resp, err := http.Get("http://" + s.Addr() + "/debug/pprof/heap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want {
+			t.Errorf("profiling %v: /debug/pprof/heap answered %d, want %d", on, resp.StatusCode, want)
+		}
+		cancel()
+		<-done
 	}
 }

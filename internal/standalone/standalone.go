@@ -107,6 +107,8 @@ type Config struct {
 	KubeProxy string
 	// MetricsAddress is where the server's Prometheus metrics are served; empty serves none.
 	MetricsAddress string
+	// Profiling also serves Go's profiles at /debug/pprof/ on MetricsAddress.
+	Profiling bool
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -181,6 +183,8 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-address: %q is not host:port", c.MetricsAddress))
 		}
+	} else if c.Profiling {
+		errs = append(errs, errors.New("--profiling: needs --metrics-address, where the profiles are served"))
 	}
 	return errors.Join(errs...)
 }
@@ -248,7 +252,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.group.Add("embedded registry", s.Registry)
 	if cfg.MetricsAddress != "" {
-		if s.Metrics, err = promserver.New(cfg.MetricsAddress, cfg.Logger); err != nil {
+		if s.Metrics, err = promserver.New(cfg.MetricsAddress, promserver.Options{Profiling: cfg.Profiling, Logger: cfg.Logger}); err != nil {
 			return nil, err
 		}
 		s.group.Add("metrics", s.Metrics)
