@@ -69,6 +69,9 @@ func deploy(cmd *cobra.Command, conn *connFlags, gw *gatewayFlags, f *serviceFla
 	if err != nil {
 		return err
 	}
+	if err := checkGoMain(dir); err != nil {
+		return err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -79,9 +82,6 @@ func deploy(cmd *cobra.Command, conn *connFlags, gw *gatewayFlags, f *serviceFla
 		}
 	} else if err := kn.ValidateServiceName(name); err != nil {
 		return fmt.Errorf("--name: %w", err)
-	}
-	if err := checkGoMain(dir); err != nil {
-		return err
 	}
 	k, err := conn.connect()
 	if err != nil {

@@ -36,7 +36,7 @@ func ServiceNameFor(dir string) (string, error) {
 // ValidateServiceName checks name as Knative does a Service's.
 func ValidateServiceName(name string) error {
 	if errs := validation.IsDNS1035Label(name); len(errs) > 0 {
-		return fmt.Errorf("service name %q: %s", name, strings.Join(errs, "; "))
+		return fmt.Errorf("service name %q: want lowercase letters, digits and '-', starting with a letter", name)
 	}
 	if len(name) > maxServiceName {
 		return fmt.Errorf("service name %q: longer than %d characters", name, maxServiceName)
