@@ -288,7 +288,8 @@ func (k *knClient) finishRollout(cmd *cobra.Command, gw *gatewayFlags, f *servic
 		if err != nil {
 			return err
 		}
-		if done, _, err = k.waitRollout(ctx, svc.Name, tagged.Generation, rev, f.wait.timeout, p); err != nil {
+		quiet := newProgress(io.Discard, p.start) // the same revision again: its steps are said
+		if done, _, err = k.waitRollout(ctx, svc.Name, tagged.Generation, rev, f.wait.timeout, quiet); err != nil {
 			return err
 		}
 		p.say(fmt.Sprintf("Tag %s added.", rev))
