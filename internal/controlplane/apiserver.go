@@ -55,6 +55,17 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		// what is left at once (see closingListener).
 		"--shutdown-send-retry-after=true",
 		"--cert-dir=" + certs.Dir,
+		// The aggregator proxies aggregated APIs (metrics.k8s.io) as front-proxy-client, and
+		// dials an APIService's endpoint, not its ClusterIP: the metrics server is this
+		// process, and kube-proxy may be off.
+		"--requestheader-client-ca-file=" + certs.FrontProxyCACert(),
+		"--requestheader-allowed-names=" + pki.FrontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + certs.FrontProxyClientCert(),
+		"--proxy-client-key-file=" + certs.FrontProxyClientKey(),
+		"--enable-aggregator-routing=true",
 	}
 	if cfg.AdvertiseAddress != "" {
 		args = append(args, "--advertise-address="+cfg.AdvertiseAddress)

@@ -129,6 +129,9 @@ func (b Bundle) Ensure(opts Options, clients ...Client) error {
 	if err := ensureLeaf(b.WebhookCert(), b.WebhookKey(), webhook, ca, caKey, now); err != nil {
 		return err
 	}
+	if err := b.ensureAggregation(ca, caKey, now); err != nil {
+		return err
+	}
 	for _, c := range clients {
 		spec := leafSpec{
 			subject: pkix.Name{CommonName: c.User, Organization: c.Groups},
