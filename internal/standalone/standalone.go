@@ -32,6 +32,7 @@ import (
 	"github.com/gantry-run/gantry/internal/node"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/promserver"
+	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/serving"
 )
@@ -208,7 +209,9 @@ type Server struct {
 	DNS        *dns.Server
 	Node       *node.Node
 	Sandboxes  *sandbox.Manager
-	KubeProxy  *kubeproxy.Proxy
+	// ResourceMetrics serves metrics.k8s.io for the node's pods (kubectl top, the HPA).
+	ResourceMetrics *resourcemetrics.Server
+	KubeProxy       *kubeproxy.Proxy
 
 	group *lifecycle.Group
 }
@@ -339,6 +342,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("serverless node: %w", err)
 		}
 		s.group.Add("serverless node", s.Node)
+		if err := s.newResourceMetrics(cfg); err != nil {
+			return nil, fmt.Errorf("resource metrics: %w", err)
+		}
 		// kube-proxy runs for the registered node: it reads the Node's addresses at start.
 		if cfg.KubeProxy != KubeProxyOff {
 			s.KubeProxy, err = kubeproxy.New(kubeproxy.Options{
@@ -456,4 +462,33 @@ func nodeIP(advertise string) net.IP {
 		return ip
 	}
 	return net.IPv4(127, 0, 0, 1)
+}
+
+// newResourceMetrics builds the resource metrics API of the node's pods; it needs an address
+// the API server can reach that is not loopback (the node's InternalIP), and is left out,
+// with a warning, without one.
+func (s *Server) newResourceMetrics(cfg Config) error {
+	ip := nodeIP(cfg.ControlPlane.AdvertiseAddress)
+	if ip.IsLoopback() {
+		cfg.Logger.Warn("no resource metrics API (kubectl top, HPA): the node's address is loopback; set --advertise-address")
+		return nil
+	}
+	certs := s.ControlPlane.Certs()
+	var err error
+	s.ResourceMetrics, err = resourcemetrics.New(resourcemetrics.Options{
+		RESTConfig:   s.ControlPlane.GantryRESTConfig(),
+		Source:       s.Sandboxes,
+		NodeName:     cfg.NodeName,
+		Address:      ip,
+		CertFile:     certs.MetricsCert(),
+		KeyFile:      certs.MetricsKey(),
+		CAFile:       certs.CACert(),
+		ClientCAFile: certs.FrontProxyCACert(),
+		Logger:       cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.group.Add("resource metrics", s.ResourceMetrics)
+	return nil
 }
