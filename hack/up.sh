@@ -35,18 +35,10 @@ bin/gantry kubectl get deployment hello >/dev/null 2>&1 || bin/gantry kubectl cr
 bin/gantry kubectl wait --for=condition=Available deployment/hello --timeout=2m
 curl -s "http://$(bin/gantry kubectl get pod -l app=hello -o jsonpath='{.items[0].status.podIP}'):8080/"
 bin/gantry kubectl logs deployment/hello
-# The same program as a Knative Service: it gets a URL, and the gateway answers there.
-cat <<'YAML' | bin/gantry kubectl apply -f -
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  template:
-    spec:
-      containers:
-        - image: 127.0.0.1:5000/hello
-YAML
-bin/gantry kubectl wait --for=condition=Ready ksvc/hello --timeout=2m
-bin/gantry kubectl get ksvc hello
-curl -s http://hello.default.localhost:8080/
+# Deploy from source: samples/hello becomes an image in the embedded registry and a Knative
+# Service with a URL; the gateway answers there.
+url=$(bin/gantry deploy samples/hello)
+curl -s "$url"
+set +x
+echo
+echo "samples/hello answers at $url"
