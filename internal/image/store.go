@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
 
 	"github.com/gantry-run/gantry/internal/atomicfile"
 )
@@ -28,7 +29,15 @@ import (
 // Defaults for StoreOptions.
 const (
 	DefaultMaxLayerBytes = 16 << 30
-	DefaultPullTimeout   = 15 * time.Minute
+	// DefaultMaxLayerEntries bounds the files, directories and links of one layer: ten
+	// times what a large distribution image holds, and few enough that a layer of empty
+	// files cannot use up the filesystem's inodes.
+	DefaultMaxLayerEntries = 1 << 20
+	// DefaultMaxImageBytes and DefaultMaxImageEntries bound the layers of one image
+	// together: 20 GiB is what Fargate gives a pod's whole ephemeral storage.
+	DefaultMaxImageBytes   = 20 << 30
+	DefaultMaxImageEntries = 2 << 20
+	DefaultPullTimeout     = 15 * time.Minute
 )
 
 // Image is a pulled image, ready to become a pod's root filesystem.
@@ -65,8 +74,14 @@ type StoreOptions struct {
 	Keychain authn.Keychain
 	// Platform picks an image from a multi-platform index; default linux/GOARCH.
 	Platform *v1.Platform
-	// MaxLayerBytes bounds the file content of one unpacked layer.
-	MaxLayerBytes int64
+	// MaxLayerBytes bounds the file content of one unpacked layer, MaxLayerEntries its tar
+	// entries; MaxImageBytes and MaxImageEntries bound the layers a pull unpacks together.
+	// Zero means the Default.
+	MaxLayerBytes, MaxLayerEntries, MaxImageBytes, MaxImageEntries int64
+	// MinFreeBytes is the free space the store's filesystem keeps: a pull that would unpack
+	// a layer with less free is refused, and an unpack stops when it falls below (checked
+	// every 64 MiB). Zero means no reserve.
+	MinFreeBytes int64
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -100,8 +115,16 @@ func NewStore(root string, opts StoreOptions) (*Store, error) {
 	if opts.Platform == nil {
 		opts.Platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	}
-	if opts.MaxLayerBytes <= 0 {
-		opts.MaxLayerBytes = DefaultMaxLayerBytes
+	for _, o := range []struct {
+		v   *int64
+		def int64
+	}{
+		{&opts.MaxLayerBytes, DefaultMaxLayerBytes}, {&opts.MaxLayerEntries, DefaultMaxLayerEntries},
+		{&opts.MaxImageBytes, DefaultMaxImageBytes}, {&opts.MaxImageEntries, DefaultMaxImageEntries},
+	} {
+		if *o.v <= 0 {
+			*o.v = o.def
+		}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -244,9 +267,12 @@ func (s *Store) pull(ctx context.Context, ref string) (*Image, error) {
 			User:       cf.Config.User,
 		},
 	}
+	// Layers found unpacked already are not measured again: the bound applies to what
+	// this pull unpacks.
+	budget := &imageBudget{bytes: s.opts.MaxImageBytes, entries: s.opts.MaxImageEntries}
 	for i, l := range layers {
 		diffID := cf.RootFS.DiffIDs[i]
-		if err := s.ensureLayer(ctx, l, diffID); err != nil {
+		if err := s.ensureLayer(ctx, l, diffID, budget); err != nil {
 			return nil, err
 		}
 		img.DiffIDs = append(img.DiffIDs, diffID.String())
@@ -299,13 +325,16 @@ func (s *Store) readImage(digest string) (*Image, error) {
 }
 
 // ensureLayer unpacks layer into its diffID directory unless it is already there.
-func (s *Store) ensureLayer(ctx context.Context, layer v1.Layer, diffID v1.Hash) error {
+func (s *Store) ensureLayer(ctx context.Context, layer v1.Layer, diffID v1.Hash, budget *imageBudget) error {
 	if diffID.Algorithm != "sha256" {
 		return fmt.Errorf("layer %s: unsupported digest algorithm", diffID)
 	}
 	dst := s.LayerDir(diffID.String())
 	if _, err := os.Stat(dst); err == nil {
 		return nil
+	}
+	if err := s.checkSpace(); err != nil {
+		return fmt.Errorf("layer %s: %w", diffID, err)
 	}
 	tmp, err := os.MkdirTemp(s.tmpDir(), "unpack-"+diffID.Hex[:12]+"-")
 	if err != nil {
@@ -329,7 +358,8 @@ func (s *Store) ensureLayer(ctx context.Context, layer v1.Layer, diffID v1.Hash)
 	defer rc.Close()
 	h := sha256.New()
 	cr := &ctxReader{ctx: ctx, r: io.TeeReader(rc, h)}
-	if err := unpackLayer(cr, tmp, unpackOptions{maxBytes: s.opts.MaxLayerBytes, chown: os.Geteuid() == 0}); err != nil {
+	if err := unpackLayer(cr, tmp, unpackOptions{maxBytes: s.opts.MaxLayerBytes, maxEntries: s.opts.MaxLayerEntries,
+		image: budget, checkSpace: s.checkSpace, chown: os.Geteuid() == 0}); err != nil {
 		return fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	// Read what tar left unread (padding, trailing blocks) so the hash covers all of it.
@@ -496,4 +526,23 @@ func digestOf(digestRef string) string {
 		return digestRef[i+1:]
 	}
 	return ""
+}
+
+// ErrNoSpace marks a pull refused because the store's filesystem is down to its reserve.
+var ErrNoSpace = errors.New("no space for images")
+
+// checkSpace refuses to unpack when the store's filesystem has less than MinFreeBytes free.
+func (s *Store) checkSpace() error {
+	if s.opts.MinFreeBytes <= 0 {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.root, &st); err != nil {
+		return fmt.Errorf("reading the image store's free space: %w", err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < s.opts.MinFreeBytes {
+		return fmt.Errorf("%w: the image store's filesystem has %d MiB free, under its reserve of %d MiB",
+			ErrNoSpace, free>>20, s.opts.MinFreeBytes>>20)
+	}
+	return nil
 }

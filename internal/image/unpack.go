@@ -24,11 +24,28 @@ const (
 // ErrUnsafeEntry marks a tar entry that would write outside the layer directory.
 var ErrUnsafeEntry = errors.New("unsafe tar entry")
 
+// ErrTooLarge marks a layer or image over the store's bounds (StoreOptions).
+var ErrTooLarge = errors.New("image too large")
+
 // unpackOptions bound one layer's extraction.
 type unpackOptions struct {
-	maxBytes int64 // total file content
-	chown    bool  // apply uid/gid from the tar (needs root)
+	maxBytes   int64 // total file content
+	maxEntries int64 // tar entries, of any type
+	// image is what the image's layers may still unpack together; nil means no bound.
+	image *imageBudget
+	// checkSpace, when set, is asked before the first and every spaceCheckBytes of file
+	// content whether the disk has room; its error stops the unpack.
+	checkSpace func() error
+	chown      bool // apply uid/gid from the tar (needs root)
 }
+
+// imageBudget is what the layers of one image may still unpack: file content and entries.
+type imageBudget struct {
+	bytes, entries int64
+}
+
+// spaceCheckBytes is how much file content is written between two checkSpace calls.
+const spaceCheckBytes = 64 << 20
 
 // unpackLayer extracts the uncompressed tar stream r into dir, an empty directory, so that
 // dir can serve as an overlayfs lower directory: OCI whiteouts become overlayfs whiteouts
@@ -47,7 +64,7 @@ func unpackLayer(r io.Reader, dir string, opts unpackOptions) error {
 		mtime time.Time
 	}
 	var dirTimes []dirTime
-	var written int64
+	var written, entries, nextCheck int64
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -56,6 +73,14 @@ func unpackLayer(r io.Reader, dir string, opts unpackOptions) error {
 		}
 		if err != nil {
 			return fmt.Errorf("reading tar: %w", err)
+		}
+		if entries++; entries > opts.maxEntries {
+			return fmt.Errorf("%w: the layer has more than %d entries", ErrTooLarge, opts.maxEntries)
+		}
+		if opts.image != nil {
+			if opts.image.entries--; opts.image.entries < 0 {
+				return fmt.Errorf("%w: the image's layers have more entries than allowed", ErrTooLarge)
+			}
 		}
 		name, err := entryName(hdr.Name)
 		if err != nil {
@@ -113,7 +138,18 @@ func unpackLayer(r io.Reader, dir string, opts unpackOptions) error {
 			dirTimes = append(dirTimes, dirTime{name, hdr.ModTime})
 		case tar.TypeReg:
 			if written += hdr.Size; written > opts.maxBytes {
-				return fmt.Errorf("layer content exceeds the limit of %d bytes", opts.maxBytes)
+				return fmt.Errorf("%w: layer content exceeds the limit of %d bytes", ErrTooLarge, opts.maxBytes)
+			}
+			if opts.image != nil {
+				if opts.image.bytes -= hdr.Size; opts.image.bytes < 0 {
+					return fmt.Errorf("%w: the image's layers hold more content than allowed", ErrTooLarge)
+				}
+			}
+			if opts.checkSpace != nil && written >= nextCheck {
+				if err := opts.checkSpace(); err != nil {
+					return err
+				}
+				nextCheck = written + spaceCheckBytes
 			}
 			if err := writeFile(root, name, tr, hdr.Size); err != nil {
 				return entryErr(hdr.Name, err)

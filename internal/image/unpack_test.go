@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -72,7 +73,7 @@ func unpackForTest(t *testing.T, entries []tarEntry) (string, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := unpackLayer(bytes.NewReader(buildTar(t, entries)), dir, unpackOptions{maxBytes: 1 << 20, chown: os.Geteuid() == 0})
+	err := unpackLayer(bytes.NewReader(buildTar(t, entries)), dir, unpackOptions{maxBytes: 1 << 20, maxEntries: 1000, chown: os.Geteuid() == 0})
 	return dir, err
 }
 
@@ -197,8 +198,47 @@ func TestUnpackKeepsModesOwnersAndLinks(t *testing.T) {
 func TestUnpackSizeLimit(t *testing.T) {
 	dir := t.TempDir()
 	tr := buildTar(t, []tarEntry{{name: "big", body: string(make([]byte, 2048))}})
-	err := unpackLayer(bytes.NewReader(tr), dir, unpackOptions{maxBytes: 1024})
-	if err == nil {
-		t.Fatal("want an error for a layer over the limit")
+	err := unpackLayer(bytes.NewReader(tr), dir, unpackOptions{maxBytes: 1024, maxEntries: 10})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("unpacking a layer over the size limit: %v; want ErrTooLarge", err)
+	}
+}
+
+// TestUnpackCaps: a layer over the entry cap is refused, whatever its entries (empty
+// files, directories, links), and so is an image whose layers together pass its caps.
+func TestUnpackCaps(t *testing.T) {
+	many := func(n int) []byte {
+		var entries []tarEntry
+		for i := 0; i < n; i++ {
+			entries = append(entries, tarEntry{name: fmt.Sprintf("f%d", i)})
+		}
+		return buildTar(t, entries)
+	}
+	for _, tc := range []struct {
+		name    string
+		tar     []byte
+		opts    unpackOptions
+		refused bool
+	}{
+		{"at the entry cap", many(10), unpackOptions{maxBytes: 1 << 20, maxEntries: 10}, false},
+		{"over the entry cap", many(11), unpackOptions{maxBytes: 1 << 20, maxEntries: 10}, true},
+		{"over the image's entries", many(5), unpackOptions{maxBytes: 1 << 20, maxEntries: 10, image: &imageBudget{bytes: 1 << 20, entries: 4}}, true},
+		{"over the image's bytes", buildTar(t, []tarEntry{{name: "a", body: "0123456789"}}),
+			unpackOptions{maxBytes: 1 << 20, maxEntries: 10, image: &imageBudget{bytes: 9, entries: 10}}, true},
+		{"no room on the disk", buildTar(t, []tarEntry{{name: "a", body: "x"}}),
+			unpackOptions{maxBytes: 1 << 20, maxEntries: 10, checkSpace: func() error { return ErrNoSpace }}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := unpackLayer(bytes.NewReader(tc.tar), t.TempDir(), tc.opts)
+			if tc.refused && err == nil {
+				t.Fatal("unpacked; want it refused")
+			}
+			if !tc.refused && err != nil {
+				t.Fatal(err)
+			}
+			if tc.refused && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNoSpace) {
+				t.Errorf("error %v; want ErrTooLarge or ErrNoSpace", err)
+			}
+		})
 	}
 }

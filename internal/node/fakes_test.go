@@ -135,6 +135,16 @@ func (f *fakeSandboxes) StorageUsage(string) (int64, error) {
 	return f.usage, nil
 }
 
+func (f *fakeSandboxes) ReleaseStorage(string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("release storage")
+	f.usage = 0
+	return nil
+}
+
+func (f *fakeSandboxes) RotateLogs(int64, int) error { return nil }
+
 func (f *fakeSandboxes) StartContainer(_ context.Context, id string, c sandbox.ContainerSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

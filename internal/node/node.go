@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +56,10 @@ type Options struct {
 	// DefaultPodLimits holds the cgroup of a pod whose containers do not all set CPU or
 	// memory limits (see podSize); zero fields mean DefaultPodLimits'.
 	DefaultPodLimits PodLimits
+	// DiskReserveBytes is the free space the filesystem of StateDir (the data dir, which
+	// etcd shares) keeps: below it pulls are refused and pods evicted (see checkDisk). Zero
+	// means DefaultDiskReserveBytes; a negative value turns the check off.
+	DiskReserveBytes int64
 }
 
 // Node is a running serverless node.
@@ -70,8 +75,14 @@ type Node struct {
 	cms      *objectCache[*corev1.ConfigMap]
 	secrets  *objectCache[*corev1.Secret]
 
+	// freeBytes is the free space of the filesystem holding a path (statfsFree).
+	freeBytes func(path string) (int64, error)
+	// diskPressure says the data dir's filesystem has less than its reserve free.
+	diskPressure atomic.Bool
+
 	mu      sync.Mutex
 	workers map[types.UID]*worker
+	evicted map[types.UID]bool // pods evicted under disk pressure
 	wg      sync.WaitGroup
 	ready   chan struct{}
 }
@@ -94,7 +105,7 @@ func New(opts Options) (*Node, error) {
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		return nil, fmt.Errorf("node state dir: %w", err)
 	}
-	return &Node{opts: opts, log: opts.Logger.With("component", "node"), clock: opts.Clock, emptyLayer: empty, watch: watchExit,
+	return &Node{opts: opts, log: opts.Logger.With("component", "node"), clock: opts.Clock, emptyLayer: empty, watch: watchExit, freeBytes: statfsFree,
 		workers: map[types.UID]*worker{}, ready: make(chan struct{})}, nil
 }
 
@@ -148,6 +159,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	})
 	go n.collectImages(ctx)
+	go n.watchDisk(ctx)
 	srv, err := n.serveKubeletAPI()
 	if err != nil {
 		return err

@@ -18,6 +18,8 @@ type Sandboxes interface {
 	Sandboxes(ctx context.Context) ([]sandbox.SandboxInfo, error)
 	VolumeDir(sandboxID, name string) (string, error)
 	StorageUsage(sandboxID string) (int64, error)
+	ReleaseStorage(sandboxID string) error
+	RotateLogs(maxBytes int64, maxFiles int) error
 	StartContainer(ctx context.Context, sandboxID string, c sandbox.ContainerSpec) error
 	ContainerStatus(ctx context.Context, sandboxID, name string) (sandbox.ContainerStatus, error)
 	SignalContainer(ctx context.Context, sandboxID, name string, sig syscall.Signal) error

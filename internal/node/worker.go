@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,6 +35,8 @@ type worker struct {
 	// container. A timer wakes it for probes and deadlines, and it looks then only at the
 	// containers whose exits it cannot watch, or has not looked at for resyncPeriod.
 	lookAll bool
+	// evictMsg, set by the node under disk pressure, evicts the pod at the next sync.
+	evictMsg atomic.Pointer[string]
 	podState
 }
 
@@ -157,12 +160,15 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.retry = time.Time{}
 		return false
 	}
+	before := w.view(pod)
+	if msg := w.evictMsg.Swap(nil); msg != nil && w.failed == "" {
+		w.fail(ctx, reasonEvicted, *msg)
+	}
 	if w.failed == "" {
 		if fields := Unsupported(pod); len(fields) > 0 {
 			w.fail(ctx, "Unsupported", refusal(fields))
 		}
 	}
-	before := w.view(pod)
 	if w.failed == "" {
 		w.converge(ctx, now)
 	}
@@ -183,6 +189,12 @@ func (w *worker) fail(ctx context.Context, reason, msg string) {
 	}
 	for name := range w.containers {
 		_ = w.n.opts.Sandboxes.StopContainer(ctx, w.sb.ID, name, 0)
+	}
+	if reason == reasonEvicted {
+		// The pod stays, Failed, until it is deleted; its disk is given back now.
+		if err := w.n.opts.Sandboxes.ReleaseStorage(w.sb.ID); err != nil {
+			w.log().Warn("releasing an evicted pod's storage", "err", err)
+		}
 	}
 }
 
@@ -296,6 +308,11 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 		}
 	}
 	if s.img == nil && !contract.IsSidecar(c) {
+		if msg := w.n.pullRefusal(); msg != "" {
+			s.failedStart("ErrImagePull", msg, now)
+			w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
+			return
+		}
 		img, err := w.n.opts.Images.Pull(ctx, c.Image)
 		if err != nil {
 			reason := "ErrImagePull"
@@ -449,7 +466,7 @@ func (w *worker) checkStorage(ctx context.Context, now time.Time) {
 	}
 	w.storageUsed = used
 	if limit := podSpec(w.pod, w.n.defaultLimits()).EphemeralStorageBytes; used > limit {
-		w.fail(ctx, "Evicted", fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
+		w.fail(ctx, reasonEvicted, fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
 			quantity(limit), quantity(used)))
 	}
 }

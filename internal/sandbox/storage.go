@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -31,8 +32,9 @@ func (m *Manager) VolumeDir(sandboxID, name string) (string, error) {
 }
 
 // StorageUsage measures the sandbox's ephemeral storage: the bytes allocated on disk by its
-// containers' writable layers and its emptyDir volumes (what `du` counts, hard links once).
-// The node compares it with PodSpec.EphemeralStorageBytes and evicts the pod when over.
+// containers' writable layers, its emptyDir volumes and its containers' logs, rotated ones
+// included (what `du` counts, hard links once). The node compares it with
+// PodSpec.EphemeralStorageBytes and evicts the pod when over.
 func (m *Manager) StorageUsage(sandboxID string) (int64, error) {
 	dir := m.sandboxDir(sandboxID)
 	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err != nil {
@@ -42,7 +44,7 @@ func (m *Manager) StorageUsage(sandboxID string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	roots := []string{filepath.Join(dir, "volumes")}
+	roots := []string{filepath.Join(dir, "volumes"), filepath.Join(dir, "logs")}
 	for _, n := range names {
 		roots = append(roots, filepath.Join(dir, "containers", n, "upper"))
 	}
@@ -83,4 +85,75 @@ func (m *Manager) StorageUsage(sandboxID string) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// ReleaseStorage frees what an evicted pod holds on disk but no longer needs: its
+// containers' writable layers and the content of its emptyDir volumes. Its logs stay, for
+// `kubectl logs`, until the sandbox is removed. Every container must have been stopped
+// (StopContainer); a running one is left alone and reported.
+func (m *Manager) ReleaseStorage(sandboxID string) error {
+	unlock := m.lock(sandboxID)
+	defer unlock()
+	dir := m.sandboxDir(sandboxID)
+	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err != nil {
+		return fmt.Errorf("releasing the storage of sandbox %s: %w", sandboxID, ErrNotFound)
+	}
+	// Never delete through a mount: a root filesystem still mounted is a running container's.
+	mounts, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	busy := map[string]bool{}
+	for _, mp := range mounts {
+		rel, err := filepath.Rel(dir, mp)
+		if err == nil && strings.HasPrefix(rel, "containers"+string(filepath.Separator)) {
+			busy[strings.Split(rel, string(filepath.Separator))[1]] = true
+		}
+	}
+	names, err := m.containerNames(sandboxID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if busy[n] {
+			errs = append(errs, fmt.Errorf("container %s is still mounted", n))
+			continue
+		}
+		for _, d := range []string{"upper", "work"} {
+			if err := os.RemoveAll(filepath.Join(m.containerDir(sandboxID, n), d)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(busy) == 0 {
+		vols, err := os.ReadDir(filepath.Join(dir, "volumes"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		for _, v := range vols {
+			if err := removeContents(filepath.Join(dir, "volumes", v.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("releasing the storage of sandbox %s: %w", sandboxID, err)
+	}
+	return nil
+}
+
+// removeContents empties a directory, keeping it.
+func removeContents(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gantry-run/gantry/internal/activator"
+	"github.com/gantry-run/gantry/internal/autoscaler/hpa"
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
@@ -100,6 +101,10 @@ type Config struct {
 	// AllowUnconfinedSeccomp lets pods that ask for seccompProfile Unconfined run without a
 	// seccomp filter; by default they are refused.
 	AllowUnconfinedSeccomp bool
+	// DiskReserveBytes is the free space the data dir's filesystem keeps for etcd: below
+	// it the node refuses image pulls and evicts pods, and the image store stops
+	// unpacking. Zero means node.DefaultDiskReserveBytes; negative turns it off.
+	DiskReserveBytes int64
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
@@ -281,7 +286,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true})
 		s.DNS = dns.New(dns.Options{Addr: gw, Gateway: gw, Logger: cfg.Logger})
 	}
-	s.Store, err = image.NewStore(cp.DataDirJoin(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger})
+	s.Store, err = image.NewStore(cp.DataDirJoin(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger, MinFreeBytes: diskReserve(cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -330,6 +335,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Logger:    cfg.Logger,
 	})
 	s.Serving.Add(s.Autoscaler)
+	s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))
 	s.Serving.Add(s.Activator)
 	s.Serving.Add(s.Gateway)
 	if s.DNS != nil {
@@ -448,8 +454,21 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		Logger:          cfg.Logger,
 
 		AllowUnconfinedSeccomp: cfg.AllowUnconfinedSeccomp,
+		DiskReserveBytes:       cfg.DiskReserveBytes,
 	})
 	return err
+}
+
+// diskReserve is the free space the image store keeps on the data dir's filesystem: the
+// node's reserve.
+func diskReserve(cfg Config) int64 {
+	switch {
+	case cfg.DiskReserveBytes < 0:
+		return 0
+	case cfg.DiskReserveBytes == 0:
+		return node.DefaultDiskReserveBytes
+	}
+	return cfg.DiskReserveBytes
 }
 
 // nodeIP is the address the Node advertises: the API server's advertise address, else the

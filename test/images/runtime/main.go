@@ -89,6 +89,13 @@ func main() {
 		}
 		os.Exit(0)
 	}
+	// "runtime -log-kib-per-s N" also prints N KiB of lines a second, for ever: a pod that
+	// fills its logs.
+	if len(os.Args) == 3 && os.Args[1] == "-log-kib-per-s" {
+		if n, err := strconv.Atoi(os.Args[2]); err == nil && n > 0 {
+			go printForever(n)
+		}
+	}
 	s := probeStdin(os.Stdin, 2*time.Second)
 	c := &collector{
 		cgroupRoot: "/sys/fs/cgroup",
@@ -253,5 +260,13 @@ func probeStdin(r io.Reader, timeout time.Duration) Stdin {
 		return s
 	case <-time.After(timeout):
 		return Stdin{Error: "stdin read blocked for " + timeout.String()}
+	}
+}
+
+// printForever prints kib KiB of lines a second to stdout, a tenth of it every 100 ms.
+func printForever(kib int) {
+	line := strings.Repeat("x", 1023) + "\n"
+	for range time.Tick(100 * time.Millisecond) {
+		os.Stdout.WriteString(strings.Repeat(line, max(kib/10, 1)))
 	}
 }

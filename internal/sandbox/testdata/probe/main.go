@@ -7,6 +7,7 @@
 //	probe read PATH        print a file
 //	probe userns           try to make a user namespace (exit 1 with the error if refused)
 //	probe stubborn         print "ready", print "got terminated" on each SIGTERM and keep running
+//	probe log MIB          print MIB mebibytes of lines, one MiB every 20 ms, then "done", and keep running
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -53,6 +55,17 @@ func main() {
 		if err := syscall.Unshare(syscall.CLONE_NEWUSER); err != nil {
 			fail("unshare: " + err.Error())
 		}
+	case "log":
+		n, _ := strconv.Atoi(os.Args[2])
+		line := []byte(strings.Repeat("x", 1023) + "\n")
+		for i := 0; i < n; i++ {
+			for j := 0; j < 1024; j++ {
+				os.Stdout.Write(line)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		fmt.Println("done")
+		time.Sleep(time.Hour)
 	case "stubborn":
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM)
