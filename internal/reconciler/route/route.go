@@ -63,6 +63,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}); err != nil {
 		return fmt.Errorf("indexing routes: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &servingv1.Revision{}, routesIndex, revisionRoutes); err != nil {
+		return fmt.Errorf("indexing revisions: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("route").
 		For(&servingv1.Route{}).
@@ -137,9 +140,10 @@ func (r *Reconciler) labelRevisions(ctx context.Context, route *servingv1.Route)
 // unlabelRevisions marks as no longer routed by the Route every Revision of the namespace
 // whose routes it is among, but those named in keep.
 func (r *Reconciler) unlabelRevisions(ctx context.Context, ns, route string, keep map[string]bool) error {
+	// The index finds the revisions that name this route, so a reconcile costs what the route
+	// routes, not what the namespace holds.
 	revs := &servingv1.RevisionList{}
-	if err := r.Client.List(ctx, revs, client.InNamespace(ns),
-		client.MatchingLabels{servingv1.RoutingStateLabelKey: servingv1.RoutingStateActive}); err != nil {
+	if err := r.Client.List(ctx, revs, client.InNamespace(ns), client.MatchingFields{routesIndex: route}); err != nil {
 		return fmt.Errorf("listing the revisions route %s/%s routed to: %w", ns, route, err)
 	}
 	var errs []error
@@ -150,6 +154,17 @@ func (r *Reconciler) unlabelRevisions(ctx context.Context, ns, route string, kee
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// routesIndex indexes Revisions by the routes their routes annotation names.
+const routesIndex = "metadata.annotations.routes"
+
+func revisionRoutes(o client.Object) []string {
+	rev, ok := o.(*servingv1.Revision)
+	if !ok {
+		return nil
+	}
+	return resources.RoutesOf(rev)
 }
 
 // markRouted records on rev whether route routes to it, by a patch of its metadata that fails

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/gantry-run/gantry/internal/reconciler/reconcilertest"
@@ -127,7 +128,7 @@ func TestReconcile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// The reconciler sees the world through tt.funcs; the test reads it as it is.
-			c := reconcilertest.NewClient().WithObjects(tt.objs...).Build()
+			c := newClient().WithObjects(tt.objs...).Build()
 			rec := reconcilertest.NewRecorder()
 			cfg := config.NewConfig()
 			if tt.network != nil {
@@ -168,7 +169,7 @@ func TestReconcile(t *testing.T) {
 }
 
 func TestReconcileABadDomainTemplate(t *testing.T) {
-	c := reconcilertest.NewClient().WithObjects(route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100)})).Build()
+	c := newClient().WithObjects(route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100)})).Build()
 	rec := reconcilertest.NewRecorder()
 	cfg := config.NewConfig()
 	cfg.Network = &config.Network{DomainTemplate: "{{.Name}}_{{.Namespace}}", TagTemplate: config.DefaultTagTemplate}
@@ -183,7 +184,7 @@ func TestReconcileABadDomainTemplate(t *testing.T) {
 }
 
 func TestReconcileGone(t *testing.T) {
-	c := reconcilertest.NewClient().Build()
+	c := newClient().Build()
 	r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Domain: "example.com"}
 	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}); err != nil {
 		t.Fatalf("Reconcile() of a deleted Route = %v, want nil", err)
@@ -209,7 +210,7 @@ func TestIngressReadinessBecomesIngressReady(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := route(servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](100)})
 			rt.UID = "route-uid"
-			c := reconcilertest.NewClient().WithObjects(rt, readyRevision("hello-00001")).Build()
+			c := newClient().WithObjects(rt, readyRevision("hello-00001")).Build()
 			r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Domain: "example.com"}
 			req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}
 			if _, err := r.Reconcile(context.Background(), req); err != nil {
@@ -267,7 +268,7 @@ func TestReconcileLabelsRevisions(t *testing.T) {
 		routedBy("pinned-00001", "hello,other"), // another route still routes to it
 		routedBy("other-00001", "other"),        // not this route's business
 	}
-	c := reconcilertest.NewClient().WithObjects(objs...).Build()
+	c := newClient().WithObjects(objs...).Build()
 	r := &Reconciler{Client: c, Recorder: reconcilertest.NewRecorder(), Domain: "example.com", Clock: clocktesting.NewFakePassiveClock(now)}
 	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "hello"}}
 	if _, err := r.Reconcile(context.Background(), req); err != nil {
@@ -327,7 +328,7 @@ func TestReconcileLabelsWhatItCanRead(t *testing.T) {
 		servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr.To[int64](50)},
 		servingv1.TrafficTarget{RevisionName: "hello-00002", Percent: ptr.To[int64](50)},
 	)
-	c := reconcilertest.NewClient().WithObjects(rt, readyRevision("hello-00001"), readyRevision("hello-00002")).Build()
+	c := newClient().WithObjects(rt, readyRevision("hello-00001"), readyRevision("hello-00002")).Build()
 	failPatch := interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 		if obj.GetName() == "hello-00001" {
 			return errUnreadable
@@ -353,4 +354,10 @@ func TestReconcileLabelsWhatItCanRead(t *testing.T) {
 	if !got.Status.GetCondition(servingv1.RouteConditionAllTrafficAssigned).IsTrue() {
 		t.Error("the route's status was not written along with the labelling failure")
 	}
+}
+
+// newClient is a fake client with the indexes the reconciler's SetupWithManager registers
+// that Reconcile itself lists by.
+func newClient() *fake.ClientBuilder {
+	return reconcilertest.NewClient().WithIndex(&servingv1.Revision{}, routesIndex, revisionRoutes)
 }
