@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -85,7 +86,17 @@ type revision struct {
 	decider *scaling.Decider
 	// lastPoke is the last immediate decision the activator asked for.
 	lastPoke time.Time
+	// quiet says the last decision found the revision at zero with nothing to look at: no
+	// pod and no load in its windows. quietTicks counts the ticks skipped since.
+	quiet      bool
+	quietTicks int
 }
+
+// quietEvery: a quiet revision is decided at every quietEvery-th tick only. Nothing but a
+// request (the activator's poke and reports), a change of its PodAutoscaler or of the
+// configuration can move it, and each of those wakes it at once; the rare tick catches the
+// rest (a pod someone started by hand).
+const quietEvery = 10
 
 // New returns an autoscaler; SetupWithManager connects it to the cluster.
 func New(opts Options) *Autoscaler {
@@ -160,6 +171,7 @@ func (a *Autoscaler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if _, err := a.revision(ctx, pa); err != nil {
 		return ctrl.Result{}, err
 	}
+	a.wake(req.NamespacedName)
 	// A new PodAutoscaler is decided at once, so a revision created at its initial scale
 	// reports it without waiting for the tick.
 	if pa.Status.DesiredScale == nil {
@@ -178,7 +190,7 @@ func (a *Autoscaler) revision(ctx context.Context, pa *pav1alpha1.PodAutoscaler)
 	if r, ok := a.revs[key]; ok {
 		return r, nil
 	}
-	ready, err := a.readyPods(ctx, pa)
+	ready, err := a.readyPods(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +224,7 @@ func (a *Autoscaler) run(ctx context.Context) error {
 	defer scrape.Stop()
 	tick := time.NewTicker(a.opts.TickInterval)
 	defer tick.Stop()
+	lastConfig := a.opts.Config.Load()
 	for {
 		select {
 		case <-ctx.Done():
@@ -219,7 +232,11 @@ func (a *Autoscaler) run(ctx context.Context) error {
 		case <-scrape.C:
 			a.each(ctx, a.scrape)
 		case <-tick.C:
-			a.each(ctx, a.decide)
+			if cfg := a.opts.Config.Load(); cfg != lastConfig {
+				lastConfig = cfg
+				a.wakeAll()
+			}
+			a.each(ctx, a.tick)
 		}
 	}
 }
@@ -245,18 +262,67 @@ func (a *Autoscaler) each(ctx context.Context, fn func(context.Context, types.Na
 	wg.Wait()
 }
 
-// scrape records the stats of a sample of the revision's ready pods.
-func (a *Autoscaler) scrape(ctx context.Context, key types.NamespacedName) {
-	pa := &pav1alpha1.PodAutoscaler{}
-	if err := a.opts.Client.Get(ctx, key, pa); err != nil {
+// tick decides for the revision, unless it is quiet and its turn has not come.
+func (a *Autoscaler) tick(ctx context.Context, key types.NamespacedName) {
+	a.tickWith(key, func() { a.decide(ctx, key) })
+}
+
+func (a *Autoscaler) tickWith(key types.NamespacedName, decide func()) {
+	a.mu.Lock()
+	r, ok := a.revs[key]
+	a.mu.Unlock()
+	if !ok {
 		return
 	}
-	pods, err := a.readyPods(ctx, pa)
+	r.mu.Lock()
+	skip := r.quiet && r.quietTicks < quietEvery-1
+	if skip {
+		r.quietTicks++
+	}
+	r.mu.Unlock()
+	if !skip {
+		decide()
+	}
+}
+
+// wake makes the revision's next tick decide.
+func (a *Autoscaler) wake(key types.NamespacedName) {
+	a.mu.Lock()
+	r, ok := a.revs[key]
+	a.mu.Unlock()
+	if ok {
+		r.mu.Lock()
+		r.quiet = false
+		r.mu.Unlock()
+	}
+}
+
+func (a *Autoscaler) wakeAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.revs {
+		r.mu.Lock()
+		r.quiet = false
+		r.mu.Unlock()
+	}
+}
+
+// scrape records the stats of a sample of the revision's ready pods.
+func (a *Autoscaler) scrape(ctx context.Context, key types.NamespacedName) {
+	a.mu.Lock()
+	r, ok := a.revs[key]
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	pods, err := a.readyPods(ctx, key)
 	if err != nil || len(pods) == 0 {
 		return
 	}
-	s := a.settings(pa)
-	res, err := a.scraper.Scrape(ctx, pods, s.StableWindow)
+	r.mu.Lock()
+	window := r.decider.Settings().StableWindow
+	r.mu.Unlock()
+	res, err := a.scraper.Scrape(ctx, pods, window)
 	if err != nil {
 		a.log.Debug("scraping", "revision", key.String(), "err", err)
 		return
@@ -265,11 +331,11 @@ func (a *Autoscaler) scrape(ctx context.Context, key types.NamespacedName) {
 }
 
 // readyPods are the revision's pods that are ready, with an address.
-func (a *Autoscaler) readyPods(ctx context.Context, pa *pav1alpha1.PodAutoscaler) ([]metrics.Pod, error) {
+func (a *Autoscaler) readyPods(ctx context.Context, rev types.NamespacedName) ([]metrics.Pod, error) {
 	list := &corev1.PodList{}
-	if err := a.opts.Client.List(ctx, list, client.InNamespace(pa.Namespace),
-		client.MatchingLabels{servingv1.RevisionLabelKey: pa.Name}); err != nil {
-		return nil, fmt.Errorf("listing the pods of %s/%s: %w", pa.Namespace, pa.Name, err)
+	if err := a.opts.Client.List(ctx, list, client.InNamespace(rev.Namespace),
+		client.MatchingLabels{servingv1.RevisionLabelKey: rev.Name}); err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", rev, err)
 	}
 	var out []metrics.Pod
 	for i := range list.Items {
@@ -307,7 +373,7 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 	if err := a.opts.Client.Get(ctx, key, pa); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	pods, err := a.readyPods(ctx, pa)
+	pods, err := a.readyPods(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -328,6 +394,8 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 		ActivatorSince: pa.Status.ActivatorSince(),
 	}
 	res := r.decider.Decide(in, now)
+	r.quiet = in.ReadyPods == 0 && !in.HaveMetrics && (!res.Valid || res.DesiredScale == 0)
+	r.quietTicks = 0
 	a.gauges.record(pa, s, in, res)
 	if res.Valid {
 		if err := a.scale(ctx, pa, res.DesiredScale); errors.Is(err, errNoTarget) {
@@ -345,26 +413,25 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 	return a.opts.Client.Status().Patch(ctx, pa, client.MergeFrom(before))
 }
 
-// scale sets the Deployment's replicas through its scale subresource when they differ.
+// scale sets the Deployment's replicas through its scale subresource when they differ. The
+// Deployment is read from the cache, so a decision that changes nothing costs no request.
 func (a *Autoscaler) scale(ctx context.Context, pa *pav1alpha1.PodAutoscaler, want int32) error {
 	ref := pa.Spec.ScaleTargetRef
 	if ref.Kind != "Deployment" || ref.Name == "" {
 		return fmt.Errorf("scale target %s %q: only a Deployment can be scaled", ref.Kind, ref.Name)
 	}
 	deploy := &appsv1.Deployment{}
-	deploy.Namespace, deploy.Name = pa.Namespace, ref.Name
-	sc := &autoscalingv1.Scale{}
-	if err := a.opts.Client.SubResource("scale").Get(ctx, deploy, sc); apierrors.IsNotFound(err) {
+	if err := a.opts.Client.Get(ctx, types.NamespacedName{Namespace: pa.Namespace, Name: ref.Name}, deploy); apierrors.IsNotFound(err) {
 		return errNoTarget
 	} else if err != nil {
-		return fmt.Errorf("reading the scale of deployment %s: %w", ref.Name, err)
+		return fmt.Errorf("reading deployment %s: %w", ref.Name, err)
 	}
-	if sc.Spec.Replicas == want {
+	from := ptr.Deref(deploy.Spec.Replicas, 1)
+	if from == want {
 		return nil
 	}
-	from := sc.Spec.Replicas
-	sc.Spec.Replicas = want
-	if err := a.opts.Client.SubResource("scale").Update(ctx, deploy, client.WithSubResourceBody(sc)); err != nil {
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, want))
+	if err := a.opts.Client.SubResource("scale").Patch(ctx, deploy, patch, client.WithSubResourceBody(&autoscalingv1.Scale{})); err != nil {
 		return fmt.Errorf("scaling deployment %s to %d: %w", ref.Name, want, err)
 	}
 	if a.opts.Recorder != nil {
@@ -388,6 +455,7 @@ func (a *Autoscaler) ScaleFromZero(ctx context.Context, namespace, name string) 
 	now := time.Now()
 	a.collector.RecordActivator(key, now, 1, 1)
 	r.mu.Lock()
+	r.quiet = false
 	recent := now.Sub(r.lastPoke) < time.Second
 	if !recent {
 		r.lastPoke = now
@@ -402,5 +470,7 @@ func (a *Autoscaler) ScaleFromZero(ctx context.Context, namespace, name string) 
 // Report takes the activator's measure of the requests it held or sent for a revision over
 // the last second: their average concurrency and their rate.
 func (a *Autoscaler) Report(namespace, name string, now time.Time, concurrency, rps float64) {
-	a.collector.RecordActivator(types.NamespacedName{Namespace: namespace, Name: name}, now, concurrency, rps)
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	a.collector.RecordActivator(key, now, concurrency, rps)
+	a.wake(key)
 }

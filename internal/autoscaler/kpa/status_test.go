@@ -5,10 +5,12 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/autoscaler/scaling"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 func TestApplyDecision(t *testing.T) {
@@ -72,3 +74,32 @@ func TestApplyDecision(t *testing.T) {
 }
 
 func timeP(t time.Time) *metav1.Time { return &metav1.Time{Time: t} }
+
+func TestQuietRevisionsAreDecidedRarely(t *testing.T) {
+	a := New(Options{Config: config.Static{}})
+	key := types.NamespacedName{Namespace: "ns", Name: "rev-00001"}
+	r := &revision{quiet: true}
+	a.revs[key] = r
+	decided := 0
+	// A quiet revision with no PodAutoscaler in a client: each decision attempt is counted
+	// through quietTicks being reset, which only a decision does.
+	for range 3 * quietEvery {
+		before := r.quietTicks
+		r.mu.Lock()
+		skip := r.quiet && r.quietTicks < quietEvery-1
+		r.mu.Unlock()
+		a.tickWith(key, func() { decided++; r.quietTicks = 0 })
+		if skip && r.quietTicks != before+1 {
+			t.Fatalf("a skipped tick did not count: %d → %d", before, r.quietTicks)
+		}
+	}
+	if decided != 3 {
+		t.Errorf("a quiet revision was decided %d times in %d ticks, want 3", decided, 3*quietEvery)
+	}
+	a.wake(key)
+	decided = 0
+	a.tickWith(key, func() { decided++ })
+	if decided != 1 {
+		t.Error("a woken revision was not decided at its next tick")
+	}
+}
