@@ -72,6 +72,7 @@ func main() {
 	measure := flag.Duration("measure", time.Minute, "how long CPU is measured at each pod count")
 	settle := flag.Duration("settle", 30*time.Second, "how long the server idles after the last pod is Ready, before measuring")
 	images := flag.String("images", "test/images", "directory of the test images (the hello image is built from it)")
+	flag.StringVar(&profileDir, "profile-dir", "", "with -services: write the server's heap and a 20 s CPU profile at each count into this directory (the server runs with --profiling)")
 	services := flag.String("services", "", "comma-separated counts of Knative Services scaled to zero, ascending (e.g. 1000,3000): measures those instead of pods")
 	flag.Parse()
 	if *services != "" {
@@ -199,6 +200,7 @@ type server struct {
 	cmd          *exec.Cmd
 	registryPort int
 	httpPort     int
+	metricsAddr  string // set from the server's log before it is ready
 	exited       chan struct{}
 	mu           sync.Mutex
 	log          bytes.Buffer
@@ -218,7 +220,7 @@ func start(ctx context.Context, bin, dir string) (*server, error) {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
 		fmt.Sprintf("--http-port=%d", ports[6]),
-		"--metrics-address=127.0.0.1:0",
+		"--metrics-address=127.0.0.1:0", fmt.Sprintf("--profiling=%t", profileDir != ""),
 		"--bridge="+bridge, "--pod-cidr="+podCIDR)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -251,6 +253,11 @@ func (s *server) scan(r io.Reader, ready chan struct{}) {
 		s.mu.Lock()
 		s.log.WriteString(line + "\n")
 		s.mu.Unlock()
+		if strings.Contains(line, `msg="metrics serving"`) {
+			if _, addr, ok := strings.Cut(line, " addr="); ok {
+				s.metricsAddr = strings.Fields(addr)[0]
+			}
+		}
 		if strings.Contains(line, `msg="API server ready"`) {
 			once.Do(func() { close(ready) })
 		}

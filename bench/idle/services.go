@@ -32,6 +32,37 @@ import (
 
 var ksvcs = servingv1.SchemeGroupVersion.WithResource("services")
 
+// profileDir is -profile-dir.
+var profileDir string
+
+// profiles writes the server's heap profile and a 20 s CPU profile, named after n.
+func (s *server) profiles(ctx context.Context, n int) error {
+	if err := os.MkdirAll(profileDir, 0o755); err != nil {
+		return err
+	}
+	for name, path := range map[string]string{"heap": "/debug/pprof/heap", "cpu": "/debug/pprof/profile?seconds=20"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metricsAddr+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+		if err != nil {
+			return fmt.Errorf("%s profile: %w", name, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		file := filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", name, n))
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", file)
+	}
+	return nil
+}
+
 // serviceResult is the server at one count of Knative Services scaled to zero.
 type serviceResult struct {
 	services   int
@@ -80,6 +111,11 @@ func measureServices(ctx context.Context, srv *server, client kubernetes.Interfa
 			return nil, err
 		}
 		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes, rssMB: rssOf(srv.cmd.Process.Pid) >> 20}
+		if profileDir != "" {
+			if err := srv.profiles(ctx, n); err != nil {
+				return nil, err
+			}
+		}
 		sr.firstOK, sr.firstTried, sr.firstP50 = firstRequests(srv.httpPort, n, 5)
 		fmt.Fprintf(os.Stderr, "%d services: %.1f %% of one core, %d MB; first requests %d/%d\n", n, sr.cpuPercent, sr.rssMB, sr.firstOK, sr.firstTried)
 		out = append(out, sr)
