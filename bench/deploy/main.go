@@ -91,7 +91,11 @@ func answer(url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := client.Get(url)
-		if err == nil {
+		var last string
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = resp.Status
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -99,7 +103,7 @@ func answer(url string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer 200 within 30s (last: %v)", url, err)
+			return fmt.Errorf("%s did not answer 200 within 30s (last: %s)", url, last)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

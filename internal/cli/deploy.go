@@ -183,7 +183,7 @@ func buildImage(ctx context.Context, dir, ref string) (string, error) {
 	// A program outside any module (no go.mod above it) builds as a plain directory.
 	if !inModule(dir) && os.Getenv("GO111MODULE") == "" {
 		_ = os.Setenv("GO111MODULE", "off")
-		defer os.Unsetenv("GO111MODULE")
+		defer func() { _ = os.Unsetenv("GO111MODULE") }()
 	}
 	h, err := image.BuildGoImage(ctx, dir, ref)
 	if err != nil {

@@ -2,7 +2,6 @@ package kn
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -125,14 +124,4 @@ func splitCommas(values []string) []string {
 		}
 	}
 	return out
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -153,12 +153,12 @@ func (p Printer) DescribeRevision(w io.Writer, rev *servingv1.Revision, svc *ser
 		for _, e := range c.Env {
 			env = append(env, e.Name+"="+e.Value)
 		}
-		field(b, "Env", strings.Join(env, ", "))
+		optionalField(b, "Env", strings.Join(env, ", "))
 		if len(c.Ports) > 0 {
 			field(b, "Port", strconv.Itoa(int(c.Ports[0].ContainerPort)))
 		}
 	}
-	field(b, "Scale", scaleText(rev.Annotations))
+	optionalField(b, "Scale", scaleText(rev.Annotations))
 	if cc := rev.Spec.ContainerConcurrency; cc != nil && *cc > 0 {
 		field(b, "Concurrency", fmt.Sprintf("limit %d", *cc))
 	}
@@ -257,6 +257,13 @@ func (t *table) flush() error {
 	}
 	_, err := io.WriteString(t.out, b.String())
 	return err
+}
+
+// optionalField is a field shown only with a value.
+func optionalField(b *strings.Builder, name, value string) {
+	if value != "" {
+		field(b, name, value)
+	}
 }
 
 func field(b *strings.Builder, name, value string) {
