@@ -132,3 +132,20 @@ var now = time.Now
 func asStatus(err error, target *apierrors.APIStatus) bool {
 	return errors.As(err, target)
 }
+
+// withClient is a RunE that checks -o (when the command has it) and connects before run, so
+// a bad flag is reported before the server is looked for.
+func withClient(conn *connFlags, out *outputFlags, run func(cmd *cobra.Command, args []string, k *knClient) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if out != nil {
+			if err := out.validate(); err != nil {
+				return err
+			}
+		}
+		k, err := conn.connect()
+		if err != nil {
+			return err
+		}
+		return run(cmd, args, k)
+	}
+}

@@ -41,14 +41,7 @@ func newRevisionListCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 		Example: `  gantry revision list
   gantry revision list -s hello -o yaml`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			k, err := conn.connect()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(conn, &out, func(cmd *cobra.Command, args []string, k *knClient) error {
 			ctx := ctxOf(cmd)
 			opts := k.listOpts(all)
 			if service != "" {
@@ -72,7 +65,7 @@ func newRevisionListCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 				return err
 			}
 			return gw.printer().RevisionList(cmd.OutOrStdout(), revs.Items, svcs)
-		},
+		}),
 	}
 	out.addFlags(cmd)
 	cmd.Flags().StringVarP(&service, "service", "s", "", "only the revisions of this service")
@@ -109,14 +102,7 @@ func newRevisionDescribeCommand(conn *connFlags, gw *gatewayFlags) *cobra.Comman
 		Example: `  gantry revision describe hello-00001
   gantry revision describe hello-00001 -o yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			k, err := conn.connect()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(conn, &out, func(cmd *cobra.Command, args []string, k *knClient) error {
 			ctx := ctxOf(cmd)
 			rev, err := k.getRevision(ctx, args[0])
 			if err != nil {
@@ -130,7 +116,7 @@ func newRevisionDescribeCommand(conn *connFlags, gw *gatewayFlags) *cobra.Comman
 				svc, _ = k.getService(ctx, name)
 			}
 			return gw.printer().DescribeRevision(cmd.OutOrStdout(), rev, svc)
-		},
+		}),
 	}
 	out.addFlags(cmd)
 	return cmd

@@ -33,14 +33,7 @@ func newRouteListCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 		Example: `  gantry route list
   gantry route list hello -o json`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			k, err := conn.connect()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(conn, &out, func(cmd *cobra.Command, args []string, k *knClient) error {
 			list := &servingv1.RouteList{}
 			if err := k.List(ctxOf(cmd), list, k.listOpts(all)...); err != nil {
 				return apiError(err, k.host)
@@ -52,7 +45,7 @@ func newRouteListCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 				return out.print(cmd.OutOrStdout(), list)
 			}
 			return gw.printer().RouteList(cmd.OutOrStdout(), list.Items)
-		},
+		}),
 	}
 	out.addFlags(cmd)
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
@@ -67,14 +60,7 @@ func newRouteDescribeCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 		Example: `  gantry route describe hello
   gantry route describe hello -o yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			k, err := conn.connect()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(conn, &out, func(cmd *cobra.Command, args []string, k *knClient) error {
 			rt := &servingv1.Route{}
 			if err := k.Get(ctxOf(cmd), types.NamespacedName{Namespace: k.namespace, Name: args[0]}, rt); err != nil {
 				return k.check(err, "route", args[0])
@@ -83,7 +69,7 @@ func newRouteDescribeCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 				return out.print(cmd.OutOrStdout(), rt)
 			}
 			return gw.printer().DescribeRoute(cmd.OutOrStdout(), rt)
-		},
+		}),
 	}
 	out.addFlags(cmd)
 	return cmd

@@ -331,14 +331,7 @@ func newServiceListCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
   gantry service list hello -o yaml
   gantry service list -A`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			k, err := conn.connect()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(conn, &out, func(cmd *cobra.Command, args []string, k *knClient) error {
 			list := &servingv1.ServiceList{}
 			if err := k.List(ctxOf(cmd), list, k.listOpts(all)...); err != nil {
 				return apiError(err, k.host)
@@ -350,7 +343,7 @@ func newServiceListCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command {
 				return out.print(cmd.OutOrStdout(), list)
 			}
 			return gw.printer().ServiceList(cmd.OutOrStdout(), list.Items)
-		},
+		}),
 	}
 	out.addFlags(cmd)
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
@@ -382,14 +375,7 @@ func newServiceDescribeCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command
 		Example: `  gantry service describe hello
   gantry service describe hello -o json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			k, err := conn.connect()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(conn, &out, func(cmd *cobra.Command, args []string, k *knClient) error {
 			ctx := ctxOf(cmd)
 			svc, err := k.getService(ctx, args[0])
 			if err != nil {
@@ -403,7 +389,7 @@ func newServiceDescribeCommand(conn *connFlags, gw *gatewayFlags) *cobra.Command
 				return apiError(err, k.host)
 			}
 			return gw.printer().DescribeService(cmd.OutOrStdout(), svc, revs.Items)
-		},
+		}),
 	}
 	out.addFlags(cmd)
 	return cmd
