@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -135,7 +136,10 @@ func New(opts Options) (*Serving, error) {
 	whServer.Register(gantrywebhook.ConfigValidationPath, &webhook.Admission{Handler: gantrywebhook.ConfigValidation()})
 
 	mgr, err := ctrl.NewManager(opts.RESTConfig, ctrl.Options{
-		Scheme:                 Scheme(),
+		Scheme: Scheme(),
+		// Nothing here reads managedFields, and they are often the larger part of an object:
+		// with thousands of revisions, keeping them would cost the cache most of its memory.
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		WebhookServer:          whServer,

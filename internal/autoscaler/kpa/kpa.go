@@ -81,6 +81,8 @@ type Autoscaler struct {
 
 // revision is what the autoscaler keeps for one PodAutoscaler.
 type revision struct {
+	// uid is the PodAutoscaler's: a new one under the same name starts afresh.
+	uid types.UID
 	// mu serialises decisions: the tick and the activator's poke.
 	mu      sync.Mutex
 	decider *scaling.Decider
@@ -188,13 +190,19 @@ func (a *Autoscaler) revision(ctx context.Context, pa *pav1alpha1.PodAutoscaler)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if r, ok := a.revs[key]; ok {
-		return r, nil
+		if r.uid == pa.UID {
+			return r, nil
+		}
+		// A new PodAutoscaler under an old name (its revision was deleted and made again):
+		// nothing of the old one's history applies.
+		a.collector.Forget(key)
+		a.gauges.forget(key)
 	}
 	ready, err := a.readyPods(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	r := &revision{decider: scaling.NewDecider(s, int32(len(ready)), time.Now())}
+	r := &revision{uid: pa.UID, decider: scaling.NewDecider(s, int32(len(ready)), time.Now())}
 	a.revs[key] = r
 	a.collector.Watch(key, s.StableWindow, s.PanicWindow)
 	return r, nil
@@ -372,6 +380,9 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 	pa := &pav1alpha1.PodAutoscaler{}
 	if err := a.opts.Client.Get(ctx, key, pa); err != nil {
 		return client.IgnoreNotFound(err)
+	}
+	if pa.UID != r.uid {
+		return nil // a new PodAutoscaler under this name; its reconcile starts it afresh
 	}
 	pods, err := a.readyPods(ctx, key)
 	if err != nil {

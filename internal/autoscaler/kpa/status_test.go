@@ -1,6 +1,7 @@
 package kpa
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gantry-run/gantry/internal/autoscaler/scaling"
+	"github.com/gantry-run/gantry/internal/reconciler/reconcilertest"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 )
@@ -101,5 +103,27 @@ func TestQuietRevisionsAreDecidedRarely(t *testing.T) {
 	a.tickWith(key, func() { decided++ })
 	if decided != 1 {
 		t.Error("a woken revision was not decided at its next tick")
+	}
+}
+
+func TestANewPodAutoscalerUnderAnOldNameStartsAfresh(t *testing.T) {
+	a := New(Options{Client: reconcilertest.NewClient().Build(), Config: config.Static{}})
+	pa := &pav1alpha1.PodAutoscaler{}
+	pa.Namespace, pa.Name, pa.UID = "ns", "hello-00001", "first"
+	ctx := context.Background()
+	first, err := a.revision(ctx, pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := a.revision(ctx, pa); again != first {
+		t.Fatal("the same PodAutoscaler got new state")
+	}
+	pa.UID = "second"
+	second, err := a.revision(ctx, pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first || second.uid != "second" {
+		t.Fatal("a new PodAutoscaler under the old name kept the old one's state")
 	}
 }
