@@ -101,7 +101,7 @@ func measureServices(ctx context.Context, srv *server, client kubernetes.Interfa
 			return nil, err
 		}
 		have = n
-		if err := waitServicesReady(ctx, dyn, n, 2*time.Minute+time.Duration(n)*200*time.Millisecond); err != nil {
+		if err := waitServicesReady(ctx, dyn, n, 2*time.Minute+time.Duration(n)*500*time.Millisecond); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(os.Stderr, "%d services Ready after %s\n", n, time.Since(began).Round(time.Second))
