@@ -214,8 +214,11 @@ func quoteIfNeeded(v string) string {
 // Reconcile rebuilds the routing table from every Ingress and, once the gateway serves, marks
 // the Ingress ready: it is programmed the moment the table is swapped in.
 func (g *Gateway) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// The table only reads the Ingresses, so it shares the cache's objects instead of copying
+	// every Ingress on every change (with a thousand Routes, those copies were most of the
+	// gateway's memory and a rebuild's time).
 	list := &netv1alpha1.IngressList{}
-	if err := g.opts.Client.List(ctx, list); err != nil {
+	if err := g.opts.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing ingresses: %w", err)
 	}
 	g.table.Store(buildTable(list.Items))
