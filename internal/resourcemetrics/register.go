@@ -26,7 +26,7 @@ import (
 const (
 	ServiceName = "gantry-metrics"
 	portName    = "https"
-	managedBy   = "gantry.dev/resource-metrics"
+	managedBy   = "gantry-resource-metrics"
 )
 
 // Intervals of registration.keep.
