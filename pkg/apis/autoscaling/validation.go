@@ -18,9 +18,6 @@ type Options struct {
 	// MaxScaleLimit, when positive, bounds max-scale (config-autoscaler
 	// max-scale-limit).
 	MaxScaleLimit int32
-	// KPAOnly refuses the HPA class, for a server that has no autoscaler of
-	// that class.
-	KPAOnly bool
 }
 
 // ValidateAnnotations checks the autoscaling annotations of m with the
@@ -49,7 +46,7 @@ func (o Options) ValidateAnnotations(m map[string]string) *apis.FieldError {
 			errs = errs.Also(apis.ErrMultipleOneOf(present...).ViaField("annotations"))
 		}
 	}
-	errs = errs.Also(validateClassMetric(m, o.KPAOnly))
+	errs = errs.Also(validateClassMetric(m))
 	errs = errs.Also(validateFloats(m))
 	errs = errs.Also(validateDurations(m))
 	errs = errs.Also(o.validateScales(m))
@@ -66,18 +63,12 @@ func keyErr(key string, e *apis.FieldError) *apis.FieldError {
 	return e.ViaField("annotations", key)
 }
 
-func validateClassMetric(m map[string]string, kpaOnly bool) *apis.FieldError {
+func validateClassMetric(m map[string]string) *apis.FieldError {
 	var errs *apis.FieldError
 	class := KPA
 	if k, v, ok := ClassAnnotation.Get(m); ok {
 		switch v {
-		case HPA:
-			if kpaOnly {
-				errs = errs.Also(keyErr(k, apis.ErrInvalidValue(v, apis.CurrentField,
-					fmt.Sprintf("%s is not supported by Gantry yet (supported: %s)", HPA, KPA))))
-			}
-			class = v
-		case KPA:
+		case HPA, KPA:
 			class = v
 		default:
 			errs = errs.Also(keyErr(k, apis.ErrInvalidValue(v, apis.CurrentField,

@@ -109,10 +109,11 @@ func TestValidateAnnotations(t *testing.T) {
 		name: "hpa custom metric",
 		in:   map[string]string{ClassAnnotationKey: HPA, MetricAnnotationKey: "queue-depth"},
 	}, {
-		name: "hpa where only the kpa runs",
-		opts: Options{KPAOnly: true},
-		in:   map[string]string{ClassAnnotationKey: HPA, MetricAnnotationKey: CPU},
-		want: "invalid value: hpa.autoscaling.knative.dev: metadata.annotations.autoscaling.knative.dev/class\nhpa.autoscaling.knative.dev is not supported by Gantry yet (supported: kpa.autoscaling.knative.dev)",
+		name: "hpa with cpu",
+		in:   map[string]string{ClassAnnotationKey: HPA, MetricAnnotationKey: CPU, TargetAnnotationKey: "50"},
+	}, {
+		name: "hpa with memory",
+		in:   map[string]string{ClassAnnotationKey: HPA, MetricAnnotationKey: Memory, TargetAnnotationKey: "200"},
 	}, {
 		name: "initial scale zero refused",
 		in:   map[string]string{InitialScaleAnnotationKey: "0"},

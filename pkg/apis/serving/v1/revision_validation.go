@@ -49,14 +49,13 @@ func (rts *RevisionTemplateSpec) Validate(ctx context.Context) *apis.FieldError 
 }
 
 // autoscalingOptions are the config-autoscaler settings in ctx that the autoscaling
-// annotations are checked against. Only the KPA class is accepted: Gantry has no autoscaler
-// for the HPA class yet, and an annotation it cannot honour is refused, not ignored.
+// annotations are checked against. Both classes are accepted: internal/autoscaler/kpa and
+// internal/autoscaler/hpa honour them.
 func autoscalingOptions(ctx context.Context) autoscaling.Options {
 	as := config.FromContextOrDefaults(ctx).Autoscaler
 	return autoscaling.Options{
 		AllowZeroInitialScale: as.AllowZeroInitialScale,
 		MaxScaleLimit:         as.MaxScaleLimit,
-		KPAOnly:               true,
 	}
 }
 

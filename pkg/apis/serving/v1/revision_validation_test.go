@@ -87,11 +87,16 @@ func TestRevisionSpecValidation(t *testing.T) {
 			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/initial-scale": "0"}
 		},
 	}, {
-		name: "the HPA class is refused",
+		name: "the HPA class with metric cpu",
 		mutate: func(s *Service) {
-			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}
+			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev", "autoscaling.knative.dev/metric": "cpu"}
 		},
-		want: "invalid value: hpa.autoscaling.knative.dev: spec.template.metadata.annotations.autoscaling.knative.dev/class\nhpa.autoscaling.knative.dev is not supported by Gantry yet (supported: kpa.autoscaling.knative.dev)",
+	}, {
+		name: "the HPA class with a window",
+		mutate: func(s *Service) {
+			s.Spec.Template.Annotations = map[string]string{"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev", "autoscaling.knative.dev/window": "6s"}
+		},
+		want: "only applies to class kpa.autoscaling.knative.dev: spec.template.metadata.annotations.autoscaling.knative.dev/window",
 	}, {
 		name:   "no containers",
 		mutate: func(s *Service) { s.Spec.Template.Spec.Containers = nil },
