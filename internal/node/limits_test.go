@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -125,5 +126,45 @@ func TestContainerSpecOOMScoreAdj(t *testing.T) {
 	}
 	if spec.OOMScoreAdj != 1000 {
 		t.Errorf("a BestEffort pod's queue-proxy gets OOMScoreAdj %d; want 1000", spec.OOMScoreAdj)
+	}
+}
+
+func TestUserNamespaceByDefault(t *testing.T) {
+	pod := testPod(corev1.Container{Name: "app"})
+	if !podSpec(pod, DefaultPodLimits).UserNamespace {
+		t.Error("a pod that does not set hostUsers gets no user namespace")
+	}
+	if msg := hostUsersRefusal(pod, false); msg != "" {
+		t.Errorf("a pod that does not set hostUsers is refused: %s", msg)
+	}
+	no := false
+	pod.Spec.HostUsers = &no
+	if !podSpec(pod, DefaultPodLimits).UserNamespace {
+		t.Error("a pod with hostUsers: false gets no user namespace")
+	}
+	yes := true
+	pod.Spec.HostUsers = &yes
+	if podSpec(pod, DefaultPodLimits).UserNamespace {
+		t.Error("a pod with hostUsers: true gets a user namespace")
+	}
+	if msg := hostUsersRefusal(pod, false); msg == "" {
+		t.Error("hostUsers: true is not refused without AllowHostUsers")
+	}
+	if msg := hostUsersRefusal(pod, true); msg != "" {
+		t.Errorf("hostUsers: true is refused with AllowHostUsers: %s", msg)
+	}
+}
+
+// TestHostUsersRefused: a pod that asks for the host's user namespace fails, saying why,
+// on a node that does not allow it.
+func TestHostUsersRefused(t *testing.T) {
+	pod := testPod(corev1.Container{Name: "app", Image: "registry.test/app"})
+	yes := true
+	pod.Spec.HostUsers = &yes
+	n, _, _, _ := testNode(t, pod)
+	w := newWorker(n, pod)
+	step(t, w)
+	if w.pod.Status.Phase != corev1.PodFailed || !strings.Contains(w.pod.Status.Message, "spec.hostUsers") {
+		t.Errorf("phase %s, message %q; want Failed naming spec.hostUsers", w.pod.Status.Phase, w.pod.Status.Message)
 	}
 }

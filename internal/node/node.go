@@ -53,6 +53,10 @@ type Options struct {
 	// AllowUnconfinedSeccomp lets a pod whose seccompProfile is Unconfined run without a
 	// seccomp filter; when false such a pod's containers are refused.
 	AllowUnconfinedSeccomp bool
+	// AllowHostUsers lets a pod that sets spec.hostUsers: true run in the host's user
+	// namespace, its root the host's root; when false such a pod is refused. Every other pod
+	// runs in a user namespace of its own.
+	AllowHostUsers bool
 	// DefaultPodLimits holds the cgroup of a pod whose containers do not all set CPU or
 	// memory limits (see podSize); zero fields mean DefaultPodLimits'.
 	DefaultPodLimits PodLimits

@@ -15,7 +15,8 @@ const defaultStorage = sandbox.DefaultEphemeralStorageBytes
 
 // podSpec is the sandbox for pod: its CPU and memory are podSize's (def for a pod whose
 // containers do not all set limits), its storage the sum of its containers'
-// ephemeral-storage limits or defaultStorage.
+// ephemeral-storage limits or defaultStorage, and a user namespace of its own unless it
+// sets hostUsers: true (which the worker refuses unless Options.AllowHostUsers).
 func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 	cpu, mem := podSize(pod, def)
 	var storage int64
@@ -34,6 +35,7 @@ func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 	return sandbox.PodSpec{
 		ID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name, Hostname: hostname,
 		CPUMillis: cpu, MemoryBytes: mem, EphemeralStorageBytes: storage, Labels: pod.Labels,
+		UserNamespace: !hostUsers(pod),
 	}
 }
 
@@ -184,4 +186,20 @@ func podSecurity(pod *corev1.Pod) *corev1.SecurityContext {
 		return nil
 	}
 	return &corev1.SecurityContext{RunAsUser: sc.RunAsUser, RunAsGroup: sc.RunAsGroup}
+}
+
+// hostUsers reports whether pod asks to run in the host's user namespace (spec.hostUsers:
+// true). Kubernetes' default is true; a serverless node's is false, a user namespace per
+// pod, so a pod must say true to share the host's.
+func hostUsers(pod *corev1.Pod) bool {
+	return pod.Spec.HostUsers != nil && *pod.Spec.HostUsers
+}
+
+// hostUsersRefusal says why pod may not run, when it asks for the host's user namespace and
+// allow (Options.AllowHostUsers) is false; "" otherwise.
+func hostUsersRefusal(pod *corev1.Pod, allow bool) string {
+	if !hostUsers(pod) || allow {
+		return ""
+	}
+	return "spec.hostUsers: true is not allowed by this node: every pod runs in a user namespace of its own (the node option AllowHostUsers allows it)"
 }

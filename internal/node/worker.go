@@ -167,6 +167,8 @@ func (w *worker) sync(ctx context.Context) bool {
 	if w.failed == "" {
 		if fields := Unsupported(pod); len(fields) > 0 {
 			w.fail(ctx, "Unsupported", refusal(fields))
+		} else if msg := hostUsersRefusal(pod, w.n.opts.AllowHostUsers); msg != "" {
+			w.fail(ctx, "Unsupported", msg)
 		}
 	}
 	if w.failed == "" {

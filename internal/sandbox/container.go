@@ -168,11 +168,17 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 			return err
 		}
 	}
-	if err := mountRootfs(dir, c.Layers); err != nil {
+	if err := m.mountRootfs(sb, dir, c.Layers); err != nil {
 		return err
 	}
+	orig := c.Mounts
 	if c.Mounts, err = stageSubPaths(dir, c.Mounts); err != nil {
 		return err
+	}
+	if sb.UserNS != nil {
+		if c.Mounts, err = idmapHostMounts(dir, sb.Dir, filepath.Join(sb.Dir, "ns", "user"), orig, c.Mounts); err != nil {
+			return err
+		}
 	}
 	c.OOMScoreAdj = max(c.OOMScoreAdj, m.minOOMScoreAdj)
 	spec := buildSpec(specInput{
@@ -181,6 +187,7 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 		NSDir:      filepath.Join(sb.Dir, "ns"),
 		ShmDir:     filepath.Join(sb.Dir, "shm"),
 		EtcDir:     filepath.Join(sb.Dir, "etc"),
+		UserNS:     sb.UserNS,
 	})
 	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
@@ -249,8 +256,27 @@ code=$?
 echo "$code" >"$4/exit.tmp" && mv -f "$4/exit.tmp" "$4/exit"
 `
 
-// mountRootfs mounts dir/rootfs as an overlay of the layers (bottom first) under dir/upper.
-func mountRootfs(dir string, layers []string) error {
+// mountRootfs mounts the container's root: an overlay of the layers under a fresh writable
+// layer. In a sandbox with a user namespace the layers are idmapped into it first and the
+// writable layer's root belongs to the pod's root, so the pod's uid 0 owns what the host's
+// uid 0 owns in the image, and nothing of the host's.
+func (m *Manager) mountRootfs(sb *Sandbox, dir string, layers []string) error {
+	if sb.UserNS == nil {
+		return mountOverlay(dir, layers)
+	}
+	if err := os.Chown(filepath.Join(dir, "upper"), int(sb.UserNS.HostID), int(sb.UserNS.HostID)); err != nil {
+		return err
+	}
+	mapped, err := idmapLayers(dir, filepath.Join(sb.Dir, "ns", "user"), layers)
+	if err == nil {
+		err = mountOverlay(dir, mapped)
+	}
+	// The overlay holds private copies of its layers' mounts: these can go at once.
+	return errors.Join(err, unmountAll(mapped))
+}
+
+// mountOverlay mounts dir/rootfs as an overlay of the layers (bottom first) under dir/upper.
+func mountOverlay(dir string, layers []string) error {
 	lower := make([]string, 0, len(layers))
 	for i := len(layers) - 1; i >= 0; i-- {
 		if strings.ContainsAny(layers[i], ":,") {

@@ -86,8 +86,15 @@ func testOptions(t *testing.T) Options {
 			cg.remove("/" + parent) //nolint:errcheck // best effort
 		}
 	})
+	// t.TempDir's directories are private; pods with user namespaces must reach theirs.
+	root := t.TempDir()
+	for d := root; d != os.TempDir(); d = filepath.Dir(d) {
+		if err := MakeSearchable(d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return Options{
-		Root:         t.TempDir(),
+		Root:         root,
 		Bridge:       bridge,
 		PodCIDR:      fmt.Sprintf("10.251.%d.0/24", n),
 		CgroupParent: parent,

@@ -76,11 +76,15 @@ type Manager struct {
 	opts     Options
 	runc     string
 	sh       string
+	unshare  string // util-linux's unshare, which makes a pod's user namespace; "" when missing
 	net      *network
 	cgroups  *cgroupRoots
 	log      *slog.Logger
 	mu       sync.Mutex
 	sandboxM map[string]*sync.Mutex
+	// idRanges are the user namespace id ranges in use, by first host id: the sandbox
+	// that holds each (loaded from disk at the first allocation).
+	idRanges map[uint32]string
 	// minOOMScoreAdj is the lowest OOM score adjustment containers can be given here.
 	minOOMScoreAdj int
 }
@@ -160,7 +164,16 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("sandbox: preparing state: %w", err)
 		}
 	}
+	// A pod with a user namespace mounts its root filesystem and volumes as a uid of its
+	// own: it must be able to search (not list) the way to its sandbox.
+	for _, d := range []string{root, filepath.Join(root, "sandboxes")} {
+		if err := MakeSearchable(d); err != nil {
+			return nil, fmt.Errorf("sandbox: preparing state: %w", err)
+		}
+	}
+	unshare, _ := exec.LookPath("unshare")
 	m := &Manager{
+		unshare:  unshare,
 		opts:     opts,
 		runc:     runc,
 		sh:       sh,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -79,7 +80,7 @@ func createNamespaces(dir, hostname string) error {
 // removeNamespaces unmounts and removes what createNamespaces made; missing pieces are fine.
 func removeNamespaces(dir string) error {
 	var errs []error
-	for _, kind := range podNamespaces {
+	for _, kind := range append(slices.Clone(podNamespaces), "user") {
 		p := filepath.Join(dir, kind)
 		if err := unmount(p); err != nil {
 			errs = append(errs, err)

@@ -33,6 +33,11 @@ type PodSpec struct {
 	// EphemeralStorageBytes bounds the writable layers and emptyDir volumes together; 0
 	// means DefaultEphemeralStorageBytes. The node enforces it with StorageUsage.
 	EphemeralStorageBytes int64 `json:"ephemeralStorageBytes,omitempty"`
+	// UserNamespace runs the pod in a user namespace of its own (Kubernetes' hostUsers:
+	// false): its ids 0 to UserNSSize-1 are a range of host ids no other pod has, its
+	// network, IPC and UTS namespaces belong to it, and its containers' image layers are
+	// idmapped into it.
+	UserNamespace bool `json:"userNamespace,omitempty"`
 	// Labels are recorded for re-adoption after a restart.
 	Labels map[string]string `json:"labels,omitempty"`
 	// ResolvConf is the pod's /etc/resolv.conf; nil means the host's, without loopback
@@ -54,6 +59,8 @@ type Sandbox struct {
 	Dir string `json:"-"`
 	// CreatedAt is when the sandbox was created.
 	CreatedAt time.Time `json:"createdAt"`
+	// UserNS is the host ids of the pod's user namespace; nil when it has none.
+	UserNS *IDRange `json:"userns,omitempty"`
 }
 
 // SandboxInfo is a sandbox as found on disk, with its containers.
@@ -127,7 +134,25 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 	if err := m.saveSandbox(sb); err != nil {
 		return nil, err
 	}
-	if err := createNamespaces(filepath.Join(dir, "ns"), spec.Hostname); err != nil {
+	if spec.UserNamespace {
+		if m.unshare == "" {
+			return nil, errors.New("user namespaces need unshare (apt package util-linux)")
+		}
+		if err := checkSearchable(filepath.Join(m.opts.Root, "sandboxes")); err != nil {
+			return nil, err
+		}
+		r, err := m.allocateIDRange(spec.ID)
+		if err != nil {
+			return nil, err
+		}
+		sb.UserNS = r
+		if err := m.saveSandbox(sb); err != nil {
+			return nil, err
+		}
+		if err := createUserNamespaces(filepath.Join(dir, "ns"), m.unshare, spec.Hostname, *r); err != nil {
+			return nil, fmt.Errorf("creating namespaces: %w", err)
+		}
+	} else if err := createNamespaces(filepath.Join(dir, "ns"), spec.Hostname); err != nil {
 		return nil, fmt.Errorf("creating namespaces: %w", err)
 	}
 	if err := unix.Mount("shm", filepath.Join(dir, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
@@ -351,6 +376,7 @@ func (m *Manager) removeSandboxLocked(ctx context.Context, id string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
+	m.releaseIDRange(id)
 	return nil
 }
 

@@ -61,7 +61,8 @@ type specInput struct {
 	CgroupPath string
 	NSDir      string // holds net, ipc and uts namespace bind mounts
 	ShmDir     string
-	EtcDir     string // hosts, hostname, resolv.conf
+	EtcDir     string   // hosts, hostname, resolv.conf
+	UserNS     *IDRange // the pod's user namespace (NSDir/user), or nil
 }
 
 // defaultPath is the PATH a container gets when its environment has none.
@@ -140,6 +141,11 @@ func buildSpec(in specInput) *specs.Spec {
 			opts = append(opts, "ro")
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: mt.Destination, Type: "bind", Source: mt.Source, Options: opts})
+	}
+	if r := in.UserNS; r != nil {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: filepath.Join(in.NSDir, "user")})
+		ids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.HostID, Size: r.Size}}
+		s.Linux.UIDMappings, s.Linux.GIDMappings = ids, slices.Clone(ids)
 	}
 	if !c.Security.Unconfined {
 		s.Linux.Seccomp = defaultSeccomp(caps)

@@ -149,7 +149,8 @@ func stageSubPath(dir string, i int, mt Mount) (string, error) {
 		return "", err
 	}
 	base := filepath.Join(dir, subPathsDir)
-	if err := os.MkdirAll(base, 0o700); err != nil {
+	// Searchable by all: runc mounts from here as the pod's root when it has a user namespace.
+	if err := os.MkdirAll(base, 0o711); err != nil {
 		return "", err
 	}
 	target := filepath.Join(base, strconv.Itoa(i))

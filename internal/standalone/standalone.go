@@ -105,6 +105,9 @@ type Config struct {
 	// it the node refuses image pulls and evicts pods, and the image store stops
 	// unpacking. Zero means node.DefaultDiskReserveBytes; negative turns it off.
 	DiskReserveBytes int64
+	// AllowHostUsers lets pods that set spec.hostUsers: true run in the host's user
+	// namespace; by default they are refused and every pod has a user namespace of its own.
+	AllowHostUsers bool
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
@@ -417,6 +420,11 @@ func httpAddr(cfg Config) string {
 // newNode builds the serverless node and its sandbox manager.
 func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	cp := s.ControlPlane
+	// A pod's root, a uid of its own in its user namespace, must be able to pass through the
+	// data dir to its sandbox (search, not list: what is private below stays so).
+	if err := sandbox.MakeSearchable(cp.DataDir()); err != nil {
+		return err
+	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
 	if err != nil {
 		return err
@@ -455,6 +463,7 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 
 		AllowUnconfinedSeccomp: cfg.AllowUnconfinedSeccomp,
 		DiskReserveBytes:       cfg.DiskReserveBytes,
+		AllowHostUsers:         cfg.AllowHostUsers,
 	})
 	return err
 }
