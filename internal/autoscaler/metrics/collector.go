@@ -65,9 +65,11 @@ func (c *Collector) Forget(rev types.NamespacedName) {
 // the activator proxied is left out: the activator reports it itself. It reports false when
 // rev is not watched.
 func (c *Collector) Record(rev types.NamespacedName, now time.Time, stat queue.Stat) bool {
+	// The two parts are averaged over slightly different spans, so the difference can dip
+	// below zero; no load is less than none.
 	return c.add(rev, now,
-		stat.AverageConcurrency-stat.AverageProxiedConcurrency,
-		stat.RequestsPerSecond-stat.ProxiedRequestsPerSecond)
+		max(stat.AverageConcurrency-stat.AverageProxiedConcurrency, 0),
+		max(stat.RequestsPerSecond-stat.ProxiedRequestsPerSecond, 0))
 }
 
 // RecordActivator adds what the activator saw of rev over the second before now: its average

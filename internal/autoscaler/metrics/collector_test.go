@@ -101,3 +101,18 @@ func TestCollectorConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestRecordNeverGoesBelowZero(t *testing.T) {
+	c := NewCollector()
+	rev := types.NamespacedName{Namespace: "ns", Name: "r"}
+	c.Watch(rev, 6*time.Second, time.Second)
+	now := time.Date(2026, 11, 28, 13, 0, 0, 0, time.UTC)
+	c.Record(rev, now, queue.Stat{AverageConcurrency: 0.9, AverageProxiedConcurrency: 1, RequestsPerSecond: 3, ProxiedRequestsPerSecond: 3.5})
+	stable, panic, err := c.Averages(rev, "concurrency", now)
+	if err != nil || stable != 0 || panic != 0 {
+		t.Fatalf("concurrency averages %v %v (%v), want 0", stable, panic, err)
+	}
+	if rps, _, _ := c.Averages(rev, "rps", now); rps != 0 {
+		t.Fatalf("rps average %v, want 0", rps)
+	}
+}
