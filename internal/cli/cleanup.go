@@ -17,7 +17,10 @@ func newCleanupCommand() *cobra.Command {
 	dataDir := dataDirFromEnv(controlplane.DefaultDataDir)
 	bridge, podCIDR := sandbox.DefaultBridge, sandbox.DefaultPodCIDR
 	cmd := &cobra.Command{
-		Use:   "cleanup",
+		Use: "cleanup",
+		Example: `  # After gantry server stopped: remove the sandboxes of its pods and its network rules.
+  gantry cleanup
+  gantry cleanup --data-dir /tmp/g2 --bridge gantry1 --pod-cidr 10.250.0.0/16`,
 		Short: "Remove every sandbox a stopped gantry server left running",
 		Long: `A stopped gantry server leaves its pods' sandboxes running, so the next start
 re-adopts them. "gantry cleanup" stops and removes them all — containers,

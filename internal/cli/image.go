@@ -10,11 +10,14 @@ import (
 
 func newImageCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "image",
-		Short: "Build and push container images",
+		Use:     "image",
+		Example: `  gantry image build ./test/images/hello 127.0.0.1:5000/hello`,
+		Short:   "Build and push container images",
 	}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "build DIR REF",
+		Use: "build DIR REF",
+		Example: `  gantry image build ./test/images/hello 127.0.0.1:5000/hello
+  gantry image build samples/hello 127.0.0.1:5000/default/hello`,
 		Short: "Build the Go main package in DIR into a one-layer image and push it to REF",
 		Long: `Build the Go main package in DIR (statically, with the go toolchain) into an image
 whose entrypoint is the program, and push it to REF, e.g. to the embedded registry:

@@ -22,7 +22,10 @@ import (
 
 func newKubectlCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "kubectl [kubectl arguments]",
+		Use: "kubectl [kubectl arguments]",
+		Example: `  gantry kubectl get nodes
+  gantry kubectl get ksvc,kpa -A
+  gantry kubectl apply -f service.yaml`,
 		Short: "Run kubectl against this machine's gantry server",
 		Long: `The real kubectl, built in. Without KUBECONFIG or --kubeconfig it uses
 <data-dir>/kubeconfig.yaml (data dir: GANTRY_DATA_DIR, default /var/lib/gantry).`,

@@ -13,7 +13,10 @@ import (
 
 func newQueueProxyCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:    "queue-proxy",
+		Use: "queue-proxy",
+		Example: `  # Run by the serverless node inside each revision pod, configured by its environment
+  # (QUEUE_SERVING_PORT, USER_PORT, CONTAINER_CONCURRENCY, …); not for use by hand.
+  gantry queue-proxy`,
 		Short:  "Run the queue-proxy of a revision's pod (started by the serverless node)",
 		Hidden: true,
 		Args:   cobra.NoArgs,

@@ -30,7 +30,11 @@ func Main(args []string) int {
 // NewRootCommand is the gantry command tree.
 func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "gantry",
+		Use: "gantry",
+		Example: `  gantry server                      # start Gantry
+  gantry deploy samples/hello        # build a Go program and run it as a Knative Service
+  gantry service list                # the Services and their URLs
+  gantry kubectl get ksvc,kpa        # the same objects through kubectl`,
 		Short: "Serverless Kubernetes in one binary",
 		Long: `Gantry runs the Knative Serving API on an embedded Kubernetes control plane,
 with every pod in its own isolated sandbox.

@@ -23,7 +23,15 @@ func newServerCommand() *cobra.Command {
 	cfg.DataDir = dataDirFromEnv(cfg.DataDir)
 	var level logLevel
 	cmd := &cobra.Command{
-		Use:   "server",
+		Use: "server",
+		Example: `  # Start with the embedded defaults (data in /var/lib/gantry, API on 127.0.0.1:6443,
+  # Services at http://<name>.<namespace>.localhost:8080).
+  gantry server
+
+  # A second server on one machine: its own data dir, ports, bridge and pod range.
+  gantry server --data-dir /tmp/g2 --https-port 7443 --etcd-client-port 3379 --etcd-peer-port 3380 \
+    --webhook-port 7444 --registry-addr 127.0.0.1:6000 --kubelet-port 11250 --http-port 9080 \
+    --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16`,
 		Short: "Run the embedded Kubernetes control plane",
 		Long: `Run Gantry: an embedded etcd, kube-apiserver, kube-controller-manager and
 kube-scheduler, an image registry on loopback, and the Knative Serving API (CRDs,
