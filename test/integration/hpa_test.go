@@ -21,14 +21,22 @@ import (
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
-// TestHPAResourceMetrics: a running pod's CPU and memory, per container, and the node's
-// appear in metrics.k8s.io through the API server's aggregator, and kubectl top shows them.
-func TestHPAResourceMetrics(t *testing.T) {
+// resourceMetricsEnv is the test environment, when its node runs pods and serves their
+// resource metrics; the test is skipped otherwise, saying why.
+func resourceMetricsEnv(t *testing.T) *testenv.Env {
+	t.Helper()
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
 	if env.Server.ResourceMetrics == nil {
 		t.Skip("no resource metrics API: the node's address is loopback")
 	}
+	return env
+}
+
+// TestHPAResourceMetrics: a running pod's CPU and memory, per container, and the node's
+// appear in metrics.k8s.io through the API server's aggregator, and kubectl top shows them.
+func TestHPAResourceMetrics(t *testing.T) {
+	env := resourceMetricsEnv(t)
 	ns := newNamespace(t, env.Client)
 	readyService(t, env, helloService(env, t, ns, "measured"))
 	mc, err := metricsclient.NewForConfig(env.Config)
@@ -97,11 +105,7 @@ func TestHPAResourceMetrics(t *testing.T) {
 // owned by its PodAutoscaler; requests that burn CPU take it above one pod, and the
 // PodAutoscaler reports the scale.
 func TestHPAScalesOnCPU(t *testing.T) {
-	env := testenv.Get(t)
-	testenv.RequireNode(t)
-	if env.Server.ResourceMetrics == nil {
-		t.Skip("no resource metrics API: the node's address is loopback")
-	}
+	env := resourceMetricsEnv(t)
 	ns := newNamespace(t, env.Client)
 	const rev = "burn-00001"
 	svc := imageService(env, t, ns, "burn", "autoscale")
