@@ -157,3 +157,35 @@ func TestHPAScalesOnCPU(t *testing.T) {
 		t.Errorf("HPA current metrics %+v, want a CPU utilisation", hpa.Status.CurrentMetrics)
 	}
 }
+
+// TestHPAScalesOnMemory: metric memory with a target of 1 MiB per pod, which any pod's
+// working set exceeds, takes a Service of class HPA to its max-scale.
+func TestHPAScalesOnMemory(t *testing.T) {
+	env := resourceMetricsEnv(t)
+	ns := newNamespace(t, env.Client)
+	const rev = "mem-00001"
+	svc := helloService(env, t, ns, "mem")
+	svc.Spec.Template.Annotations = map[string]string{
+		autoscaling.ClassAnnotationKey:    autoscaling.HPA,
+		autoscaling.MetricAnnotationKey:   autoscaling.Memory,
+		autoscaling.TargetAnnotationKey:   "1",
+		autoscaling.MaxScaleAnnotationKey: "2",
+	}
+	readyService(t, env, svc)
+	waitFor(t, "two pods", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		pa, err := podAutoscaler(ctx, env, ns, rev)
+		if err != nil {
+			return false, err
+		}
+		return ptr.Deref(pa.Status.DesiredScale, 0) == 2 && ptr.Deref(pa.Status.ActualScale, 0) == 2,
+			fmt.Errorf("status %+v", pa.Status)
+	})
+	hpa, err := env.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(context.Background(), rev, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := hpa.Spec.Metrics; len(m) != 1 || m[0].Resource == nil || m[0].Resource.Name != corev1.ResourceMemory ||
+		m[0].Resource.Target.AverageValue == nil || m[0].Resource.Target.AverageValue.Value() != 1<<20 {
+		t.Errorf("HPA metrics %+v, want memory at 1Mi a pod", m)
+	}
+}

@@ -98,12 +98,15 @@ func (r *Reconciler) reconcile(ctx context.Context, pa *pav1alpha1.PodAutoscaler
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
 	if _, err := kmeta.ReconcileChild(ctx, r.opts.Client, pa, want, hpa,
 		func(cur, want *autoscalingv2.HorizontalPodAutoscaler) bool {
-			return equality.Semantic.DeepEqual(cur.Spec, want.Spec) &&
+			return specMatches(cur.Spec, want.Spec) &&
 				equality.Semantic.DeepEqual(cur.Labels, want.Labels) &&
 				equality.Semantic.DeepEqual(cur.Annotations, want.Annotations)
 		},
 		func(cur, want *autoscalingv2.HorizontalPodAutoscaler) {
+			// The behavior is the API server's defaults; MakeHPA leaves it to them.
+			behavior := cur.Spec.Behavior
 			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations
+			cur.Spec.Behavior = behavior
 		}); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -135,4 +136,13 @@ func floatAnnotation(pa *pav1alpha1.PodAutoscaler, a autoscaling.Annotation) (fl
 		return 0, false, fmt.Errorf("annotation %s: %q is not a positive number", k, v)
 	}
 	return f, true, nil
+}
+
+// specMatches reports whether a stored HPA spec is what MakeHPA built, allowing for the API
+// server's defaults: the scaling behavior, and the 80 % CPU metric of an HPA built with none.
+func specMatches(cur, want autoscalingv2.HorizontalPodAutoscalerSpec) bool {
+	return equality.Semantic.DeepEqual(cur.ScaleTargetRef, want.ScaleTargetRef) &&
+		equality.Semantic.DeepEqual(cur.MinReplicas, want.MinReplicas) &&
+		cur.MaxReplicas == want.MaxReplicas &&
+		(len(want.Metrics) == 0 || equality.Semantic.DeepEqual(cur.Metrics, want.Metrics))
 }

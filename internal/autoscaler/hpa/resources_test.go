@@ -105,3 +105,29 @@ func TestMakeHPARefusesBadAnnotations(t *testing.T) {
 		}
 	}
 }
+
+func TestSpecMatchesAllowsTheAPIServersDefaults(t *testing.T) {
+	want, err := MakeHPA(pa(map[string]string{autoscaling.MetricAnnotationKey: "memory"}), config.NewAutoscaler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := want.Spec.DeepCopy()
+	stored.Metrics = cpu(80)
+	stored.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](300)}}
+	if !specMatches(*stored, want.Spec) {
+		t.Error("a stored spec with the API server's defaults does not match the one built")
+	}
+	stored.MaxReplicas = 3
+	if specMatches(*stored, want.Spec) {
+		t.Error("a stored spec with another max-scale matches")
+	}
+	cpuWant, err := MakeHPA(pa(map[string]string{autoscaling.TargetAnnotationKey: "60"}), config.NewAutoscaler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored = cpuWant.Spec.DeepCopy()
+	stored.Metrics = cpu(80)
+	if specMatches(*stored, cpuWant.Spec) {
+		t.Error("a stored spec with another CPU target matches")
+	}
+}
