@@ -14,7 +14,9 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 # nftables: kube-proxy in nftables mode needs the nft binary (1.0.1 or later).
-packages=(runc containernetworking-plugins iptables nftables iproute2 ca-certificates curl)
+# runsc: gVisor, for pods of the gvisor RuntimeClass. util-linux: unshare, which makes the
+# pods' user namespaces.
+packages=(runc runsc util-linux containernetworking-plugins iptables nftables iproute2 ca-certificates curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/sandbox"
 )
 
 func resources(requests, limits map[corev1.ResourceName]string) corev1.ResourceRequirements {
@@ -166,5 +167,25 @@ func TestHostUsersRefused(t *testing.T) {
 	step(t, w)
 	if w.pod.Status.Phase != corev1.PodFailed || !strings.Contains(w.pod.Status.Message, "spec.hostUsers") {
 		t.Errorf("phase %s, message %q; want Failed naming spec.hostUsers", w.pod.Status.Phase, w.pod.Status.Message)
+	}
+}
+
+func TestRuntimeClass(t *testing.T) {
+	pod := testPod(corev1.Container{Name: "app"})
+	if spec := podSpec(pod, DefaultPodLimits); spec.Runtime != sandbox.RuntimeRunc {
+		t.Errorf("no runtimeClassName: runtime %q; want runc", spec.Runtime)
+	}
+	gvisor := GVisorRuntimeClass
+	pod.Spec.RuntimeClassName = &gvisor
+	if spec := podSpec(pod, DefaultPodLimits); spec.Runtime != sandbox.RuntimeRunsc || spec.UserNamespace {
+		t.Errorf("runtimeClassName gvisor: runtime %q, user namespace %v; want runsc, none of the node's", spec.Runtime, spec.UserNamespace)
+	}
+	if msg := runtimeClassRefusal(pod); msg != "" {
+		t.Errorf("gvisor is refused: %s", msg)
+	}
+	kata := "kata"
+	pod.Spec.RuntimeClassName = &kata
+	if msg := runtimeClassRefusal(pod); !strings.Contains(msg, "spec.runtimeClassName") {
+		t.Errorf("runtimeClassName kata: refusal %q; want one naming spec.runtimeClassName", msg)
 	}
 }

@@ -15,8 +15,10 @@ const defaultStorage = sandbox.DefaultEphemeralStorageBytes
 
 // podSpec is the sandbox for pod: its CPU and memory are podSize's (def for a pod whose
 // containers do not all set limits), its storage the sum of its containers'
-// ephemeral-storage limits or defaultStorage, and a user namespace of its own unless it
-// sets hostUsers: true (which the worker refuses unless Options.AllowHostUsers).
+// ephemeral-storage limits or defaultStorage, its runtime runsc for the gvisor RuntimeClass,
+// and a user namespace of its own unless it sets hostUsers: true (which the worker refuses
+// unless Options.AllowHostUsers) or runs on gVisor, whose kernel is its boundary (runsc
+// makes a user namespace of its own for it and cannot join the node's).
 func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 	cpu, mem := podSize(pod, def)
 	var storage int64
@@ -35,7 +37,7 @@ func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 	return sandbox.PodSpec{
 		ID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name, Hostname: hostname,
 		CPUMillis: cpu, MemoryBytes: mem, EphemeralStorageBytes: storage, Labels: pod.Labels,
-		UserNamespace: !hostUsers(pod),
+		Runtime: runtimeOf(pod), UserNamespace: !hostUsers(pod) && runtimeOf(pod) == sandbox.RuntimeRunc,
 	}
 }
 
@@ -202,4 +204,25 @@ func hostUsersRefusal(pod *corev1.Pod, allow bool) string {
 		return ""
 	}
 	return "spec.hostUsers: true is not allowed by this node: every pod runs in a user namespace of its own (the node option AllowHostUsers allows it)"
+}
+
+// GVisorRuntimeClass is the RuntimeClass whose pods run on gVisor (runsc) instead of runc.
+const GVisorRuntimeClass = "gvisor"
+
+// runtimeOf is the sandbox runtime of pod's runtimeClassName.
+func runtimeOf(pod *corev1.Pod) string {
+	if pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName == GVisorRuntimeClass {
+		return sandbox.RuntimeRunsc
+	}
+	return sandbox.RuntimeRunc
+}
+
+// runtimeClassRefusal says why pod may not run when it names a RuntimeClass this node does
+// not serve; "" otherwise.
+func runtimeClassRefusal(pod *corev1.Pod) string {
+	name := pod.Spec.RuntimeClassName
+	if name == nil || *name == "" || *name == GVisorRuntimeClass {
+		return ""
+	}
+	return fmt.Sprintf("spec.runtimeClassName: %q is not served by this node (it runs the default runtime, runc, and %q, gVisor)", *name, GVisorRuntimeClass)
 }

@@ -169,6 +169,8 @@ func (w *worker) sync(ctx context.Context) bool {
 			w.fail(ctx, "Unsupported", refusal(fields))
 		} else if msg := hostUsersRefusal(pod, w.n.opts.AllowHostUsers); msg != "" {
 			w.fail(ctx, "Unsupported", msg)
+		} else if msg := runtimeClassRefusal(pod); msg != "" {
+			w.fail(ctx, "Unsupported", msg)
 		}
 	}
 	if w.failed == "" {

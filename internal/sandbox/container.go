@@ -201,8 +201,9 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 		return err
 	}
 	rid := runcID(sandboxID, c.Name)
+	rt := m.runtimeOf(sandboxID)
 	// A leftover runc container of this name (a crash between runc run and state.json).
-	if err := m.runcDelete(ctx, rid); err != nil {
+	if err := m.runcDelete(ctx, rt, rid); err != nil {
 		return err
 	}
 	st := containerState{
@@ -210,7 +211,12 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 		PodOOMKills:  max(m.cgroups.oomKills(m.cgroupPath(sandboxID, "")), 0),
 		RestartCount: restarts,
 	}
-	shim := exec.Command(m.sh, "-c", shimScript, "gantry-shim", logPath, m.runc, m.opts.RuncRoot, dir, rid)
+	run := []string{"run", "--bundle", dir, "--pid-file", filepath.Join(dir, "pid"), rid}
+	if rt.name == "runc" {
+		// runc keeps the container's cgroup after it exits, for its OOM-kill counter.
+		run = append([]string{"run", "--keep"}, run[1:]...)
+	}
+	shim := exec.Command(m.sh, append([]string{"-c", shimScript, "gantry-shim", logPath, dir}, rt.command(run...)...)...)
 	// Its own session, so it outlives this process and no terminal signal reaches it.
 	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	shim.Dir = dir
@@ -238,7 +244,7 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 		}
 		select {
 		case <-ctx.Done():
-			_ = m.runcKill(context.WithoutCancel(ctx), rid, "KILL")
+			_ = m.runcKill(context.WithoutCancel(ctx), rt, rid, "KILL")
 			return fmt.Errorf("waiting for the process to start: %w", ctx.Err())
 		case <-tick.C:
 		}
@@ -247,13 +253,15 @@ func (m *Manager) startContainer(ctx context.Context, sandboxID string, c Contai
 	return nil
 }
 
-// shimScript holds `runc run` in the foreground and records its exit status ($?, which
-// runc makes 128+signal for a killed process). Arguments: log, runc, runc root, container
-// dir (the bundle), runc container ID.
-const shimScript = `exec </dev/null >>"$1" 2>&1
-"$2" --root "$3" run --keep --bundle "$4" --pid-file "$4/pid" "$5"
+// shimScript holds the runtime's `run` in the foreground and records its exit status ($?,
+// which runc makes 128+signal for a killed process). Arguments: log, container dir (the
+// bundle), then the runtime's command line.
+const shimScript = `log=$1 dir=$2
+shift 2
+exec </dev/null >>"$log" 2>&1
+"$@"
 code=$?
-echo "$code" >"$4/exit.tmp" && mv -f "$4/exit.tmp" "$4/exit"
+echo "$code" >"$dir/exit.tmp" && mv -f "$dir/exit.tmp" "$dir/exit"
 `
 
 // mountRootfs mounts the container's root: an overlay of the layers under a fresh writable
@@ -485,7 +493,7 @@ func (m *Manager) SignalContainer(ctx context.Context, sandboxID, name string, s
 	if _, err := os.Stat(m.containerDir(sandboxID, name)); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("signalling container %s in sandbox %s: %w", name, sandboxID, ErrNotFound)
 	}
-	if err := m.runcKill(ctx, runcID(sandboxID, name), unix.SignalName(sig)); err != nil {
+	if err := m.runcKill(ctx, m.runtimeOf(sandboxID), runcID(sandboxID, name), unix.SignalName(sig)); err != nil {
 		return fmt.Errorf("signalling container %s in sandbox %s: %w", name, sandboxID, err)
 	}
 	return nil
@@ -494,6 +502,7 @@ func (m *Manager) SignalContainer(ctx context.Context, sandboxID, name string, s
 func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name string, grace time.Duration) error {
 	dir := m.containerDir(sandboxID, name)
 	rid := runcID(sandboxID, name)
+	rt := m.runtimeOf(sandboxID)
 	st, err := m.containerStatusLocked(ctx, sandboxID, name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
@@ -501,13 +510,13 @@ func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name strin
 	if st.Running {
 		cs, _ := m.loadState(dir)
 		if grace > 0 {
-			if err := m.runcKill(ctx, rid, "TERM"); err != nil {
+			if err := m.runcKill(ctx, rt, rid, "TERM"); err != nil {
 				return err
 			}
 			waitForFile(ctx, filepath.Join(dir, "exit"), cs.ShimPid, grace)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "exit")); err != nil {
-			if err := m.runcKill(ctx, rid, "KILL"); err != nil {
+			if err := m.runcKill(ctx, rt, rid, "KILL"); err != nil {
 				return err
 			}
 			if !waitForFile(ctx, filepath.Join(dir, "exit"), cs.ShimPid, 10*time.Second) {
@@ -518,7 +527,7 @@ func (m *Manager) stopContainerLocked(ctx context.Context, sandboxID, name strin
 			return err
 		}
 	}
-	if err := m.runcDelete(ctx, rid); err != nil {
+	if err := m.runcDelete(ctx, rt, rid); err != nil {
 		return err
 	}
 	// runc delete removes the container's cgroup; one left by a runc that died is removed here.
@@ -546,13 +555,13 @@ func (m *Manager) Exec(ctx context.Context, sandboxID, name string, argv []strin
 	if !st.Running {
 		return -1, fmt.Errorf("exec in container %s of sandbox %s: not running", name, sandboxID)
 	}
-	args := []string{"--root", m.opts.RuncRoot, "exec"}
+	args := []string{"exec"}
 	if tty {
 		args = append(args, "--tty")
 	}
 	args = append(args, runcID(sandboxID, name))
-	args = append(args, argv...)
-	cmd := exec.CommandContext(ctx, m.runc, args...)
+	args = m.runtimeOf(sandboxID).command(append(args, argv...)...)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	if tty {
 		err = runWithTTY(cmd, stdin, stdout)
 	} else {

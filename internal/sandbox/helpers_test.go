@@ -247,7 +247,9 @@ func countResources(t *testing.T, m *Manager, ids ...string) hostResources {
 			r.IPAM++
 		}
 	}
-	r.RuncContainers = len(m.runcList(context.Background(), ""))
+	for _, rt := range m.runtimes() {
+		r.RuncContainers += len(m.runcList(context.Background(), rt, ""))
+	}
 	if out, err := exec.Command("iptables", "-t", "nat", "-S").CombinedOutput(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			for _, id := range ids {

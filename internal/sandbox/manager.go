@@ -55,6 +55,9 @@ type Options struct {
 	RuncPath string
 	// RuncRoot is runc's --root; default <Root>/runc.
 	RuncRoot string
+	// RunscPath is gVisor's runsc, for sandboxes whose Runtime is RuntimeRunsc; default
+	// "runsc" from PATH. Its state is under <Root>/runsc.
+	RunscPath string
 	// CNIBinDirs are searched for CNI plugins; default DefaultCNIBinDirs.
 	CNIBinDirs []string
 	// PodCIDR is the range pod IPs come from; its first address is the bridge's (the pods'
@@ -74,7 +77,8 @@ type Options struct {
 // one sandbox are serialised.
 type Manager struct {
 	opts     Options
-	runc     string
+	runcRT   ociRuntime
+	runscRT  ociRuntime // bin is "" when runsc is not installed
 	sh       string
 	unshare  string // util-linux's unshare, which makes a pod's user namespace; "" when missing
 	net      *network
@@ -172,10 +176,24 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		}
 	}
 	unshare, _ := exec.LookPath("unshare")
+	if opts.RunscPath == "" {
+		opts.RunscPath = "runsc"
+	}
+	var runsc ociRuntime
+	if bin, err := exec.LookPath(opts.RunscPath); err == nil {
+		// Its network is the host kernel's stack in the pod's network namespace
+		// (--network=host): the runsc of Debian 12 (20221219) takes any network namespace
+		// for the host's on Linux 6.x and refuses its own netstack there.
+		runsc = ociRuntime{name: "runsc", bin: bin, global: []string{"--root", filepath.Join(root, "runsc"), "--network=host"}}
+		if err := os.MkdirAll(filepath.Join(root, "runsc"), 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: preparing state: %w", err)
+		}
+	}
 	m := &Manager{
 		unshare:  unshare,
+		runscRT:  runsc,
 		opts:     opts,
-		runc:     runc,
+		runcRT:   ociRuntime{name: "runc", bin: runc, global: []string{"--root", opts.RuncRoot}},
 		sh:       sh,
 		cgroups:  cg,
 		log:      opts.Logger,

@@ -33,6 +33,9 @@ type PodSpec struct {
 	// EphemeralStorageBytes bounds the writable layers and emptyDir volumes together; 0
 	// means DefaultEphemeralStorageBytes. The node enforces it with StorageUsage.
 	EphemeralStorageBytes int64 `json:"ephemeralStorageBytes,omitempty"`
+	// Runtime is the OCI runtime of the pod's containers: RuntimeRunc (the default) or
+	// RuntimeRunsc, gVisor, which CreateSandbox refuses when runsc is not installed.
+	Runtime string `json:"runtime,omitempty"`
 	// UserNamespace runs the pod in a user namespace of its own (Kubernetes' hostUsers:
 	// false): its ids 0 to UserNSSize-1 are a range of host ids no other pod has, its
 	// network, IPC and UTS namespaces belong to it, and its containers' image layers are
@@ -103,6 +106,20 @@ func (m *Manager) CreateSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 	}
 	if spec.EphemeralStorageBytes == 0 {
 		spec.EphemeralStorageBytes = DefaultEphemeralStorageBytes
+	}
+	switch spec.Runtime {
+	case RuntimeRunc:
+	case RuntimeRunsc:
+		if m.runscRT.bin == "" {
+			return nil, fmt.Errorf("creating sandbox %s: the gvisor runtime needs runsc (apt package runsc), which is not installed", spec.ID)
+		}
+		if spec.UserNamespace {
+			// runsc puts its sandbox in a user namespace of its own and cannot join
+			// another (its gofer's setns fails with EINVAL).
+			return nil, fmt.Errorf("creating sandbox %s: a runsc sandbox cannot have the node's user namespace", spec.ID)
+		}
+	default:
+		return nil, fmt.Errorf("creating sandbox %s: runtime %q: not one this node runs (runc, runsc)", spec.ID, spec.Runtime)
 	}
 	sb, err := m.createSandbox(ctx, spec)
 	if err != nil {
@@ -341,9 +358,11 @@ func (m *Manager) removeSandboxLocked(ctx context.Context, id string) error {
 		}
 	}
 	// Containers whose directory is gone but runc still knows (a crash in StartContainer).
-	for _, rid := range m.runcList(ctx, id+"_") {
-		if err := m.runcDelete(ctx, rid); err != nil {
-			errs = append(errs, err)
+	for _, rt := range m.runtimes() {
+		for _, rid := range m.runcList(ctx, rt, id+"_") {
+			if err := m.runcDelete(ctx, rt, rid); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	netns := filepath.Join(dir, "ns", "net")

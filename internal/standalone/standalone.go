@@ -390,7 +390,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // namespace, and the node syncs pods. ctx bounds the start; on failure every part already
 // started is stopped.
 func (s *Server) Start(ctx context.Context) error {
-	return s.group.Start(ctx)
+	if err := s.group.Start(ctx); err != nil {
+		return err
+	}
+	if s.Node != nil {
+		if err := ensureRuntimeClass(ctx, s.ControlPlane.RESTConfig()); err != nil {
+			return errors.Join(err, s.group.Stop(context.WithoutCancel(ctx)))
+		}
+	}
+	return nil
 }
 
 // Failed is closed when a part stops on its own; Err then names it and says why.
