@@ -24,16 +24,7 @@ const reasonEvicted = "Evicted"
 // watchDisk rotates the containers' logs and keeps the data dir's filesystem from filling,
 // every diskPeriod until ctx ends (see checkDisk).
 func (n *Node) watchDisk(ctx context.Context) {
-	tick := n.clock.NewTicker(diskPeriod)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C():
-		}
-		n.checkDisk(ctx)
-	}
+	n.every(ctx, diskPeriod, n.checkDisk)
 }
 
 // checkDisk rotates every container's log past sandbox.DefaultLogMaxBytes (keeping

@@ -256,7 +256,34 @@ const imageGCPeriod = 5 * time.Minute
 // collectImages removes, every imageGCPeriod, the cached images and layers that no pod on
 // the node uses, as the kubelet's image garbage collection does.
 func (n *Node) collectImages(ctx context.Context) {
-	tick := n.clock.NewTicker(imageGCPeriod)
+	n.every(ctx, imageGCPeriod, n.collectImagesOnce)
+}
+
+// collectImagesOnce is one round of collectImages.
+func (n *Node) collectImagesOnce(ctx context.Context) {
+	pods, err := n.pods.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	var inUse []string
+	for _, p := range pods {
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			inUse = append(inUse, c.Image)
+		}
+	}
+	res, err := n.opts.Images.GC(ctx, inUse)
+	if err != nil {
+		n.log.Warn("image garbage collection", "err", err)
+		return
+	}
+	if len(res.Images) > 0 {
+		n.log.Info("removed unused images", "images", len(res.Images), "layers", len(res.Layers))
+	}
+}
+
+// every runs f every period of the node's clock until ctx ends.
+func (n *Node) every(ctx context.Context, period time.Duration, f func(context.Context)) {
+	tick := n.clock.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -264,24 +291,7 @@ func (n *Node) collectImages(ctx context.Context) {
 			return
 		case <-tick.C():
 		}
-		pods, err := n.pods.List(labels.Everything())
-		if err != nil {
-			continue
-		}
-		var inUse []string
-		for _, p := range pods {
-			for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-				inUse = append(inUse, c.Image)
-			}
-		}
-		res, err := n.opts.Images.GC(ctx, inUse)
-		if err != nil {
-			n.log.Warn("image garbage collection", "err", err)
-			continue
-		}
-		if len(res.Images) > 0 {
-			n.log.Info("removed unused images", "images", len(res.Images), "layers", len(res.Layers))
-		}
+		f(ctx)
 	}
 }
 

@@ -79,18 +79,11 @@ func createNamespaces(dir, hostname string) error {
 
 // removeNamespaces unmounts and removes what createNamespaces made; missing pieces are fine.
 func removeNamespaces(dir string) error {
-	var errs []error
+	var paths []string
 	for _, kind := range append(slices.Clone(podNamespaces), "user") {
-		p := filepath.Join(dir, kind)
-		if err := unmount(p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
+		paths = append(paths, filepath.Join(dir, kind))
 	}
-	return errors.Join(errs...)
+	return unmountAll(paths)
 }
 
 // isNamespace reports whether path is a mounted namespace file.

@@ -212,7 +212,8 @@ func idmapMount(src, target string, ns int, required bool) error {
 	}
 	defer unix.Close(fd) //nolint:errcheck // a detached tree: closing it frees it
 	err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns)})
-	if err != nil && (required || !(errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP))) {
+	unsupported := errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)
+	if err != nil && (required || !unsupported) {
 		return fmt.Errorf("idmapping the mount (user namespaces need a filesystem that supports idmapped mounts): %w", err)
 	}
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
