@@ -201,6 +201,7 @@ func (n *Node) dispatch(ctx context.Context, o any) {
 			w.run(ctx)
 			n.mu.Lock()
 			delete(n.workers, pod.UID)
+			delete(n.evicted, pod.UID)
 			n.mu.Unlock()
 		}()
 	}
