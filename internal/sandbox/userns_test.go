@@ -17,7 +17,8 @@ import (
 // its own range outside, writes its root filesystem, serves, and a second pod gets another
 // range.
 func TestUserNamespace(t *testing.T) {
-	m := newTestManager(t, testOptions(t))
+	opts := testOptions(t)
+	m := newTestManager(t, opts)
 	layer := testLayer(t)
 	a := createPod(t, m, PodSpec{ID: "userns-a", Name: "a", UserNamespace: true})
 	b := createPod(t, m, PodSpec{ID: "userns-b", Name: "b", UserNamespace: true})
@@ -71,5 +72,29 @@ func TestUserNamespace(t *testing.T) {
 	}
 	if owner := fi.Sys().(*syscall.Stat_t).Uid; owner != a.UserNS.HostID {
 		t.Errorf("a file the pod's root made is owned by host uid %d; want %d", owner, a.UserNS.HostID)
+	}
+
+	// After a restart: a new manager keeps the ranges in use, restarts the container in its
+	// user namespace, and removes everything.
+	m2 := newTestManager(t, opts)
+	c := createPod(t, m2, PodSpec{ID: "userns-c", Name: "c", UserNamespace: true})
+	if c.UserNS.HostID == a.UserNS.HostID || c.UserNS.HostID == b.UserNS.HostID {
+		t.Errorf("a new manager gave range %d again", c.UserNS.HostID)
+	}
+	if err := m2.StopContainer(ctx, a.ID, "app", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	startContainer(t, m2, a.ID, ContainerSpec{Name: "app", Layers: []string{layer}, Args: []string{bin("probe"), "read", "/proc/self/uid_map"}})
+	waitExited(t, m2, a.ID, "app", 30*time.Second)
+	if got := readLog(t, m2, a.ID, "app"); !strings.Contains(strings.Join(strings.Fields(got), " "), want) {
+		t.Errorf("restarted by a new manager, the container's uid_map is %q; want %q", got, want)
+	}
+	for _, id := range []string{a.ID, b.ID, c.ID} {
+		if err := m2.RemoveSandbox(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := countResources(t, m2, a.ID, b.ID, c.ID); r != (hostResources{}) {
+		t.Errorf("left behind: %+v", r)
 	}
 }
