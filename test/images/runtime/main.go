@@ -267,6 +267,6 @@ func probeStdin(r io.Reader, timeout time.Duration) Stdin {
 func printForever(kib int) {
 	line := strings.Repeat("x", 1023) + "\n"
 	for range time.Tick(100 * time.Millisecond) {
-		os.Stdout.WriteString(strings.Repeat(line, max(kib/10, 1)))
+		_, _ = os.Stdout.WriteString(strings.Repeat(line, max(kib/10, 1)))
 	}
 }
