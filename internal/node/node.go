@@ -125,7 +125,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.log.Warn("lowering gantry's OOM score", "err", err)
 	}
 	c := n.opts.Client
-	reporter := &nodeReporter{client: c, info: n.opts.Info, clock: n.clock}
+	reporter := &nodeReporter{client: c, info: n.opts.Info, clock: n.clock, diskPressure: n.diskPressure.Load}
 	if err := reporter.register(ctx); err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ type NodeInfo struct {
 	DiskBytes   int64
 	Version     string
 	Runtime     string
+	// DiskPressure says the data dir's filesystem has less than its reserve free (checkDisk):
+	// the Node's DiskPressure condition is then True, and the scheduler sends no new pods.
+	DiskPressure bool
 }
 
 // MachineInfo reads this machine's size.
@@ -95,20 +98,24 @@ func MakeNode(info NodeInfo, now time.Time) *corev1.Node {
 				Architecture:            runtime.GOARCH,
 				ContainerRuntimeVersion: info.Runtime,
 			},
-			Conditions: conditions(now),
+			Conditions: conditions(now, info.DiskPressure),
 		},
 	}
 }
 
-func conditions(now time.Time) []corev1.NodeCondition {
+func conditions(now time.Time, diskPressure bool) []corev1.NodeCondition {
 	t := metav1.NewTime(now).Rfc3339Copy()
 	c := func(typ corev1.NodeConditionType, status corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: typ, Status: status, Reason: reason, Message: msg, LastHeartbeatTime: t, LastTransitionTime: t}
 	}
+	disk := c(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "ephemeral storage is limited per pod")
+	if diskPressure {
+		disk = c(corev1.NodeDiskPressure, corev1.ConditionTrue, "KubeletHasDiskPressure", "the data dir's filesystem has less than its reserve free")
+	}
 	return []corev1.NodeCondition{
 		c(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "gantry node is ready to run sandboxes"),
 		c(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "sandboxes are sized per pod"),
-		c(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "ephemeral storage is limited per pod"),
+		disk,
 		c(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", ""),
 		c(corev1.NodeNetworkUnavailable, corev1.ConditionFalse, "RouteCreated", "pods are on the gantry bridge"),
 	}
@@ -154,7 +161,7 @@ func nodeStatus(old corev1.NodeStatus, info NodeInfo, now time.Time) (status cor
 func touch(s *corev1.NodeStatus, now time.Time) {
 	t := metav1.NewTime(now).Rfc3339Copy()
 	for i := range s.Conditions {
-		if slices.ContainsFunc(conditions(now), func(c corev1.NodeCondition) bool { return c.Type == s.Conditions[i].Type }) {
+		if slices.ContainsFunc(conditions(now, false), func(c corev1.NodeCondition) bool { return c.Type == s.Conditions[i].Type }) {
 			s.Conditions[i].LastHeartbeatTime = t
 		}
 	}
@@ -169,6 +176,8 @@ type nodeReporter struct {
 	node     *corev1.Node // as last read or written; nil: read it again
 	reported time.Time    // when the status was last written
 	lease    *coordinationv1.Lease
+	// diskPressure, when set, says whether the node is under disk pressure now.
+	diskPressure func() bool
 }
 
 // register creates the Node or takes the one there, sets its labels when they differ, and
@@ -211,7 +220,11 @@ func (r *nodeReporter) reportStatus(ctx context.Context, force bool) error {
 		}
 		r.node = cur
 	}
-	status, changed := nodeStatus(r.node.Status, r.info, now)
+	info := r.info
+	if r.diskPressure != nil {
+		info.DiskPressure = r.diskPressure()
+	}
+	status, changed := nodeStatus(r.node.Status, info, now)
 	if !changed && !force && now.Sub(r.reported) < nodeStatusReportPeriod {
 		return nil
 	}

@@ -109,3 +109,38 @@ func TestLeaseRenewedWithoutReading(t *testing.T) {
 		t.Errorf("renew time %s, want %s", got, t0.Add(5*leaseRenewInterval))
 	}
 }
+
+// TestDiskPressureCondition: under disk pressure the Node's DiskPressure condition is True
+// at the next check, and False again once it is over.
+func TestDiskPressureCondition(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(t0)
+	cs := fake.NewClientset()
+	pressure := false
+	r := &nodeReporter{client: cs, info: NodeInfo{Name: "gantry"}, clock: clk, diskPressure: func() bool { return pressure }}
+	if err := r.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	disk := func() corev1.ConditionStatus {
+		n, err := cs.CoreV1().Nodes().Get(ctx, "gantry", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeDiskPressure {
+				return c.Status
+			}
+		}
+		return ""
+	}
+	for _, want := range []bool{true, false} {
+		pressure = want
+		clk.Step(nodeStatusCheckPeriod)
+		if err := r.reportStatus(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if got, wantStatus := disk(), corev1.ConditionStatus(map[bool]string{true: "True", false: "False"}[want]); got != wantStatus {
+			t.Errorf("under pressure %v: DiskPressure %s; want %s", want, got, wantStatus)
+		}
+	}
+}
