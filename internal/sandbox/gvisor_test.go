@@ -38,6 +38,10 @@ func TestGVisor(t *testing.T) {
 	if got, host := strings.TrimSpace(out.String()), readTrimmed(t, "/proc/version"); got == host || got == "" {
 		t.Errorf("/proc/version in the container = %q; want gVisor's, not the host's", got)
 	}
+	// The container's seccomp filter applies inside gVisor too (--oci-seccomp).
+	if r := runProbeSec(t, m, sb, ContainerSpec{Name: "sec"}); r.IOUringSetup != "EPERM" {
+		t.Errorf("io_uring_setup under gVisor: %s; want EPERM from the default seccomp filter", r.IOUringSetup)
+	}
 	if err := m.StopContainer(ctx, sb.ID, "app", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -183,8 +183,10 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if bin, err := exec.LookPath(opts.RunscPath); err == nil {
 		// Its network is the host kernel's stack in the pod's network namespace
 		// (--network=host): the runsc of Debian 12 (20221219) takes any network namespace
-		// for the host's on Linux 6.x and refuses its own netstack there.
-		runsc = ociRuntime{name: "runsc", bin: bin, global: []string{"--root", filepath.Join(root, "runsc"), "--network=host"}}
+		// for the host's on Linux 6.x and refuses its own netstack there. The container's
+		// seccomp filter applies inside gVisor's kernel (--oci-seccomp), which otherwise
+		// serves what it filters (io_uring among them).
+		runsc = ociRuntime{name: "runsc", bin: bin, global: []string{"--root", filepath.Join(root, "runsc"), "--network=host", "--oci-seccomp"}}
 		if err := os.MkdirAll(filepath.Join(root, "runsc"), 0o700); err != nil {
 			return nil, fmt.Errorf("sandbox: preparing state: %w", err)
 		}
