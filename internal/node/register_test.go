@@ -34,19 +34,7 @@ func TestNodeStatusWrittenOnlyWhenChangedOrDue(t *testing.T) {
 	if got := countActions(cs, "update", "nodes", "status"); got != 1 {
 		t.Fatalf("after registering: %d status writes, want 1", got)
 	}
-	ready := func() corev1.NodeCondition {
-		n, err := cs.CoreV1().Nodes().Get(ctx, "gantry", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c
-			}
-		}
-		t.Fatal("no Ready condition")
-		return corev1.NodeCondition{}
-	}
+	ready := func() corev1.NodeCondition { return nodeCondition(t, cs, corev1.NodeReady) }
 	first := ready()
 
 	// Checked every minute, unchanged: nothing written until five minutes have passed.
@@ -121,18 +109,7 @@ func TestDiskPressureCondition(t *testing.T) {
 	if err := r.register(ctx); err != nil {
 		t.Fatal(err)
 	}
-	disk := func() corev1.ConditionStatus {
-		n, err := cs.CoreV1().Nodes().Get(ctx, "gantry", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeDiskPressure {
-				return c.Status
-			}
-		}
-		return ""
-	}
+	disk := func() corev1.ConditionStatus { return nodeCondition(t, cs, corev1.NodeDiskPressure).Status }
 	for _, want := range []bool{true, false} {
 		pressure = want
 		clk.Step(nodeStatusCheckPeriod)
@@ -143,4 +120,20 @@ func TestDiskPressureCondition(t *testing.T) {
 			t.Errorf("under pressure %v: DiskPressure %s; want %s", want, got, wantStatus)
 		}
 	}
+}
+
+// nodeCondition is the condition of type typ of the node "gantry" in cs.
+func nodeCondition(t *testing.T, cs *fake.Clientset, typ corev1.NodeConditionType) corev1.NodeCondition {
+	t.Helper()
+	n, err := cs.CoreV1().Nodes().Get(context.Background(), "gantry", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	t.Fatalf("no %s condition", typ)
+	return corev1.NodeCondition{}
 }
