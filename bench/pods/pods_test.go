@@ -2,7 +2,8 @@
 // from creating a pod to its readiness probe passing, with the image cached, side by side
 // with the sandbox alone (the same runc + CNI path driven directly, no API server, scheduler
 // or node in between; without and with a user namespace, in turn), and the memory a pod's
-// sandbox costs beyond its program.
+// sandbox costs beyond its program. With GANTRY_TEST_ALLOW_HOST_USERS=1 every other pod runs
+// in the host's user namespace, and their times are reported apart.
 //
 //	go test ./bench/pods -run '^$' -bench . -benchtime 1x -timeout 20m
 package pods
@@ -70,8 +71,12 @@ func BenchmarkPodReady(b *testing.B) {
 			return err == nil, err
 		})
 		memBefore := memUsed()
-		var full, direct []time.Duration
+		// With GANTRY_TEST_ALLOW_HOST_USERS=1 every other pod runs in the host's user
+		// namespace (hostUsers: true), for pods with and without their own side by side.
+		compare := os.Getenv("GANTRY_TEST_ALLOW_HOST_USERS") == "1"
+		var full, fullHostUsers, direct []time.Duration
 		for j := range pods {
+			hostUsers := compare && j%2 == 1
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", j)},
 				Spec: corev1.PodSpec{
@@ -82,6 +87,9 @@ func BenchmarkPodReady(b *testing.B) {
 							HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt(8080)}}, PeriodSeconds: 1},
 					}},
 				},
+			}
+			if hostUsers {
+				pod.Spec.HostUsers = ptr.To(true)
 			}
 			start := time.Now()
 			if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -97,7 +105,11 @@ func BenchmarkPodReady(b *testing.B) {
 				}
 				time.Sleep(2 * time.Millisecond)
 			}
-			full = append(full, time.Since(start))
+			if hostUsers {
+				fullHostUsers = append(fullHostUsers, time.Since(start))
+			} else {
+				full = append(full, time.Since(start))
+			}
 		}
 		perPod := (memUsed() - memBefore) / pods
 		program := helloRSS()
@@ -138,6 +150,9 @@ func BenchmarkPodReady(b *testing.B) {
 			_ = m.RemoveSandbox(ctx, id)
 		}
 		report(b, "pod-create-to-ready", full)
+		if compare {
+			report(b, "pod-create-to-ready-hostusers", fullHostUsers)
+		}
 		report(b, "baseline-sandbox-direct", direct)
 		report(b, "baseline-sandbox-direct-userns", directUserNS)
 		b.ReportMetric(float64(perPod)/(1<<20), "MB-per-pod-host")

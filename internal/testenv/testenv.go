@@ -232,6 +232,9 @@ func Config(dataDir string) (standalone.Config, error) {
 	cfg.MetricsAddress = "127.0.0.1:0"
 	// A shallow activator queue, so overload tests reach it quickly.
 	cfg.ActivatorQueueDepth = 200
+	// GANTRY_TEST_ALLOW_HOST_USERS=1 lets pods run in the host's user namespace, for
+	// benchmarks that compare pods with and without their own (bench/pods).
+	cfg.AllowHostUsers = os.Getenv("GANTRY_TEST_ALLOW_HOST_USERS") == "1"
 	// Tests keep off the default bridge and range, which a running gantry server may use.
 	// GANTRY_TEST_BRIDGE and GANTRY_TEST_POD_CIDR move them, so that two test runs on one
 	// machine (two packages, or two people) do not refuse each other.
