@@ -115,6 +115,10 @@ func (d *Decider) Decide(in Inputs, now time.Time) ScaleResult {
 		if !in.Initialized {
 			minScale = max(minScale, s.InitialScale)
 		}
+		// max-scale is a hard cap, an initial-scale above it included.
+		if s.MaxScale > 0 {
+			minScale = min(minScale, s.MaxScale)
+		}
 	}
 	r := ScaleResult{Valid: true, Initialized: in.Initialized || in.ReadyPods >= minScale}
 

@@ -121,6 +121,13 @@ func TestDecider(t *testing.T) {
 			{0, Inputs{Reachable: true, ReadyPods: 2}, ScaleResult{Valid: true, DesiredScale: 4}},
 		},
 	}, {
+		name:     "max-scale caps initial-scale",
+		settings: func(s *Settings) { s.InitialScale, s.MaxScale = 3, 2 },
+		steps: []step{
+			{0, Inputs{Reachable: true}, ScaleResult{Valid: true, DesiredScale: 2}},
+			{2, Inputs{Reachable: true, ReadyPods: 2, HaveMetrics: true}, ScaleResult{Valid: true, DesiredScale: 2, Initialized: true}},
+		},
+	}, {
 		name:     "initial-scale is not for unreachable revisions",
 		settings: func(s *Settings) { s.InitialScale = 3 },
 		steps: []step{
