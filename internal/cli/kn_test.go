@@ -80,3 +80,18 @@ func TestCompletion(t *testing.T) {
 		t.Error("completion tcsh: no error")
 	}
 }
+
+func TestDiskReserveFlag(t *testing.T) {
+	var q quantityFlag
+	if err := q.Set("2Gi"); err != nil || q.bytes != 2<<30 || q.String() != "2Gi" {
+		t.Fatalf("2Gi: %v, %d, %q", err, q.bytes, q.String())
+	}
+	for _, bad := range []string{"lots", "-1Gi"} {
+		if err := (&quantityFlag{}).Set(bad); err == nil {
+			t.Errorf("--disk-reserve %q accepted", bad)
+		}
+	}
+	if _, _, err := run(t, nil, "server", "--disk-reserve", "lots"); err == nil || !strings.Contains(err.Error(), "--disk-reserve") {
+		t.Errorf("a bad --disk-reserve: %v, want an error naming the flag", err)
+	}
+}

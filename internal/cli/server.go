@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/gantry-run/gantry/internal/standalone"
 )
@@ -22,6 +23,7 @@ func newServerCommand() *cobra.Command {
 	cfg := &all.ControlPlane
 	cfg.DataDir = dataDirFromEnv(cfg.DataDir)
 	var level logLevel
+	var diskReserve quantityFlag
 	cmd := &cobra.Command{
 		Use: "server",
 		Example: `  # Start with the embedded defaults (data in /var/lib/gantry, API on 127.0.0.1:6443,
@@ -39,6 +41,12 @@ admission webhook, controllers), all in this process. The admin kubeconfig is
 written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if diskReserve.set {
+				all.DiskReserveBytes = diskReserve.bytes
+				if all.DiskReserveBytes == 0 {
+					all.DiskReserveBytes = -1 // the option's "off"
+				}
+			}
 			return runServer(cmd.Context(), all, level.Level)
 		},
 	}
@@ -64,6 +72,8 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.PodCIDR, "pod-cidr", all.PodCIDR, "range of pod IP addresses on the pods' bridge")
 	f.StringVar(&all.Bridge, "bridge", all.Bridge, "host bridge the pods join (a second server on one machine needs its own, and its own --pod-cidr)")
 	f.StringVar(&all.PodEgressPrivate, "pod-egress-private", all.PodEgressPrivate, `whether pods reach the private ranges of the host's network (10/8, 172.16/12, 192.168/16: its LAN): "deny" or "allow"; the link-local range (cloud metadata) stays closed`)
+	f.BoolVar(&all.AllowHostUsers, "allow-host-users", all.AllowHostUsers, "let pods that set spec.hostUsers: true run in the host's user namespace (refused by default: every pod gets its own)")
+	f.Var(&diskReserve, "disk-reserve", `free space kept on the data dir's filesystem for etcd: below it image pulls are refused and pods evicted (default 2Gi; "0" turns it off)`)
 	f.BoolVar(&all.AllowUnconfinedSeccomp, "allow-unconfined-seccomp", all.AllowUnconfinedSeccomp, "let pods whose seccompProfile is Unconfined run without a seccomp filter (refused by default)")
 	f.StringVar(&all.KubeProxy, "kube-proxy", all.KubeProxy, `run kube-proxy for ClusterIPs with the node: "auto" unless another gantry server on this host runs it (its rules are one per host), "on" (refuse to start otherwise), "off"`)
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
@@ -128,3 +138,27 @@ func (l *logLevel) Set(s string) error {
 }
 
 func (l *logLevel) Type() string { return "level" }
+
+// quantityFlag is a flag of bytes written as a Kubernetes quantity (2Gi, 500M, 0).
+type quantityFlag struct {
+	bytes int64
+	set   bool
+}
+
+func (q *quantityFlag) Set(s string) error {
+	v, err := resource.ParseQuantity(s)
+	if err != nil || v.Sign() < 0 {
+		return fmt.Errorf("%q is not a size such as 2Gi or 500M", s)
+	}
+	q.bytes, q.set = v.Value(), true
+	return nil
+}
+
+func (q *quantityFlag) String() string {
+	if !q.set {
+		return ""
+	}
+	return resource.NewQuantity(q.bytes, resource.BinarySI).String()
+}
+
+func (q *quantityFlag) Type() string { return "quantity" }

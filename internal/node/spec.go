@@ -203,7 +203,7 @@ func hostUsersRefusal(pod *corev1.Pod, allow bool) string {
 	if !hostUsers(pod) || allow {
 		return ""
 	}
-	return "spec.hostUsers: true is not allowed by this node: every pod runs in a user namespace of its own (the node option AllowHostUsers allows it)"
+	return "spec.hostUsers: true is not allowed by this node: every pod runs in a user namespace of its own (gantry server --allow-host-users allows it)"
 }
 
 // GVisorRuntimeClass is the RuntimeClass whose pods run on gVisor (runsc) instead of runc.
