@@ -49,6 +49,10 @@ func run(gantry string, runs int, idle, settle time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	// The servers' data dirs are below it: pods' user namespaces need to pass through.
+	if err := os.Chmod(work, 0o711); err != nil {
+		return err
+	}
 	fmt.Fprintln(os.Stderr, "building the baseline etcd and kube-apiserver …")
 	etcdBin, apiBin := filepath.Join(work, "etcd"), filepath.Join(work, "kube-apiserver")
 	for bin, pkg := range map[string]string{etcdBin: "go.etcd.io/etcd/server/v3", apiBin: "k8s.io/kubernetes/cmd/kube-apiserver"} {

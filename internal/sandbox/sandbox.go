@@ -155,7 +155,7 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 		if m.unshare == "" {
 			return nil, errors.New("user namespaces need unshare (apt package util-linux)")
 		}
-		if err := checkSearchable(filepath.Join(m.opts.Root, "sandboxes")); err != nil {
+		if err := CheckSearchable(filepath.Join(m.opts.Root, "sandboxes")); err != nil {
 			return nil, err
 		}
 		r, err := m.allocateIDRange(spec.ID)

@@ -252,10 +252,10 @@ func MakeSearchable(dir string) error {
 	return os.Chmod(dir, fi.Mode().Perm()|0o011)
 }
 
-// checkSearchable checks that a pod's uid can reach dir: every directory from / down to it
+// CheckSearchable checks that a pod's uid can reach dir: every directory from / down to it
 // lets others search it. runc mounts a container's root filesystem and volumes from inside
 // the pod's user namespace, as the pod's root, which is nobody to the host's directories.
-func checkSearchable(dir string) error {
+func CheckSearchable(dir string) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {

@@ -433,6 +433,10 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	if err := sandbox.MakeSearchable(cp.DataDir()); err != nil {
 		return err
 	}
+	// The directories above it must let the pods pass too: say so now, not pod by pod.
+	if err := sandbox.CheckSearchable(cp.DataDir()); err != nil {
+		return fmt.Errorf("--data-dir: %w (or choose a data dir such as /var/lib/gantry)", err)
+	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
 	if err != nil {
 		return err

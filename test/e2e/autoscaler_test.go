@@ -17,7 +17,7 @@ import (
 // metric history for idleness.
 func TestAutoscalerKeepsABusyRevisionThroughARestart(t *testing.T) {
 	requireNode(t)
-	dataDir := filepath.Join(t.TempDir(), "data")
+	dataDir := newDataDir(t)
 	ports := freePorts(t)
 	s := startServer(t, dataDir, ports)
 	img := buildImage(t, ports[4], "autoscale")

@@ -58,7 +58,7 @@ func (s *server) gantryFails(want string, args ...string) {
 // invoke, logs and top, with the gantry CLI only.
 func TestCLIServiceLifecycle(t *testing.T) {
 	requireNode(t)
-	dataDir := filepath.Join(t.TempDir(), "data")
+	dataDir := newDataDir(t)
 	ports := freePorts(t)
 	s := startServer(t, dataDir, ports)
 	img := buildImage(t, ports[4], "hello")
@@ -150,7 +150,7 @@ func TestCLIServiceLifecycle(t *testing.T) {
 
 // TestCLIErrors: each refusal is one line, exits non-zero and leaves nothing behind.
 func TestCLIErrors(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
+	dataDir := newDataDir(t)
 	ports := freePorts(t)
 	s := startServer(t, dataDir, ports)
 	s.mustGantry("service", "create", "kept", "--image", fmt.Sprintf("127.0.0.1:%d/hello", ports[4]), "--no-wait")

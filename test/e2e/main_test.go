@@ -105,6 +105,17 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--node=%t", nodeSkip == "")}
 }
 
+// newDataDir is a fresh data directory for a server. Every directory above it lets others
+// search it, as pods' user namespaces need (t.TempDir's own parent is private).
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	tmp := t.TempDir()
+	if err := os.Chmod(filepath.Dir(tmp), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(tmp, "data")
+}
+
 func freePorts(t *testing.T) []int {
 	t.Helper()
 	ports, err := freeport.Get(7)

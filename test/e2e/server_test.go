@@ -24,7 +24,7 @@ import (
 )
 
 func TestServerLifecycle(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
+	dataDir := newDataDir(t)
 	ports := freePorts(t)
 	s := startServer(t, dataDir, ports)
 
