@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/gantry-run/gantry/bench/internal/proc"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -110,7 +110,7 @@ func measureServices(ctx context.Context, srv *server, client kubernetes.Interfa
 		if err != nil {
 			return nil, err
 		}
-		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes, rssMB: rssOf(srv.cmd.Process.Pid) >> 20}
+		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes, rssMB: proc.RSS(srv.cmd.Process.Pid) >> 20}
 		if profileDir != "" {
 			if err := srv.profiles(ctx, n); err != nil {
 				return nil, err
@@ -218,22 +218,6 @@ func firstRequests(httpPort, n, k int) (ok, tried int, p50 time.Duration) {
 	return ok, tried, p50
 }
 
-// rssOf is the resident memory of process pid in bytes, 0 when unreadable.
-func rssOf(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
 
 // runServices starts one server and measures it at each count of services.
 func runServices(ctx context.Context, bin, countsFlag, images string, settle, measure time.Duration) (err error) {

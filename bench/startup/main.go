@@ -18,12 +18,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gantry-run/gantry/bench/internal/proc"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 	"github.com/gantry-run/gantry/internal/freeport"
 )
@@ -92,7 +92,7 @@ func run(gantry string, runs int, idle, settle time.Duration) error {
 		warm, warmAll = append(warm, d), append(warmAll, all)
 		if i == runs-1 {
 			time.Sleep(idle)
-			gantryRSS = rss(p.Process.Pid)
+			gantryRSS = proc.RSS(p.Process.Pid)
 		} else {
 			time.Sleep(settle)
 		}
@@ -266,25 +266,9 @@ func baseline(work string, i int, etcdBin, apiBin string, idle time.Duration) (t
 	var mem int64
 	if idle > 0 {
 		time.Sleep(idle)
-		mem = rss(api.Process.Pid) + rss(etcd.Process.Pid)
+		mem = proc.RSS(api.Process.Pid) + proc.RSS(etcd.Process.Pid)
 	}
 	_, err = stopProcess(api)
 	return d, mem, err
 }
 
-// rss is the resident set size of pid in bytes, from /proc.
-func rss(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
