@@ -218,7 +218,6 @@ func firstRequests(httpPort, n, k int) (ok, tried int, p50 time.Duration) {
 	return ok, tried, p50
 }
 
-
 // runServices starts one server and measures it at each count of services.
 func runServices(ctx context.Context, bin, countsFlag, images string, settle, measure time.Duration) (err error) {
 	var counts []int

@@ -271,4 +271,3 @@ func baseline(work string, i int, etcdBin, apiBin string, idle time.Duration) (t
 	_, err = stopProcess(api)
 	return d, mem, err
 }
-
