@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +66,9 @@ type Options struct {
 	// Reporter receives, every second, the load of each revision whose PodAutoscaler puts
 	// the activator in its path (mode Proxy); nil reports nothing.
 	Reporter Reporter
+	// Registerer receives the request metrics (revision_request_count and
+	// revision_request_latencies); nil registers them nowhere.
+	Registerer prometheus.Registerer
 	// QueueDepth bounds the waiting requests per revision (default DefaultQueueDepth).
 	QueueDepth int64
 	Logger     *slog.Logger
@@ -72,9 +76,10 @@ type Options struct {
 
 // Activator sends requests to revisions' pods, holding them while a revision has none free.
 type Activator struct {
-	opts  Options
-	log   *slog.Logger
-	proxy *httputil.ReverseProxy
+	opts    Options
+	log     *slog.Logger
+	proxy   *httputil.ReverseProxy
+	metrics *requestMetrics
 
 	mu   sync.Mutex
 	revs map[types.NamespacedName]*revisionState
@@ -82,6 +87,9 @@ type Activator struct {
 
 // revisionState is what the activator knows of one revision.
 type revisionState struct {
+	// service and configuration label the revision's metrics.
+	service, configuration string
+
 	th      *throttler
 	timeout time.Duration
 	h2c     bool
@@ -108,7 +116,7 @@ func New(opts Options) *Activator {
 	if opts.Scaler == nil {
 		opts.Scaler = deploymentScaler{opts.Client}
 	}
-	a := &Activator{opts: opts, log: opts.Logger.With("component", "activator"), revs: map[types.NamespacedName]*revisionState{}}
+	a := &Activator{opts: opts, log: opts.Logger.With("component", "activator"), metrics: newRequestMetrics(), revs: map[types.NamespacedName]*revisionState{}}
 	a.proxy = newProxy()
 	return a
 }
@@ -116,6 +124,11 @@ func New(opts Options) *Activator {
 // SetupWithManager watches EndpointSlices (ready pods) and Revisions (deletions) through the
 // manager's cache.
 func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) error {
+	if a.opts.Registerer != nil {
+		if err := a.metrics.register(a.opts.Registerer); err != nil {
+			return fmt.Errorf("activator: registering its metrics: %w", err)
+		}
+	}
 	slices, err := mgr.GetCache().GetInformer(ctx, &discoveryv1.EndpointSlice{})
 	if err != nil {
 		return fmt.Errorf("activator: watching EndpointSlices: %w", err)
@@ -191,6 +204,12 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), status)
 		return
 	}
+	began := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	w = sw
+	defer func() {
+		a.metrics.observe(namespace, st.service, st.configuration, name, sw.status(), time.Since(began))
+	}()
 	proxied := !st.serve.Load()
 	if proxied {
 		st.load.begin(time.Now())
@@ -229,9 +248,11 @@ func (a *Activator) state(ctx context.Context, namespace, name string) (*revisio
 		return nil, err
 	}
 	st = &revisionState{
-		th:      newThrottler(ptr.Deref(rev.Spec.ContainerConcurrency, 0), a.opts.QueueDepth),
-		timeout: time.Duration(ptr.Deref(rev.Spec.TimeoutSeconds, 300)) * time.Second,
-		h2c:     servesH2C(rev),
+		service:       rev.Labels[servingv1.ServiceLabelKey],
+		configuration: rev.Labels[servingv1.ConfigurationLabelKey],
+		th:            newThrottler(ptr.Deref(rev.Spec.ContainerConcurrency, 0), a.opts.QueueDepth),
+		timeout:       time.Duration(ptr.Deref(rev.Spec.TimeoutSeconds, 300)) * time.Second,
+		h2c:           servesH2C(rev),
 	}
 	pa := &pav1alpha1.PodAutoscaler{}
 	if err := a.opts.Client.Get(ctx, key, pa); err == nil {

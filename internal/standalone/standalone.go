@@ -328,6 +328,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Client:     mgr.GetClient(),
 		Scaler:     s.Autoscaler,
 		Reporter:   s.Autoscaler,
+		Registerer: registerer,
 		QueueDepth: int64(cfg.ActivatorQueueDepth),
 		Logger:     cfg.Logger,
 	})

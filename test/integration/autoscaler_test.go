@@ -205,6 +205,9 @@ func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
 		fmt.Sprintf(`autoscaler_desired_pods{configuration_name="idle",namespace_name=%q,revision_name=%q,service_name="idle"}`, ns, rev),
 		fmt.Sprintf(`autoscaler_panic_mode{configuration_name="idle",namespace_name=%q,revision_name=%q,service_name="idle"} 0`, ns, rev),
 		"autoscaler_stable_request_concurrency{",
+		// The request that woke it, as gantry top reads it.
+		fmt.Sprintf(`revision_request_count{configuration_name="idle",namespace_name=%q,response_code="200",response_code_class="2xx",revision_name=%q,service_name="idle"} 1`, ns, rev),
+		"revision_request_latencies_bucket{",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -1,0 +1,78 @@
+package activator
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// requestMetrics are the requests the activator served per revision, under the names and
+// labels of Knative's queue-proxy metrics, which `gantry top` and dashboards read.
+type requestMetrics struct {
+	count   *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+var requestLabels = []string{"namespace_name", "service_name", "configuration_name", "revision_name", "response_code", "response_code_class"}
+
+func newRequestMetrics() *requestMetrics {
+	return &requestMetrics{
+		count: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "revision_request_count",
+			Help: "The number of requests served to the revision.",
+		}, requestLabels),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "revision_request_latencies",
+			Help: "The time from a request's arrival to its response's end, waiting for a pod included, in milliseconds.",
+			// Knative's buckets for this histogram.
+			Buckets: []float64{5, 10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000, 2000, 5000, 10000, 20000, 50000, 100000},
+		}, requestLabels),
+	}
+}
+
+func (m *requestMetrics) register(r prometheus.Registerer) error {
+	if err := r.Register(m.count); err != nil {
+		return err
+	}
+	return r.Register(m.latency)
+}
+
+// observe counts one request of the revision that ended with code after took.
+func (m *requestMetrics) observe(namespace, service, configuration, revision string, code int, took time.Duration) {
+	c := strconv.Itoa(code)
+	labels := []string{namespace, service, configuration, revision, c, c[:1] + "xx"}
+	m.count.WithLabelValues(labels...).Inc()
+	m.latency.WithLabelValues(labels...).Observe(float64(took) / float64(time.Millisecond))
+}
+
+// statusWriter remembers the status a handler answered. Unwrap lets http.ResponseController
+// reach the connection's Flush and Hijack, which streams and upgrades need.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
