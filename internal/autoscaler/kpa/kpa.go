@@ -186,7 +186,7 @@ func (a *Autoscaler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // the configuration in force and pa's annotations.
 func (a *Autoscaler) revision(ctx context.Context, pa *pav1alpha1.PodAutoscaler) (*revision, error) {
 	key := client.ObjectKeyFromObject(pa)
-	s := a.settings(pa)
+	s := a.settings(pa, true)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if r, ok := a.revs[key]; ok {
@@ -216,11 +216,12 @@ func (a *Autoscaler) forget(key types.NamespacedName) {
 	a.gauges.forget(key)
 }
 
-// settings are pa's decider settings; an annotation that does not parse is logged and left
-// out (the webhook refuses them, so only objects written around it have them).
-func (a *Autoscaler) settings(pa *pav1alpha1.PodAutoscaler) scaling.Settings {
+// settings are pa's decider settings; an annotation that does not parse is left out, and
+// logged when warn is set (the webhook refuses them, so only objects written around it have
+// them): once per change of the PodAutoscaler, not at every tick.
+func (a *Autoscaler) settings(pa *pav1alpha1.PodAutoscaler, warn bool) scaling.Settings {
 	s, err := scaling.NewSettings(a.opts.Config.Load().Autoscaler, pa.Annotations, pa.Spec.ContainerConcurrency)
-	if err != nil {
+	if err != nil && warn {
 		a.log.Warn("autoscaling annotations", "podautoscaler", pa.Namespace+"/"+pa.Name, "err", err)
 	}
 	return s
@@ -389,7 +390,7 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 		return err
 	}
 	now := time.Now()
-	s := a.settings(pa)
+	s := a.settings(pa, false) // the reconcile of the PodAutoscaler's change warned once
 	if s != r.decider.Settings() {
 		r.decider.Update(s)
 		a.collector.Watch(key, s.StableWindow, s.PanicWindow)
