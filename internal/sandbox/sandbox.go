@@ -46,6 +46,10 @@ type PodSpec struct {
 	// ResolvConf is the pod's /etc/resolv.conf; nil means the host's, without loopback
 	// nameservers.
 	ResolvConf []byte `json:"-"`
+	// IP is the address the pod must have, chosen before it was placed (a serverless pod's
+	// node is named after it); it must lie in ServerlessRange of the pod CIDR. Nil lets
+	// host-local hand one out of SharedRange.
+	IP net.IP `json:"requestedIP,omitempty"`
 }
 
 // Sandbox is a created sandbox.
@@ -178,7 +182,7 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 	if err := m.cgroups.createPod(m.cgroupPath(spec.ID, ""), spec.CPUMillis, spec.MemoryBytes); err != nil {
 		return nil, err
 	}
-	ip, err := m.net.add(ctx, spec.ID, sb.NetNSPath)
+	ip, err := m.net.add(ctx, spec.ID, sb.NetNSPath, spec.IP)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,78 @@
+package sandbox
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestPodCIDRRanges(t *testing.T) {
+	for _, tt := range []struct {
+		cidr, shared, serverless string
+		err                      string
+	}{
+		{cidr: "10.42.0.0/16", shared: "10.42.0.0/17", serverless: "10.42.128.0/17"},
+		{cidr: "10.249.7.0/16", shared: "10.249.0.0/17", serverless: "10.249.128.0/17"},
+		{cidr: "192.168.1.0/24", shared: "192.168.1.0/25", serverless: "192.168.1.128/25"},
+		{cidr: "10.0.0.0/30", err: "too small"},
+	} {
+		t.Run(tt.cidr, func(t *testing.T) {
+			p := netip.MustParsePrefix(tt.cidr)
+			shared, err := SharedRange(p)
+			serverless, err2 := ServerlessRange(p)
+			if tt.err != "" {
+				if err == nil || err2 == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, %v, want errors with %q", err, err2, tt.err)
+				}
+				return
+			}
+			if err != nil || err2 != nil {
+				t.Fatal(err, err2)
+			}
+			if shared.String() != tt.shared || serverless.String() != tt.serverless {
+				t.Errorf("got %s and %s, want %s and %s", shared, serverless, tt.shared, tt.serverless)
+			}
+			if shared.Overlaps(serverless) {
+				t.Errorf("%s and %s overlap", shared, serverless)
+			}
+		})
+	}
+}
+
+func TestLastAddr(t *testing.T) {
+	for cidr, want := range map[string]string{
+		"10.42.0.0/17":   "10.42.127.255",
+		"10.42.128.0/17": "10.42.255.255",
+		"10.1.2.3/32":    "10.1.2.3",
+	} {
+		if got := lastAddr(netip.MustParsePrefix(cidr)).String(); got != want {
+			t.Errorf("lastAddr(%s) = %s, want %s", cidr, got, want)
+		}
+	}
+}
+
+func TestStaticBridgeRefusesAddressesOutsideTheServerlessRange(t *testing.T) {
+	n, err := newNetwork(Options{PodCIDR: "10.42.0.0/16", Bridge: "gantry-x"}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"10.42.0.5", "10.43.128.5", "10.42.255.255"} {
+		if _, err := n.staticBridge(net.ParseIP(ip)); err == nil || !strings.Contains(err.Error(), "outside") {
+			t.Errorf("%s: got %v, want a refusal naming the range", ip, err)
+		}
+	}
+	conf, err := n.staticBridge(net.ParseIP("10.42.128.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(conf.Bytes)
+	for _, want := range []string{`"type":"static"`, `"address":"10.42.128.5/16"`, `"gateway":"10.42.0.1"`, `"bridge":"gantry-x"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("static configuration %s lacks %s", got, want)
+		}
+	}
+	if !strings.Contains(string(n.bridge.Bytes), `"rangeEnd":"10.42.127.255"`) {
+		t.Errorf("host-local configuration %s does not end at the shared range's end", n.bridge.Bytes)
+	}
+}
