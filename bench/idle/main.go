@@ -27,14 +27,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -47,7 +44,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
-	"github.com/gantry-run/gantry/internal/freeport"
+	benchserver "github.com/gantry-run/gantry/bench/internal/server"
 	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
@@ -151,9 +148,9 @@ func run(ctx context.Context, bin string, counts []int, shape, images string, se
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, srv.stop(), os.RemoveAll(dir)) }()
+	defer func() { err = errors.Join(err, srv.Stop(), os.RemoveAll(dir)) }()
 
-	ref := fmt.Sprintf("127.0.0.1:%d/hello", srv.registryPort)
+	ref := fmt.Sprintf("127.0.0.1:%d/hello", srv.RegistryPort)
 	if out, err := exec.CommandContext(ctx, bin, "image", "build", filepath.Join(images, "hello"), ref).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the hello image: %w\n%s", err, out)
 	}
@@ -194,107 +191,20 @@ func run(ctx context.Context, bin string, counts []int, shape, images string, se
 	return out, nil
 }
 
-// server is one gantry server process.
-type server struct {
-	bin, dir     string
-	cmd          *exec.Cmd
-	registryPort int
-	httpPort     int
-	metricsAddr  string // set from the server's log before it is ready
-	exited       chan struct{}
-	mu           sync.Mutex
-	log          bytes.Buffer
-}
+// server is one gantry server process, with what this benchmark reads of it.
+type server struct{ *benchserver.Server }
 
 func start(ctx context.Context, bin, dir string) (*server, error) {
-	ports, err := freeport.Get(7)
+	s, err := benchserver.Start(ctx, benchserver.Options{Bin: bin, DataDir: dir, Bridge: bridge, PodCIDR: podCIDR, Profiling: profileDir != ""})
 	if err != nil {
 		return nil, err
 	}
-	s := &server{bin: bin, dir: dir, registryPort: ports[4], httpPort: ports[6], exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "server", "--data-dir", dir,
-		fmt.Sprintf("--https-port=%d", ports[0]),
-		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
-		fmt.Sprintf("--etcd-peer-port=%d", ports[2]),
-		fmt.Sprintf("--webhook-port=%d", ports[3]),
-		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
-		fmt.Sprintf("--kubelet-port=%d", ports[5]),
-		fmt.Sprintf("--http-port=%d", ports[6]),
-		"--metrics-address=127.0.0.1:0", fmt.Sprintf("--profiling=%t", profileDir != ""),
-		"--bridge="+bridge, "--pod-cidr="+podCIDR)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	ready := make(chan struct{})
-	go s.scan(stderr, ready)
-	select {
-	case <-ready:
-		return s, nil
-	case <-s.exited:
-		_ = s.cleanup()
-		return nil, fmt.Errorf("gantry server exited before ready: %v\n%s", s.cmd.ProcessState, s.output())
-	case <-time.After(2 * time.Minute):
-		return nil, errors.Join(errors.New("gantry server not ready after 2m"), s.stop())
-	case <-ctx.Done():
-		return nil, errors.Join(ctx.Err(), s.stop())
-	}
-}
-
-func (s *server) scan(r io.Reader, ready chan struct{}) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	var once sync.Once
-	for sc.Scan() {
-		line := sc.Text()
-		s.mu.Lock()
-		s.log.WriteString(line + "\n")
-		s.mu.Unlock()
-		if strings.Contains(line, `msg="metrics serving"`) {
-			if _, addr, ok := strings.Cut(line, " addr="); ok {
-				s.metricsAddr = strings.Fields(addr)[0]
-			}
-		}
-		if strings.Contains(line, `msg="API server ready"`) {
-			once.Do(func() { close(ready) })
-		}
-	}
-	_ = s.cmd.Wait()
-	close(s.exited)
-}
-
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-// stop ends the server with SIGTERM (SIGKILL after a minute) and removes what its pods left.
-func (s *server) stop() error {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(time.Minute):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-	return s.cleanup()
-}
-
-func (s *server) cleanup() error {
-	out, err := exec.Command(s.bin, "cleanup", "--data-dir", s.dir, "--bridge="+bridge, "--pod-cidr="+podCIDR).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("gantry cleanup: %w\n%s", err, out)
-	}
-	return nil
+	return &server{s}, nil
 }
 
 // measure reads the server's CPU time and the API server's write counters over d.
 func (s *server) measure(ctx context.Context, client kubernetes.Interface, d time.Duration) (result, error) {
-	pid := s.cmd.Process.Pid
+	pid := s.Cmd.Process.Pid
 	before, err := cpuTicks(pid)
 	if err != nil {
 		return result{}, err
@@ -303,8 +213,8 @@ func (s *server) measure(ctx context.Context, client kubernetes.Interface, d tim
 	began := time.Now()
 	select {
 	case <-time.After(d):
-	case <-s.exited:
-		return result{}, fmt.Errorf("gantry server exited while measured\n%s", s.output())
+	case <-s.Exited():
+		return result{}, fmt.Errorf("gantry server exited while measured\n%s", s.Output())
 	}
 	after, err := cpuTicks(pid)
 	if err != nil {

@@ -41,7 +41,7 @@ func (s *server) profiles(ctx context.Context, n int) error {
 		return err
 	}
 	for name, path := range map[string]string{"heap": "/debug/pprof/heap", "cpu": "/debug/pprof/profile?seconds=20"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metricsAddr+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.MetricsAddr()+path, nil)
 		if err != nil {
 			return err
 		}
@@ -110,13 +110,13 @@ func measureServices(ctx context.Context, srv *server, client kubernetes.Interfa
 		if err != nil {
 			return nil, err
 		}
-		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes, rssMB: proc.RSS(srv.cmd.Process.Pid) >> 20}
+		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes, rssMB: proc.RSS(srv.Cmd.Process.Pid) >> 20}
 		if profileDir != "" {
 			if err := srv.profiles(ctx, n); err != nil {
 				return nil, err
 			}
 		}
-		sr.firstOK, sr.firstTried, sr.firstP50 = firstRequests(srv.httpPort, n, 5)
+		sr.firstOK, sr.firstTried, sr.firstP50 = firstRequests(srv.HTTPPort, n, 5)
 		fmt.Fprintf(os.Stderr, "%d services: %.1f %% of one core, %d MB; first requests %d/%d\n", n, sr.cpuPercent, sr.rssMB, sr.firstOK, sr.firstTried)
 		out = append(out, sr)
 	}
@@ -237,8 +237,8 @@ func runServices(ctx context.Context, bin, countsFlag, images string, settle, me
 		_ = os.RemoveAll(dir)
 		return err
 	}
-	defer func() { err = errors.Join(err, srv.stop(), os.RemoveAll(dir)) }()
-	ref := fmt.Sprintf("127.0.0.1:%d/hello", srv.registryPort)
+	defer func() { err = errors.Join(err, srv.Stop(), os.RemoveAll(dir)) }()
+	ref := fmt.Sprintf("127.0.0.1:%d/hello", srv.RegistryPort)
 	if out, err := exec.CommandContext(ctx, bin, "image", "build", filepath.Join(images, "hello"), ref).CombinedOutput(); err != nil {
 		return fmt.Errorf("building the hello image: %w\n%s", err, out)
 	}
