@@ -1,0 +1,63 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/gantry-run/gantry/pkg/apis"
+)
+
+var profileCondSet = apis.NewLivingConditionSet()
+
+// GetConditionSet returns the conditions a ServerlessProfile is judged by.
+func (*ServerlessProfile) GetConditionSet() apis.ConditionSet { return profileCondSet }
+
+// GetGroupVersionKind returns serverless.gantry.dev/v1alpha1 ServerlessProfile.
+func (*ServerlessProfile) GetGroupVersionKind() schema.GroupVersionKind {
+	return SchemeGroupVersion.WithKind("ServerlessProfile")
+}
+
+// Selects reports whether the profile selects new pods: it is Active and not being deleted.
+func (p *ServerlessProfile) Selects() bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase == PhaseActive
+}
+
+func (s *ServerlessProfileStatus) manage() apis.ConditionManager {
+	return profileCondSet.Manage(&s.Status)
+}
+
+// InitializeConditions sets the phase to Creating and Ready to Unknown where they are unset.
+func (s *ServerlessProfileStatus) InitializeConditions() {
+	if s.Phase == "" {
+		s.Phase = PhaseCreating
+	}
+	s.manage().InitializeConditions()
+}
+
+// GetCondition returns the condition of type t, or nil.
+func (s *ServerlessProfileStatus) GetCondition(t apis.ConditionType) *apis.Condition {
+	return s.manage().GetCondition(t)
+}
+
+// MarkActive records that the profile selects new pods.
+func (s *ServerlessProfileStatus) MarkActive() {
+	s.Phase = PhaseActive
+	s.manage().MarkTrue(ServerlessProfileConditionReady)
+}
+
+// MarkCreateFailed records that the profile is invalid and never selects.
+func (s *ServerlessProfileStatus) MarkCreateFailed(message string) {
+	s.Phase = PhaseCreateFailed
+	s.manage().MarkFalse(ServerlessProfileConditionReady, "Invalid", "%s", message)
+}
+
+// MarkDeleting records that the profile selects no more pods and stops its own.
+func (s *ServerlessProfileStatus) MarkDeleting(message string) {
+	s.Phase = PhaseDeleting
+	s.manage().MarkFalse(ServerlessProfileConditionReady, "Deleting", "%s", message)
+}
+
+// MarkDeleteFailed records that stopping the profile's pods failed.
+func (s *ServerlessProfileStatus) MarkDeleteFailed(message string) {
+	s.Phase = PhaseDeleteFailed
+	s.manage().MarkFalse(ServerlessProfileConditionReady, "DeleteFailed", "%s", message)
+}
