@@ -24,7 +24,7 @@ const ExampleKey = "_example"
 
 // Names lists the configuration ConfigMaps in a stable order.
 func Names() []string {
-	return []string{DefaultsConfigName, FeaturesConfigName, AutoscalerConfigName, NetworkConfigName, DeploymentConfigName}
+	return []string{DefaultsConfigName, FeaturesConfigName, AutoscalerConfigName, NetworkConfigName, DeploymentConfigName, ServerlessConfigName}
 }
 
 // IsConfigMap reports whether name is one of Gantry's configuration ConfigMaps.
@@ -59,6 +59,11 @@ func (c *Config) Apply(name string, data map[string]string) error {
 		var v *Deployment
 		if v, err = NewDeploymentFromMap(data); err == nil {
 			c.Deployment = v
+		}
+	case ServerlessConfigName:
+		var v *Serverless
+		if v, err = NewServerlessFromMap(data); err == nil {
+			c.Serverless = v
 		}
 	default:
 		return fmt.Errorf("%s is not a configuration ConfigMap (want one of %s)", name, strings.Join(Names(), ", "))
@@ -163,5 +168,26 @@ progress-deadline: "600s"
 digest-resolution-timeout: "10s"
 registries-skipping-tag-resolving: "kind.local,ko.local,dev.local"
 queue-sidecar-cpu-request: "25m"
+`,
+	ServerlessConfigName: `################################
+# Copy a key out of this block to set it. Values shown are the defaults (EKS on Fargate's).
+################################
+# The sizes a serverless pod may get: one line per vCPU size, then its memory sizes in GB,
+# each a number or a range lo-hi with an optional step (/4: every 4 GB; 1 GB when unsaid).
+# A pod gets the first size, in this order, that holds its requests.
+menu: |
+  0.25: 0.5, 1, 2
+  0.5: 1-4
+  1: 2-8
+  2: 4-16
+  4: 8-30
+  8: 16-60/4
+  16: 32-120/8
+# Memory added to a pod's requests for the node's own parts.
+memory-overhead: "256Mi"
+# Ephemeral storage of a pod without ephemeral-storage requests, and the least any pod gets;
+# with requests a pod gets their sum + 10% + 5Gi, at most ephemeral-storage-max.
+ephemeral-storage-default: "20Gi"
+ephemeral-storage-max: "175Gi"
 `,
 }

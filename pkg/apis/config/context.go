@@ -10,6 +10,7 @@ type Config struct {
 	Autoscaler *Autoscaler
 	Network    *Network
 	Deployment *Deployment
+	Serverless *Serverless
 }
 
 // NewConfig is the configuration Knative ships: every ConfigMap absent.
@@ -20,6 +21,7 @@ func NewConfig() *Config {
 		Autoscaler: NewAutoscaler(),
 		Network:    NewNetwork(),
 		Deployment: NewDeployment(),
+		Serverless: NewServerless(),
 	}
 }
 
@@ -55,6 +57,9 @@ func FromContextOrDefaults(ctx context.Context) *Config {
 		}
 		if c.Deployment != nil {
 			out.Deployment = c.Deployment
+		}
+		if c.Serverless != nil {
+			out.Serverless = c.Serverless
 		}
 	}
 	return out
