@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,12 +32,18 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
+
+	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
 // Options configure the node.
 type Options struct {
-	Info      NodeInfo
-	Client    kubernetes.Interface
+	Info   NodeInfo
+	Client kubernetes.Interface
+	// ServerlessClient serves the pods the serverless scheduler bound to a node of their
+	// own (spec.nodeName serverless-ip-…): it watches them and writes their status. Nil
+	// leaves them to no one. Client, a node's identity, may touch only its own Node's pods.
+	ServerlessClient kubernetes.Interface
 	Sandboxes Sandboxes // a *sandbox.Manager
 	Images    Images    // an *image.Store
 	// StateDir holds the pods' volumes: <StateDir>/pods/<uid>/volumes/<name>.
@@ -64,6 +73,9 @@ type Options struct {
 	// etcd shares) keeps: below it pulls are refused and pods evicted (see checkDisk). Zero
 	// means DefaultDiskReserveBytes; a negative value turns the check off.
 	DiskReserveBytes int64
+	// SharedVolumesDir holds the directories of Gantry's shared storage (internal/storage),
+	// one per PersistentVolume, by volume handle; empty refuses persistentVolumeClaim volumes.
+	SharedVolumesDir string
 }
 
 // Node is a running serverless node.
@@ -75,9 +87,13 @@ type Node struct {
 	// watch calls exited when process pid ends; it reports false when it cannot watch.
 	watch    func(ctx context.Context, pid int, exited func()) bool
 	recorder record.EventRecorder
-	pods     corelisters.PodLister
+	pods     corelisters.PodLister // the shared node's and the serverless nodes' pods
 	cms      *objectCache[*corev1.ConfigMap]
 	secrets  *objectCache[*corev1.Secret]
+	// serverlessCMs and serverlessSecrets read, with ServerlessClient, what the pods on
+	// serverless nodes name.
+	serverlessCMs     *objectCache[*corev1.ConfigMap]
+	serverlessSecrets *objectCache[*corev1.Secret]
 
 	// freeBytes is the free space of the filesystem holding a path (statfsFree).
 	freeBytes func(path string) (int64, error)
@@ -139,7 +155,7 @@ func (n *Node) Start(ctx context.Context) error {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", n.opts.Info.Name).String()
 		}))
 	podInformer := onNode.Core().V1().Pods()
-	n.pods = podInformer.Lister()
+	listers := podListers{podInformer.Lister()}
 	n.cms = newObjectCache(n.clock, configMapGetter(c))
 	n.secrets = newObjectCache(n.clock, secretGetter(c))
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -149,10 +165,43 @@ func (n *Node) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	onNode.Start(ctx.Done())
-	for t, ok := range onNode.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("node: cache of %v did not sync", t)
+	factories := []informers.SharedInformerFactory{onNode}
+	if sc := n.opts.ServerlessClient; sc != nil {
+		// The serverless scheduler's pods, of which those bound to a serverless node are this
+		// agent's: one watch for all the nodes, however many there are.
+		serverless := informers.NewSharedInformerFactoryWithOptions(sc, 10*time.Minute,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("spec.schedulerName", v1alpha1.SchedulerName).String()
+			}))
+		inf := serverless.Core().V1().Pods()
+		listers = append(listers, boundLister{inf.Lister()})
+		n.serverlessCMs = newObjectCache(n.clock, configMapGetter(sc))
+		n.serverlessSecrets = newObjectCache(n.clock, secretGetter(sc))
+		if _, err := inf.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
+			FilterFunc: func(o any) bool {
+				if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
+					o = tomb.Obj
+				}
+				pod, ok := o.(*corev1.Pod)
+				return ok && onServerlessNode(pod)
+			},
+			Handler: cache.ResourceEventHandlerFuncs{
+				AddFunc:    func(o any) { n.dispatch(ctx, o) },
+				UpdateFunc: func(_, o any) { n.dispatch(ctx, o) },
+				DeleteFunc: func(o any) { n.dispatch(ctx, deleted(o)) },
+			},
+		}); err != nil {
+			return err
+		}
+		factories = append(factories, serverless)
+	}
+	n.pods = listers
+	for _, f := range factories {
+		f.Start(ctx.Done())
+		for t, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("node: cache of %v did not sync", t)
+			}
 		}
 	}
 	n.cleanOrphans(ctx)
@@ -206,6 +255,95 @@ func (n *Node) dispatch(ctx context.Context, o any) {
 		}()
 	}
 	w.update(pod)
+}
+
+// onServerlessNode says whether pod is bound to a serverless node of its own.
+func onServerlessNode(pod *corev1.Pod) bool {
+	return strings.HasPrefix(pod.Spec.NodeName, v1alpha1.NodeNamePrefix)
+}
+
+// clientFor is the client that serves pod: the node's own for the shared node's pods,
+// ServerlessClient for a serverless node's.
+func (n *Node) clientFor(pod *corev1.Pod) kubernetes.Interface {
+	if onServerlessNode(pod) && n.opts.ServerlessClient != nil {
+		return n.opts.ServerlessClient
+	}
+	return n.opts.Client
+}
+
+// podListers looks pods up in several listers, the first that has a pod winning.
+type podListers []corelisters.PodLister
+
+func (l podListers) List(sel labels.Selector) ([]*corev1.Pod, error) {
+	var out []*corev1.Pod
+	for _, one := range l {
+		pods, err := one.List(sel)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pods...)
+	}
+	return out, nil
+}
+
+func (l podListers) Pods(ns string) corelisters.PodNamespaceLister {
+	out := make(namespaceListers, len(l))
+	for i, one := range l {
+		out[i] = one.Pods(ns)
+	}
+	return out
+}
+
+type namespaceListers []corelisters.PodNamespaceLister
+
+func (l namespaceListers) List(sel labels.Selector) ([]*corev1.Pod, error) {
+	var out []*corev1.Pod
+	for _, one := range l {
+		pods, err := one.List(sel)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pods...)
+	}
+	return out, nil
+}
+
+func (l namespaceListers) Get(name string) (*corev1.Pod, error) {
+	var err error
+	for _, one := range l {
+		var pod *corev1.Pod
+		if pod, err = one.Get(name); err == nil {
+			return pod, nil
+		}
+	}
+	return nil, err
+}
+
+// boundLister holds, of the serverless scheduler's pods, those bound to a serverless node.
+type boundLister struct{ corelisters.PodLister }
+
+func (l boundLister) List(sel labels.Selector) ([]*corev1.Pod, error) {
+	pods, err := l.PodLister.List(sel)
+	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !onServerlessNode(p) }), err
+}
+
+func (l boundLister) Pods(ns string) corelisters.PodNamespaceLister {
+	return boundNamespaceLister{l.PodLister.Pods(ns)}
+}
+
+type boundNamespaceLister struct{ corelisters.PodNamespaceLister }
+
+func (l boundNamespaceLister) List(sel labels.Selector) ([]*corev1.Pod, error) {
+	pods, err := l.PodNamespaceLister.List(sel)
+	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !onServerlessNode(p) }), err
+}
+
+func (l boundNamespaceLister) Get(name string) (*corev1.Pod, error) {
+	pod, err := l.PodNamespaceLister.Get(name)
+	if err == nil && !onServerlessNode(pod) {
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+	}
+	return pod, err
 }
 
 // deleted marks a pod the API server no longer has as being deleted, at once, so its worker

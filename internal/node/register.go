@@ -45,6 +45,24 @@ type NodeInfo struct {
 	// DiskPressure says the data dir's filesystem has less than its reserve free (checkDisk):
 	// the Node's DiskPressure condition is then True, and the scheduler sends no new pods.
 	DiskPressure bool
+	// Reserved is what the machine keeps for gantry itself and the host (the kubelet's
+	// system-reserved): the Node's allocatable is its capacity less this, so kube-scheduler
+	// leaves a pod Pending when the pods already there asked for the rest.
+	Reserved PodLimits
+}
+
+// Default reserves of the shared node: what gantry server itself (etcd, the API server, the
+// controllers) and the host need on a small machine.
+var DefaultReserved = PodLimits{CPUMillis: 250, MemoryBytes: 768 << 20}
+
+// allocatable is capacity less the reserve, never below zero.
+func allocatable(capacity corev1.ResourceList, reserved PodLimits) corev1.ResourceList {
+	out := capacity.DeepCopy()
+	cpu := capacity.Cpu().MilliValue() - reserved.CPUMillis
+	mem := capacity.Memory().Value() - reserved.MemoryBytes
+	out[corev1.ResourceCPU] = *resource.NewMilliQuantity(max(cpu, 0), resource.DecimalSI)
+	out[corev1.ResourceMemory] = *resource.NewQuantity(max(mem, 0), resource.BinarySI)
+	return out
 }
 
 // MachineInfo reads this machine's size.
@@ -87,7 +105,7 @@ func MakeNode(info NodeInfo, now time.Time) *corev1.Node {
 		},
 		Status: corev1.NodeStatus{
 			Capacity:    capacity,
-			Allocatable: capacity,
+			Allocatable: allocatable(capacity, info.Reserved),
 			Addresses:   addresses,
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{
 				KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(info.KubeletPort)},

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"net"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -19,6 +20,10 @@ const defaultStorage = sandbox.DefaultEphemeralStorageBytes
 // and a user namespace of its own unless it sets hostUsers: true (which the worker refuses
 // unless Options.AllowHostUsers) or runs on gVisor, whose kernel is its boundary (runsc
 // makes a user namespace of its own for it and cannot join the node's).
+//
+// A pod on a serverless node gets what it was provisioned instead (ProvisionedSize): its CPU
+// quota, memory limit and ephemeral storage, whatever its containers ask; and the address
+// its node is named after.
 func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 	cpu, mem := podSize(pod, def)
 	var storage int64
@@ -30,6 +35,18 @@ func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 	if storage == 0 {
 		storage = defaultStorage
 	}
+	var ip net.IP
+	if onServerlessNode(pod) {
+		if size, err := ProvisionedSize(pod); err == nil {
+			cpu, mem = size.Capacity.MilliCPU, size.Capacity.MemoryBytes()
+			if size.EphemeralStorageBytes > 0 {
+				storage = size.EphemeralStorageBytes
+			}
+		}
+		if addr, ok := ServerlessNodeIP(pod.Spec.NodeName); ok {
+			ip = net.IP(addr.AsSlice())
+		}
+	}
 	hostname := pod.Spec.Hostname
 	if hostname == "" {
 		hostname = pod.Name
@@ -38,6 +55,7 @@ func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 		ID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name, Hostname: hostname,
 		CPUMillis: cpu, MemoryBytes: mem, EphemeralStorageBytes: storage, Labels: pod.Labels,
 		Runtime: runtimeOf(pod), UserNamespace: !hostUsers(pod) && runtimeOf(pod) == sandbox.RuntimeRunc,
+		IP: ip,
 	}
 }
 
@@ -166,7 +184,7 @@ func volumeMounts(pod *corev1.Pod, c *corev1.Container, volumes map[string]strin
 			}
 			sub = clean
 		}
-		out = append(out, sandbox.Mount{Source: src, SubPath: sub, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || nodeWritten(pod, vm.Name)})
+		out = append(out, sandbox.Mount{Source: src, SubPath: sub, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || nodeWritten(pod, vm.Name) || readOnlyClaim(pod, vm.Name)})
 	}
 	return out, nil
 }

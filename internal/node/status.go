@@ -301,15 +301,22 @@ func normalize(s *corev1.PodStatus) {
 }
 
 // sources reads ConfigMaps and Secrets of the pod's namespace, by name (objects.go).
-func (w *worker) sources() Sources { return listerSources{n: w.n, ns: w.pod.Namespace} }
+func (w *worker) sources() Sources {
+	cms, secrets := w.n.cms, w.n.secrets
+	if onServerlessNode(w.pod) {
+		cms, secrets = w.n.serverlessCMs, w.n.serverlessSecrets
+	}
+	return listerSources{cms: cms, secrets: secrets, ns: w.pod.Namespace}
+}
 
 type listerSources struct {
-	n  *Node
-	ns string
+	cms     *objectCache[*corev1.ConfigMap]
+	secrets *objectCache[*corev1.Secret]
+	ns      string
 }
 
 func (l listerSources) ConfigMap(name string) (map[string]string, error) {
-	cm, err := l.n.cms.read(l.ns, name)
+	cm, err := l.cms.read(l.ns, name)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +331,7 @@ func (l listerSources) ConfigMap(name string) (map[string]string, error) {
 }
 
 func (l listerSources) Secret(name string) (map[string][]byte, error) {
-	s, err := l.n.secrets.read(l.ns, name)
+	s, err := l.secrets.read(l.ns, name)
 	if err != nil {
 		return nil, err
 	}

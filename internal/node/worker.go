@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sandbox"
+	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
 // worker runs one pod: its sandbox, containers, probes and status. It is the I/O half of the
@@ -171,6 +172,8 @@ func (w *worker) sync(ctx context.Context) bool {
 			w.fail(ctx, "Unsupported", msg)
 		} else if msg := runtimeClassRefusal(pod); msg != "" {
 			w.fail(ctx, "Unsupported", msg)
+		} else if msg := serverlessRefusal(pod); msg != "" {
+			w.fail(ctx, "Unsupported", msg)
 		}
 	}
 	if w.failed == "" {
@@ -252,7 +255,7 @@ func (w *worker) setup(ctx context.Context, now time.Time) bool {
 		}
 		w.sb, w.storageLimit = sb, spec.EphemeralStorageBytes
 	}
-	vols, err := volumeDirs(ctx, w.n.opts.Client, pod, filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID), "volumes"), w.sources(),
+	vols, err := volumeDirs(ctx, w.n.clientFor(pod), pod, filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID), "volumes"), w.n.opts.SharedVolumesDir, w.sources(),
 		func(name string) (string, error) { return w.n.opts.Sandboxes.VolumeDir(w.sb.ID, name) })
 	if err != nil {
 		return failed("FailedMount", "%v", err)
@@ -469,7 +472,13 @@ func (w *worker) checkStorage(ctx context.Context, now time.Time) {
 		return
 	}
 	w.storageUsed = used
-	if limit := podSpec(w.pod, w.n.defaultLimits()).EphemeralStorageBytes; used > limit {
+	limit := podSpec(w.pod, w.n.defaultLimits()).EphemeralStorageBytes
+	switch {
+	case used <= limit:
+	case onServerlessNode(w.pod):
+		w.fail(ctx, reasonEvicted, fmt.Sprintf("Pod ephemeral local storage usage exceeds its provisioned ephemeral storage %s (%s; uses %s).",
+			quantity(limit), v1alpha1.EphemeralStorageProvisionedAnnotation, quantity(used)))
+	default:
 		w.fail(ctx, reasonEvicted, fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
 			quantity(limit), quantity(used)))
 	}
@@ -485,7 +494,7 @@ func (w *worker) report(ctx context.Context, now time.Time) {
 	}
 	pod := w.pod.DeepCopy()
 	pod.Status = status
-	updated, err := w.n.opts.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	updated, err := w.n.clientFor(pod).CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 	if err != nil {
 		// A conflict or a pod gone: the informer brings the newer pod, and with it a sync.
 		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {

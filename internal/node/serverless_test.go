@@ -1,0 +1,96 @@
+package node
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
+)
+
+func TestServerlessNodeName(t *testing.T) {
+	ip := netip.MustParseAddr("10.42.128.5")
+	name := ServerlessNodeName(ip)
+	if name != "serverless-ip-10-42-128-5" {
+		t.Fatalf("ServerlessNodeName = %q", name)
+	}
+	if got, ok := ServerlessNodeIP(name); !ok || got != ip {
+		t.Errorf("ServerlessNodeIP(%q) = %v, %v", name, got, ok)
+	}
+	for _, bad := range []string{"gantry", "serverless-ip-", "serverless-ip-10-42-128", "serverless-ip-10-42-128-500", "serverless-ip-010-42-128-5", "serverless-ip-10-42-128-5-6"} {
+		if ip, ok := ServerlessNodeIP(bad); ok {
+			t.Errorf("ServerlessNodeIP(%q) = %v, want no address", bad, ip)
+		}
+	}
+}
+
+func serverlessPod(annotations map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "u", Annotations: annotations},
+		Spec: corev1.PodSpec{NodeName: "serverless-ip-10-42-128-5", Containers: []corev1.Container{{Name: "c",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3")}}}}},
+	}
+}
+
+func TestPodSpecOfAServerlessPodIsItsProvisionedSize(t *testing.T) {
+	pod := serverlessPod(map[string]string{
+		v1alpha1.CapacityProvisionedAnnotation:         "0.25vCPU 0.5GB",
+		v1alpha1.EphemeralStorageProvisionedAnnotation: "21Gi",
+	})
+	spec := podSpec(pod, DefaultPodLimits)
+	if spec.CPUMillis != 250 || spec.MemoryBytes != 512<<20 || spec.EphemeralStorageBytes != 21<<30 {
+		t.Errorf("got %d m, %d bytes, %d bytes of storage; want 250 m, 512 MiB, 21 GiB", spec.CPUMillis, spec.MemoryBytes, spec.EphemeralStorageBytes)
+	}
+	if !spec.IP.Equal(net.ParseIP("10.42.128.5")) {
+		t.Errorf("IP = %v, want the node's 10.42.128.5", spec.IP)
+	}
+	if msg := serverlessRefusal(pod); msg != "" {
+		t.Errorf("refused: %s", msg)
+	}
+
+	shared := pod.DeepCopy()
+	shared.Spec.NodeName = "gantry"
+	if spec := podSpec(shared, DefaultPodLimits); spec.CPUMillis != 3000 || spec.IP != nil {
+		t.Errorf("a pod on the shared node: got %d m and IP %v, want its containers' 3000 m and no address", spec.CPUMillis, spec.IP)
+	}
+}
+
+func TestServerlessRefusal(t *testing.T) {
+	for name, tt := range map[string]struct {
+		ann  map[string]string
+		want string
+	}{
+		"no capacity":  {nil, "metadata.annotations[serverless.gantry.dev/capacity-provisioned]: missing"},
+		"bad capacity": {map[string]string{v1alpha1.CapacityProvisionedAnnotation: "lots"}, "metadata.annotations[serverless.gantry.dev/capacity-provisioned]: capacity \"lots\""},
+		"bad storage": {map[string]string{v1alpha1.CapacityProvisionedAnnotation: "1vCPU 2GB", v1alpha1.EphemeralStorageProvisionedAnnotation: "-3"},
+			"metadata.annotations[serverless.gantry.dev/ephemeral-storage-provisioned]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := serverlessRefusal(serverlessPod(tt.ann)); !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want it to contain %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAllocatableIsCapacityLessTheReserve(t *testing.T) {
+	n := MakeNode(NodeInfo{Name: "gantry", CPUs: 2, MemoryBytes: 4 << 30, Reserved: PodLimits{CPUMillis: 250, MemoryBytes: 1 << 30}}, metav1.Now().Time)
+	if got := n.Status.Allocatable.Cpu().MilliValue(); got != 1750 {
+		t.Errorf("allocatable CPU = %dm, want 1750m", got)
+	}
+	if got := n.Status.Allocatable.Memory().Value(); got != 3<<30 {
+		t.Errorf("allocatable memory = %d, want 3 GiB", got)
+	}
+	if got := n.Status.Capacity.Cpu().MilliValue(); got != 2000 {
+		t.Errorf("capacity CPU = %dm, want 2000m", got)
+	}
+	n = MakeNode(NodeInfo{Name: "gantry", CPUs: 1, MemoryBytes: 1 << 30, Reserved: PodLimits{CPUMillis: 4000, MemoryBytes: 2 << 30}}, metav1.Now().Time)
+	if n.Status.Allocatable.Cpu().Sign() != 0 || n.Status.Allocatable.Memory().Sign() != 0 {
+		t.Errorf("a reserve above capacity: allocatable %v, want zero", n.Status.Allocatable)
+	}
+}
