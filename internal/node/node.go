@@ -44,8 +44,8 @@ type Options struct {
 	// own (spec.nodeName serverless-ip-…): it watches them and writes their status. Nil
 	// leaves them to no one. Client, a node's identity, may touch only its own Node's pods.
 	ServerlessClient kubernetes.Interface
-	Sandboxes Sandboxes // a *sandbox.Manager
-	Images    Images    // an *image.Store
+	Sandboxes        Sandboxes // a *sandbox.Manager
+	Images           Images    // an *image.Store
 	// StateDir holds the pods' volumes: <StateDir>/pods/<uid>/volumes/<name>.
 	StateDir string
 	// Executable is the gantry binary, bound into queue-proxy containers.
