@@ -1,0 +1,468 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/sandbox"
+	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
+)
+
+// Timing, as the kubelet's lease: renewed every leaseRenewInterval, valid leaseDuration.
+const (
+	leaseDuration      = 40 * time.Second
+	leaseRenewInterval = 10 * time.Second
+	// workers place pods in parallel: each placement is two API writes.
+	workers = 4
+)
+
+// gcKey is the queue's key for "remove the nodes whose pods are gone".
+const gcKey = "\x00gc"
+
+// Options configure the scheduler.
+type Options struct {
+	// Client acts for the scheduler: it creates and deletes Nodes and their leases, binds
+	// pods, and records events.
+	Client kubernetes.Interface
+	// PodCIDR is the pods' range; serverless pods get addresses from the part of it kept
+	// for them (sandbox.ServerlessRange).
+	PodCIDR string
+	// Agent describes the node agent that serves the serverless nodes: their addresses,
+	// kubelet endpoint and system info are its.
+	Agent  node.NodeInfo
+	Logger *slog.Logger
+	// Clock drives the heartbeat; nil means the real clock.
+	Clock clock.WithTicker
+}
+
+// Scheduler places serverless pods, one per node.
+type Scheduler struct {
+	opts  Options
+	log   *slog.Logger
+	clock clock.WithTicker
+	queue workqueue.TypedRateLimitingInterface[string]
+
+	pods     corelisters.PodLister
+	nodes    corelisters.NodeLister
+	recorder record.EventRecorder
+
+	mu       sync.Mutex
+	addrs    addresses
+	reserved map[netip.Addr]bool // addresses of nodes being created, not yet in the informer
+	leases   map[string]*coordinationv1.Lease
+
+	ready chan struct{}
+}
+
+// New checks opts and returns a scheduler that Start runs.
+func New(opts Options) (*Scheduler, error) {
+	if opts.Client == nil {
+		return nil, errors.New("serverless scheduler: a client is required")
+	}
+	cidr, err := netip.ParsePrefix(opts.PodCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("serverless scheduler: pod CIDR %q: %w", opts.PodCIDR, err)
+	}
+	r, err := sandbox.ServerlessRange(cidr.Masked())
+	if err != nil {
+		return nil, fmt.Errorf("serverless scheduler: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	return &Scheduler{opts: opts, log: opts.Logger.With("component", "serverless-scheduler"), clock: opts.Clock,
+		addrs: newAddresses(r), reserved: map[netip.Addr]bool{}, leases: map[string]*coordinationv1.Lease{}, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the scheduler places pods.
+func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
+
+// Start places pods, removes the nodes of pods that are gone (those left by an earlier run
+// first) and keeps the serverless nodes' leases, until ctx ends.
+func (s *Scheduler) Start(ctx context.Context) error {
+	c := s.opts.Client
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: v1alpha1.SchedulerName})
+
+	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "serverless-scheduler"})
+	defer s.queue.ShutDown()
+
+	podFactory := informers.NewSharedInformerFactoryWithOptions(c, 10*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.schedulerName", v1alpha1.SchedulerName).String()
+		}))
+	nodeFactory := informers.NewSharedInformerFactoryWithOptions(c, 10*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = labels.SelectorFromSet(labels.Set{v1alpha1.ComputeTypeTaintKey: v1alpha1.ComputeTypeTaintValue}).String()
+		}))
+	podInf, nodeInf := podFactory.Core().V1().Pods(), nodeFactory.Core().V1().Nodes()
+	s.pods, s.nodes = podInf.Lister(), nodeInf.Lister()
+	enqueue := func(o any) {
+		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
+			s.queue.Add(key)
+		}
+	}
+	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, o any) { enqueue(o) },
+		DeleteFunc: func(any) { s.queue.Add(gcKey) },
+	}); err != nil {
+		return err
+	}
+	if _, err := nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) {
+			if n, ok := o.(*corev1.Node); ok {
+				s.release(n.Name)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	podFactory.Start(ctx.Done())
+	nodeFactory.Start(ctx.Done())
+	for _, f := range []informers.SharedInformerFactory{podFactory, nodeFactory} {
+		for t, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("serverless scheduler: cache of %v did not sync", t)
+			}
+		}
+	}
+	// The nodes of pods that went while no scheduler ran.
+	s.queue.Add(gcKey)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s.processNext(ctx) {
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.heartbeat(ctx)
+	}()
+	close(s.ready)
+	<-ctx.Done()
+	s.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+func (s *Scheduler) processNext(ctx context.Context) bool {
+	key, quit := s.queue.Get()
+	if quit {
+		return false
+	}
+	defer s.queue.Done(key)
+	var err error
+	if key == gcKey {
+		err = s.collect(ctx)
+	} else {
+		err = s.sync(ctx, key)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("serverless scheduling", "key", key, "err", err)
+		s.queue.AddRateLimited(key)
+		return true
+	}
+	s.queue.Forget(key)
+	return true
+}
+
+// sync places the pod at key when it waits for a node.
+func (s *Scheduler) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	pod, err := s.pods.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return s.collect(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || pod.Spec.SchedulerName != v1alpha1.SchedulerName {
+		return nil
+	}
+	size, msg := admit(pod)
+	if msg != "" {
+		return s.unschedulable(ctx, pod, msg)
+	}
+	n, err := s.reserve(ctx, pod, size)
+	if err != nil {
+		if errors.Is(err, ErrNoAddress) {
+			return s.unschedulable(ctx, pod, "no serverless node can be made: "+err.Error())
+		}
+		return err
+	}
+	err = s.opts.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: n.Name},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			// The pod went or was bound meanwhile: its node, if unused, goes with the next
+			// collection.
+			s.queue.Add(gcKey)
+			return nil
+		}
+		return fmt.Errorf("binding pod %s to %s: %w", key, n.Name, err)
+	}
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s (%s)", pod.Namespace, pod.Name, n.Name, size.Capacity)
+	return nil
+}
+
+// admit is the pod's provisioned size, or why no serverless node can run it.
+func admit(pod *corev1.Pod) (node.ServerlessSize, string) {
+	if fields := node.Unsupported(pod); len(fields) > 0 {
+		return node.ServerlessSize{}, "Pod not supported on a serverless node: fields not supported: " + strings.Join(fields, ", ")
+	}
+	size, err := node.ProvisionedSize(pod)
+	if err != nil {
+		return node.ServerlessSize{}, "Pod not supported on a serverless node: " + err.Error()
+	}
+	return size, ""
+}
+
+// unschedulable records why pod is not placed, as kube-scheduler does: a FailedScheduling
+// event and the PodScheduled condition False, Unschedulable, with the message.
+func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, msg string) error {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg {
+			return nil // said already
+		}
+	}
+	s.recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", msg)
+	p := pod.DeepCopy()
+	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: msg, LastTransitionTime: metav1.NewTime(s.clock.Now())}
+	replaced := false
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodScheduled {
+			p.Status.Conditions[i], replaced = cond, true
+		}
+	}
+	if !replaced {
+		p.Status.Conditions = append(p.Status.Conditions, cond)
+	}
+	_, err := s.opts.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // a newer pod comes with its own event
+	}
+	return err
+}
+
+// reserve registers the pod's node: the one an earlier attempt made for it, or a new one at
+// the next free address. The Node object is the address's reservation: a create that
+// conflicts (another scheduler's, or one this informer has not seen yet) tries the next.
+func (s *Scheduler) reserve(ctx context.Context, pod *corev1.Pod, size node.ServerlessSize) (*corev1.Node, error) {
+	made, err := s.nodes.List(labels.SelectorFromSet(labels.Set{podUIDLabel: string(pod.UID)}))
+	if err != nil {
+		return nil, err
+	}
+	if len(made) > 0 {
+		return made[0], nil
+	}
+	for range 16 {
+		ip, err := s.pickAddress()
+		if err != nil {
+			return nil, err
+		}
+		want := MakeNode(s.opts.Agent, pod, ip, size, s.clock.Now())
+		n, err := s.opts.Client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			continue // stays reserved until the informer brings that node
+		}
+		if err != nil {
+			s.release(want.Name)
+			return nil, fmt.Errorf("registering node %s: %w", want.Name, err)
+		}
+		return n, nil
+	}
+	return nil, errors.New("registering a node: every address tried was taken meanwhile")
+}
+
+// pickAddress takes the next address that no serverless node and no creation under way
+// holds.
+func (s *Scheduler) pickAddress() (netip.Addr, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ip, err := s.addrs.pick(func(ip netip.Addr) bool {
+		if s.reserved[ip] {
+			return true
+		}
+		_, err := s.nodes.Get(node.ServerlessNodeName(ip))
+		return err == nil
+	})
+	if err == nil {
+		s.reserved[ip] = true
+	}
+	return ip, err
+}
+
+// release forgets the reservation of a node's address once the informer holds the node
+// (or its creation failed).
+func (s *Scheduler) release(nodeName string) {
+	ip, ok := node.ServerlessNodeIP(nodeName)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	delete(s.reserved, ip)
+	s.mu.Unlock()
+}
+
+// collect removes the serverless nodes whose pods are gone, with their leases.
+func (s *Scheduler) collect(ctx context.Context) error {
+	nodes, err := s.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	pods, err := s.pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	live := make(map[types.UID]bool, len(pods))
+	for _, p := range pods {
+		live[p.UID] = true
+	}
+	var errs []error
+	for _, n := range nodes {
+		uid := n.Labels[podUIDLabel]
+		if uid == "" || live[types.UID(uid)] || n.DeletionTimestamp != nil {
+			continue
+		}
+		err := s.opts.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &n.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("removing node %s: %w", n.Name, err))
+			continue
+		}
+		s.log.Debug("removed the node of a pod that is gone", "node", n.Name, "pod", n.Annotations[podAnnotation])
+		err = s.opts.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, n.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing lease of node %s: %w", n.Name, err))
+		}
+		s.mu.Lock()
+		delete(s.leases, n.Name)
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// heartbeat renews the lease of every serverless node every leaseRenewInterval, so the node
+// lifecycle controller keeps them Ready while their pods live: one loop for all of them, one
+// write per node and period.
+func (s *Scheduler) heartbeat(ctx context.Context) {
+	tick := s.clock.NewTicker(leaseRenewInterval)
+	defer tick.Stop()
+	for {
+		s.renewLeases(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		}
+	}
+}
+
+// renewLeases renews (or makes) the lease of every serverless node.
+func (s *Scheduler) renewLeases(ctx context.Context) {
+	nodes, err := s.nodes.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, n := range nodes {
+		if ctx.Err() != nil {
+			return
+		}
+		if n.DeletionTimestamp != nil {
+			continue
+		}
+		if err := s.renewLease(ctx, n); err != nil {
+			s.log.Warn("serverless node heartbeat", "node", n.Name, "err", err)
+		}
+	}
+}
+
+func (s *Scheduler) renewLease(ctx context.Context, n *corev1.Node) error {
+	ctx, cancel := context.WithTimeout(ctx, leaseRenewInterval)
+	defer cancel()
+	leases := s.opts.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(s.clock.Now())
+	s.mu.Lock()
+	lease := s.leases[n.Name]
+	s.mu.Unlock()
+	if lease == nil {
+		cur, err := leases.Get(ctx, n.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			// Owned by its Node, so the garbage collector removes it with the Node too.
+			cur, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: n.Name, Namespace: corev1.NamespaceNodeLease,
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}}},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity:       ptr.To(n.Name),
+					LeaseDurationSeconds: ptr.To(int32(leaseDuration.Seconds())),
+					RenewTime:            &now,
+				},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				return fmt.Errorf("creating lease: %w", err)
+			}
+			s.mu.Lock()
+			s.leases[n.Name] = cur
+			s.mu.Unlock()
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading lease: %w", err)
+		}
+		lease = cur
+	}
+	lease = lease.DeepCopy()
+	lease.Spec.RenewTime = &now
+	lease.Spec.HolderIdentity = ptr.To(n.Name)
+	lease.Spec.LeaseDurationSeconds = ptr.To(int32(leaseDuration.Seconds()))
+	updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		delete(s.leases, n.Name) // a conflict or a lease gone: read it again next time
+		return fmt.Errorf("renewing lease: %w", err)
+	}
+	s.leases[n.Name] = updated
+	return nil
+}
