@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
+)
+
+var (
+	ksvcs           = schema.GroupVersionResource{Group: "serving.knative.dev", Version: "v1", Resource: "services"}
+	podAutoscalers  = schema.GroupVersionResource{Group: "autoscaling.internal.knative.dev", Version: "v1alpha1", Resource: "podautoscalers"}
+	serviceName     = "replay"
+	revisionName    = serviceName + "-00001"
+	deploymentName  = revisionName + "-deployment"
+	serviceHostName = serviceName + ".default.localhost"
+)
+
+// settings are the revision's: what the autoscaler is asked to do.
+type settings struct {
+	target   int           // requests in flight per pod, also the container's concurrency limit
+	window   time.Duration // the stable window
+	minScale int
+	maxScale int
+}
+
+// cluster is the server's API, as the benchmark uses it.
+type cluster struct {
+	client kubernetes.Interface
+	dyn    dynamic.Interface
+}
+
+// deploy creates the Service of image with the autoscaling settings and waits until it is
+// Ready with min-scale pods ready.
+func (c cluster) deploy(ctx context.Context, image string, s settings) error {
+	svc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "serving.knative.dev/v1",
+		"kind":       "Service",
+		"metadata":   map[string]any{"name": serviceName, "namespace": "default"},
+		"spec": map[string]any{"template": map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{
+				autoscaling.TargetAnnotationKey: strconv.Itoa(s.target),
+				// The target is the whole of containerConcurrency, not Knative's default 70 %
+				// of it, so the pods wanted are simply the requests in flight ÷ target.
+				autoscaling.TargetUtilizationPercentageKey: "100",
+				autoscaling.WindowAnnotationKey:            s.window.String(),
+				autoscaling.MinScaleAnnotationKey:          strconv.Itoa(s.minScale),
+				autoscaling.MaxScaleAnnotationKey:          strconv.Itoa(s.maxScale),
+			}},
+			"spec": map[string]any{
+				"containerConcurrency": int64(s.target),
+				"containers":           []any{map[string]any{"image": image}},
+			},
+		}},
+	}}
+	if _, err := c.dyn.Resource(ksvcs).Namespace("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the Service: %w", err)
+	}
+	return c.waitFor(ctx, fmt.Sprintf("the Service Ready with %d pods", s.minScale), 3*time.Minute, func(ctx context.Context) (bool, error) {
+		ksvc, err := c.dyn.Resource(ksvcs).Namespace("default").Get(ctx, serviceName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		conds, _, _ := unstructured.NestedSlice(ksvc.Object, "status", "conditions")
+		for _, cond := range conds {
+			if m, ok := cond.(map[string]any); ok && m["type"] == "Ready" && m["status"] != "True" {
+				return false, fmt.Errorf("Ready %v: %v", m["status"], m["message"])
+			}
+		}
+		if len(conds) == 0 {
+			return false, nil
+		}
+		sc := c.scale(ctx)
+		return sc.ready == s.minScale, fmt.Errorf("%d ready", sc.ready)
+	})
+}
+
+// scale reads the revision's desired and ready pods; -1 for what cannot be read.
+func (c cluster) scale(ctx context.Context) scale {
+	s := scale{desired: -1, ready: -1}
+	if pa, err := c.dyn.Resource(podAutoscalers).Namespace("default").Get(ctx, revisionName, metav1.GetOptions{}); err == nil {
+		if d, ok, _ := unstructured.NestedInt64(pa.Object, "status", "desiredScale"); ok {
+			s.desired = int(d)
+		}
+	}
+	if d, err := c.client.AppsV1().Deployments("default").Get(ctx, deploymentName, metav1.GetOptions{}); err == nil {
+		s.ready = int(d.Status.ReadyReplicas)
+	}
+	return s
+}
+
+// sample reads the scale once a second from began, samples[i] at i s, until stop is closed.
+func (c cluster) sample(ctx context.Context, began time.Time, stop <-chan struct{}) []scale {
+	var out []scale
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return out
+		case <-ctx.Done():
+			return out
+		case <-time.After(time.Until(began.Add(time.Duration(i) * time.Second))):
+		}
+		rctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
+		out = append(out, c.scale(rctx))
+		cancel()
+	}
+}
+
+// settle waits until the revision is back at min-scale, desired and ready, so the next shape
+// starts where this one did.
+func (c cluster) settle(ctx context.Context, minScale int) error {
+	return c.waitFor(ctx, fmt.Sprintf("back at %d pods", minScale), 3*time.Minute, func(ctx context.Context) (bool, error) {
+		s := c.scale(ctx)
+		return s.desired == minScale && s.ready == minScale, fmt.Errorf("desired %d, ready %d", s.desired, s.ready)
+	})
+}
+
+// waitFor polls cond every second until it holds; on timeout the error names what and the
+// last state cond reported.
+func (c cluster) waitFor(ctx context.Context, what string, timeout time.Duration, cond func(context.Context) (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond(ctx)
+		if ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s: not within %s (last: %v)", what, timeout, last)
+		}
+		time.Sleep(time.Second)
+	}
+}
