@@ -18,16 +18,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/gantry-run/gantry/internal/storage"
 )
 
 // volumeDirs prepares every volume of pod under dir/<volume name> and returns the host
 // directory of each: emptyDir (empty), configMap, secret, downwardAPI and projected volumes
-// (files written at start, and again on every start of the node, by writeVolume). Other kinds
-// are refused with the field named. emptyDirs live in the sandbox, where they count towards
-// its ephemeral storage.
-func volumeDirs(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, dir string, src Sources, emptyDir func(name string) (string, error)) (map[string]string, error) {
+// (files written at start, and again on every start of the node, by writeVolume), and
+// persistentVolumeClaim volumes, the shared directories under shared that their bound
+// PersistentVolumes name (claimDir). Other kinds are refused with the field named. emptyDirs
+// live in the sandbox, where they count towards its ephemeral storage.
+func volumeDirs(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, dir, shared string, src Sources, emptyDir func(name string) (string, error)) (map[string]string, error) {
 	out := map[string]string{}
 	for i, v := range pod.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			vdir, err := claimDir(ctx, c, pod.Namespace, v.PersistentVolumeClaim, shared)
+			if err != nil {
+				return nil, fmt.Errorf("spec.volumes[%d] (%s): %w", i, v.Name, err)
+			}
+			out[v.Name] = vdir
+			continue
+		}
 		if v.EmptyDir != nil {
 			vdir, err := emptyDir(v.Name)
 			if err != nil {
@@ -337,4 +348,85 @@ func (p payload) token(ctx context.Context, c kubernetes.Interface, pod *corev1.
 		return fmt.Errorf("requesting a token for service account %q: %w", sa, err)
 	}
 	return p.add(s.Path, []byte(tok.Status.Token), mode(m))
+}
+
+// ErrClaimNotBound is the failure to mount a claim that no PersistentVolume is bound to yet:
+// the pod waits (ContainerCreating) and the node tries again.
+var ErrClaimNotBound = errors.New("is not bound to a PersistentVolume yet; the pod starts once it is")
+
+// claimDir resolves a persistentVolumeClaim volume as the kubelet does, claim → bound
+// PersistentVolume → its source, and serves only the sources of Gantry's shared storage:
+// a CSI source of storage.DriverName, whose volume handle is a plain name resolved under
+// shared (storage.Resolve). Nothing the API holds is taken as a host path. A claim that is
+// not bound yet is ErrClaimNotBound; a volume of any other kind is refused, saying which.
+// A volume only readable (ReadOnlyMany alone, or csi.readOnly) is served only to a pod that
+// mounts it readOnly, so its read-only promise holds.
+func claimDir(ctx context.Context, c kubernetes.Interface, ns string, v *corev1.PersistentVolumeClaimVolumeSource, shared string) (string, error) {
+	pvc, err := c.CoreV1().PersistentVolumeClaims(ns).Get(ctx, v.ClaimName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("persistentVolumeClaim %q: %w", v.ClaimName, err)
+	}
+	if pvc.DeletionTimestamp != nil {
+		return "", fmt.Errorf("persistentVolumeClaim %q is being deleted", v.ClaimName)
+	}
+	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+		return "", fmt.Errorf("persistentVolumeClaim %q (phase %s) %w", v.ClaimName, pvc.Status.Phase, ErrClaimNotBound)
+	}
+	pv, err := c.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("persistentVolumeClaim %q: PersistentVolume %q: %w", v.ClaimName, pvc.Spec.VolumeName, err)
+	}
+	return servedDir(pvc, pv, v.ReadOnly, shared)
+}
+
+// servedDir is the directory of pv, bound to pvc, for a pod that mounts it readOnly or not;
+// or the reason this node does not serve it.
+func servedDir(pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume, readOnly bool, shared string) (string, error) {
+	where := fmt.Sprintf("persistentVolumeClaim %q: PersistentVolume %q", pvc.Name, pv.Name)
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID || ref.Namespace != pvc.Namespace || ref.Name != pvc.Name {
+		return "", fmt.Errorf("%s is not bound to this claim", where)
+	}
+	csi := pv.Spec.CSI
+	if csi == nil || csi.Driver != storage.DriverName {
+		return "", fmt.Errorf("%s: not served by this node: it serves PersistentVolumes of the CSI driver %s (StorageClass %s) only, not %s", where, storage.DriverName, storage.ClassName, pvSource(pv))
+	}
+	onlyRead := csi.ReadOnly || (len(pv.Spec.AccessModes) > 0 && !slices.ContainsFunc(pv.Spec.AccessModes, func(m corev1.PersistentVolumeAccessMode) bool { return m != corev1.ReadOnlyMany }))
+	if onlyRead && !readOnly {
+		return "", fmt.Errorf("%s is read-only (ReadOnlyMany or csi.readOnly): set readOnly: true on the volume's persistentVolumeClaim", where)
+	}
+	if shared == "" {
+		return "", fmt.Errorf("%s: this node has no shared volumes directory", where)
+	}
+	dir, err := storage.Resolve(shared, csi.VolumeHandle)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", where, err)
+	}
+	return dir, nil
+}
+
+// pvSource names the kind of a PersistentVolume's source, as its field is spelt.
+func pvSource(pv *corev1.PersistentVolume) string {
+	s := pv.Spec.PersistentVolumeSource
+	switch {
+	case s.CSI != nil:
+		return "CSI driver " + s.CSI.Driver
+	case s.HostPath != nil:
+		return "hostPath"
+	case s.Local != nil:
+		return "local"
+	case s.NFS != nil:
+		return "nfs"
+	}
+	return "its source"
+}
+
+// readOnlyClaim reports whether the pod's volume called name is a persistentVolumeClaim the
+// pod mounts readOnly: every container's mount of it is then read-only.
+func readOnlyClaim(pod *corev1.Pod, name string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == name {
+			return v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly
+		}
+	}
+	return false
 }

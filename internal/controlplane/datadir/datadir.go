@@ -24,16 +24,17 @@ const MarkerFile = "gantry-data.json"
 // The data directory's layout: each part's place in it, named once. Paths are relative to
 // the data directory; join them with Dir.Join or filepath.Join.
 const (
-	EtcdDir         = "etcd"            // etcd's member data
-	PKIDir          = "pki"             // the cluster CA, serving and client certificates
-	AdminKubeconfig = "kubeconfig.yaml" // the admin kubeconfig gantry kubectl reads
-	KubeconfigsDir  = "kubeconfigs"     // kubeconfigs of the in-process components
-	LogsDir         = "logs"            // the Kubernetes components' log
-	RegistryDir     = "registry"        // the embedded registry's blobs and manifests
-	ImagesDir       = "images"          // the node's unpacked image store
-	SandboxesDir    = "sandboxes"       // the node's runc sandboxes
-	NodeDir         = "node"            // the node's per-pod state
-	APIServerDir    = "apiserver"       // the API server's policy: authentication and admission configuration
+	EtcdDir          = "etcd"            // etcd's member data
+	PKIDir           = "pki"             // the cluster CA, serving and client certificates
+	AdminKubeconfig  = "kubeconfig.yaml" // the admin kubeconfig gantry kubectl reads
+	KubeconfigsDir   = "kubeconfigs"     // kubeconfigs of the in-process components
+	LogsDir          = "logs"            // the Kubernetes components' log
+	RegistryDir      = "registry"        // the embedded registry's blobs and manifests
+	ImagesDir        = "images"          // the node's unpacked image store
+	SandboxesDir     = "sandboxes"       // the node's runc sandboxes
+	NodeDir          = "node"            // the node's per-pod state
+	SharedVolumesDir = "shared-volumes"  // the shared storage's volumes, one directory per PersistentVolume
+	APIServerDir     = "apiserver"       // the API server's policy: authentication and admission configuration
 )
 
 // markerKind is the value of Marker.Kind in every Gantry data directory.

@@ -1,0 +1,227 @@
+package storage
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+func TestParseParameters(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      map[string]string
+		want    Parameters
+		wantErr string
+	}{
+		{name: "none", want: Parameters{DirectoryPerms: 0o777}},
+		{name: "all", in: map[string]string{"directoryPerms": "750", "uid": "1000", "gid": "2000"}, want: Parameters{DirectoryPerms: 0o750, UID: 1000, GID: 2000}},
+		{name: "leading zero", in: map[string]string{"directoryPerms": "0700"}, want: Parameters{DirectoryPerms: 0o700}},
+		{name: "not octal", in: map[string]string{"directoryPerms": "789"}, wantErr: "parameters.directoryPerms"},
+		{name: "too wide", in: map[string]string{"directoryPerms": "4777"}, wantErr: "parameters.directoryPerms"},
+		{name: "uid beyond a pod's ids", in: map[string]string{"uid": "65536"}, wantErr: "parameters.uid"},
+		{name: "negative gid", in: map[string]string{"gid": "-1"}, wantErr: "parameters.gid"},
+		{name: "unknown", in: map[string]string{"basePath": "/etc"}, wantErr: "parameters.basePath: not supported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseParameters(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckClass(t *testing.T) {
+	sc := MakeClass(true)
+	if err := CheckClass(sc); err != nil {
+		t.Fatal(err)
+	}
+	sc.MountOptions = []string{"noatime"}
+	if err := CheckClass(sc); err == nil || !strings.Contains(err.Error(), "mountOptions") {
+		t.Errorf("err = %v; want mountOptions refused", err)
+	}
+}
+
+func claim(mutate func(*corev1.PersistentVolumeClaim)) *corev1.PersistentVolumeClaim {
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "data", UID: "1234", ResourceVersion: "7"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
+			StorageClassName: ptr.To(ClassName),
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}},
+		},
+	}
+	if mutate != nil {
+		mutate(pvc)
+	}
+	return pvc
+}
+
+func TestCheckClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*corev1.PersistentVolumeClaim)
+		wantErr string
+	}{
+		{name: "ReadWriteMany"},
+		{name: "ReadOnlyMany", mutate: func(c *corev1.PersistentVolumeClaim) {
+			c.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}
+		}},
+		{name: "block", mutate: func(c *corev1.PersistentVolumeClaim) { c.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeBlock) }, wantErr: "spec.volumeMode"},
+		{name: "selector", mutate: func(c *corev1.PersistentVolumeClaim) { c.Spec.Selector = &metav1.LabelSelector{} }, wantErr: "spec.selector"},
+		{name: "data source", mutate: func(c *corev1.PersistentVolumeClaim) {
+			c.Spec.DataSource = &corev1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "other"}
+		}, wantErr: "spec.dataSource"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckClaim(claim(tc.mutate))
+			if tc.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v; want one naming %s", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestMakePV(t *testing.T) {
+	pvc := claim(nil)
+	pv := MakePV(pvc, MakeClass(true), VolumeName(string(pvc.UID)))
+	if pv.Name != "pvc-1234" || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != DriverName || pv.Spec.CSI.VolumeHandle != "pvc-1234" {
+		t.Errorf("name %s, source %+v; want pvc-1234 with a CSI source of %s and the same handle", pv.Name, pv.Spec.CSI, DriverName)
+	}
+	if pv.Spec.HostPath != nil || pv.Spec.Local != nil {
+		t.Error("the volume names a host path")
+	}
+	want := corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: "ns", Name: "data", UID: "1234", ResourceVersion: "7"}
+	if diff := cmp.Diff(&want, pv.Spec.ClaimRef); diff != "" {
+		t.Errorf("claimRef (-want +got)\n%s", diff)
+	}
+	if got := pv.Spec.Capacity[corev1.ResourceStorage]; got.Cmp(resource.MustParse("5Gi")) != 0 {
+		t.Errorf("capacity %s; want the request, 5Gi", got.String())
+	}
+	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.Finalizers[0] != Finalizer {
+		t.Errorf("policy %s, finalizers %v; want Delete with %s", pv.Spec.PersistentVolumeReclaimPolicy, pv.Finalizers, Finalizer)
+	}
+	if pv.Spec.StorageClassName != ClassName || pv.Annotations[ProvisionedByAnnotation] != DriverName {
+		t.Errorf("class %q, annotations %v", pv.Spec.StorageClassName, pv.Annotations)
+	}
+
+	retain := MakeClass(false)
+	retain.ReclaimPolicy = ptr.To(corev1.PersistentVolumeReclaimRetain)
+	pv = MakePV(pvc, retain, "pvc-1234")
+	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRetain || len(pv.Finalizers) != 0 {
+		t.Errorf("policy %s, finalizers %v; want Retain and none", pv.Spec.PersistentVolumeReclaimPolicy, pv.Finalizers)
+	}
+}
+
+func TestMakeClass(t *testing.T) {
+	if sc := MakeClass(true); sc.Annotations[DefaultClassAnnotation] != "true" || sc.Provisioner != DriverName ||
+		*sc.VolumeBindingMode != storagev1.VolumeBindingImmediate || *sc.ReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
+		t.Errorf("default class: %+v", sc)
+	}
+	if sc := MakeClass(false); sc.Annotations[DefaultClassAnnotation] == "true" {
+		t.Error("a class that is not the default says it is")
+	}
+}
+
+func TestResolveTakesOnlyPlainNamesOfDirectories(t *testing.T) {
+	base := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Mkdir(filepath.Join(base, "pvc-a"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Resolve(base, "pvc-a")
+	if err != nil || got != filepath.Join(base, "pvc-a") {
+		t.Fatalf("Resolve(pvc-a) = %q, %v", got, err)
+	}
+	for _, h := range []string{"..", "../etc", "/etc", "a/b", "", ".", "UPPER", "link", "file"} {
+		if got, err := Resolve(base, h); err == nil {
+			t.Errorf("Resolve(%q) = %q; want a refusal", h, got)
+		}
+	}
+	if _, err := Resolve(base, "pvc-gone"); !errors.Is(err, ErrNoVolume) {
+		t.Errorf("Resolve of a missing volume: %v; want ErrNoVolume", err)
+	}
+}
+
+func TestDirsCreateAndRemove(t *testing.T) {
+	d := Dirs{Base: filepath.Join(t.TempDir(), "shared")}
+	p := Parameters{DirectoryPerms: 0o750}
+	if os.Geteuid() == 0 {
+		p.UID, p.GID = 1000, 2000
+	}
+	if err := d.Create("pvc-a", p); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(d.Base, "pvc-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o750 {
+		t.Errorf("mode %v; want 0750", fi.Mode().Perm())
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != p.UID || int(st.Gid) != p.GID {
+		t.Errorf("owner %d:%d; want %d:%d", st.Uid, st.Gid, p.UID, p.GID)
+	}
+	// Again (a restart between the directory and the PersistentVolume): kept, and its data.
+	if err := os.WriteFile(filepath.Join(d.Base, "pvc-a", "data"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create("pvc-a", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d.Base, "pvc-a", "data")); err != nil {
+		t.Errorf("a second Create lost the volume's data: %v", err)
+	}
+	if err := d.Create("../escape", p); err == nil {
+		t.Error("Create took a handle that is a path")
+	}
+
+	// A pod planted a link to a directory outside: removing the volume leaves that alone.
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "keep"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(d.Base, "pvc-a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove("pvc-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d.Base, "pvc-a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the volume is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Errorf("removing the volume reached through its link: %v", err)
+	}
+	if err := d.Remove("pvc-a"); err != nil {
+		t.Errorf("removing a volume already gone: %v", err)
+	}
+}
