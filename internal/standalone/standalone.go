@@ -35,6 +35,7 @@ import (
 	"github.com/gantry-run/gantry/internal/promserver"
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
+	serverlessadmission "github.com/gantry-run/gantry/internal/serverless/admission"
 	"github.com/gantry-run/gantry/internal/serving"
 )
 
@@ -209,6 +210,9 @@ type Server struct {
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
 	PodNetwork *podnet.Network
 	Serving    *serving.Serving
+	// Profiles admits pods and ServerlessProfiles and runs the profile controller, in the
+	// serving manager.
+	Profiles *serverlessadmission.Webhooks
 	// Metrics serves the parts' Prometheus metrics (nil without --metrics-address).
 	Metrics    *promserver.Server
 	Autoscaler *kpa.Autoscaler
@@ -346,6 +350,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.Serving.Add(s.DNS)
 	}
 	s.group.Add("serving controllers", s.Serving)
+	// Serverless profiles: pod and profile admission and the profile controller join the
+	// serving manager; their webhook configurations are registered once it serves.
+	profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	s.Profiles = serverlessadmission.NewWebhooks(profilesClient, "https://"+webhookAddr, certs.CACert(), s.Serving.Config())
+	s.Serving.Add(s.Profiles)
+	s.group.Add("serverless admission", s.Profiles)
 
 	if cfg.Node {
 		if err := s.newNode(ctx, cfg); err != nil {
