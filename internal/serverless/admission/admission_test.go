@@ -21,8 +21,10 @@ import (
 
 type profiles []*sv1alpha1.ServerlessProfile
 
-func (p profiles) ListProfiles(context.Context) ([]*sv1alpha1.ServerlessProfile, error) { return p, nil }
-func (p profiles) CountProfiles(context.Context) (int, error)                         { return len(p), nil }
+func (p profiles) ListProfiles(context.Context) ([]*sv1alpha1.ServerlessProfile, error) {
+	return p, nil
+}
+func (p profiles) CountProfiles(context.Context) (int, error) { return len(p), nil }
 
 func activeProfile(name string, sels ...sv1alpha1.Selector) *sv1alpha1.ServerlessProfile {
 	p := &sv1alpha1.ServerlessProfile{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: sv1alpha1.ServerlessProfileSpec{Selectors: sels}}
