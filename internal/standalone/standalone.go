@@ -35,8 +35,8 @@ import (
 	"github.com/gantry-run/gantry/internal/promserver"
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
-	serverlessadmission "github.com/gantry-run/gantry/internal/serverless/admission"
 	"github.com/gantry-run/gantry/internal/serving"
+	"github.com/gantry-run/gantry/internal/storage"
 )
 
 // Defaults for the parts this package adds to the control plane.
@@ -210,9 +210,6 @@ type Server struct {
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
 	PodNetwork *podnet.Network
 	Serving    *serving.Serving
-	// Profiles admits pods and ServerlessProfiles and runs the profile controller, in the
-	// serving manager.
-	Profiles *serverlessadmission.Webhooks
 	// Metrics serves the parts' Prometheus metrics (nil without --metrics-address).
 	Metrics    *promserver.Server
 	Autoscaler *kpa.Autoscaler
@@ -224,6 +221,8 @@ type Server struct {
 	// ResourceMetrics serves metrics.k8s.io for the node's pods (kubectl top, the HPA).
 	ResourceMetrics *resourcemetrics.Server
 	KubeProxy       *kubeproxy.Proxy
+	// Storage provisions the shared storage's claims (StorageClass gantry-shared).
+	Storage *storage.Provisioner
 
 	group *lifecycle.Group
 }
@@ -350,21 +349,26 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.Serving.Add(s.DNS)
 	}
 	s.group.Add("serving controllers", s.Serving)
-	// Serverless profiles: pod and profile admission and the profile controller join the
-	// serving manager; their webhook configurations are registered once it serves.
-	profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
-	if err != nil {
-		return nil, err
-	}
-	s.Profiles = serverlessadmission.NewWebhooks(profilesClient, "https://"+webhookAddr, certs.CACert(), s.Serving.Config())
-	s.Serving.Add(s.Profiles)
-	s.group.Add("serverless admission", s.Profiles)
 
 	if cfg.Node {
 		if err := s.newNode(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("serverless node: %w", err)
 		}
 		s.group.Add("serverless node", s.Node)
+		// Shared storage serves claims from directories on this machine, which the node
+		// mounts: it runs where the node does.
+		storageClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		if s.Storage, err = storage.NewProvisioner(storage.Options{
+			Client: storageClient,
+			Dir:    cp.DataDirJoin(datadir.SharedVolumesDir),
+			Logger: cfg.Logger,
+		}); err != nil {
+			return nil, err
+		}
+		s.group.Add("shared storage", s.Storage)
 		if err := s.newResourceMetrics(cfg); err != nil {
 			return nil, fmt.Errorf("resource metrics: %w", err)
 		}
@@ -490,6 +494,7 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		AllowUnconfinedSeccomp: cfg.AllowUnconfinedSeccomp,
 		DiskReserveBytes:       cfg.DiskReserveBytes,
 		AllowHostUsers:         cfg.AllowHostUsers,
+		SharedVolumesDir:       cp.DataDirJoin(datadir.SharedVolumesDir),
 	})
 	return err
 }
