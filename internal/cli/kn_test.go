@@ -95,3 +95,11 @@ func TestDiskReserveFlag(t *testing.T) {
 		t.Errorf("a bad --disk-reserve: %v, want an error naming the flag", err)
 	}
 }
+
+func TestReservedFlags(t *testing.T) {
+	for _, flag := range []string{"--reserved-cpu", "--reserved-memory"} {
+		if _, _, err := run(t, nil, "server", flag, "lots"); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("a bad %s: %v, want an error naming the flag", flag, err)
+		}
+	}
+}

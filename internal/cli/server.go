@@ -74,6 +74,8 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.PodEgressPrivate, "pod-egress-private", all.PodEgressPrivate, `whether pods reach the private ranges of the host's network (10/8, 172.16/12, 192.168/16: its LAN): "deny" or "allow"; the link-local range (cloud metadata) stays closed`)
 	f.BoolVar(&all.AllowHostUsers, "allow-host-users", all.AllowHostUsers, "let pods that set spec.hostUsers: true run in the host's user namespace (refused by default: every pod gets its own)")
 	f.Var(&diskReserve, "disk-reserve", `free space kept on the data dir's filesystem for etcd: below it image pulls are refused and pods evicted (default 2Gi; "0" turns it off)`)
+	f.StringVar(&all.ReservedCPU, "reserved-cpu", all.ReservedCPU, "CPU of this machine kept for gantry itself and the host: the shared node's allocatable CPU is the machine's less this")
+	f.StringVar(&all.ReservedMemory, "reserved-memory", all.ReservedMemory, "memory of this machine kept for gantry itself and the host: the shared node's allocatable memory is the machine's less this")
 	f.BoolVar(&all.AllowUnconfinedSeccomp, "allow-unconfined-seccomp", all.AllowUnconfinedSeccomp, "let pods whose seccompProfile is Unconfined run without a seccomp filter (refused by default)")
 	f.StringVar(&all.KubeProxy, "kube-proxy", all.KubeProxy, `run kube-proxy for ClusterIPs with the node: "auto" unless another gantry server on this host runs it (its rules are one per host), "on" (refuse to start otherwise), "off"`)
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
