@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/resource"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -37,7 +38,9 @@ import (
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	serverlessadmission "github.com/gantry-run/gantry/internal/serverless/admission"
+	"github.com/gantry-run/gantry/internal/serverless/scheduler"
 	"github.com/gantry-run/gantry/internal/serving"
+	"github.com/gantry-run/gantry/internal/storage"
 )
 
 // Defaults for the parts this package adds to the control plane.
@@ -110,6 +113,10 @@ type Config struct {
 	// AllowHostUsers lets pods that set spec.hostUsers: true run in the host's user
 	// namespace; by default they are refused and every pod has a user namespace of its own.
 	AllowHostUsers bool
+	// ReservedCPU and ReservedMemory are quantities ("250m", "768Mi") of the machine kept
+	// for gantry itself and the host: the shared node's allocatable is the machine less them.
+	// Empty means node.DefaultReserved's.
+	ReservedCPU, ReservedMemory string
 	// Executable is the gantry binary the node runs queue-proxies from; empty means this
 	// process's own executable.
 	Executable string
@@ -142,6 +149,8 @@ func DefaultConfig() Config {
 		KubeProxy:           KubeProxyAuto,
 		PodEgressPrivate:    PodEgressDeny,
 		MetricsAddress:      promserver.DefaultAddr,
+		ReservedCPU:         resource.NewMilliQuantity(node.DefaultReserved.CPUMillis, resource.DecimalSI).String(),
+		ReservedMemory:      resource.NewQuantity(node.DefaultReserved.MemoryBytes, resource.BinarySI).String(),
 	}
 }
 
@@ -163,6 +172,9 @@ func (c Config) Validate() error {
 		}
 		if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
 			errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+		}
+		if _, err := c.reserved(); err != nil {
+			errs = append(errs, err)
 		}
 		if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("--node-name: %q: %s", c.NodeName, strings.Join(msgs, "; ")))
@@ -211,11 +223,11 @@ type Server struct {
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
 	PodNetwork *podnet.Network
 	Serving    *serving.Serving
-	// Metering keeps the usage records of serverless pods in <data-dir>/metering.
-	Metering *metering.Meter
 	// Profiles admits pods and ServerlessProfiles and runs the profile controller, in the
 	// serving manager.
 	Profiles *serverlessadmission.Webhooks
+	// Metering keeps the usage records of serverless pods in <data-dir>/metering.
+	Metering *metering.Meter
 	// Metrics serves the parts' Prometheus metrics (nil without --metrics-address).
 	Metrics    *promserver.Server
 	Autoscaler *kpa.Autoscaler
@@ -227,8 +239,16 @@ type Server struct {
 	// ResourceMetrics serves metrics.k8s.io for the node's pods (kubectl top, the HPA).
 	ResourceMetrics *resourcemetrics.Server
 	KubeProxy       *kubeproxy.Proxy
+	// Scheduler places the pods serverless profiles select, each on a node of its own.
+	Scheduler *scheduler.Scheduler
+	// Storage provisions the shared storage's claims (StorageClass gantry-shared).
+	Storage *storage.Provisioner
 
 	group *lifecycle.Group
+	// nodeInfo describes the node agent, and serverlessClient acts for the serverless
+	// scheduler and the agent's serverless nodes.
+	nodeInfo         node.NodeInfo
+	serverlessClient kubernetes.Interface
 }
 
 // New checks cfg and every address, prepares the data dir, and builds every part without
@@ -353,6 +373,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.Serving.Add(s.DNS)
 	}
 	s.group.Add("serving controllers", s.Serving)
+	// Serverless profiles: pod and profile admission and the profile controller join the
+	// serving manager; their webhook configurations are registered once it serves.
+	profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	s.Profiles = serverlessadmission.NewWebhooks(profilesClient, "https://"+webhookAddr, certs.CACert(), s.Serving.Config())
+	s.Serving.Add(s.Profiles)
+	s.group.Add("serverless admission", s.Profiles)
 
 	// Metering reads pods through the API, and is ready once the records left open by the
 	// last run are reconciled: before the node syncs pods again.
@@ -369,21 +398,35 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("metering", s.Metering)
-	// Serverless profiles: pod and profile admission and the profile controller join the
-	// serving manager; their webhook configurations are registered once it serves.
-	profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
-	if err != nil {
-		return nil, err
-	}
-	s.Profiles = serverlessadmission.NewWebhooks(profilesClient, "https://"+webhookAddr, certs.CACert(), s.Serving.Config())
-	s.Serving.Add(s.Profiles)
-	s.group.Add("serverless admission", s.Profiles)
 
 	if cfg.Node {
 		if err := s.newNode(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("serverless node: %w", err)
 		}
 		s.group.Add("serverless node", s.Node)
+		if s.Scheduler, err = scheduler.New(scheduler.Options{
+			Client:  s.serverlessClient,
+			PodCIDR: cfg.PodCIDR,
+			Agent:   s.nodeInfo,
+			Logger:  cfg.Logger,
+		}); err != nil {
+			return nil, fmt.Errorf("serverless scheduler: %w", err)
+		}
+		s.group.Add("serverless scheduler", s.Scheduler)
+		// Shared storage serves claims from directories on this machine, which the node
+		// mounts: it runs where the node does.
+		storageClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		if s.Storage, err = storage.NewProvisioner(storage.Options{
+			Client: storageClient,
+			Dir:    cp.DataDirJoin(datadir.SharedVolumesDir),
+			Logger: cfg.Logger,
+		}); err != nil {
+			return nil, err
+		}
+		s.group.Add("shared storage", s.Storage)
 		if err := s.newResourceMetrics(cfg); err != nil {
 			return nil, fmt.Errorf("resource metrics: %w", err)
 		}
@@ -491,10 +534,21 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The serverless nodes are the server's own (its scheduler made them, one per pod): the
+	// agent serves their pods as Gantry, where a node identity could reach only its own.
+	if s.serverlessClient, err = kubernetes.NewForConfig(cp.GantryRESTConfig()); err != nil {
+		return err
+	}
 	ip := nodeIP(cfg.ControlPlane.AdvertiseAddress)
+	reserved, err := cfg.reserved()
+	if err != nil {
+		return err
+	}
+	s.nodeInfo = node.MachineInfo(cfg.NodeName, ip, cfg.KubeletPort, cp.DataDir())
+	s.nodeInfo.Reserved = reserved
 	certs := cp.Certs()
 	s.Node, err = node.New(node.Options{
-		Info:            node.MachineInfo(cfg.NodeName, ip, cfg.KubeletPort, cp.DataDir()),
+		Info:            s.nodeInfo,
 		Client:          clientset,
 		Sandboxes:       sandboxes,
 		Images:          s.Store,
@@ -509,8 +563,31 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		AllowUnconfinedSeccomp: cfg.AllowUnconfinedSeccomp,
 		DiskReserveBytes:       cfg.DiskReserveBytes,
 		AllowHostUsers:         cfg.AllowHostUsers,
+		ServerlessClient:       s.serverlessClient,
+		SharedVolumesDir:       cp.DataDirJoin(datadir.SharedVolumesDir),
 	})
 	return err
+}
+
+// reserved is what the shared node keeps for gantry and the host (--reserved-cpu,
+// --reserved-memory).
+func (c Config) reserved() (node.PodLimits, error) {
+	r := node.DefaultReserved
+	if c.ReservedCPU != "" {
+		q, err := resource.ParseQuantity(c.ReservedCPU)
+		if err != nil || q.Sign() < 0 {
+			return r, fmt.Errorf("--reserved-cpu: %q is not a CPU quantity such as 250m or 1", c.ReservedCPU)
+		}
+		r.CPUMillis = q.MilliValue()
+	}
+	if c.ReservedMemory != "" {
+		q, err := resource.ParseQuantity(c.ReservedMemory)
+		if err != nil || q.Sign() < 0 {
+			return r, fmt.Errorf("--reserved-memory: %q is not a memory quantity such as 768Mi or 1Gi", c.ReservedMemory)
+		}
+		r.MemoryBytes = q.Value()
+	}
+	return r, nil
 }
 
 // diskReserve is the free space the image store keeps on the data dir's filesystem: the
