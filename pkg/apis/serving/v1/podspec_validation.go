@@ -250,6 +250,10 @@ func validateVolumes(vs []corev1.Volume, f *config.Features) (map[string]corev1.
 		if bad := volumeSourceKeys(v, allowed); len(bad) > 0 {
 			ve = ve.Also(apis.ErrDisallowedFields(bad...))
 		}
+		if v.PersistentVolumeClaim != nil && f.PodSpecPersistentVolumeClaim && !f.PodSpecPersistentVolumeWrite && !v.PersistentVolumeClaim.ReadOnly {
+			ve = ve.Also(apis.ErrInvalidValue(false, "readOnly",
+				"must be true while config-features kubernetes.podspec-persistent-volume-write is disabled").ViaField("persistentVolumeClaim"))
+		}
 		if v.Projected != nil {
 			for j, s := range v.Projected.Sources {
 				if s.ClusterTrustBundle != nil || s.PodCertificate != nil {

@@ -242,6 +242,25 @@ func TestRevisionSpecValidation(t *testing.T) {
 			"invalid value: unused: spec.template.spec.volumes[0].name\nvolume is not mounted by any container\n" +
 			"must not set the field(s): spec.template.spec.volumes[1].hostPath",
 	}, {
+		name:   "persistentVolumeClaim while kubernetes.podspec-persistent-volume-claim is disabled",
+		mutate: func(s *Service) { claimVolume(s, false) },
+		want:   "must not set the field(s): spec.template.spec.volumes[0].persistentVolumeClaim",
+	}, {
+		name:   "writable persistentVolumeClaim while kubernetes.podspec-persistent-volume-write is disabled",
+		ctx:    config.ToContext(context.Background(), &config.Config{Features: &config.Features{PodSpecPersistentVolumeClaim: true}}),
+		mutate: func(s *Service) { claimVolume(s, false) },
+		want: "invalid value: false: spec.template.spec.volumes[0].persistentVolumeClaim.readOnly\n" +
+			"must be true while config-features kubernetes.podspec-persistent-volume-write is disabled",
+	}, {
+		name:   "read-only persistentVolumeClaim with kubernetes.podspec-persistent-volume-claim",
+		ctx:    config.ToContext(context.Background(), &config.Config{Features: &config.Features{PodSpecPersistentVolumeClaim: true}}),
+		mutate: func(s *Service) { claimVolume(s, true) },
+	}, {
+		name: "writable persistentVolumeClaim with both flags",
+		ctx: config.ToContext(context.Background(), &config.Config{Features: &config.Features{
+			PodSpecPersistentVolumeClaim: true, PodSpecPersistentVolumeWrite: true}}),
+		mutate: func(s *Service) { claimVolume(s, false) },
+	}, {
 		name: "probe on another port",
 		mutate: func(s *Service) {
 			container(s, 0).ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
@@ -342,4 +361,11 @@ func TestRevisionValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// claimVolume mounts the claim "data" at /data in the first container.
+func claimVolume(s *Service, readOnly bool) {
+	s.Spec.Template.Spec.Volumes = append(s.Spec.Template.Spec.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data", ReadOnly: readOnly}}})
+	container(s, 0).VolumeMounts = append(container(s, 0).VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
 }
