@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 	appsv1 "k8s.io/api/apps/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/tracing"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -72,6 +74,9 @@ type Options struct {
 	// QueueDepth bounds the waiting requests per revision (default DefaultQueueDepth).
 	QueueDepth int64
 	Logger     *slog.Logger
+	// Tracer records the activator's span and a cold start's wait for a pod, and sends the
+	// trace context on to the queue-proxy; nil traces nothing.
+	Tracer *tracing.Tracer
 }
 
 // Activator sends requests to revisions' pods, holding them while a revision has none free.
@@ -207,8 +212,13 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 	began := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	w = sw
+	var span tracing.Span
+	if a.opts.Tracer != nil {
+		r, span = a.opts.Tracer.StartServer(r, "activator", attribute.String("gantry.revision", namespace+"/"+name))
+	}
 	defer func() {
 		a.metrics.observe(namespace, st.service, st.configuration, name, sw.status(), time.Since(began))
+		span.End(sw.status())
 	}()
 	proxied := !st.serve.Load()
 	if proxied {
@@ -217,7 +227,14 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 	}
 	wait, cancel := context.WithTimeout(r.Context(), st.timeout)
 	defer cancel()
+	// The wait for a pod is a span of its own: for a revision at zero it is the cold start,
+	// from the request for a pod to the pod ready.
+	var waitSpan tracing.Span
+	if a.opts.Tracer != nil {
+		wait, waitSpan = a.opts.Tracer.StartSpan(wait, "activator.wait_for_pod", attribute.Bool("gantry.cold_start", st.th.podCount() == 0))
+	}
 	p, release, err := st.th.acquire(wait, func() { a.scaleFromZero(namespace, name, st) })
+	waitSpan.EndErr(err)
 	switch {
 	case errors.Is(err, ErrQueueFull):
 		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), http.StatusServiceUnavailable)
@@ -230,6 +247,7 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 		return
 	}
 	defer release()
+	a.opts.Tracer.Inject(r.Context(), r.Header)
 	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c, proxied: proxied})))
 }
 

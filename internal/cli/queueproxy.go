@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-run/gantry/internal/queue"
+	"github.com/gantry-run/gantry/internal/tracing"
 )
 
 func newQueueProxyCommand() *cobra.Command {
@@ -25,8 +26,13 @@ func newQueueProxyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With(
-				"revision", cfg.Namespace+"/"+cfg.Revision, "pod", cfg.Pod)
+			// JSON, as Knative's queue-proxy logs: a line about a request carries its
+			// trace_id and span_id beside the revision and the pod.
+			log, err := tracing.NewLogger(os.Stderr, tracing.LogJSON, slog.LevelInfo)
+			if err != nil {
+				return err
+			}
+			log = log.With("revision", cfg.Namespace+"/"+cfg.Revision, "pod", cfg.Pod)
 			// SIGTERM starts the drain; the node sends it to the queue-proxy first and to the
 			// user containers only once it has exited.
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/gantry-run/gantry/internal/standalone"
+	"github.com/gantry-run/gantry/internal/tracing"
 )
 
 // stopTimeout bounds a clean shutdown; a second signal ends the process at once.
@@ -23,6 +24,7 @@ func newServerCommand() *cobra.Command {
 	cfg := &all.ControlPlane
 	cfg.DataDir = dataDirFromEnv(cfg.DataDir)
 	var level logLevel
+	logFormat := tracing.LogText
 	var diskReserve quantityFlag
 	cmd := &cobra.Command{
 		Use: "server",
@@ -47,7 +49,11 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 					all.DiskReserveBytes = -1 // the option's "off"
 				}
 			}
-			return runServer(cmd.Context(), all, level.Level)
+			log, err := tracing.NewLogger(os.Stderr, logFormat, level.Level)
+			if err != nil {
+				return fmt.Errorf("--log-format: %w", err)
+			}
+			return runServer(cmd.Context(), all, log)
 		},
 	}
 	f := cmd.Flags()
@@ -81,12 +87,14 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long to wait for the API server to become ready")
 	f.StringVar(&all.MetricsAddress, "metrics-address", all.MetricsAddress, `where Prometheus metrics are served at /metrics ("" serves none)`)
 	f.BoolVar(&all.Profiling, "profiling", all.Profiling, "also serve Go's profiles at /debug/pprof/ on --metrics-address")
+	f.StringVar(&all.OTLPEndpoint, "otlp-endpoint", all.OTLPEndpoint, `OTLP/HTTP collector (e.g. http://127.0.0.1:4318) that receives the spans of the gateway, the activator and the queue-proxies ("" traces nothing)`)
+	f.Float64Var(&all.OTLPSamplingRatio, "otlp-sampling-ratio", all.OTLPSamplingRatio, "share of new traces recorded, between 0 and 1 (a request that brings a sampled traceparent is always recorded)")
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", logFormat, "format of gantry's own log: text or json (a line about a request carries its trace_id and span_id)")
 	return cmd
 }
 
-func runServer(ctx context.Context, cfg standalone.Config, level slog.Level) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+func runServer(ctx context.Context, cfg standalone.Config, log *slog.Logger) error {
 	cfg.Logger = log
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

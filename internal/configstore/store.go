@@ -35,6 +35,9 @@ type Store struct {
 	ready  chan struct{}
 	// queueImage is the queue-proxy image where config-deployment names none.
 	queueImage string
+	// tracingEndpoint and tracingRatio are the queue-proxy's tracing (SetQueueTracing).
+	tracingEndpoint string
+	tracingRatio    float64
 }
 
 var _ config.Source = (*Store)(nil)
@@ -54,17 +57,27 @@ func New(client kubernetes.Interface, log *slog.Logger) *Store {
 func (s *Store) SetQueueSidecarImage(image string) {
 	s.queueImage = image
 	c := *s.cur.Load()
-	s.cur.Store(s.withQueueImage(&c, nil))
+	s.cur.Store(s.withServerSettings(&c, nil))
 }
 
-// withQueueImage gives c the store's queue-proxy image unless data (config-deployment's)
-// sets one.
-func (s *Store) withQueueImage(c *config.Config, data map[string]string) *config.Config {
-	if _, set := data["queue-sidecar-image"]; s.queueImage == "" || set {
-		return c
-	}
+// SetQueueTracing gives every queue-proxy an OTLP endpoint for its spans and the share of
+// the traces it starts that it records; an empty endpoint (the default) turns its tracing
+// off. The server's --otlp-endpoint sets it. Call it before Start.
+func (s *Store) SetQueueTracing(endpoint string, ratio float64) {
+	s.tracingEndpoint, s.tracingRatio = endpoint, ratio
+	c := *s.cur.Load()
+	s.cur.Store(s.withServerSettings(&c, nil))
+}
+
+// withServerSettings gives c's Deployment what the server sets rather than a ConfigMap: the
+// store's queue-proxy image unless data (config-deployment's) sets one, and the
+// queue-proxy's tracing.
+func (s *Store) withServerSettings(c *config.Config, data map[string]string) *config.Config {
 	d := *c.Deployment
-	d.QueueSidecarImage = s.queueImage
+	if _, set := data["queue-sidecar-image"]; s.queueImage != "" && !set {
+		d.QueueSidecarImage = s.queueImage
+	}
+	d.QueueTracingEndpoint, d.QueueTracingSamplingRatio = s.tracingEndpoint, s.tracingRatio
 	c.Deployment = &d
 	return c
 }
@@ -131,7 +144,7 @@ func (s *Store) reload(lister corelisters.ConfigMapLister) {
 			continue
 		}
 		if name == config.DeploymentConfigName {
-			s.withQueueImage(&next, data)
+			s.withServerSettings(&next, data)
 		}
 	}
 	s.cur.Store(&next)

@@ -16,12 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/gantry-run/gantry/internal/tracing"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 )
 
@@ -44,7 +46,18 @@ type Options struct {
 	Revisions Revisions
 	Listeners []Listener
 	Logger    *slog.Logger
+	// Tracer records a span for each request and its trace context goes on to the
+	// activator; nil traces nothing.
+	Tracer *tracing.Tracer
+	// TraceRelay, when set, is where the pods' side (FromPods listeners) forwards the
+	// OTLP/HTTP spans queue-proxies send to TraceRelayHost: pods cannot reach a collector on
+	// the host's loopback themselves. Nil relays nothing.
+	TraceRelay http.Handler
 }
+
+// TraceRelayHost is the host queue-proxies send their spans to, on the gateway's bridge
+// address.
+const TraceRelayHost = "otlp.gantry-system.svc"
 
 // Bounds of the gateway's HTTP servers. A request's own duration is bounded by its revision's
 // timeout in the queue-proxy, not here.
@@ -156,15 +169,27 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods boo
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
+	if fromPods && host == TraceRelayHost && g.opts.TraceRelay != nil {
+		g.opts.TraceRelay.ServeHTTP(w, r)
+		return
+	}
+	r, span := g.opts.Tracer.StartServer(r, "gateway")
 	rule := g.table.Load().lookup(host, fromPods)
 	if rule == nil {
 		http.Error(w, fmt.Sprintf("gantry: no Route serves the host %q", host), http.StatusNotFound)
+		span.End(http.StatusNotFound)
 		return
 	}
 	path, split := rule.choose(r.Header, roll())
 	if split == nil {
 		http.Error(w, fmt.Sprintf("gantry: no traffic target matches this request for %q", host), http.StatusNotFound)
+		span.End(http.StatusNotFound)
 		return
+	}
+	// The response's status is on the activator's span, the child of this one.
+	defer span.End(0)
+	if span.Recording() {
+		span.SetAttributes(attribute.String("gantry.revision", split.ServiceNamespace+"/"+split.ServiceName))
 	}
 	for k, v := range path.AppendHeaders {
 		r.Header.Set(k, v)

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/tracing"
 )
 
 // Config is the queue-proxy's configuration, read from the environment the revision's
@@ -44,6 +45,11 @@ type Config struct {
 
 	// Who this pod is: labels of the metrics.
 	Namespace, Service, Configuration, Revision, Pod string
+
+	// TracingEndpoint, when set, is the OTLP/HTTP endpoint of the queue-proxy's spans;
+	// TracingSamplingRatio the share of the traces it starts itself that it records.
+	TracingEndpoint      string
+	TracingSamplingRatio float64
 }
 
 // Defaults used when the environment does not say.
@@ -131,6 +137,19 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%s: %w", contract.EnvReadinessProbe, err)
 		}
 		c.ReadinessProbes = probes
+	}
+	if c.TracingEndpoint = getenv(contract.EnvTracingEndpoint); c.TracingEndpoint != "" {
+		if _, err := tracing.ParseEndpoint(c.TracingEndpoint); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", contract.EnvTracingEndpoint, err)
+		}
+		c.TracingSamplingRatio = 1
+	}
+	if s := getenv(contract.EnvTracingSamplingRatio); s != "" {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f < 0 || f > 1 {
+			return Config{}, fmt.Errorf("%s: %q is not a ratio between 0 and 1", contract.EnvTracingSamplingRatio, s)
+		}
+		c.TracingSamplingRatio = f
 	}
 	c.DrainTimeout = c.Timeout
 	return c, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/tracing"
 )
 
 // admission counts every request into the autoscaler's stats (proxied apart: those the
@@ -52,5 +53,25 @@ func newHandler(q *QueueProxy, proxy http.Handler) *drainer {
 	h = forwardedHandler(h)
 	h = newTimeoutHandler(h, q.cfg.Timeout, q.cfg.ResponseStartTimeout, q.cfg.IdleTimeout)
 	h = metricsHandler(q.metrics.requests, h)
+	h = tracingHandler(q.tracer, h)
 	return newDrainer(h, q.readiness)
+}
+
+// tracingHandler records the queue-proxy's span of each request and hands the user container
+// the span's trace context; with tracing off (t nil) it is next itself.
+func tracingHandler(t *tracing.Tracer, next http.Handler) http.Handler {
+	if t == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isKubeletProbe(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r, span := t.StartServer(r, "queue-proxy")
+		t.Inject(r.Context(), r.Header)
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() { span.End(rec.code) }()
+		next.ServeHTTP(rec, r)
+	})
 }

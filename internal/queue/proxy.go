@@ -49,7 +49,7 @@ func newProxy(userPort int, protocol string, concurrency int, log *slog.Logger) 
 				// A timeout answers for itself, and a client that left hears nothing.
 				return
 			}
-			log.Warn("proxying to the user container", "path", r.URL.Path, "err", err)
+			log.WarnContext(r.Context(), "proxying to the user container", "path", r.URL.Path, "err", err)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusBadGateway)
 			_, _ = io.WriteString(w, "queue-proxy: error reaching the user container\n")

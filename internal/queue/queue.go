@@ -23,6 +23,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/gantry-run/gantry/internal/tracing"
 )
 
 // QueueProxy is one pod's queue-proxy: build it with New, then Serve.
@@ -35,6 +39,7 @@ type QueueProxy struct {
 	reporter  *statsReporter
 	metrics   *requestMetrics
 	drainer   *drainer
+	tracer    *tracing.Tracer // nil: tracing off
 }
 
 // New builds the queue-proxy of cfg; log nil logs nowhere.
@@ -67,6 +72,20 @@ func New(cfg Config, log *slog.Logger) (*QueueProxy, error) {
 		}
 		q.breaker = b
 	}
+	tracer, err := tracing.New(tracing.Options{
+		Endpoint:      cfg.TracingEndpoint,
+		Service:       "queue-proxy",
+		SamplingRatio: cfg.TracingSamplingRatio,
+		Attributes: []attribute.KeyValue{
+			attribute.String("k8s.namespace.name", cfg.Namespace),
+			attribute.String("k8s.pod.name", cfg.Pod),
+			attribute.String("gantry.revision", cfg.Revision),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue-proxy: tracing: %w", err)
+	}
+	q.tracer = tracer
 	q.drainer = newHandler(q, newProxy(cfg.UserPort, cfg.UserProtocol, cfg.ContainerConcurrency, log))
 	return q, nil
 }
@@ -219,6 +238,11 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 			q.drainer.inflight.Load(), q.cfg.DrainTimeout, err))
 	}
 	closeAll()
+	flush, cancelFlush := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := q.tracer.Shutdown(flush); err != nil {
+		q.log.Warn("queue-proxy: sending the last spans", "err", err)
+	}
+	cancelFlush()
 	q.log.Info("queue-proxy drained", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
 }

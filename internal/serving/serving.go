@@ -69,6 +69,10 @@ type Options struct {
 	// queue-sidecar-image does not name one; empty means the sentinel the serverless node runs
 	// from the gantry binary. Cluster mode sets an image built from this repository.
 	QueueProxyImage string
+	// QueueTracingEndpoint, when set, is the OTLP/HTTP endpoint every queue-proxy sends its
+	// spans to, recording QueueTracingSamplingRatio of the traces it starts itself.
+	QueueTracingEndpoint      string
+	QueueTracingSamplingRatio float64
 	// Logger receives the configuration store's logs.
 	Logger *slog.Logger
 }
@@ -119,6 +123,9 @@ func New(opts Options) (*Serving, error) {
 	store := configstore.New(clientset, opts.Logger)
 	if opts.QueueProxyImage != "" {
 		store.SetQueueSidecarImage(opts.QueueProxyImage)
+	}
+	if opts.QueueTracingEndpoint != "" {
+		store.SetQueueTracing(opts.QueueTracingEndpoint, opts.QueueTracingSamplingRatio)
 	}
 	whServer := webhook.NewServer(webhook.Options{
 		Host:     opts.WebhookHost,

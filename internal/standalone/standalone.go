@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ import (
 	"github.com/gantry-run/gantry/internal/serverless/scheduler"
 	"github.com/gantry-run/gantry/internal/serving"
 	"github.com/gantry-run/gantry/internal/storage"
+	"github.com/gantry-run/gantry/internal/tracing"
 )
 
 // Defaults for the parts this package adds to the control plane.
@@ -127,6 +129,11 @@ type Config struct {
 	MetricsAddress string
 	// Profiling also serves Go's profiles at /debug/pprof/ on MetricsAddress.
 	Profiling bool
+	// OTLPEndpoint, when set, is the OTLP/HTTP collector that receives the request path's
+	// spans (gateway, activator, queue-proxies); OTLPSamplingRatio is the share of new traces
+	// recorded (a request that brings a sampled trace context is always recorded).
+	OTLPEndpoint      string
+	OTLPSamplingRatio float64
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -149,6 +156,7 @@ func DefaultConfig() Config {
 		KubeProxy:           KubeProxyAuto,
 		PodEgressPrivate:    PodEgressDeny,
 		MetricsAddress:      promserver.DefaultAddr,
+		OTLPSamplingRatio:   1,
 		ReservedCPU:         resource.NewMilliQuantity(node.DefaultReserved.CPUMillis, resource.DecimalSI).String(),
 		ReservedMemory:      resource.NewQuantity(node.DefaultReserved.MemoryBytes, resource.BinarySI).String(),
 	}
@@ -208,6 +216,14 @@ func (c Config) Validate() error {
 		}
 	} else if c.Profiling {
 		errs = append(errs, errors.New("--profiling: needs --metrics-address, where the profiles are served"))
+	}
+	if c.OTLPEndpoint != "" {
+		if _, err := tracing.ParseEndpoint(c.OTLPEndpoint); err != nil {
+			errs = append(errs, fmt.Errorf("--otlp-endpoint: %w", err))
+		}
+	}
+	if c.OTLPSamplingRatio < 0 || c.OTLPSamplingRatio > 1 {
+		errs = append(errs, fmt.Errorf("--otlp-sampling-ratio: %v is not between 0 and 1", c.OTLPSamplingRatio))
 	}
 	return errors.Join(errs...)
 }
@@ -295,6 +311,19 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 		s.group.Add("metrics", s.Metrics)
 	}
+	tracer, err := tracing.New(tracing.Options{Endpoint: cfg.OTLPEndpoint, Service: "gantry", SamplingRatio: cfg.OTLPSamplingRatio})
+	if err != nil {
+		return nil, fmt.Errorf("--otlp-endpoint: %w", err)
+	}
+	var traceRelay http.Handler
+	// queueTracing is where queue-proxies send their spans: the relay on the gateway's
+	// address on the bridge, which forwards them to the collector.
+	var queueTracing string
+	if tracer != nil {
+		s.group.Add("tracing", tracer)
+		endpoint, _ := tracing.ParseEndpoint(cfg.OTLPEndpoint)
+		traceRelay = tracing.Relay(endpoint)
+	}
 	gatewayListeners := []gateway.Listener{{Addr: httpAddr(cfg)}}
 	if cfg.Node {
 		// The pods' network comes before the serving stack: the gateway's listener for pods
@@ -314,6 +343,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.group.Add("pod network", s.PodNetwork)
 		gw := s.PodNetwork.Gateway()
 		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true})
+		if tracer != nil {
+			queueTracing = "http://" + net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort))
+		}
 		s.DNS = dns.New(dns.Options{Addr: gw, Gateway: gw, Logger: cfg.Logger})
 	}
 	s.Store, err = image.NewStore(cp.DataDirJoin(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger, MinFreeBytes: diskReserve(cfg)})
@@ -332,6 +364,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		CAFile:          certs.CACert(),
 		Resolver:        s.Store,
 		Logger:          cfg.Logger,
+		// The queue-proxies trace when the server does, at its ratio.
+		QueueTracingEndpoint:      queueTracing,
+		QueueTracingSamplingRatio: cfg.OTLPSamplingRatio,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serving controllers: %w", err)
@@ -358,12 +393,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Registerer: registerer,
 		QueueDepth: int64(cfg.ActivatorQueueDepth),
 		Logger:     cfg.Logger,
+		Tracer:     tracer,
 	})
 	s.Gateway = gateway.New(gateway.Options{
-		Client:    mgr.GetClient(),
-		Revisions: s.Activator,
-		Listeners: gatewayListeners,
-		Logger:    cfg.Logger,
+		Client:     mgr.GetClient(),
+		Revisions:  s.Activator,
+		Listeners:  gatewayListeners,
+		Logger:     cfg.Logger,
+		Tracer:     tracer,
+		TraceRelay: traceRelay,
 	})
 	s.Serving.Add(s.Autoscaler)
 	s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))

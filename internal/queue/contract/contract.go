@@ -79,6 +79,11 @@ const (
 	// list of them), as Knative's SERVING_READINESS_PROBE; unset means a TCP connect to the
 	// user port. tcpSocket and httpGet are honoured; exec becomes a TCP connect, as in Knative.
 	EnvReadinessProbe = "SERVING_READINESS_PROBE"
+	// EnvTracingEndpoint is the OTLP/HTTP endpoint the queue-proxy sends its spans to; unset
+	// turns its tracing off. EnvTracingSamplingRatio is the share of traces it starts itself
+	// (a request with a trace context follows its caller's decision).
+	EnvTracingEndpoint      = "TRACING_ENDPOINT"
+	EnvTracingSamplingRatio = "TRACING_SAMPLING_RATIO"
 )
 
 // UserProtocolH2C is the EnvUserPortProtocol value for a user container that speaks h2c.

@@ -28,6 +28,13 @@ type Deployment struct {
 	QueueSidecarCPULimit      resource.Quantity
 	QueueSidecarMemoryRequest resource.Quantity
 	QueueSidecarMemoryLimit   resource.Quantity
+
+	// QueueTracingEndpoint and QueueTracingSamplingRatio are the queue-proxy's tracing: the
+	// OTLP/HTTP endpoint of its spans (empty: off) and the share of the traces it starts that
+	// it records. They are no keys of config-deployment: the server sets them from its own
+	// flags (--otlp-endpoint).
+	QueueTracingEndpoint      string
+	QueueTracingSamplingRatio float64
 }
 
 // DefaultQueueSidecarImage is the image the serverless node recognises as the queue-proxy.

@@ -201,6 +201,11 @@ func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Containe
 	if userPortName(rev) == contract.UserProtocolH2C {
 		env = append(env, corev1.EnvVar{Name: contract.EnvUserPortProtocol, Value: contract.UserProtocolH2C})
 	}
+	if cfg.QueueTracingEndpoint != "" {
+		env = append(env,
+			corev1.EnvVar{Name: contract.EnvTracingEndpoint, Value: cfg.QueueTracingEndpoint},
+			corev1.EnvVar{Name: contract.EnvTracingSamplingRatio, Value: strconv.FormatFloat(cfg.QueueTracingSamplingRatio, 'g', -1, 64)})
+	}
 	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	for _, q := range []struct {
 		list corev1.ResourceList
