@@ -9,12 +9,13 @@
 package metering
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 // Rates are the prices of provisioned capacity, in dollars.
@@ -30,9 +31,10 @@ type Rates struct {
 	IncludedStorageGB float64 `json:"ephemeralStorageIncludedGB"`
 }
 
-// DefaultRates are Fargate's published Linux/x86 rates in us-east-1.
+// DefaultRates are Fargate's published Linux/x86 rates in us-east-1 (config.NewMetering).
 func DefaultRates() Rates {
-	return Rates{VCPUHour: 0.04048, GBHour: 0.004445, StorageGBHour: 0.000111, IncludedStorageGB: 20}
+	m := config.NewMetering()
+	return Rates{VCPUHour: m.VCPUHour, GBHour: m.GBHour, StorageGBHour: m.EphemeralStorageGBHour, IncludedStorageGB: m.EphemeralStorageIncludedGB}
 }
 
 // The keys of the config-metering ConfigMap (and the flags of gantry usage that override
@@ -45,42 +47,17 @@ const (
 )
 
 // ConfigMapName is the ConfigMap, in Gantry's configuration namespace, that holds the rates.
-const ConfigMapName = "config-metering"
+const ConfigMapName = config.MeteringConfigName
 
-// ParseRates reads the rates from a ConfigMap's data; a missing key keeps its default, a key
-// that starts with "_" is documentation. An error names every bad key.
+// ParseRates reads the rates from config-metering's data (config.NewMeteringFromMap): a
+// missing key keeps its default, a key that starts with "_" is documentation. An error names
+// the ConfigMap and every bad key.
 func ParseRates(data map[string]string) (Rates, error) {
-	r := DefaultRates()
-	var errs []error
-	for key, value := range data {
-		if strings.HasPrefix(key, "_") {
-			continue
-		}
-		var dst *float64
-		switch key {
-		case KeyVCPUHour:
-			dst = &r.VCPUHour
-		case KeyGBHour:
-			dst = &r.GBHour
-		case KeyStorageGBHour:
-			dst = &r.StorageGBHour
-		case KeyIncludedStorageGB:
-			dst = &r.IncludedStorageGB
-		default:
-			errs = append(errs, fmt.Errorf("%s: unknown key (known: %s, %s, %s, %s)", key, KeyVCPUHour, KeyGBHour, KeyStorageGBHour, KeyIncludedStorageGB))
-			continue
-		}
-		v, err := ParseRate(value)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			continue
-		}
-		*dst = v
-	}
-	if err := errors.Join(errs...); err != nil {
+	m, err := config.NewMeteringFromMap(data)
+	if err != nil {
 		return Rates{}, fmt.Errorf("%s: %w", ConfigMapName, err)
 	}
-	return r, nil
+	return Rates{VCPUHour: m.VCPUHour, GBHour: m.GBHour, StorageGBHour: m.EphemeralStorageGBHour, IncludedStorageGB: m.EphemeralStorageIncludedGB}, nil
 }
 
 // ParseRate reads one rate: a finite number, zero or more.
@@ -96,21 +73,7 @@ func ParseRate(s string) (float64, error) {
 }
 
 // Example documents the ConfigMap's keys with their defaults, as Knative's _example blocks.
-func Example() string {
-	d := DefaultRates()
-	return fmt.Sprintf(`# Rates of gantry usage, in dollars (default: Fargate Linux/x86, us-east-1).
-# Copy a key above _example to set it; gantry usage flags of the same name override.
-
-# The price of one provisioned vCPU for an hour.
-%s: "%g"
-# The price of one provisioned GB of memory for an hour.
-%s: "%g"
-# The price of one GB of ephemeral storage for an hour, beyond the included amount.
-%s: "%g"
-# The ephemeral storage every pod gets at no charge, in GB.
-%s: "%g"
-`, KeyVCPUHour, d.VCPUHour, KeyGBHour, d.GBHour, KeyStorageGBHour, d.StorageGBHour, KeyIncludedStorageGB, d.IncludedStorageGB)
-}
+func Example() string { return config.Example(ConfigMapName) }
 
 // MinimumSeconds is the least a pod is billed for.
 const MinimumSeconds = 60

@@ -71,8 +71,8 @@ func TestParseRates(t *testing.T) {
 		want []string
 	}{
 		{map[string]string{KeyGBHour: "cheap"}, []string{"config-metering", "gb-hour", `"cheap" is not a number`}},
-		{map[string]string{KeyVCPUHour: "-1"}, []string{"vcpu-hour", "must not be negative"}},
-		{map[string]string{KeyStorageGBHour: "NaN"}, []string{"ephemeral-storage-gb-hour", "not a number"}},
+		{map[string]string{KeyVCPUHour: "-1"}, []string{"vcpu-hour: -1 is not a price"}},
+		{map[string]string{KeyStorageGBHour: "NaN"}, []string{"ephemeral-storage-gb-hour: NaN is not a price"}},
 		{map[string]string{"vcpu-hours": "1"}, []string{"vcpu-hours: unknown key"}},
 	} {
 		_, err := ParseRates(tc.data)

@@ -24,7 +24,7 @@ const ExampleKey = "_example"
 
 // Names lists the configuration ConfigMaps in a stable order.
 func Names() []string {
-	return []string{DefaultsConfigName, FeaturesConfigName, AutoscalerConfigName, NetworkConfigName, DeploymentConfigName, ServerlessConfigName}
+	return []string{DefaultsConfigName, FeaturesConfigName, AutoscalerConfigName, NetworkConfigName, DeploymentConfigName, ServerlessConfigName, MeteringConfigName}
 }
 
 // IsConfigMap reports whether name is one of Gantry's configuration ConfigMaps.
@@ -64,6 +64,11 @@ func (c *Config) Apply(name string, data map[string]string) error {
 		var v *Serverless
 		if v, err = NewServerlessFromMap(data); err == nil {
 			c.Serverless = v
+		}
+	case MeteringConfigName:
+		var v *Metering
+		if v, err = NewMeteringFromMap(data); err == nil {
+			c.Metering = v
 		}
 	default:
 		return fmt.Errorf("%s is not a configuration ConfigMap (want one of %s)", name, strings.Join(Names(), ", "))

@@ -11,6 +11,7 @@ type Config struct {
 	Network    *Network
 	Deployment *Deployment
 	Serverless *Serverless
+	Metering   *Metering
 }
 
 // NewConfig is the configuration Knative ships: every ConfigMap absent.
@@ -22,6 +23,7 @@ func NewConfig() *Config {
 		Network:    NewNetwork(),
 		Deployment: NewDeployment(),
 		Serverless: NewServerless(),
+		Metering:   NewMetering(),
 	}
 }
 
@@ -60,6 +62,9 @@ func FromContextOrDefaults(ctx context.Context) *Config {
 		}
 		if c.Serverless != nil {
 			out.Serverless = c.Serverless
+		}
+		if c.Metering != nil {
+			out.Metering = c.Metering
 		}
 	}
 	return out
