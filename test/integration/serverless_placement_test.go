@@ -1,0 +1,237 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/utils/ptr"
+
+	"github.com/gantry-run/gantry/internal/standalone"
+	"github.com/gantry-run/gantry/internal/testenv"
+	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
+)
+
+// serverlessPod is a pod as the admission webhook leaves one a profile selected: the
+// serverless scheduler's, labelled with its profile, annotated with its size.
+func serverlessPod(name, image, capacity string) *corev1.Pod {
+	pod := podWith(name, corev1.Container{Name: "hello", Image: image,
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intOrStr(8080)}}, PeriodSeconds: 1}})
+	pod.Labels = map[string]string{v1alpha1.ProfileLabel: "test"}
+	pod.Annotations = map[string]string{
+		v1alpha1.CapacityProvisionedAnnotation:         capacity,
+		v1alpha1.EphemeralStorageProvisionedAnnotation: "20Gi",
+	}
+	pod.Spec.SchedulerName = v1alpha1.SchedulerName
+	return pod
+}
+
+// TestServerlessPodGetsANodeOfItsOwn: a pod with the serverless fields gets its own Node,
+// named after its address, tainted and sized to it; it runs within its provisioned limits,
+// its logs come through the API server, and its Node goes within 5 s of it. A normal pod
+// still lands on the shared node.
+func TestServerlessPodGetsANodeOfItsOwn(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	ctx := context.Background()
+	image := env.Image(t, "hello")
+
+	createPod(t, env, ns, serverlessPod("sl-a", image, "0.25vCPU 0.5GB"))
+	createPod(t, env, ns, serverlessPod("sl-b", image, "0.5vCPU 1GB"))
+	createPod(t, env, ns, podWith("shared", corev1.Container{Name: "hello", Image: image}))
+	a := waitPod(t, env, ns, "sl-a", "running", 90*time.Second, running)
+	b := waitPod(t, env, ns, "sl-b", "running", 90*time.Second, running)
+	shared := waitPod(t, env, ns, "shared", "running", 90*time.Second, running)
+
+	if shared.Spec.NodeName != standalone.DefaultNodeName {
+		t.Errorf("the normal pod is on %q, want the shared node %q", shared.Spec.NodeName, standalone.DefaultNodeName)
+	}
+	if a.Spec.NodeName == b.Spec.NodeName {
+		t.Errorf("two serverless pods share node %s", a.Spec.NodeName)
+	}
+	for _, p := range []*corev1.Pod{a, b} {
+		want := v1alpha1.NodeNamePrefix + strings.ReplaceAll(p.Status.PodIP, ".", "-")
+		if p.Spec.NodeName != want {
+			t.Errorf("pod %s (IP %s) is on node %q, want %q", p.Name, p.Status.PodIP, p.Spec.NodeName, want)
+		}
+	}
+
+	t.Run("the node is tainted, labelled and sized to the pod", func(t *testing.T) {
+		n, err := env.Client.CoreV1().Nodes().Get(ctx, a.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		taint := corev1.Taint{Key: v1alpha1.ComputeTypeTaintKey, Value: v1alpha1.ComputeTypeTaintValue, Effect: corev1.TaintEffectNoSchedule}
+		if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != taint.Key || n.Spec.Taints[0].Value != taint.Value || n.Spec.Taints[0].Effect != taint.Effect {
+			t.Errorf("taints %v, want only %v", n.Spec.Taints, taint)
+		}
+		if n.Labels[v1alpha1.ProfileLabel] != "test" || n.Labels[v1alpha1.ComputeTypeTaintKey] != v1alpha1.ComputeTypeTaintValue {
+			t.Errorf("labels %v", n.Labels)
+		}
+		if n.Annotations[v1alpha1.CapacityProvisionedAnnotation] != "0.25vCPU 0.5GB" {
+			t.Errorf("annotations %v", n.Annotations)
+		}
+		for name, l := range map[string]corev1.ResourceList{"capacity": n.Status.Capacity, "allocatable": n.Status.Allocatable} {
+			if l.Cpu().MilliValue() != 250 || l.Memory().Value() != 512<<20 || l.Pods().Value() != 1 {
+				t.Errorf("%s %v, want 250m CPU, 512Mi, 1 pod", name, l)
+			}
+		}
+		if !nodeReady(n) {
+			t.Errorf("node %s is not Ready: %v", n.Name, n.Status.Conditions)
+		}
+	})
+
+	t.Run("the pod's cgroup holds the provisioned size", func(t *testing.T) {
+		for _, tt := range []struct {
+			pod       *corev1.Pod
+			cpuMillis int64
+			memory    int64
+		}{{a, 250, 512 << 20}, {b, 500, 1 << 30}} {
+			pid := containerPid(t, env, tt.pod, "hello")
+			// The pod's cgroup is the container's parent.
+			cpu := filepath.Dir(cgroupDir(t, pid, "cpu"))
+			mem := filepath.Dir(cgroupDir(t, pid, "memory"))
+			quota, period := readInt(t, filepath.Join(cpu, "cpu.cfs_quota_us")), readInt(t, filepath.Join(cpu, "cpu.cfs_period_us"))
+			if got := quota * 1000 / period; got != tt.cpuMillis {
+				t.Errorf("pod %s: CPU quota %d/%d = %dm, want %dm", tt.pod.Name, quota, period, got, tt.cpuMillis)
+			}
+			if got := readInt(t, filepath.Join(mem, "memory.limit_in_bytes")); got != tt.memory {
+				t.Errorf("pod %s: memory limit %d, want %d", tt.pod.Name, got, tt.memory)
+			}
+		}
+	})
+
+	t.Run("logs through the API server", func(t *testing.T) {
+		waitFor(t, "the container's log line", 30*time.Second, func(ctx context.Context) (bool, error) {
+			out, err := env.Client.CoreV1().Pods(ns).GetLogs(a.Name, &corev1.PodLogOptions{Container: "hello"}).DoRaw(ctx)
+			if err != nil {
+				return false, err
+			}
+			return len(out) > 0, nil
+		})
+	})
+
+	t.Run("a pod reaches another by its address", func(t *testing.T) {
+		if got := httpGet(t, "http://"+b.Status.PodIP+":8080/"); !strings.Contains(got, "Hello") {
+			t.Errorf("GET %s = %q", b.Status.PodIP, got)
+		}
+	})
+
+	t.Run("the node is gone within 5 s of the pod", func(t *testing.T) {
+		if err := env.Client.CoreV1().Pods(ns).Delete(ctx, a.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "pod "+a.Name+" gone", 30*time.Second, func(ctx context.Context) (bool, error) {
+			_, err := env.Client.CoreV1().Pods(ns).Get(ctx, a.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		gone := time.Now()
+		waitFor(t, "node "+a.Spec.NodeName+" gone", 10*time.Second, func(ctx context.Context) (bool, error) {
+			_, err := env.Client.CoreV1().Nodes().Get(ctx, a.Spec.NodeName, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		if d := time.Since(gone); d > 5*time.Second {
+			t.Errorf("the node went %v after its pod, want within 5 s", d)
+		}
+	})
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// TestServerlessPodsItCannotPlace: a pod with no size, or with fields a serverless node
+// refuses, stays Pending with a FailedScheduling event that says why, and no node.
+func TestServerlessPodsItCannotPlace(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	ctx := context.Background()
+
+	noSize := serverlessPod("no-size", "example.invalid/x", "")
+	delete(noSize.Annotations, v1alpha1.CapacityProvisionedAnnotation)
+	badSize := serverlessPod("bad-size", "example.invalid/x", "lots")
+	hostPort := serverlessPod("host-port", "example.invalid/x", "0.25vCPU 0.5GB")
+	hostPort.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 18080}}
+	for _, tt := range []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{noSize, v1alpha1.CapacityProvisionedAnnotation + "]: missing"},
+		{badSize, `capacity "lots"`},
+		{hostPort, "spec.containers[0].ports[0].hostPort"},
+	} {
+		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, tt.pod, metav1.CreateOptions{}); err != nil {
+			if strings.Contains(err.Error(), "denied") {
+				t.Logf("pod %s refused at admission (the webhook's part): %v", tt.pod.Name, err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		waitFor(t, "a FailedScheduling event for "+tt.pod.Name, 30*time.Second, func(ctx context.Context) (bool, error) {
+			evs, err := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+				"involvedObject.name": tt.pod.Name, "reason": "FailedScheduling"}.String()})
+			if err != nil {
+				return false, err
+			}
+			for _, e := range evs.Items {
+				if strings.Contains(e.Message, tt.want) {
+					return true, nil
+				}
+			}
+			return false, fmt.Errorf("events %v", evs.Items)
+		})
+		p := waitPod(t, env, ns, tt.pod.Name, "unschedulable", 10*time.Second, func(p *corev1.Pod) bool { return unschedulable(*p) })
+		if p.Spec.NodeName != "" {
+			t.Errorf("pod %s was bound to %s", p.Name, p.Spec.NodeName)
+		}
+	}
+}
+
+// TestSharedNodeIsFinite: the shared node advertises the machine less its reserve, and a
+// pod that asks for more stays Pending with kube-scheduler's message.
+func TestSharedNodeIsFinite(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	ctx := context.Background()
+	n, err := env.Client.CoreV1().Nodes().Get(ctx, standalone.DefaultNodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capCPU, allocCPU := n.Status.Capacity.Cpu().MilliValue(), n.Status.Allocatable.Cpu().MilliValue()
+	if allocCPU >= capCPU || allocCPU <= 0 {
+		t.Errorf("allocatable CPU %dm, want below the capacity %dm and above zero", allocCPU, capCPU)
+	}
+	if n.Status.Allocatable.Memory().Cmp(*n.Status.Capacity.Memory()) >= 0 {
+		t.Errorf("allocatable memory %v, want below the capacity %v", n.Status.Allocatable.Memory(), n.Status.Capacity.Memory())
+	}
+	big := podWith("too-big", corev1.Container{Name: "c", Image: "example.invalid/x", Resources: corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(capCPU, resource.DecimalSI)}}})
+	big.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+	createPod(t, env, ns, big)
+	p := waitPod(t, env, ns, "too-big", "unschedulable", 30*time.Second, func(p *corev1.Pod) bool { return unschedulable(*p) })
+	var msg string
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			msg = c.Message
+		}
+	}
+	if !strings.Contains(msg, "Insufficient cpu") {
+		t.Errorf("PodScheduled message %q, want kube-scheduler's Insufficient cpu", msg)
+	}
+}
