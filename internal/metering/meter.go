@@ -165,16 +165,14 @@ func (m *Meter) Start(ctx context.Context) error {
 	}
 	// Every pod the API lists is queued; what is open in the database without its pod ended
 	// while no server watched.
-	lister := podInformer.GetIndexer()
-	done := make(chan struct{})
-	m.send(ctx, event{reconcile: func(uid string) (bool, error) {
-		for _, obj := range lister.List() {
-			if p, ok := obj.(*corev1.Pod); ok && string(p.UID) == uid {
-				return true, nil
-			}
+	uids := map[string]bool{}
+	for _, obj := range podInformer.GetIndexer().List() {
+		if p, ok := obj.(*corev1.Pod); ok {
+			uids[string(p.UID)] = true
 		}
-		return false, nil
-	}, done: done})
+	}
+	done := make(chan struct{})
+	m.send(ctx, event{reconcile: func(uid string) (bool, error) { return uids[uid], nil }, done: done})
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -334,14 +332,16 @@ func (m *Meter) apply(ctx context.Context, store *Store, open map[string]*tracke
 		}
 		m.count(rec, rec.End.Sub(accrued))
 		m.countRest(rec, maxTime(rec.End, accrued))
-	case rec.Open() && !ch.LastSeen.IsZero():
+	case ch.Ended:
+		// Closed before (by a deletion or a reconcile): counted once, never again.
+	case rec.Open():
 		// Open in the database since an earlier server, which counted up to its last look.
 		if _, ok := open[rec.UID]; !ok {
 			open[rec.UID] = &tracked{rec: rec, accrued: maxTime(rec.Start, ch.LastSeen)}
 			m.running.WithLabelValues(rec.Namespace, rec.Profile).Inc()
 		}
 	}
-	if !rec.Open() || ch.Closed {
+	if !rec.Open() || ch.Closed || ch.Ended {
 		closed[rec.UID] = true
 	}
 	if deleted {

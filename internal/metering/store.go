@@ -113,8 +113,8 @@ func (s *Store) Close() error { return s.db.Close() }
 // Change is what Observe did to a record.
 type Change struct {
 	// Inserted: the record is new. Closed: this observation closed it (it was inserted
-	// closed, or was open and now has its end).
-	Inserted, Closed bool
+	// closed, or was open and now has its end). Ended: it was closed before.
+	Inserted, Closed, Ended bool
 	// LastSeen is the record's last_seen before this observation (zero when inserted).
 	LastSeen time.Time
 }
@@ -143,7 +143,7 @@ func (s *Store) Observe(ctx context.Context, rec Record, now time.Time) (Change,
 			rec.Size.MilliCPU, rec.Size.MemoryMiB, rec.Size.StorageMiB, rec.Start.UnixMilli(), nullTime(rec.End), now.UnixMilli())
 	case err != nil:
 	case end.Valid:
-		return Change{LastSeen: time.UnixMilli(lastSeen)}, nil
+		return Change{Ended: true, LastSeen: time.UnixMilli(lastSeen)}, nil
 	default:
 		ch = Change{LastSeen: time.UnixMilli(lastSeen)}
 		if !rec.Open() {

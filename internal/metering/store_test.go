@@ -53,7 +53,7 @@ func TestStoreUpsertReopenNoDoubleCount(t *testing.T) {
 	}
 	later := closed
 	later.End = t0.Add(500 * time.Second)
-	if ch, err = s2.Observe(ctx, later, t0.Add(501*time.Second)); err != nil || ch.Inserted || ch.Closed {
+	if ch, err = s2.Observe(ctx, later, t0.Add(501*time.Second)); err != nil || ch.Inserted || ch.Closed || !ch.Ended {
 		t.Fatalf("observation after the end = %+v, %v; want no change", ch, err)
 	}
 	if ok, err := s2.CloseAt(ctx, "u1", t0.Add(time.Hour)); err != nil || ok {
