@@ -12,25 +12,48 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/standalone"
 	"github.com/gantry-run/gantry/internal/testenv"
 	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
-// serverlessPod is a pod as the admission webhook leaves one a profile selected: the
-// serverless scheduler's, labelled with its profile, annotated with its size.
-func serverlessPod(name, image, capacity string) *corev1.Pod {
-	pod := podWith(name, corev1.Container{Name: "hello", Image: image,
-		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intOrStr(8080)}}, PeriodSeconds: 1}})
-	pod.Labels = map[string]string{v1alpha1.ProfileLabel: "test"}
-	pod.Annotations = map[string]string{
-		v1alpha1.CapacityProvisionedAnnotation:         capacity,
-		v1alpha1.EphemeralStorageProvisionedAnnotation: "20Gi",
+// placementProfile creates a ServerlessProfile selecting the pods of ns labelled
+// serverless=yes, waits for it to be Active, and deletes it when the test ends.
+func placementProfile(t *testing.T, env *testenv.Env, ns string) string {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
 	}
-	pod.Spec.SchedulerName = v1alpha1.SchedulerName
+	c, err := client.New(env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &v1alpha1.ServerlessProfile{ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: v1alpha1.ServerlessProfileSpec{Selectors: []v1alpha1.Selector{{Namespace: ns, Labels: map[string]string{"serverless": "yes"}}}}}
+	if err := c.Create(context.Background(), p); err != nil {
+		t.Fatalf("creating ServerlessProfile %s: %v", ns, err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), p) })
+	waitFor(t, "ServerlessProfile "+ns+" Active", 30*time.Second, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKey{Name: ns}, p); err != nil {
+			return false, err
+		}
+		return p.Status.Phase == v1alpha1.PhaseActive, fmt.Errorf("phase %q", p.Status.Phase)
+	})
+	return p.Name
+}
+
+// serverlessPod is a pod the profile of placementProfile selects.
+func serverlessPod(name, image string, resources corev1.ResourceList) *corev1.Pod {
+	pod := podWith(name, corev1.Container{Name: "hello", Image: image,
+		Resources:      corev1.ResourceRequirements{Requests: resources, Limits: resources},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intOrStr(8080)}}, PeriodSeconds: 1}})
+	pod.Labels = map[string]string{"serverless": "yes"}
 	return pod
 }
 
@@ -45,8 +68,10 @@ func TestServerlessPodGetsANodeOfItsOwn(t *testing.T) {
 	ctx := context.Background()
 	image := env.Image(t, "hello")
 
-	createPod(t, env, ns, serverlessPod("sl-a", image, "0.25vCPU 0.5GB"))
-	createPod(t, env, ns, serverlessPod("sl-b", image, "0.5vCPU 1GB"))
+	profile := placementProfile(t, env, ns)
+	createPod(t, env, ns, serverlessPod("sl-a", image, nil))
+	createPod(t, env, ns, serverlessPod("sl-b", image, corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("512Mi")}))
 	createPod(t, env, ns, podWith("shared", corev1.Container{Name: "hello", Image: image}))
 	a := waitPod(t, env, ns, "sl-a", "running", 90*time.Second, running)
 	b := waitPod(t, env, ns, "sl-b", "running", 90*time.Second, running)
@@ -58,7 +83,13 @@ func TestServerlessPodGetsANodeOfItsOwn(t *testing.T) {
 	if a.Spec.NodeName == b.Spec.NodeName {
 		t.Errorf("two serverless pods share node %s", a.Spec.NodeName)
 	}
+	sizes := map[string]v1alpha1.Capacity{}
 	for _, p := range []*corev1.Pod{a, b} {
+		c, err := v1alpha1.ParseCapacity(p.Annotations[v1alpha1.CapacityProvisionedAnnotation])
+		if err != nil {
+			t.Fatalf("pod %s: %v", p.Name, err)
+		}
+		sizes[p.Name] = c
 		want := v1alpha1.NodeNamePrefix + strings.ReplaceAll(p.Status.PodIP, ".", "-")
 		if p.Spec.NodeName != want {
 			t.Errorf("pod %s (IP %s) is on node %q, want %q", p.Name, p.Status.PodIP, p.Spec.NodeName, want)
@@ -74,15 +105,16 @@ func TestServerlessPodGetsANodeOfItsOwn(t *testing.T) {
 		if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != taint.Key || n.Spec.Taints[0].Value != taint.Value || n.Spec.Taints[0].Effect != taint.Effect {
 			t.Errorf("taints %v, want only %v", n.Spec.Taints, taint)
 		}
-		if n.Labels[v1alpha1.ProfileLabel] != "test" || n.Labels[v1alpha1.ComputeTypeTaintKey] != v1alpha1.ComputeTypeTaintValue {
+		if n.Labels[v1alpha1.ProfileLabel] != profile || n.Labels[v1alpha1.ComputeTypeTaintKey] != v1alpha1.ComputeTypeTaintValue {
 			t.Errorf("labels %v", n.Labels)
 		}
-		if n.Annotations[v1alpha1.CapacityProvisionedAnnotation] != "0.25vCPU 0.5GB" {
-			t.Errorf("annotations %v", n.Annotations)
+		size := sizes[a.Name]
+		if n.Annotations[v1alpha1.CapacityProvisionedAnnotation] != size.String() {
+			t.Errorf("annotations %v, want the pod's size %s", n.Annotations, size)
 		}
 		for name, l := range map[string]corev1.ResourceList{"capacity": n.Status.Capacity, "allocatable": n.Status.Allocatable} {
-			if l.Cpu().MilliValue() != 250 || l.Memory().Value() != 512<<20 || l.Pods().Value() != 1 {
-				t.Errorf("%s %v, want 250m CPU, 512Mi, 1 pod", name, l)
+			if l.Cpu().MilliValue() != size.MilliCPU || l.Memory().Value() != size.MemoryBytes() || l.Pods().Value() != 1 {
+				t.Errorf("%s %v, want %s and 1 pod", name, l, size)
 			}
 		}
 		if !nodeReady(n) {
@@ -90,12 +122,29 @@ func TestServerlessPodGetsANodeOfItsOwn(t *testing.T) {
 		}
 	})
 
+	t.Run("the node has a lease, renewed", func(t *testing.T) {
+		var first *metav1.MicroTime
+		waitFor(t, "the lease of "+b.Spec.NodeName+" renewed", 30*time.Second, func(ctx context.Context) (bool, error) {
+			l, err := env.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, b.Spec.NodeName, metav1.GetOptions{})
+			if err != nil || l.Spec.RenewTime == nil {
+				return false, err
+			}
+			if first == nil {
+				first = l.Spec.RenewTime
+			}
+			return l.Spec.RenewTime.After(first.Time), nil
+		})
+	})
+
 	t.Run("the pod's cgroup holds the provisioned size", func(t *testing.T) {
+		if sizes[a.Name] == sizes[b.Name] {
+			t.Errorf("both pods were given %s; the test wants two sizes", sizes[a.Name])
+		}
 		for _, tt := range []struct {
 			pod       *corev1.Pod
 			cpuMillis int64
 			memory    int64
-		}{{a, 250, 512 << 20}, {b, 500, 1 << 30}} {
+		}{{a, sizes[a.Name].MilliCPU, sizes[a.Name].MemoryBytes()}, {b, sizes[b.Name].MilliCPU, sizes[b.Name].MemoryBytes()}} {
 			pid := containerPid(t, env, tt.pod, "hello")
 			// The pod's cgroup is the container's parent.
 			cpu := filepath.Dir(cgroupDir(t, pid, "cpu"))
@@ -152,54 +201,6 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// TestServerlessPodsItCannotPlace: a pod with no size, or with fields a serverless node
-// refuses, stays Pending with a FailedScheduling event that says why, and no node.
-func TestServerlessPodsItCannotPlace(t *testing.T) {
-	env := testenv.Get(t)
-	testenv.RequireNode(t)
-	ns := newNamespace(t, env.Client)
-	ctx := context.Background()
-
-	noSize := serverlessPod("no-size", "example.invalid/x", "")
-	delete(noSize.Annotations, v1alpha1.CapacityProvisionedAnnotation)
-	badSize := serverlessPod("bad-size", "example.invalid/x", "lots")
-	hostPort := serverlessPod("host-port", "example.invalid/x", "0.25vCPU 0.5GB")
-	hostPort.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 18080}}
-	for _, tt := range []struct {
-		pod  *corev1.Pod
-		want string
-	}{
-		{noSize, v1alpha1.CapacityProvisionedAnnotation + "]: missing"},
-		{badSize, `capacity "lots"`},
-		{hostPort, "spec.containers[0].ports[0].hostPort"},
-	} {
-		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, tt.pod, metav1.CreateOptions{}); err != nil {
-			if strings.Contains(err.Error(), "denied") {
-				t.Logf("pod %s refused at admission (the webhook's part): %v", tt.pod.Name, err)
-				continue
-			}
-			t.Fatal(err)
-		}
-		waitFor(t, "a FailedScheduling event for "+tt.pod.Name, 30*time.Second, func(ctx context.Context) (bool, error) {
-			evs, err := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
-				"involvedObject.name": tt.pod.Name, "reason": "FailedScheduling"}.String()})
-			if err != nil {
-				return false, err
-			}
-			for _, e := range evs.Items {
-				if strings.Contains(e.Message, tt.want) {
-					return true, nil
-				}
-			}
-			return false, fmt.Errorf("events %v", evs.Items)
-		})
-		p := waitPod(t, env, ns, tt.pod.Name, "unschedulable", 10*time.Second, func(p *corev1.Pod) bool { return unschedulable(*p) })
-		if p.Spec.NodeName != "" {
-			t.Errorf("pod %s was bound to %s", p.Name, p.Spec.NodeName)
-		}
-	}
 }
 
 // TestSharedNodeIsFinite: the shared node advertises the machine less its reserve, and a
