@@ -311,7 +311,9 @@ func TestSharedStorageRetainAndLateBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	pv := waitBound(t, env, ns, "late")
-	t.Cleanup(func() { _ = env.Client.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{})
+	})
 	dir := filepath.Join(env.DataDir, datadir.SharedVolumesDir, pv.Spec.CSI.VolumeHandle)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	p = waitPod(t, env, ns, "waits", "running once its claim is bound", 150*time.Second, running)
@@ -333,7 +335,9 @@ func TestSharedStorageRetainAndLateBinding(t *testing.T) {
 	if _, err := env.Client.CoreV1().PersistentVolumes().Create(ctx, hostPV, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Client.CoreV1().PersistentVolumes().Delete(context.Background(), hostPV.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().PersistentVolumes().Delete(context.Background(), hostPV.Name, metav1.DeleteOptions{})
+	})
 	hostClaim := newClaim("host", "", corev1.ReadWriteOnce)
 	hostClaim.Spec.StorageClassName, hostClaim.Spec.VolumeName = ptr.To(""), hostPV.Name
 	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, hostClaim, metav1.CreateOptions{}); err != nil {
