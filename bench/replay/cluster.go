@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -65,7 +67,7 @@ func (c cluster) deploy(ctx context.Context, image string, s settings) error {
 	if _, err := c.dyn.Resource(ksvcs).Namespace("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating the Service: %w", err)
 	}
-	return c.waitFor(ctx, fmt.Sprintf("the Service Ready with %d pods", s.minScale), 3*time.Minute, func(ctx context.Context) (bool, error) {
+	err := c.waitFor(ctx, fmt.Sprintf("the Service Ready with %d pods", s.minScale), 3*time.Minute, func(ctx context.Context) (bool, error) {
 		ksvc, err := c.dyn.Resource(ksvcs).Namespace("default").Get(ctx, serviceName, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -82,6 +84,48 @@ func (c cluster) deploy(ctx context.Context, image string, s settings) error {
 		sc := c.scale(ctx)
 		return sc.ready == s.minScale, fmt.Errorf("%d ready", sc.ready)
 	})
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, c.describe(ctx))
+	}
+	return nil
+}
+
+// describe says what the revision's pods are doing and the namespace's last events, for an
+// error.
+func (c cluster) describe(ctx context.Context) string {
+	var b strings.Builder
+	if pods, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			fmt.Fprintf(&b, "pod %s: %s on %q", p.Name, p.Status.Phase, p.Spec.NodeName)
+			for _, cs := range p.Status.ContainerStatuses {
+				fmt.Fprintf(&b, "; %s ready=%t", cs.Name, cs.Ready)
+				if w := cs.State.Waiting; w != nil {
+					fmt.Fprintf(&b, " waiting %s: %s", w.Reason, w.Message)
+				}
+				if t := cs.State.Terminated; t != nil {
+					fmt.Fprintf(&b, " terminated %s (%d): %s", t.Reason, t.ExitCode, t.Message)
+				}
+				if !cs.Ready {
+					tailLines := int64(20)
+					logs, err := c.client.CoreV1().Pods("default").GetLogs(p.Name, &corev1.PodLogOptions{Container: cs.Name, Previous: cs.RestartCount > 0, TailLines: &tailLines}).DoRaw(ctx)
+					fmt.Fprintf(&b, "\n  its log: %s%v", logs, err)
+				}
+			}
+			for _, cond := range p.Status.Conditions {
+				if cond.Status != corev1.ConditionTrue && cond.Message != "" {
+					fmt.Fprintf(&b, "; %s: %s", cond.Type, cond.Message)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if events, err := c.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{}); err == nil {
+		items := events.Items
+		for _, e := range items[max(0, len(items)-15):] {
+			fmt.Fprintf(&b, "event %s %s/%s: %s %s\n", e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
+	return b.String()
 }
 
 // scale reads the revision's desired and ready pods; -1 for what cannot be read.

@@ -75,7 +75,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 type summary struct {
 	shape                string
 	want                 int           // pods the peak calls for, within max-scale
-	toDesired, toReady   time.Duration // from the first request to want pods desired, ready; -1 never
+	toDesired, toReady   time.Duration // from when the load calls for want pods to want pods desired, ready; -1 never
 	maxDesired, maxReady int
 	sent, ok, failed     int
 	p50, p99             time.Duration // over the run, of the requests that answered 200
@@ -88,13 +88,15 @@ func summarize(sh shape, secs []second, reqs []request, target, maxScale int) su
 	if maxScale > 0 {
 		s.want = min(s.want, maxScale)
 	}
-	from := sh.loadStart()
+	from := sh.asks(s.want, target)
 	for _, sec := range secs {
+		// The scale of second t was read at t s; a level counts as reached at the first
+		// reading at or after the call (so up to a second late).
 		at := time.Duration(sec.t)*time.Second - from
-		if s.toDesired < 0 && sec.desired >= s.want && at >= 0 {
+		if at >= 0 && s.toDesired < 0 && sec.desired >= s.want {
 			s.toDesired = at
 		}
-		if s.toReady < 0 && sec.ready >= s.want && at >= 0 {
+		if at >= 0 && s.toReady < 0 && sec.ready >= s.want {
 			s.toReady = at
 		}
 		s.maxDesired, s.maxReady = max(s.maxDesired, sec.desired), max(s.maxReady, sec.ready)
@@ -156,7 +158,7 @@ func writeTable(w io.Writer, sums []summary) error {
 		return fmt.Sprintf("%d s", int(d.Round(time.Second)/time.Second))
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-	if _, err := fmt.Fprintln(w, "| shape | pods wanted at the peak | to that many desired | to that many ready | max desired | max ready | requests | failed | p50 | p99 |\n|---|---|---|---|---|---|---|---|---|---|"); err != nil {
+	if _, err := fmt.Fprintln(w, "| shape | pods the peak calls for | from that call to as many desired | … ready | max desired | max ready | requests | failed | p50 | p99 |\n|---|---|---|---|---|---|---|---|---|---|"); err != nil {
 		return err
 	}
 	for _, s := range sums {

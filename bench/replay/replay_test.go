@@ -50,20 +50,21 @@ func TestShapeConcurrency(t *testing.T) {
 	for name, want := range map[string]struct {
 		d          time.Duration
 		peak       int
-		loadStarts time.Duration
+		first, all time.Duration // the load calls for one pod, for all the peak calls for (target 10, max 8)
 	}{
-		"step":  {105 * time.Second, 50, 5 * time.Second},
-		"ramp":  {115 * time.Second, 50, 5*time.Second + 600*time.Millisecond},
-		"burst": {95 * time.Second, 100, 5 * time.Second},
+		"step":  {105 * time.Second, 50, 5 * time.Second, 5 * time.Second},
+		"ramp":  {115 * time.Second, 50, 5*time.Second + 600*time.Millisecond, 53*time.Second + 600*time.Millisecond},
+		"burst": {95 * time.Second, 100, 5 * time.Second, 25 * time.Second},
 	} {
 		sh := all[name]
-		if sh.duration() != want.d || sh.peak() != want.peak || sh.loadStart() != want.loadStarts {
-			t.Errorf("%s: duration %s, peak %d, load from %s; want %s, %d, %s", name, sh.duration(), sh.peak(), sh.loadStart(), want.d, want.peak, want.loadStarts)
+		pods := min(8, (sh.peak()+9)/10)
+		if sh.duration() != want.d || sh.peak() != want.peak || sh.asks(1, 10) != want.first || sh.asks(pods, 10) != want.all {
+			t.Errorf("%s: duration %s, peak %d, asks for a pod at %s, for %d at %s; want %s, %d, %s, %s",
+				name, sh.duration(), sh.peak(), sh.asks(1, 10), pods, sh.asks(pods, 10), want.d, want.peak, want.first, want.all)
 		}
-		// The load starts where loadStart says: nothing in flight just before, something after.
-		if sh.concurrency(sh.loadStart()-time.Millisecond) != 0 || sh.concurrency(sh.loadStart()+time.Millisecond) == 0 {
-			t.Errorf("%s: the load does not start at %s", name, sh.loadStart())
-		}
+	}
+	if got := all["step"].asks(6, 10); got != 105*time.Second {
+		t.Errorf("step asks for 6 pods at %s, want never (its end, 105s)", got)
 	}
 }
 

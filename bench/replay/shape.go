@@ -52,20 +52,15 @@ func (s shape) peak() int {
 	return n
 }
 
-// loadStart is when the shape first has a request in flight.
-func (s shape) loadStart() time.Duration {
-	var t time.Duration
-	for _, p := range s.phases {
-		if p.from > 0 {
+// asks is the first moment the shape holds more than (pods-1)×target requests in flight, so
+// that it calls for pods pods at target each (to 100 ms); the shape's end when it never does.
+func (s shape) asks(pods, target int) time.Duration {
+	for t := time.Duration(0); t < s.duration(); t += 100 * time.Millisecond {
+		if s.concurrency(t) > (pods-1)*target {
 			return t
 		}
-		if p.to > 0 {
-			// The first moment the linear rise rounds to one request.
-			return t + time.Duration(float64(p.d)*0.5/float64(p.to-p.from))
-		}
-		t += p.d
 	}
-	return t
+	return s.duration()
 }
 
 // shapeOptions size the three shapes.
