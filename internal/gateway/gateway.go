@@ -49,15 +49,13 @@ type Options struct {
 	// Tracer records a span for each request and its trace context goes on to the
 	// activator; nil traces nothing.
 	Tracer *tracing.Tracer
-	// TraceRelay, when set, is where the pods' side (FromPods listeners) forwards the
-	// OTLP/HTTP spans queue-proxies send to TraceRelayHost: pods cannot reach a collector on
-	// the host's loopback themselves. Nil relays nothing.
+	// TraceRelay, when set, takes the OTLP/HTTP spans queue-proxies send to the gateway's
+	// own address on the pods' side (a FromPods listener, Host an IP address, path
+	// /v1/traces): pods cannot reach a collector on the host's loopback themselves. No Route
+	// has an IP address for a host, so nothing else answers there. Nil relays nothing.
 	TraceRelay http.Handler
 }
 
-// TraceRelayHost is the host queue-proxies send their spans to, on the gateway's bridge
-// address.
-const TraceRelayHost = "otlp.gantry-system.svc"
 
 // Bounds of the gateway's HTTP servers. A request's own duration is bounded by its revision's
 // timeout in the queue-proxy, not here.
@@ -169,7 +167,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods boo
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if fromPods && host == TraceRelayHost && g.opts.TraceRelay != nil {
+	if fromPods && g.opts.TraceRelay != nil && r.URL.Path == "/v1/traces" && net.ParseIP(host) != nil {
 		g.opts.TraceRelay.ServeHTTP(w, r)
 		return
 	}

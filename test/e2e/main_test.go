@@ -125,11 +125,12 @@ func freePorts(t *testing.T) []int {
 	return ports
 }
 
-// startServer starts gantry server and waits for its ready line.
-func startServer(t *testing.T, dataDir string, ports []int) *server {
+// startServer starts gantry server, with extra flags after the usual ones, and waits for its
+// ready line.
+func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir, ports: ports, ready: make(chan struct{}), exited: make(chan struct{})}
-	s.cmd = exec.Command(gantryBin, serverArgs(dataDir, ports)...)
+	s.cmd = exec.Command(gantryBin, append(serverArgs(dataDir, ports), extra...)...)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

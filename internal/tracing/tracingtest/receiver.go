@@ -18,8 +18,9 @@ import (
 // Span is a received span, flattened.
 type Span struct {
 	Name, TraceID, SpanID, ParentID string
-	// Service is the service.name of the span's resource.
-	Service string
+	// Service is the service.name of the span's resource; Resource all its attributes.
+	Service  string
+	Resource map[string]string
 	// Attrs are the span's string and int attributes, as strings.
 	Attrs map[string]string
 	// StartNanos and EndNanos are Unix times.
@@ -70,7 +71,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	var got []Span
 	for _, rs := range msg.GetResourceSpans() {
-		service := attrs(rs.GetResource().GetAttributes())["service.name"]
+		res := attrs(rs.GetResource().GetAttributes())
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
 				got = append(got, Span{
@@ -78,7 +79,8 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 					TraceID:    hex.EncodeToString(s.GetTraceId()),
 					SpanID:     hex.EncodeToString(s.GetSpanId()),
 					ParentID:   hex.EncodeToString(s.GetParentSpanId()),
-					Service:    service,
+					Service:    res["service.name"],
+					Resource:   res,
 					Attrs:      attrs(s.GetAttributes()),
 					StartNanos: s.GetStartTimeUnixNano(),
 					EndNanos:   s.GetEndTimeUnixNano(),
@@ -102,8 +104,11 @@ func attrs(kvs []*commonv1.KeyValue) map[string]string {
 		case v.GetStringValue() != "":
 			m[kv.GetKey()] = v.GetStringValue()
 		default:
-			if _, ok := v.GetValue().(*commonv1.AnyValue_IntValue); ok {
-				m[kv.GetKey()] = strconv.FormatInt(v.GetIntValue(), 10)
+			switch x := v.GetValue().(type) {
+			case *commonv1.AnyValue_IntValue:
+				m[kv.GetKey()] = strconv.FormatInt(x.IntValue, 10)
+			case *commonv1.AnyValue_BoolValue:
+				m[kv.GetKey()] = strconv.FormatBool(x.BoolValue)
 			}
 		}
 	}
