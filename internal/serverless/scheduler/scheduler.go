@@ -215,35 +215,114 @@ func (s *Scheduler) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || pod.Spec.SchedulerName != v1alpha1.SchedulerName {
+	if pod.DeletionTimestamp != nil || pod.Spec.SchedulerName != v1alpha1.SchedulerName {
 		return nil
+	}
+	if pod.Spec.NodeName != "" {
+		return s.ensureNode(ctx, pod)
 	}
 	size, msg := admit(pod)
 	if msg != "" {
 		return s.unschedulable(ctx, pod, msg)
 	}
-	n, err := s.reserve(ctx, pod, size)
+	target, want, err := s.reserve(pod, size)
 	if err != nil {
 		if errors.Is(err, ErrNoAddress) {
 			return s.unschedulable(ctx, pod, "no serverless node can be made: "+err.Error())
 		}
 		return err
 	}
-	err = s.opts.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+	// The Node and the binding are written at once: the API server does not ask that a
+	// binding's node exist, and the name is already this pod's (no node the informer holds
+	// and no creation under way has it), so neither write waits for the other: a cold start
+	// pays one round trip, not two.
+	var createErr error
+	var wg sync.WaitGroup
+	if want != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, createErr = s.opts.Client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+		}()
+	}
+	bindErr := s.opts.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: n.Name},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: target},
 	}, metav1.CreateOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+	wg.Wait()
+	switch {
+	case createErr == nil:
+	case apierrors.IsAlreadyExists(createErr) && bindErr == nil:
+		// Not this scheduler's node after all (another's, unseen): the pod must not share it.
+		return s.evict(ctx, pod, target)
+	case apierrors.IsAlreadyExists(createErr):
+		// Taken meanwhile: the next attempt picks another address. The reservation stays
+		// until the informer brings that node.
+		return fmt.Errorf("registering node %s: %w", target, createErr)
+	default:
+		s.release(target)
+		if bindErr == nil {
+			// Bound to a node not registered yet: the next sync of the bound pod registers it.
+			return fmt.Errorf("registering node %s: %w", target, createErr)
+		}
+	}
+	if bindErr != nil {
+		if apierrors.IsNotFound(bindErr) || apierrors.IsConflict(bindErr) {
 			// The pod went or was bound meanwhile: its node, if unused, goes with the next
 			// collection.
 			s.queue.Add(gcKey)
 			return nil
 		}
-		return fmt.Errorf("binding pod %s to %s: %w", key, n.Name, err)
+		return fmt.Errorf("binding pod %s to %s: %w", key, target, bindErr)
 	}
-	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s (%s)", pod.Namespace, pod.Name, n.Name, size.Capacity)
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s (%s)", pod.Namespace, pod.Name, target, size.Capacity)
 	return nil
+}
+
+// ensureNode registers the node of a pod bound to a serverless node when it is missing (its
+// creation failed after the binding, or someone deleted it): the Node is the reservation of
+// the pod's address.
+func (s *Scheduler) ensureNode(ctx context.Context, pod *corev1.Pod) error {
+	ip, ok := node.ServerlessNodeIP(pod.Spec.NodeName)
+	if !ok {
+		return nil
+	}
+	if _, err := s.nodes.Get(pod.Spec.NodeName); err == nil {
+		return nil
+	}
+	s.mu.Lock()
+	inFlight := s.reserved[ip]
+	s.mu.Unlock()
+	if inFlight {
+		return nil
+	}
+	size, err := node.ProvisionedSize(pod)
+	if err != nil {
+		return nil // the node agent refuses the pod, saying why
+	}
+	_, err = s.opts.Client.CoreV1().Nodes().Create(ctx, MakeNode(s.opts.Agent, pod, ip, size, s.clock.Now()), metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	n, err := s.opts.Client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if n.Labels[podUIDLabel] != string(pod.UID) {
+		return s.evict(ctx, pod, n.Name)
+	}
+	return nil
+}
+
+// evict deletes a pod bound to a node made for another pod, so that its controller makes
+// another, which gets a node of its own.
+func (s *Scheduler) evict(ctx context.Context, pod *corev1.Pod, nodeName string) error {
+	s.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "node %s belongs to another pod; deleting this pod so that it is made again", nodeName)
+	err := s.opts.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
 
 // admit is the pod's provisioned size, or why no serverless node can run it.
@@ -286,34 +365,23 @@ func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, msg stri
 	return err
 }
 
-// reserve registers the pod's node: the one an earlier attempt made for it, or a new one at
-// the next free address. The Node object is the address's reservation: a create that
-// conflicts (another scheduler's, or one this informer has not seen yet) tries the next.
-func (s *Scheduler) reserve(ctx context.Context, pod *corev1.Pod, size node.ServerlessSize) (*corev1.Node, error) {
+// reserve chooses the pod's node: the one an earlier attempt registered for it (want nil),
+// or a new one at the next free address (want is the Node to create). The Node object is the
+// address's reservation.
+func (s *Scheduler) reserve(pod *corev1.Pod, size node.ServerlessSize) (target string, want *corev1.Node, err error) {
 	made, err := s.nodes.List(labels.SelectorFromSet(labels.Set{podUIDLabel: string(pod.UID)}))
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if len(made) > 0 {
-		return made[0], nil
+		return made[0].Name, nil, nil
 	}
-	for range 16 {
-		ip, err := s.pickAddress()
-		if err != nil {
-			return nil, err
-		}
-		want := MakeNode(s.opts.Agent, pod, ip, size, s.clock.Now())
-		n, err := s.opts.Client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			continue // stays reserved until the informer brings that node
-		}
-		if err != nil {
-			s.release(want.Name)
-			return nil, fmt.Errorf("registering node %s: %w", want.Name, err)
-		}
-		return n, nil
+	ip, err := s.pickAddress()
+	if err != nil {
+		return "", nil, err
 	}
-	return nil, errors.New("registering a node: every address tried was taken meanwhile")
+	want = MakeNode(s.opts.Agent, pod, ip, size, s.clock.Now())
+	return want.Name, want, nil
 }
 
 // pickAddress takes the next address that no serverless node and no creation under way
