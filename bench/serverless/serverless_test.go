@@ -8,8 +8,8 @@
 //   - BenchmarkBurst: 50 serverless pods created at once: create → Ready p50/p95, then the
 //     time from their deletion until all their Nodes are gone.
 //
-// Pods carry the serverless fields directly (schedulerName, profile label, size annotation),
-// as the admission webhook leaves a pod a profile selected.
+// A ServerlessProfile selects the pods labelled serverless=yes of the benchmark's namespace;
+// the admission webhook marks them, as it marks any pod a profile selects.
 //
 //	GANTRY_TEST_BRIDGE=gantry-h2 GANTRY_TEST_POD_CIDR=10.249.0.0/16 \
 //	  go test ./bench/serverless -run '^$' -bench . -benchtime 1x -timeout 20m
@@ -27,8 +27,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/testenv"
@@ -76,13 +78,13 @@ func pod(name, image string, serverless bool) *corev1.Pod {
 		},
 	}
 	if serverless {
-		p.Labels = map[string]string{v1alpha1.ProfileLabel: "bench"}
-		p.Annotations = map[string]string{v1alpha1.CapacityProvisionedAnnotation: "0.25vCPU 0.5GB"}
-		p.Spec.SchedulerName = v1alpha1.SchedulerName
+		p.Labels = map[string]string{"serverless": "yes"}
 	}
 	return p
 }
 
+// namespace creates namespace name and a ServerlessProfile that selects its pods labelled
+// serverless=yes, and waits for the profile to be Active.
 func namespace(b *testing.B, env *testenv.Env, name string) {
 	ctx := context.Background()
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
@@ -91,6 +93,26 @@ func namespace(b *testing.B, env *testenv.Env, name string) {
 	poll.Until(b, "the default ServiceAccount of "+name, time.Minute, func(ctx context.Context) (bool, error) {
 		_, err := env.Client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, err
+	})
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: s})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &v1alpha1.ServerlessProfile{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.ServerlessProfileSpec{Selectors: []v1alpha1.Selector{{Namespace: name, Labels: map[string]string{"serverless": "yes"}}}}}
+	if err := c.Create(ctx, p); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Delete(context.Background(), p) })
+	poll.Until(b, "ServerlessProfile "+name+" Active", time.Minute, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, p); err != nil {
+			return false, err
+		}
+		return p.Status.Phase == v1alpha1.PhaseActive, fmt.Errorf("phase %q", p.Status.Phase)
 	})
 }
 
