@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/gantry-run/gantry/internal/freeport"
+)
+
+// knativeNames are metrics that keep Knative's exact names, which dashboards written for
+// Knative query, although Prometheus's naming rules would want a _total suffix on a counter.
+var knativeNames = map[string]bool{"revision_request_count": true}
+
+// TestMetricsAfterTraffic sends requests to a service and reads the server's /metrics: the
+// activator's request metrics and the autoscaler's state are there for the revision, and the
+// client library's linter finds nothing wrong with what is served, but Knative's own names.
+func TestMetricsAfterTraffic(t *testing.T) {
+	requireNode(t)
+	metricsPort, err := freeport.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := newDataDir(t)
+	ports := freePorts(t)
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort[0])
+	s := startServer(t, dataDir, ports, "--metrics-address="+metricsAddr)
+	img := buildImage(t, ports[4], "hello")
+	manifest := filepath.Join(t.TempDir(), "counted.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: counted
+spec:
+  template:
+    spec:
+      containers:
+        - image: `+img+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("apply", "-f", manifest)
+	s.eventually("the counted service Ready", func(out string) bool { return out == "True" },
+		"get", "ksvc", "counted", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	url := "http://counted.default.localhost:" + strconv.Itoa(ports[6]) + "/"
+	for range 20 {
+		httpGetRetry(t, url)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(body)
+	var count float64
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "revision_request_count{") && strings.Contains(line, `revision_name="counted-00001"`) && strings.Contains(line, `response_code="200"`) {
+			count, _ = strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		}
+	}
+	if count < 20 {
+		t.Errorf("revision_request_count of counted-00001 with code 200 is %v after 20 requests", count)
+	}
+	for _, want := range []string{`revision_request_latencies_bucket{`, `autoscaler_desired_pods{`, `autoscaler_actual_pods{`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatalf("linting /metrics: %v", err)
+	}
+	for _, p := range problems {
+		if !knativeNames[p.Metric] {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+	s.stop()
+}
