@@ -71,7 +71,7 @@ func deleteProfile(t *testing.T, c client.Client, name string) {
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
-		return false, fmt.Errorf("phase %q, finalizers %v, err %v", p.Status.Phase, p.Finalizers, err)
+		return false, fmt.Errorf("phase %q, finalizers %v, err %w", p.Status.Phase, p.Finalizers, err)
 	})
 }
 
@@ -293,8 +293,11 @@ func TestServerlessProfileDeletionStopsPods(t *testing.T) {
 	var selected corev1.Pod
 	waitFor(t, "the Deployment's serverless pod", 60*time.Second, func(ctx context.Context) (bool, error) {
 		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		if err != nil || len(pods.Items) != 1 {
-			return false, fmt.Errorf("%v pods, %v", len(pods.Items), err)
+		if err != nil {
+			return false, err
+		}
+		if len(pods.Items) != 1 {
+			return false, fmt.Errorf("%d pods", len(pods.Items))
 		}
 		selected = pods.Items[0]
 		return true, nil
