@@ -116,19 +116,30 @@ func namespace(b *testing.B, env *testenv.Env, name string) {
 	})
 }
 
-// watchReady reports, for each pod of ns, when it was first seen Ready.
-func watchReady(ctx context.Context, b *testing.B, env *testenv.Env, ns string) func(name string, timeout time.Duration) time.Time {
+// watchReady reports, for each pod of ns, when it was first seen Ready; boundAt when it was
+// first seen bound to a node.
+func watchReady(ctx context.Context, b *testing.B, env *testenv.Env, ns string) (readyAt func(name string, timeout time.Duration) time.Time, boundAt func(name string) time.Time) {
 	w, err := env.Client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var mu sync.Mutex
-	at := map[string]time.Time{}
+	at, bound := map[string]time.Time{}, map[string]time.Time{}
 	changed := sync.NewCond(&mu)
 	go func() {
 		for ev := range w.ResultChan() {
 			p, ok := ev.Object.(*corev1.Pod)
-			if !ok || !ready(p) {
+			if !ok {
+				continue
+			}
+			if p.Spec.NodeName != "" {
+				mu.Lock()
+				if _, seen := bound[p.Name]; !seen {
+					bound[p.Name] = time.Now()
+				}
+				mu.Unlock()
+			}
+			if !ready(p) {
 				continue
 			}
 			mu.Lock()
@@ -140,6 +151,11 @@ func watchReady(ctx context.Context, b *testing.B, env *testenv.Env, ns string) 
 		}
 	}()
 	go func() { <-ctx.Done(); w.Stop(); mu.Lock(); changed.Broadcast(); mu.Unlock() }()
+	boundAt = func(name string) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return bound[name]
+	}
 	return func(name string, timeout time.Duration) time.Time {
 		deadline := time.Now().Add(timeout)
 		timer := time.AfterFunc(timeout, func() { mu.Lock(); changed.Broadcast(); mu.Unlock() })
@@ -155,7 +171,7 @@ func watchReady(ctx context.Context, b *testing.B, env *testenv.Env, ns string) 
 			}
 			changed.Wait()
 		}
-	}
+	}, boundAt
 }
 
 func BenchmarkPlacement(b *testing.B) {
@@ -170,8 +186,8 @@ func BenchmarkPlacement(b *testing.B) {
 	for i := range b.N {
 		ns := fmt.Sprintf("bench-placement-%d", i)
 		namespace(b, env, ns)
-		readyAt := watchReady(ctx, b, env, ns)
-		var shared, serverless []time.Duration
+		readyAt, boundAt := watchReady(ctx, b, env, ns)
+		var shared, serverless, sharedBound, serverlessBound []time.Duration
 		for j := range 2 * placementPods {
 			sl := j%2 == 0
 			name := fmt.Sprintf("p%d", j)
@@ -180,10 +196,11 @@ func BenchmarkPlacement(b *testing.B) {
 				b.Fatal(err)
 			}
 			d := readyAt(name, 2*time.Minute).Sub(start)
+			bd := boundAt(name).Sub(start)
 			if sl {
-				serverless = append(serverless, d)
+				serverless, serverlessBound = append(serverless, d), append(serverlessBound, bd)
 			} else {
-				shared = append(shared, d)
+				shared, sharedBound = append(shared, d), append(sharedBound, bd)
 			}
 			// One pod at a time: the next starts on a quiet node.
 			if err := env.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
@@ -195,6 +212,8 @@ func BenchmarkPlacement(b *testing.B) {
 		b.ReportMetric(ms(percentile(shared, 95)), "shared-p95-ms")
 		b.ReportMetric(ms(percentile(serverless, 95)), "serverless-p95-ms")
 		b.ReportMetric(ms(percentile(serverless, 50)-percentile(shared, 50)), "added-p50-ms")
+		b.ReportMetric(ms(percentile(sharedBound, 50)), "shared-bound-p50-ms")
+		b.ReportMetric(ms(percentile(serverlessBound, 50)), "serverless-bound-p50-ms")
 		_ = env.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	}
 }
@@ -211,7 +230,7 @@ func BenchmarkBurst(b *testing.B) {
 	for i := range b.N {
 		ns := fmt.Sprintf("bench-burst-%d", i)
 		namespace(b, env, ns)
-		readyAt := watchReady(ctx, b, env, ns)
+		readyAt, _ := watchReady(ctx, b, env, ns)
 		start := make([]time.Time, burstPods)
 		var wg sync.WaitGroup
 		for j := range burstPods {
