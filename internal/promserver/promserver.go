@@ -11,15 +11,20 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // DefaultAddr is where the metrics are served by default: loopback only.
 const DefaultAddr = "127.0.0.1:9095"
+
+// ComponentsPath serves the embedded control plane's own metrics (Options.Components).
+const ComponentsPath = "/metrics/components"
 
 // Server serves a registry's metrics.
 type Server struct {
@@ -27,18 +32,25 @@ type Server struct {
 	// process's collectors.
 	Registry *prometheus.Registry
 
-	addr      string
-	ln        net.Listener
-	profiling bool
-	log       *slog.Logger
-	ready     chan struct{}
+	components prometheus.Gatherer // nil: none
+	addr       string
+	ln         net.Listener
+	profiling  bool
+	log        *slog.Logger
+	ready      chan struct{}
 }
 
 // Options configure a Server.
 type Options struct {
 	// Profiling also serves Go's profiles at /debug/pprof/ (--profiling).
 	Profiling bool
-	Logger    *slog.Logger
+	// Components are the registries the embedded control plane's components (API server,
+	// etcd, scheduler) register their metrics in, served apart at ComponentsPath: their names
+	// are Kubernetes' and etcd's, which do not all follow Prometheus's naming rules, and
+	// /metrics keeps to Gantry's own. A metric family an earlier registry has (the Go
+	// runtime's) is left out of the later ones.
+	Components []prometheus.Gatherer
+	Logger     *slog.Logger
 }
 
 // New listens on addr at once, so a port in use is reported when the server starts.
@@ -53,7 +65,11 @@ func New(addr string, opts Options) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{Registry: reg, addr: ln.Addr().String(), ln: ln, profiling: opts.Profiling, log: log.With("component", "metrics"), ready: make(chan struct{})}, nil
+	var components prometheus.Gatherer
+	if len(opts.Components) > 0 {
+		components = firstWins(opts.Components)
+	}
+	return &Server{Registry: reg, components: components, addr: ln.Addr().String(), ln: ln, profiling: opts.Profiling, log: log.With("component", "metrics"), ready: make(chan struct{})}, nil
 }
 
 // Addr is the address the server listens on.
@@ -65,11 +81,15 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // Start serves /metrics until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{
+	opts := promhttp.HandlerOpts{
 		// A scrape that takes longer than this is cut, and a second scrape waits for none.
 		Timeout:             10 * time.Second,
 		MaxRequestsInFlight: 4,
-	}))
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, opts))
+	if s.components != nil {
+		mux.Handle(ComponentsPath, promhttp.HandlerFor(s.components, opts))
+	}
 	if s.profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -102,4 +122,29 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// firstWins gathers from every source in order and keeps each metric family from the first
+// source that has it.
+func firstWins(sources []prometheus.Gatherer) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		seen := map[string]bool{}
+		var out []*dto.MetricFamily
+		var errs []error
+		for _, g := range sources {
+			mfs, err := g.Gather()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, mf := range mfs {
+				if seen[mf.GetName()] {
+					continue
+				}
+				seen[mf.GetName()] = true
+				out = append(out, mf)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+		return out, errors.Join(errs...)
+	})
 }

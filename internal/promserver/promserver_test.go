@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 func TestServesTheRegistry(t *testing.T) {
@@ -79,5 +80,50 @@ func TestProfilingOnlyWhenAsked(t *testing.T) {
 		}
 		cancel()
 		<-done
+	}
+}
+
+// TestComponents serves two component registries at ComponentsPath, apart from /metrics:
+// each one's families are served, one both have (the Go runtime's) once, so the scrape does
+// not fail on a duplicate; /metrics keeps to the server's registry.
+func TestComponents(t *testing.T) {
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	for i, name := range []string{"apiserver_test_total", "etcd_test_total"} {
+		regs[i].MustRegister(collectors.NewGoCollector())
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "A component's counter."})
+		regs[i].MustRegister(c)
+		c.Add(3)
+	}
+	s, err := New("127.0.0.1:0", Options{Components: []prometheus.Gatherer{regs[0], regs[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Start(ctx) }()
+	<-s.Ready()
+	get := func(path string) string {
+		resp, err := http.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	comp := get(ComponentsPath)
+	for _, want := range []string{"apiserver_test_total 3", "etcd_test_total 3"} {
+		if !strings.Contains(comp, want) {
+			t.Errorf("%s lacks %q", ComponentsPath, want)
+		}
+	}
+	if n := strings.Count(comp, "# TYPE go_goroutines "); n != 1 {
+		t.Errorf("%s has go_goroutines %d times", ComponentsPath, n)
+	}
+	if own := get("/metrics"); strings.Contains(own, "apiserver_test_total") {
+		t.Error("/metrics serves a component's metric")
 	}
 }

@@ -306,7 +306,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.group.Add("embedded registry", s.Registry)
 	if cfg.MetricsAddress != "" {
-		if s.Metrics, err = promserver.New(cfg.MetricsAddress, promserver.Options{Profiling: cfg.Profiling, Logger: cfg.Logger}); err != nil {
+		if s.Metrics, err = promserver.New(cfg.MetricsAddress, promserver.Options{
+			Profiling: cfg.Profiling,
+			// The embedded control plane's own metrics (API server, etcd, scheduler), apart.
+			Components: controlplane.MetricsGatherers(),
+			Logger:     cfg.Logger,
+		}); err != nil {
 			return nil, err
 		}
 		s.group.Add("metrics", s.Metrics)

@@ -76,6 +76,13 @@ spec:
 			t.Errorf("/metrics has no %s", want)
 		}
 	}
+	// The embedded control plane's own (the API server, etcd, the scheduler), apart.
+	components := httpGetRetry(t, "http://"+metricsAddr+"/metrics/components")
+	for _, want := range []string{`apiserver_request_total{`, `etcd_server_has_leader `, `scheduler_schedule_attempts_total{`} {
+		if !strings.Contains(components, want) {
+			t.Errorf("/metrics/components has no %s", want)
+		}
+	}
 	problems, err := promlint.New(strings.NewReader(text)).Lint()
 	if err != nil {
 		t.Fatalf("linting /metrics: %v", err)
