@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -92,5 +93,43 @@ func TestAllocatableIsCapacityLessTheReserve(t *testing.T) {
 	n = MakeNode(NodeInfo{Name: "gantry", CPUs: 1, MemoryBytes: 1 << 30, Reserved: PodLimits{CPUMillis: 4000, MemoryBytes: 2 << 30}}, metav1.Now().Time)
 	if n.Status.Allocatable.Cpu().Sign() != 0 || n.Status.Allocatable.Memory().Sign() != 0 {
 		t.Errorf("a reserve above capacity: allocatable %v, want zero", n.Status.Allocatable)
+	}
+}
+
+// TestWorkerRunsAServerlessPodAtItsSizeAndEvictsPastItsStorage: a pod on a serverless node
+// gets a sandbox of its provisioned size at its node's address, its status goes through the
+// serverless client, and writing past its provisioned storage evicts it, naming the
+// annotation.
+func TestWorkerRunsAServerlessPodAtItsSizeAndEvictsPastItsStorage(t *testing.T) {
+	pod := testPod(corev1.Container{Name: "app", Image: "registry.test/app"})
+	pod.Spec.NodeName = "serverless-ip-10-42-128-9"
+	pod.Annotations = map[string]string{
+		v1alpha1.CapacityProvisionedAnnotation:         "0.5vCPU 1GB",
+		v1alpha1.EphemeralStorageProvisionedAnnotation: "1Gi",
+	}
+	n, cs, sb, clk := testNode(t, pod)
+	n.opts.Client = nil // the node's own identity may not touch a serverless node's pods
+	n.opts.ServerlessClient = cs
+	n.serverlessCMs, n.serverlessSecrets = n.cms, n.secrets
+	sb.pids = true
+	w := newWorker(n, pod)
+	step(t, w)
+	got := sb.sandboxes[string(pod.UID)].Spec
+	if got.CPUMillis != 500 || got.MemoryBytes != 1<<30 || got.EphemeralStorageBytes != 1<<30 || !got.IP.Equal(net.ParseIP("10.42.128.9")) {
+		t.Errorf("sandbox %d m, %d bytes, %d bytes of storage, IP %v; want 500 m, 1 GiB, 1 GiB, 10.42.128.9",
+			got.CPUMillis, got.MemoryBytes, got.EphemeralStorageBytes, got.IP)
+	}
+	if statusWrites(cs) == 0 {
+		t.Error("no status written through the serverless client")
+	}
+
+	sb.mu.Lock()
+	sb.usage = 1<<30 + 1
+	sb.mu.Unlock()
+	clk.Step(time.Hour)
+	step(t, w)
+	if w.pod.Status.Phase != corev1.PodFailed || w.pod.Status.Reason != reasonEvicted ||
+		!strings.Contains(w.pod.Status.Message, "provisioned ephemeral storage 1Gi ("+v1alpha1.EphemeralStorageProvisionedAnnotation) {
+		t.Errorf("phase %s, reason %q, message %q; want Failed, Evicted, naming the provisioned storage", w.pod.Status.Phase, w.pod.Status.Reason, w.pod.Status.Message)
 	}
 }
