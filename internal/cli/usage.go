@@ -123,7 +123,7 @@ func runUsage(ctx context.Context, o *usageOptions, w io.Writer, now time.Time) 
 	if err != nil {
 		return fmt.Errorf("--data-dir %s: %w", o.dataDir, err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }() // read-only: nothing to lose
 	rates, err := store.Rates(ctx)
 	if err != nil {
 		return err

@@ -116,7 +116,11 @@ func (m *Meter) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			m.log.Warn("closing the usage database", "err", err)
+		}
+	}()
 	if err := m.ensureConfigMap(ctx); err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func Summarize(records []Record, rates Rates, since, now time.Time, by Group) Re
 		if rec.Open() {
 			row.Running++
 		}
-		row.Usage = row.Usage.Add(u)
+		row.Usage = row.Add(u)
 		row.Cost += rates.Cost(u)
 
 		sk := ServiceKey(rec)
@@ -126,7 +126,7 @@ func Summarize(records []Record, rates Rates, since, now time.Time, by Group) Re
 		rep.Rows = append(rep.Rows, *row)
 		rep.Total.Pods += row.Pods
 		rep.Total.Running += row.Running
-		rep.Total.Usage = rep.Total.Usage.Add(row.Usage)
+		rep.Total.Usage = rep.Total.Add(row.Usage)
 		rep.Total.Cost += row.Cost
 		rep.Total.AlwaysOnCost += row.AlwaysOnCost
 	}

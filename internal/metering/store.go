@@ -68,7 +68,7 @@ func OpenStore(ctx context.Context, path string) (*Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("usage database %s: creating tables: %w", path, err)
 	}
 	return s, nil
@@ -101,7 +101,7 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("usage database %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
@@ -129,7 +129,7 @@ func (s *Store) Observe(ctx context.Context, rec Record, now time.Time) (Change,
 	if err != nil {
 		return Change{}, err
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	defer func() { _ = tx.Rollback() }() // after Commit it is a no-op
 	var end sql.NullInt64
 	var lastSeen int64
 	err = tx.QueryRowContext(ctx, `SELECT end_ms, last_seen_ms FROM usage WHERE uid = ?`, rec.UID).Scan(&end, &lastSeen)
@@ -219,7 +219,7 @@ func (s *Store) query(ctx context.Context, where string, args ...any) ([]OpenRec
 	if err != nil {
 		return nil, fmt.Errorf("reading usage records: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []OpenRecord
 	for rows.Next() {
 		var r OpenRecord

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ func (s *server) usage(args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, gantryBin, append([]string{"usage", "--data-dir", s.dataDir}, args...)...)
 	out, err := cmd.Output()
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			err = fmt.Errorf("%w: %s", err, ee.Stderr)
 		}
 		return string(out), fmt.Errorf("gantry usage %s: %w", strings.Join(args, " "), err)

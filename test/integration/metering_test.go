@@ -237,6 +237,6 @@ func TestMeteringRates(t *testing.T) {
 	want.VCPUHour = 0.5
 	waitFor(t, "the new vCPU rate in the usage database", 30*time.Second, func(ctx context.Context) (bool, error) {
 		r, err := store.Rates(ctx)
-		return r == want, fmt.Errorf("rates %+v, %v", r, err)
+		return r == want, fmt.Errorf("rates %+v, %w", r, err)
 	})
 }
