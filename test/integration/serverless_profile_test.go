@@ -122,6 +122,9 @@ func TestServerlessProfileSelectsPods(t *testing.T) {
 	ns := newNamespace(t, env.Client)
 	suffix := ns[len(ns)-5:]
 	web := createProfile(t, c, "web-"+suffix, sv1alpha1.Selector{Namespace: ns, Labels: map[string]string{"app": "w?b"}})
+	if want := ns + " app=w?b"; web.Status.Selectors != want || !slices.Contains(web.Finalizers, "serverless.gantry.dev/stop-pods") {
+		t.Errorf("status.selectors %q (want %q), finalizers %v", web.Status.Selectors, want, web.Finalizers)
+	}
 
 	// `kubectl get sp` finds the resource by its short name in discovery.
 	resources, err := env.Client.Discovery().ServerResourcesForGroupVersion(sv1alpha1.SchemeGroupVersion.String())

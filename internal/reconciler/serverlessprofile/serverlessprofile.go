@@ -71,6 +71,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		p.Status.MarkActive()
 	}
 	p.Status.ObservedGeneration = p.Generation
+	p.Status.Selectors = p.Spec.Summary()
 	return reconcile.Result{}, r.writeStatus(ctx, p, before)
 }
 

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"slices"
+	"strings"
+
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/gantry-run/gantry/pkg/apis"
@@ -60,4 +63,18 @@ func (s *ServerlessProfileStatus) MarkDeleting(message string) {
 func (s *ServerlessProfileStatus) MarkDeleteFailed(message string) {
 	s.Phase = PhaseDeleteFailed
 	s.manage().MarkFalse(ServerlessProfileConditionReady, "DeleteFailed", "%s", message)
+}
+
+// Summary renders the selectors on one line: "shop app=web*; team-?".
+func (s *ServerlessProfileSpec) Summary() string {
+	parts := make([]string, 0, len(s.Selectors))
+	for _, sel := range s.Selectors {
+		kv := make([]string, 0, len(sel.Labels))
+		for k, v := range sel.Labels {
+			kv = append(kv, k+"="+v)
+		}
+		slices.Sort(kv)
+		parts = append(parts, strings.TrimSpace(sel.Namespace+" "+strings.Join(kv, ",")))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -15,7 +15,7 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=sp,categories=gantry;serverless
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=".status.phase"
-// +kubebuilder:printcolumn:name="Selectors",type=string,JSONPath=".spec.selectors[*].namespace",description="the namespaces of the selectors"
+// +kubebuilder:printcolumn:name="Selectors",type=string,JSONPath=".status.selectors",description="the selectors: namespace and labels, ; between selectors"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ServerlessProfile struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -79,6 +79,10 @@ type ServerlessProfileStatus struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Creating;Active;Deleting;CreateFailed;DeleteFailed
 	Phase Phase `json:"phase,omitempty"`
+
+	// Selectors sums the spec's selectors up for `kubectl get sp`: "shop app=web*; team-?".
+	// +optional
+	Selectors string `json:"selectors,omitempty"`
 }
 
 // ServerlessProfileList is a list of ServerlessProfiles.

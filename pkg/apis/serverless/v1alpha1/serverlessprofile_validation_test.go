@@ -88,3 +88,10 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("deleting: %+v", p.Status)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	p := profile(Selector{Namespace: "shop", Labels: map[string]string{"tier": "front", "app": "web*"}}, Selector{Namespace: "team-?"})
+	if got, want := p.Spec.Summary(), "shop app=web*,tier=front; team-?"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+}
