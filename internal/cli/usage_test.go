@@ -127,3 +127,26 @@ func TestUsageRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageCommandFlags: the command's flags reach the report (a rate flag overrides the
+// server's rate; --since takes days).
+func TestUsageCommandFlags(t *testing.T) {
+	dir := usageDataDir(t, time.Now())
+	root := NewRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"usage", "--data-dir", dir, "--since", "7d", "--vcpu-hour", "2", "--by", "namespace", "-o", "json"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var rep metering.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if rep.Rates.VCPUHour != 2 || rep.Rates.GBHour != metering.DefaultRates().GBHour || len(rep.Rows) != 2 || rep.Total.Pods != 3 {
+		t.Errorf("report = %+v", rep)
+	}
+	if d := rep.Now.Sub(rep.Since); d != 7*24*time.Hour {
+		t.Errorf("--since 7d: period %v, want 168h", d)
+	}
+}
