@@ -265,10 +265,10 @@ func TestSharedStorage(t *testing.T) {
 		waitFor(t, "the volume and its directory gone", 180*time.Second, func(ctx context.Context) (bool, error) {
 			_, err := env.Client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
-				return false, fmt.Errorf("PersistentVolume %s: %v", pv.Name, err)
+				return false, fmt.Errorf("PersistentVolume %s: %w", pv.Name, err)
 			}
 			_, err = os.Stat(dir)
-			return errors.Is(err, os.ErrNotExist), fmt.Errorf("directory: %v", err)
+			return errors.Is(err, os.ErrNotExist), fmt.Errorf("directory: %w", err)
 		})
 	})
 }
