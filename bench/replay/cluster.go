@@ -75,7 +75,7 @@ func (c cluster) deploy(ctx context.Context, image string, s settings) error {
 		conds, _, _ := unstructured.NestedSlice(ksvc.Object, "status", "conditions")
 		for _, cond := range conds {
 			if m, ok := cond.(map[string]any); ok && m["type"] == "Ready" && m["status"] != "True" {
-				return false, fmt.Errorf("Ready %v: %v", m["status"], m["message"])
+				return false, fmt.Errorf("condition Ready %v: %v", m["status"], m["message"])
 			}
 		}
 		if len(conds) == 0 {
@@ -182,7 +182,7 @@ func (c cluster) waitFor(ctx context.Context, what string, timeout time.Duration
 			last = err
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s: not within %s (last: %v)", what, timeout, last)
+			return fmt.Errorf("%s: not within %s (last: %w)", what, timeout, last)
 		}
 		time.Sleep(time.Second)
 	}

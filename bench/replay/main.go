@@ -205,7 +205,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := writeTable(os.Stdout, sums); err != nil {
 		return err
 	}
-	fmt.Printf("\ntarget %d in flight per pod (containerConcurrency %d, utilization 100 %%), stable window %s, min-scale %d, max-scale %d; ?sleep=%s; times from the first request, read once a second\n",
+	fmt.Printf("\ntarget %d in flight per pod (containerConcurrency %d, utilization 100 %%), stable window %s, min-scale %d, max-scale %d; ?sleep=%s; times from when the load calls for the pods to the first once-a-second reading that shows them\n",
 		o.settings.target, o.settings.target, o.settings.window, o.settings.minScale, o.settings.maxScale, o.sleep)
 	return nil
 }
@@ -217,7 +217,7 @@ func static(bin string) error {
 	if err != nil {
 		return fmt.Errorf("-gantry %s: %w", bin, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return fmt.Errorf("-gantry %s: dynamically linked; build it with make build (CGO_ENABLED=0), as the queue-proxy runs it inside the pod", bin)
