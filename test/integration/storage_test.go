@@ -425,3 +425,44 @@ func TestKnativeServiceMountsAClaim(t *testing.T) {
 		t.Errorf("the service reads its claim: %+v", r)
 	}
 }
+
+// TestSharedStorageRefusesWhatItCannotProvision: a class parameter the provisioner does not
+// know, and a block claim, leave the claim Pending with a ProvisioningFailed event naming the
+// field, and no directory is made.
+func TestSharedStorageRefusesWhatItCannotProvision(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	ctx := context.Background()
+	bad := storage.MakeClass(false)
+	bad.Name = "gantry-bad-" + ns
+	bad.Parameters = map[string]string{"basePath": "/etc"}
+	if _, err := env.Client.StorageV1().StorageClasses().Create(ctx, bad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.StorageV1().StorageClasses().Delete(context.Background(), bad.Name, metav1.DeleteOptions{})
+	})
+	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim("param", bad.Name, corev1.ReadWriteMany), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	block := newClaim("block", storage.ClassName, corev1.ReadWriteOnce)
+	block.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeBlock)
+	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, block, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, env, ns, "param", "parameters.basePath: not supported by "+storage.DriverName)
+	waitEvent(t, env, ns, "block", "spec.volumeMode: Block is not supported")
+	for _, name := range []string{"param", "block"} {
+		pvc, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pvc.Status.Phase != corev1.ClaimPending || pvc.Spec.VolumeName != "" {
+			t.Errorf("claim %s: phase %s, volume %q; want Pending and none", name, pvc.Status.Phase, pvc.Spec.VolumeName)
+		}
+		if _, err := os.Stat(filepath.Join(env.DataDir, datadir.SharedVolumesDir, storage.VolumeName(string(pvc.UID)))); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("claim %s: a directory was made: %v", name, err)
+		}
+	}
+}
