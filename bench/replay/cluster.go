@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +39,9 @@ type settings struct {
 
 // cluster is the server's API, as the benchmark uses it.
 type cluster struct {
-	client kubernetes.Interface
-	dyn    dynamic.Interface
+	client  kubernetes.Interface
+	dyn     dynamic.Interface
+	metrics string // the server's metrics URL
 }
 
 // deploy creates the Service of image with the autoscaling settings and waits until it is
@@ -130,7 +133,7 @@ func (c cluster) describe(ctx context.Context) string {
 
 // scale reads the revision's desired and ready pods; -1 for what cannot be read.
 func (c cluster) scale(ctx context.Context) scale {
-	s := scale{desired: -1, ready: -1}
+	s := scale{desired: -1, ready: -1, panic: -1}
 	if pa, err := c.dyn.Resource(podAutoscalers).Namespace("default").Get(ctx, revisionName, metav1.GetOptions{}); err == nil {
 		if d, ok, _ := unstructured.NestedInt64(pa.Object, "status", "desiredScale"); ok {
 			s.desired = int(d)
@@ -139,7 +142,47 @@ func (c cluster) scale(ctx context.Context) scale {
 	if d, err := c.client.AppsV1().Deployments("default").Get(ctx, deploymentName, metav1.GetOptions{}); err == nil {
 		s.ready = int(d.Status.ReadyReplicas)
 	}
+	s.panic = c.panicMode(ctx)
 	return s
+}
+
+// panicMode reads the autoscaler's autoscaler_panic_mode gauge of the revision from the
+// server's metrics: 1 in panic, 0 not, -1 unknown.
+func (c cluster) panicMode(ctx context.Context) int {
+	if c.metrics == "" {
+		return -1
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.metrics, nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	return panicGauge(string(body), revisionName)
+}
+
+// panicGauge finds the revision's autoscaler_panic_mode in a Prometheus text exposition.
+func panicGauge(exposition, revision string) int {
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, "autoscaler_panic_mode{") || !strings.Contains(line, `revision_name="`+revision+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		switch f[len(f)-1] {
+		case "1":
+			return 1
+		case "0":
+			return 0
+		}
+	}
+	return -1
 }
 
 // sample reads the scale once a second from began, samples[i] at i s, until stop is closed.

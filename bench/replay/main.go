@@ -151,7 +151,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	c := cluster{client: client, dyn: dyn}
+	c := cluster{client: client, dyn: dyn, metrics: "http://" + srv.MetricsAddr() + "/metrics"}
 	fmt.Fprintln(os.Stderr, "deploying the autoscale Service …")
 	if err := c.deploy(ctx, image, o.settings); err != nil {
 		return fmt.Errorf("%w\n%s", err, tail(srv.Output(), 40))

@@ -19,6 +19,7 @@ var (
 	green  = color.RGBA{R: 44, G: 160, B: 44, A: 255}
 	red    = color.RGBA{R: 214, G: 39, B: 40, A: 255}
 	grey   = color.RGBA{R: 140, G: 140, B: 140, A: 255}
+	purple = color.RGBA{R: 148, G: 103, B: 189, A: 255}
 )
 
 // series is one line of a panel.
@@ -33,7 +34,7 @@ type series struct {
 // renderPNG draws one shape's replay as a PNG of two panels sharing the time axis: pods
 // (desired, ready, and the load ÷ target they should follow) and latency (p50, p99).
 func renderPNG(path, title string, secs []second, target, maxScale int) error {
-	var desired, ready, ideal, p50, p99 plotter.XYs
+	var desired, ready, ideal, panicked, p50, p99 plotter.XYs
 	for _, s := range secs {
 		x := float64(s.t)
 		if s.desired >= 0 {
@@ -47,6 +48,9 @@ func renderPNG(path, title string, secs []second, target, maxScale int) error {
 			want = min(want, float64(maxScale))
 		}
 		ideal = append(ideal, plotter.XY{X: x, Y: want})
+		if s.panic == 1 {
+			panicked = append(panicked, plotter.XY{X: x + 0.5, Y: float64(maxScale) + 1})
+		}
 		if s.ok > 0 {
 			p50 = append(p50, plotter.XY{X: x, Y: ms(s.p50)})
 			p99 = append(p99, plotter.XY{X: x, Y: ms(s.p99)})
@@ -63,6 +67,17 @@ func renderPNG(path, title string, secs []second, target, maxScale int) error {
 		return err
 	}
 	// Room above the lines for the legend.
+	if len(panicked) > 0 {
+		marks, err := plotter.NewScatter(panicked)
+		if err != nil {
+			return err
+		}
+		marks.Shape = draw.BoxGlyph{}
+		marks.Color = purple
+		marks.Radius = vg.Points(2.5)
+		pods.Add(marks)
+		pods.Legend.Add("a second read in panic mode", marks)
+	}
 	pods.Y.Min, pods.Y.Max = 0, 1.45*max(pods.Y.Max, float64(maxScale))
 	latency, err := panel("", "latency of the requests begun that second (ms)", end, []series{
 		{name: "p50", color: orange, width: 2, points: p50},

@@ -20,6 +20,7 @@ type request struct {
 type scale struct {
 	desired int // the PodAutoscaler's status.desiredScale
 	ready   int // the Deployment's status.readyReplicas
+	panic   int // the autoscaler's panic mode: 1 on, 0 off
 }
 
 // second is one second of a replay: the load, the scale and the requests begun in it.
@@ -27,6 +28,7 @@ type second struct {
 	t                int // seconds since the shape began
 	offered          int // requests in flight the shape asked for at the start of the second
 	desired, ready   int
+	panic            int
 	sent, ok, failed int
 	p50, p99         time.Duration // of the requests begun in this second that answered 200; 0 when none
 }
@@ -37,9 +39,9 @@ func perSecond(sh shape, reqs []request, samples []scale, n int) []second {
 	out := make([]second, n)
 	took := make([][]time.Duration, n)
 	for i := range out {
-		out[i] = second{t: i, offered: sh.concurrency(time.Duration(i) * time.Second), desired: -1, ready: -1}
+		out[i] = second{t: i, offered: sh.concurrency(time.Duration(i) * time.Second), desired: -1, ready: -1, panic: -1}
 		if i < len(samples) {
-			out[i].desired, out[i].ready = samples[i].desired, samples[i].ready
+			out[i].desired, out[i].ready, out[i].panic = samples[i].desired, samples[i].ready, samples[i].panic
 		}
 	}
 	for _, r := range reqs {
@@ -77,6 +79,7 @@ type summary struct {
 	want                 int           // pods the peak calls for, within max-scale
 	toDesired, toReady   time.Duration // from when the load calls for want pods to want pods desired, ready; -1 never
 	maxDesired, maxReady int
+	panicSeconds         int // seconds read in panic mode
 	sent, ok, failed     int
 	p50, p99             time.Duration // over the run, of the requests that answered 200
 }
@@ -100,6 +103,9 @@ func summarize(sh shape, secs []second, reqs []request, target, maxScale int) su
 			s.toReady = at
 		}
 		s.maxDesired, s.maxReady = max(s.maxDesired, sec.desired), max(s.maxReady, sec.ready)
+		if sec.panic == 1 {
+			s.panicSeconds++
+		}
 	}
 	var took []time.Duration
 	for _, r := range reqs {
@@ -117,7 +123,7 @@ func summarize(sh shape, secs []second, reqs []request, target, maxScale int) su
 }
 
 // csvHeader names writeCSV's columns.
-var csvHeader = []string{"shape", "second", "offered_in_flight", "desired_pods", "ready_pods", "sent", "ok", "failed", "p50_ms", "p99_ms"}
+var csvHeader = []string{"shape", "second", "offered_in_flight", "desired_pods", "ready_pods", "panic", "sent", "ok", "failed", "p50_ms", "p99_ms"}
 
 // writeCSV writes the seconds of each shape, in the order given, under one header.
 func writeCSV(w io.Writer, order []string, runs map[string][]second) error {
@@ -139,7 +145,7 @@ func writeCSV(w io.Writer, order []string, runs map[string][]second) error {
 	}
 	for _, name := range order {
 		for _, s := range runs[name] {
-			if err := cw.Write([]string{name, strconv.Itoa(s.t), strconv.Itoa(s.offered), count(s.desired), count(s.ready),
+			if err := cw.Write([]string{name, strconv.Itoa(s.t), strconv.Itoa(s.offered), count(s.desired), count(s.ready), count(s.panic),
 				strconv.Itoa(s.sent), strconv.Itoa(s.ok), strconv.Itoa(s.failed), ms(s.p50), ms(s.p99)}); err != nil {
 				return err
 			}
@@ -158,12 +164,12 @@ func writeTable(w io.Writer, sums []summary) error {
 		return fmt.Sprintf("%d s", int(d.Round(time.Second)/time.Second))
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-	if _, err := fmt.Fprintln(w, "| shape | pods the peak calls for | from that call to as many desired | … ready | max desired | max ready | requests | failed | p50 | p99 |\n|---|---|---|---|---|---|---|---|---|---|"); err != nil {
+	if _, err := fmt.Fprintln(w, "| shape | pods the peak calls for | from that call to as many desired | … ready | max desired | max ready | seconds in panic | requests | failed | p50 | p99 |\n|---|---|---|---|---|---|---|---|---|---|---|"); err != nil {
 		return err
 	}
 	for _, s := range sums {
-		if _, err := fmt.Fprintf(w, "| %s | %d | %s | %s | %d | %d | %d | %d | %s | %s |\n", s.shape, s.want, dur(s.toDesired), dur(s.toReady),
-			s.maxDesired, s.maxReady, s.sent, s.failed, ms(s.p50), ms(s.p99)); err != nil {
+		if _, err := fmt.Fprintf(w, "| %s | %d | %s | %s | %d | %d | %d | %d | %d | %s | %s |\n", s.shape, s.want, dur(s.toDesired), dur(s.toReady),
+			s.maxDesired, s.maxReady, s.panicSeconds, s.sent, s.failed, ms(s.p50), ms(s.p99)); err != nil {
 			return err
 		}
 	}

@@ -96,15 +96,15 @@ func TestPerSecondAndSummary(t *testing.T) {
 		{start: 4999 * ms, took: 110 * ms, ok: true},
 		{start: 9 * time.Second, took: ms, ok: true}, // past the end: left out of the seconds
 	}
-	samples := []scale{{1, 1}, {1, 1}, {1, 1}, {2, 1}, {2, 2}}
+	samples := []scale{{1, 1, 0}, {1, 1, 0}, {1, 1, 1}, {2, 1, 1}, {2, 2, 0}}
 	secs := perSecond(sh, reqs, samples, 6)
 	want := []second{
 		{t: 0, offered: 0, desired: 1, ready: 1},
 		{t: 1, offered: 0, desired: 1, ready: 1},
-		{t: 2, offered: 20, desired: 1, ready: 1, sent: 3, ok: 2, failed: 1, p50: 100 * ms, p99: 300 * ms},
-		{t: 3, offered: 20, desired: 2, ready: 1, sent: 1, ok: 1, p50: 120 * ms, p99: 120 * ms},
+		{t: 2, offered: 20, desired: 1, ready: 1, panic: 1, sent: 3, ok: 2, failed: 1, p50: 100 * ms, p99: 300 * ms},
+		{t: 3, offered: 20, desired: 2, ready: 1, panic: 1, sent: 1, ok: 1, p50: 120 * ms, p99: 120 * ms},
 		{t: 4, offered: 20, desired: 2, ready: 2, sent: 1, ok: 1, p50: 110 * ms, p99: 110 * ms},
-		{t: 5, offered: 0, desired: -1, ready: -1},
+		{t: 5, offered: 0, desired: -1, ready: -1, panic: -1},
 	}
 	for i := range want {
 		if secs[i] != want[i] {
@@ -113,8 +113,8 @@ func TestPerSecondAndSummary(t *testing.T) {
 	}
 
 	s := summarize(sh, secs, reqs, 10, 8)
-	if s.want != 2 || s.toDesired != time.Second || s.toReady != 2*time.Second || s.maxDesired != 2 || s.maxReady != 2 {
-		t.Errorf("summary %+v: want 2 pods, desired after 1s, ready after 2s, max 2 and 2", s)
+	if s.want != 2 || s.toDesired != time.Second || s.toReady != 2*time.Second || s.maxDesired != 2 || s.maxReady != 2 || s.panicSeconds != 2 {
+		t.Errorf("summary %+v: want 2 pods, desired after 1s, ready after 2s, max 2 and 2, 2 s in panic", s)
 	}
 	if s.sent != 6 || s.ok != 5 || s.failed != 1 || s.p50 != 110*ms || s.p99 != 300*ms {
 		t.Errorf("summary %+v: want 6 sent, 5 ok, 1 failed, p50 110ms, p99 300ms", s)
@@ -128,8 +128,26 @@ func TestPerSecondAndSummary(t *testing.T) {
 	if err := writeTable(&table, []summary{s}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table.String(), "| step | 8 | never | never | 2 | 2 | 6 | 1 | 110 ms | 300 ms |") {
+	if !strings.Contains(table.String(), "| step | 8 | never | never | 2 | 2 | 2 | 6 | 1 | 110 ms | 300 ms |") {
 		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+func TestPanicGauge(t *testing.T) {
+	exposition := `# HELP autoscaler_panic_mode 1 while the autoscaler is in panic mode, else 0.
+# TYPE autoscaler_panic_mode gauge
+autoscaler_panic_mode{configuration_name="other",namespace_name="default",revision_name="other-00001",service_name="other"} 1
+autoscaler_panic_mode{configuration_name="replay",namespace_name="default",revision_name="replay-00001",service_name="replay"} 0
+autoscaler_desired_pods{configuration_name="replay",namespace_name="default",revision_name="replay-00001",service_name="replay"} 5
+`
+	if got := panicGauge(exposition, "replay-00001"); got != 0 {
+		t.Errorf("replay-00001: %d, want 0", got)
+	}
+	if got := panicGauge(exposition, "other-00001"); got != 1 {
+		t.Errorf("other-00001: %d, want 1", got)
+	}
+	if got := panicGauge(exposition, "none-00001"); got != -1 {
+		t.Errorf("a revision without the gauge: %d, want -1", got)
 	}
 }
 
@@ -152,10 +170,10 @@ func TestCSVAndPNG(t *testing.T) {
 	sh := testShapes()["burst"]
 	var secs []second
 	for i := range 95 {
-		secs = append(secs, second{t: i, offered: sh.concurrency(time.Duration(i) * time.Second), desired: 1 + i/20, ready: i / 20,
+		secs = append(secs, second{t: i, offered: sh.concurrency(time.Duration(i) * time.Second), desired: 1 + i/20, ready: i / 20, panic: i / 25 % 2,
 			sent: 100, ok: 100, p50: 101 * time.Millisecond, p99: time.Duration(110+i) * time.Millisecond})
 	}
-	secs[3].desired, secs[3].ready, secs[4].ok = -1, -1, 0
+	secs[3].desired, secs[3].ready, secs[3].panic, secs[4].ok = -1, -1, -1, 0
 
 	var b bytes.Buffer
 	if err := writeCSV(&b, []string{"burst"}, map[string][]second{"burst": secs}); err != nil {
@@ -168,7 +186,7 @@ func TestCSVAndPNG(t *testing.T) {
 	if len(rows) != 96 || strings.Join(rows[0], ",") != strings.Join(csvHeader, ",") {
 		t.Fatalf("%d rows, header %v", len(rows), rows[0])
 	}
-	if got := strings.Join(rows[4], ","); got != "burst,3,0,,,100,100,0,101.0,113.0" {
+	if got := strings.Join(rows[4], ","); got != "burst,3,0,,,,100,100,0,101.0,113.0" {
 		t.Errorf("second 3: %s", got)
 	}
 
