@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -192,5 +194,28 @@ func TestProfiles(t *testing.T) {
 	}
 	if resp := Profiles(ten).Handle(context.Background(), request(admissionv1.Update, "ServerlessProfile", p, p)); !resp.Allowed {
 		t.Errorf("an update at the quota refused: %+v", resp.Result)
+	}
+}
+
+// TestConfigurations: both webhooks fail closed, and the pod webhook never sees the system
+// namespaces, so that a webhook that is down cannot keep them from starting.
+func TestConfigurations(t *testing.T) {
+	m, v := Configurations("https://127.0.0.1:6444", []byte("ca"))
+	pods := m.Webhooks[0]
+	if *pods.FailurePolicy != "Fail" || *v.Webhooks[0].FailurePolicy != "Fail" {
+		t.Errorf("failure policies %s, %s; want Fail", *pods.FailurePolicy, *v.Webhooks[0].FailurePolicy)
+	}
+	if *pods.ClientConfig.URL != "https://127.0.0.1:6444"+PodsPath || *v.Webhooks[0].ClientConfig.URL != "https://127.0.0.1:6444"+ProfilesPath {
+		t.Errorf("URLs %s, %s", *pods.ClientConfig.URL, *v.Webhooks[0].ClientConfig.URL)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pods.NamespaceSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range append([]string{"default", "shop"}, sv1alpha1.SystemNamespaces...) {
+		system := slices.Contains(sv1alpha1.SystemNamespaces, ns)
+		if got := sel.Matches(labels.Set{corev1.LabelMetadataName: ns}); got == system {
+			t.Errorf("namespace %s sent to the pod webhook: %v", ns, got)
+		}
 	}
 }
