@@ -50,9 +50,9 @@ type Meter struct {
 
 	events chan event
 
-	vcpuSeconds *prometheus.CounterVec
-	gbSeconds   *prometheus.CounterVec
-	running     *prometheus.GaugeVec
+	vcpuSeconds       *prometheus.CounterVec
+	memoryByteSeconds *prometheus.CounterVec
+	running           *prometheus.GaugeVec
 }
 
 // event is one thing for the writer: a pod observed (rec), a reconcile of the open records
@@ -88,9 +88,10 @@ func New(opts Options) (*Meter, error) {
 			Name: "gantry_serverless_vcpu_seconds_total",
 			Help: "Provisioned vCPU-seconds of serverless pods, as billed (rounded up, one-minute minimum once a pod ends).",
 		}, []string{"namespace", "profile"}),
-		gbSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gantry_serverless_gb_seconds_total",
-			Help: "Provisioned memory GB-seconds of serverless pods, as billed (rounded up, one-minute minimum once a pod ends).",
+		// Memory in bytes, Prometheus's base unit: GB-seconds are this / 2^30.
+		memoryByteSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gantry_serverless_memory_byte_seconds_total",
+			Help: "Provisioned memory of serverless pods in byte-seconds (GB-seconds times 2^30), as billed (rounded up, one-minute minimum once a pod ends).",
 		}, []string{"namespace", "profile"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gantry_serverless_metered_pods",
@@ -98,7 +99,7 @@ func New(opts Options) (*Meter, error) {
 		}, []string{"namespace", "profile"}),
 	}
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.vcpuSeconds, m.gbSeconds, m.running} {
+		for _, c := range []prometheus.Collector{m.vcpuSeconds, m.memoryByteSeconds, m.running} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("metering: registering metrics: %w", err)
 			}
@@ -389,7 +390,7 @@ func (m *Meter) count(rec Record, d time.Duration) {
 	}
 	s := d.Seconds()
 	m.vcpuSeconds.WithLabelValues(rec.Namespace, rec.Profile).Add(rec.Size.VCPU() * s)
-	m.gbSeconds.WithLabelValues(rec.Namespace, rec.Profile).Add(rec.Size.GB() * s)
+	m.memoryByteSeconds.WithLabelValues(rec.Namespace, rec.Profile).Add(float64(rec.Size.MemoryMiB<<20) * s)
 }
 
 // countRest adds what billing adds to a closed record beyond its end, counted up to upTo: the

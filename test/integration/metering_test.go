@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -171,7 +172,7 @@ func TestMeteringRecordsPods(t *testing.T) {
 	// The counters hold the billed vCPU-seconds and GB-seconds of the closed records.
 	dSecs := metering.BilledSeconds(d.Start, d.End)
 	wantVCPU := 0.25*60 + 1*float64(lSecs) + 0.5*float64(dSecs)
-	wantGB := 0.5*60 + 2*float64(lSecs) + 1*float64(dSecs)
+	wantGB := (0.5*60 + 2*float64(lSecs) + 1*float64(dSecs)) * (1 << 30)
 	families, err := env.Server.Metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -188,12 +189,22 @@ func TestMeteringRecordsPods(t *testing.T) {
 	}
 	// A heartbeat that falls between a pod's end and the moment the API shows it may count up
 	// to that moment, a second or two past the billed end: allow 2 s of each pod's size.
-	tolVCPU, tolGB := 2*(0.25+1+0.5), 2*(0.5+2+1)
+	tolVCPU, tolGB := 2*(0.25+1+0.5), 2*(0.5+2+1)*float64(1<<30)
 	if v := got["gantry_serverless_vcpu_seconds_total"]; v < wantVCPU-1e-6 || v > wantVCPU+tolVCPU {
 		t.Errorf("vCPU-seconds counter of %s = %v, want %v", ns, v, wantVCPU)
 	}
-	if v := got["gantry_serverless_gb_seconds_total"]; v < wantGB-1e-6 || v > wantGB+tolGB {
-		t.Errorf("GB-seconds counter of %s = %v, want %v", ns, v, wantGB)
+	if v := got["gantry_serverless_memory_byte_seconds_total"]; v < wantGB-1 || v > wantGB+tolGB {
+		t.Errorf("memory byte-seconds counter of %s = %v, want %v", ns, v, wantGB)
+	}
+	// The names and units pass Prometheus's linter, as the rest of /metrics does.
+	problems, err := promlint.NewWithMetricFamilies(families).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "gantry_serverless_") {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
 	}
 	if got["gantry_serverless_metered_pods"] != 0 {
 		t.Errorf("metered pods of %s = %v, want none open", ns, got["gantry_serverless_metered_pods"])
