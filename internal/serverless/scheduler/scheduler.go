@@ -236,13 +236,14 @@ func (s *Scheduler) sync(ctx context.Context, key string) error {
 	// binding's node exist, and the name is already this pod's (no node the informer holds
 	// and no creation under way has it), so neither write waits for the other: a cold start
 	// pays one round trip, not two.
+	var created *corev1.Node
 	var createErr error
 	var wg sync.WaitGroup
 	if want != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, createErr = s.opts.Client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+			created, createErr = s.opts.Client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
 		}()
 	}
 	bindErr := s.opts.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
@@ -276,6 +277,14 @@ func (s *Scheduler) sync(ctx context.Context, key string) error {
 		return fmt.Errorf("binding pod %s to %s: %w", key, target, bindErr)
 	}
 	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s (%s)", pod.Namespace, pod.Name, target, size.Capacity)
+	if created != nil {
+		// The new node's lease at once, off the pod's path; the heartbeat renews it.
+		go func() {
+			if err := s.renewLease(ctx, created); err != nil && ctx.Err() == nil {
+				s.log.Warn("serverless node heartbeat", "node", created.Name, "err", err)
+			}
+		}()
+	}
 	return nil
 }
 
@@ -508,6 +517,9 @@ func (s *Scheduler) renewLease(ctx context.Context, n *corev1.Node) error {
 					RenewTime:            &now,
 				},
 			}, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				return nil // made meanwhile by the heartbeat or the placement: renewed next time
+			}
 			if err != nil {
 				return fmt.Errorf("creating lease: %w", err)
 			}
