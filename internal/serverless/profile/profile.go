@@ -22,7 +22,7 @@ type Pod struct {
 }
 
 // Select returns the profile that selects pod, or nil when none does. Only profiles that
-// select new pods (Active and not being deleted) count. A pod whose ProfileLabel names a
+// select new pods (valid and not being deleted: ServerlessProfile.Selects) count. A pod whose ProfileLabel names a
 // profile gets that profile, or an error saying why not: no such profile, or the pod does
 // not match it.
 func Select(profiles []*sv1alpha1.ServerlessProfile, pod Pod) (*sv1alpha1.ServerlessProfile, error) {
@@ -36,7 +36,7 @@ func Select(profiles []*sv1alpha1.ServerlessProfile, pod Pod) (*sv1alpha1.Server
 	if name, ok := pod.Labels[sv1alpha1.ProfileLabel]; ok {
 		i := slices.IndexFunc(active, func(p *sv1alpha1.ServerlessProfile) bool { return p.Name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("metadata.labels[%s]: no active ServerlessProfile is called %q", sv1alpha1.ProfileLabel, name)
+			return nil, fmt.Errorf("metadata.labels[%s]: no ServerlessProfile called %q selects pods (there is none, or it is being deleted or invalid)", sv1alpha1.ProfileLabel, name)
 		}
 		if !Matches(active[i], pod) {
 			return nil, fmt.Errorf("metadata.labels[%s]: the pod does not match ServerlessProfile %q: %s",

@@ -81,10 +81,12 @@ func TestMatchesSelector(t *testing.T) {
 func TestSelect(t *testing.T) {
 	dev := active("dev", sv1alpha1.Selector{Namespace: "dev"})
 	web := active("a-web", sv1alpha1.Selector{Namespace: "qa"}, sv1alpha1.Selector{Namespace: "d*", Labels: map[string]string{"app": "web"}})
-	creating := &sv1alpha1.ServerlessProfile{ObjectMeta: metav1.ObjectMeta{Name: "0-creating"}, Spec: sv1alpha1.ServerlessProfileSpec{Selectors: []sv1alpha1.Selector{{Namespace: "*"}}}}
+	failed := &sv1alpha1.ServerlessProfile{ObjectMeta: metav1.ObjectMeta{Name: "0-failed"}, Spec: sv1alpha1.ServerlessProfileSpec{Selectors: []sv1alpha1.Selector{{Namespace: "*"}}}}
+	failed.Status.MarkCreateFailed("invalid")
+	invalid := &sv1alpha1.ServerlessProfile{ObjectMeta: metav1.ObjectMeta{Name: "0-invalid"}, Spec: sv1alpha1.ServerlessProfileSpec{Selectors: []sv1alpha1.Selector{{Namespace: "*", Labels: map[string]string{"a b": "c"}}}}}
 	deleting := active("0-deleting", sv1alpha1.Selector{Namespace: "*"})
 	deleting.DeletionTimestamp = &metav1.Time{}
-	all := []*sv1alpha1.ServerlessProfile{dev, creating, deleting, web}
+	all := []*sv1alpha1.ServerlessProfile{dev, failed, invalid, deleting, web}
 
 	for _, tc := range []struct {
 		name    string
@@ -100,9 +102,9 @@ func TestSelect(t *testing.T) {
 		{"the label's profile must match", Pod{Namespace: "qa", Labels: map[string]string{sv1alpha1.ProfileLabel: "dev"}}, "",
 			`metadata.labels[serverless.gantry.dev/profile]: the pod does not match ServerlessProfile "dev": it selects namespace dev`},
 		{"the label's profile must exist", Pod{Namespace: "dev", Labels: map[string]string{sv1alpha1.ProfileLabel: "nope"}}, "",
-			`no active ServerlessProfile is called "nope"`},
+			`no ServerlessProfile called "nope" selects pods`},
 		{"a profile being deleted is not picked by label", Pod{Namespace: "dev", Labels: map[string]string{sv1alpha1.ProfileLabel: "0-deleting"}}, "",
-			`no active ServerlessProfile is called "0-deleting"`},
+			`no ServerlessProfile called "0-deleting" selects pods`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Select(all, tc.pod)

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"context"
 	"slices"
 	"strings"
 
@@ -19,9 +20,14 @@ func (*ServerlessProfile) GetGroupVersionKind() schema.GroupVersionKind {
 	return SchemeGroupVersion.WithKind("ServerlessProfile")
 }
 
-// Selects reports whether the profile selects new pods: it is Active and not being deleted.
+// Selects reports whether the profile selects new pods: it is not being deleted, and it is
+// valid (not CreateFailed, and its spec passes validation even before the controller has
+// looked at it). It does not wait for the phase Active: the controller marks a profile
+// Active once it has read it from the cache the admission webhook reads, so by the time a
+// client sees Active the webhook holds the profile, though maybe not yet its new status.
 func (p *ServerlessProfile) Selects() bool {
-	return p.DeletionTimestamp == nil && p.Status.Phase == PhaseActive
+	return p.DeletionTimestamp == nil && p.Status.Phase != PhaseCreateFailed &&
+		p.Spec.Validate(context.Background()) == nil
 }
 
 func (s *ServerlessProfileStatus) manage() apis.ConditionManager {

@@ -72,8 +72,17 @@ func TestValidateUpdate(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	p := profile(Selector{Namespace: "dev"})
 	p.Status.InitializeConditions()
-	if p.Status.Phase != PhaseCreating || p.Selects() {
+	if p.Status.Phase != PhaseCreating || !p.Selects() {
 		t.Fatalf("new profile: phase %q, selects %v", p.Status.Phase, p.Selects())
+	}
+	invalid := profile(Selector{Namespace: "kube-system"})
+	if invalid.Selects() {
+		t.Error("an invalid profile selects before the controller marked it")
+	}
+	invalid.Spec.Selectors[0].Namespace = "dev"
+	invalid.Status.MarkCreateFailed("x")
+	if invalid.Selects() {
+		t.Error("a CreateFailed profile selects")
 	}
 	p.Status.MarkActive()
 	if p.Status.Phase != PhaseActive || !p.Selects() || !p.Status.GetCondition(apis.ConditionReady).IsTrue() {
