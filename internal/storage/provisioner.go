@@ -196,15 +196,10 @@ func (p *Provisioner) syncClaim(ctx context.Context, ns, name string) error {
 	if err != nil {
 		return err
 	}
-	if pvc.Spec.VolumeName != "" || pvc.Status.Phase != corev1.ClaimPending || pvc.DeletionTimestamp != nil {
-		return nil
-	}
 	sc := p.class(pvc)
-	if sc == nil {
-		return nil
-	}
 	pvName := VolumeName(string(pvc.UID))
-	if _, err := p.volumes.Get(pvName); err == nil {
+	_, err = p.volumes.Get(pvName)
+	if !wantsVolume(pvc, sc, err == nil) {
 		return nil
 	}
 	if err := errors.Join(CheckClass(sc), CheckClaim(pvc)); err != nil {
@@ -238,16 +233,9 @@ func (p *Provisioner) syncVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if pv.Annotations[ProvisionedByAnnotation] != DriverName || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != DriverName {
-		return nil
-	}
-	deleting := pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete
-	switch {
-	case pv.DeletionTimestamp != nil:
-		if !slices.Contains(pv.Finalizers, Finalizer) {
-			return nil
-		}
-		if deleting {
+	switch step := volumeAction(pv); step {
+	case finalize, finalizeKeepingDirectory:
+		if step == finalize {
 			if err := p.dirs.Remove(pv.Spec.CSI.VolumeHandle); err != nil {
 				p.recorder.Eventf(pv, corev1.EventTypeWarning, "VolumeFailedDelete", "%v", err)
 				return err
@@ -260,7 +248,7 @@ func (p *Provisioner) syncVolume(ctx context.Context, name string) error {
 			return nil
 		}
 		return err
-	case pv.Status.Phase == corev1.VolumeReleased && deleting:
+	case reclaim:
 		if err := p.dirs.Remove(pv.Spec.CSI.VolumeHandle); err != nil {
 			p.recorder.Eventf(pv, corev1.EventTypeWarning, "VolumeFailedDelete", "%v", err)
 			return err
@@ -273,4 +261,41 @@ func (p *Provisioner) syncVolume(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+// wantsVolume reports whether the provisioner makes a volume for pvc: a claim of one of its
+// classes (sc, nil when the claim's class is not one), pending, bound to no volume, not being
+// deleted, and whose volume does not exist yet (volumeExists).
+func wantsVolume(pvc *corev1.PersistentVolumeClaim, sc *storagev1.StorageClass, volumeExists bool) bool {
+	return sc != nil && !volumeExists && pvc.Spec.VolumeName == "" &&
+		pvc.Status.Phase == corev1.ClaimPending && pvc.DeletionTimestamp == nil
+}
+
+// A volumeStep is what the provisioner does to one of its volumes.
+type volumeStep int
+
+const (
+	leave                    volumeStep = iota // nothing to do
+	reclaim                                    // Released and Delete: remove the directory, then the PersistentVolume
+	finalize                                   // being deleted, policy Delete: remove the directory, then Finalizer
+	finalizeKeepingDirectory                   // being deleted, another policy: remove Finalizer only
+)
+
+// volumeAction decides what becomes of pv: volumes of other provisioners are left alone.
+func volumeAction(pv *corev1.PersistentVolume) volumeStep {
+	if pv.Annotations[ProvisionedByAnnotation] != DriverName || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != DriverName {
+		return leave
+	}
+	deleting := pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete
+	switch {
+	case pv.DeletionTimestamp != nil && !slices.Contains(pv.Finalizers, Finalizer):
+		return leave
+	case pv.DeletionTimestamp != nil && deleting:
+		return finalize
+	case pv.DeletionTimestamp != nil:
+		return finalizeKeepingDirectory
+	case pv.Status.Phase == corev1.VolumeReleased && deleting:
+		return reclaim
+	}
+	return leave
 }

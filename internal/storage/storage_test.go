@@ -225,3 +225,71 @@ func TestDirsCreateAndRemove(t *testing.T) {
 		t.Errorf("removing a volume already gone: %v", err)
 	}
 }
+
+func TestWantsVolume(t *testing.T) {
+	sc := MakeClass(true)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*corev1.PersistentVolumeClaim)
+		sc     *storagev1.StorageClass
+		exists bool
+		want   bool
+	}{
+		{name: "pending claim of the class", sc: sc, want: true},
+		{name: "another provisioner's class", sc: nil},
+		{name: "volume made already", sc: sc, exists: true},
+		{name: "bound", sc: sc, mutate: func(c *corev1.PersistentVolumeClaim) { c.Spec.VolumeName = "pv" }},
+		{name: "lost", sc: sc, mutate: func(c *corev1.PersistentVolumeClaim) { c.Status.Phase = corev1.ClaimLost }},
+		{name: "being deleted", sc: sc, mutate: func(c *corev1.PersistentVolumeClaim) { c.DeletionTimestamp = &metav1.Time{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pvc := claim(func(c *corev1.PersistentVolumeClaim) {
+				c.Status.Phase = corev1.ClaimPending
+				if tc.mutate != nil {
+					tc.mutate(c)
+				}
+			})
+			if got := wantsVolume(pvc, tc.sc, tc.exists); got != tc.want {
+				t.Errorf("wantsVolume = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestVolumeAction(t *testing.T) {
+	now := &metav1.Time{}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*corev1.PersistentVolume)
+		want   volumeStep
+	}{
+		{name: "bound", want: leave},
+		{name: "released, Delete", mutate: func(pv *corev1.PersistentVolume) { pv.Status.Phase = corev1.VolumeReleased }, want: reclaim},
+		{name: "released, Retain", mutate: func(pv *corev1.PersistentVolume) {
+			pv.Status.Phase, pv.Spec.PersistentVolumeReclaimPolicy = corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain
+		}, want: leave},
+		{name: "deleted, Delete", mutate: func(pv *corev1.PersistentVolume) { pv.DeletionTimestamp = now }, want: finalize},
+		{name: "deleted, Retain, finalizer left from a policy change", mutate: func(pv *corev1.PersistentVolume) {
+			pv.DeletionTimestamp, pv.Spec.PersistentVolumeReclaimPolicy = now, corev1.PersistentVolumeReclaimRetain
+		}, want: finalizeKeepingDirectory},
+		{name: "deleted, finalizer gone", mutate: func(pv *corev1.PersistentVolume) { pv.DeletionTimestamp, pv.Finalizers = now, nil }, want: leave},
+		{name: "another provisioner's", mutate: func(pv *corev1.PersistentVolume) {
+			pv.Status.Phase, pv.Annotations[ProvisionedByAnnotation] = corev1.VolumeReleased, "efs.csi.aws.com"
+		}, want: leave},
+		{name: "our annotation on a hostPath volume", mutate: func(pv *corev1.PersistentVolume) {
+			pv.Status.Phase, pv.Spec.CSI = corev1.VolumeReleased, nil
+			pv.Spec.HostPath = &corev1.HostPathVolumeSource{Path: "/"}
+		}, want: leave},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pv := MakePV(claim(nil), MakeClass(true), "pvc-1234")
+			pv.Status.Phase = corev1.VolumeBound
+			if tc.mutate != nil {
+				tc.mutate(pv)
+			}
+			if got := volumeAction(pv); got != tc.want {
+				t.Errorf("volumeAction = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
