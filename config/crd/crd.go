@@ -1,5 +1,5 @@
-// Package crd embeds the generated serving.knative.dev CRDs (hack/update-codegen.sh writes
-// them) so gantry server can install them.
+// Package crd embeds the generated CRDs (hack/update-codegen.sh writes them), Knative's and
+// Gantry's own (serverless.gantry.dev), so gantry server can install them.
 package crd
 
 import "embed"
