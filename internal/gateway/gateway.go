@@ -56,7 +56,6 @@ type Options struct {
 	TraceRelay http.Handler
 }
 
-
 // Bounds of the gateway's HTTP servers. A request's own duration is bounded by its revision's
 // timeout in the queue-proxy, not here.
 const (
