@@ -274,9 +274,14 @@ func (n *Node) clientFor(pod *corev1.Pod) kubernetes.Interface {
 // podListers looks pods up in several listers, the first that has a pod winning.
 type podListers []corelisters.PodLister
 
-func (l podListers) List(sel labels.Selector) ([]*corev1.Pod, error) {
+func (l podListers) List(sel labels.Selector) ([]*corev1.Pod, error) { return listAll(l, sel) }
+
+// listAll lists the pods sel selects in every one of ls.
+func listAll[L interface {
+	List(labels.Selector) ([]*corev1.Pod, error)
+}](ls []L, sel labels.Selector) ([]*corev1.Pod, error) {
 	var out []*corev1.Pod
-	for _, one := range l {
+	for _, one := range ls {
 		pods, err := one.List(sel)
 		if err != nil {
 			return nil, err
@@ -297,15 +302,7 @@ func (l podListers) Pods(ns string) corelisters.PodNamespaceLister {
 type namespaceListers []corelisters.PodNamespaceLister
 
 func (l namespaceListers) List(sel labels.Selector) ([]*corev1.Pod, error) {
-	var out []*corev1.Pod
-	for _, one := range l {
-		pods, err := one.List(sel)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pods...)
-	}
-	return out, nil
+	return listAll(l, sel)
 }
 
 func (l namespaceListers) Get(name string) (*corev1.Pod, error) {

@@ -63,7 +63,7 @@ func newNetwork(opts Options, stateDir string) (*network, error) {
 		"type": "host-local",
 		"ranges": [][]map[string]string{{{
 			"subnet":   cidr.String(),
-			"rangeEnd": lastAddr(shared).String(),
+			"rangeEnd": LastAddr(shared).String(),
 		}}},
 		"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
 		"dataDir": filepath.Join(stateDir, "networks"),
@@ -98,7 +98,7 @@ func (n *network) staticBridge(ip net.IP) (*libcni.NetworkConfigList, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !serverless.Contains(addr) || addr == lastAddr(n.podCIDR) {
+	if !serverless.Contains(addr) || addr == LastAddr(n.podCIDR) {
 		return nil, fmt.Errorf("requested IP %s is outside the range kept for requested addresses, %s", addr, serverless)
 	}
 	conf := maps.Clone(n.bridgeConf)
@@ -184,11 +184,11 @@ func ServerlessRange(podCIDR netip.Prefix) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	return netip.PrefixFrom(lastAddr(shared).Next(), shared.Bits()), nil
+	return netip.PrefixFrom(LastAddr(shared).Next(), shared.Bits()), nil
 }
 
 // lastAddr is the last address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {
 		b[i/8] |= 0x80 >> (i % 8)

@@ -46,8 +46,8 @@ func TestLastAddr(t *testing.T) {
 		"10.42.128.0/17": "10.42.255.255",
 		"10.1.2.3/32":    "10.1.2.3",
 	} {
-		if got := lastAddr(netip.MustParsePrefix(cidr)).String(); got != want {
-			t.Errorf("lastAddr(%s) = %s, want %s", cidr, got, want)
+		if got := LastAddr(netip.MustParsePrefix(cidr)).String(); got != want {
+			t.Errorf("LastAddr(%s) = %s, want %s", cidr, got, want)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package scheduler
 import (
 	"errors"
 	"net/netip"
+
+	"github.com/gantry-run/gantry/internal/sandbox"
 )
 
 // ErrNoAddress says every address of the serverless range is taken.
@@ -20,7 +22,7 @@ type addresses struct {
 // used alone) and its last.
 func newAddresses(r netip.Prefix) addresses {
 	first := r.Masked().Addr().Next()
-	last := lastAddr(r).Prev()
+	last := sandbox.LastAddr(r).Prev()
 	return addresses{first: first, last: last, next: first}
 }
 
@@ -49,14 +51,4 @@ func (a *addresses) pick(used func(netip.Addr) bool) (netip.Addr, error) {
 			return netip.Addr{}, ErrNoAddress
 		}
 	}
-}
-
-// lastAddr is the last address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
