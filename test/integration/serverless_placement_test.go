@@ -18,6 +18,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/standalone"
 	"github.com/gantry-run/gantry/internal/testenv"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
@@ -235,4 +236,57 @@ func TestSharedNodeIsFinite(t *testing.T) {
 	if !strings.Contains(msg, "Insufficient cpu") {
 		t.Errorf("PodScheduled message %q, want kube-scheduler's Insufficient cpu", msg)
 	}
+}
+
+// TestServerlessPodEvictedPastItsStorage: a serverless pod gets the ephemeral storage
+// config-serverless provisions (here 24 MiB, so the test is short); one that writes past it
+// (its logs count) is evicted with the reason in its status, and its Node goes with it.
+func TestServerlessPodEvictedPastItsStorage(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	placementProfile(t, env, ns)
+	if err := setConfig(t, env, config.ServerlessConfigName, map[string]string{"ephemeral-storage-default": "24Mi"}); err != nil {
+		t.Fatal(err)
+	}
+	image := env.Image(t, "runtime")
+	var pod *corev1.Pod
+	waitFor(t, "a serverless pod provisioned 24Mi of storage", 30*time.Second, func(ctx context.Context) (bool, error) {
+		name := fmt.Sprintf("chatty-%d", time.Now().UnixNano()%1e6)
+		p := podWith(name, corev1.Container{Name: "chatty", Image: image, Args: []string{"-log-kib-per-s", "1024"}})
+		p.Labels = map[string]string{"serverless": "yes"}
+		created, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			return false, err
+		}
+		if got := created.Annotations[v1alpha1.EphemeralStorageProvisionedAnnotation]; got != "24Mi" {
+			_ = env.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			return false, fmt.Errorf("provisioned %q", got)
+		}
+		pod = created
+		return true, nil
+	})
+	pod = waitPod(t, env, ns, pod.Name, "running", 90*time.Second, running)
+	node := pod.Spec.NodeName
+	if !strings.HasPrefix(node, v1alpha1.NodeNamePrefix) {
+		t.Fatalf("the pod runs on %q, not a serverless node", node)
+	}
+	// The node measures disk use once a minute: 24 MiB at 1 MiB/s, then at most a minute.
+	evicted := waitPod(t, env, ns, pod.Name, "evicted", 3*time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed
+	})
+	if evicted.Status.Reason != "Evicted" || !strings.Contains(evicted.Status.Message, v1alpha1.EphemeralStorageProvisionedAnnotation) {
+		t.Errorf("status %q: %q; want Evicted, naming %s", evicted.Status.Reason, evicted.Status.Message, v1alpha1.EphemeralStorageProvisionedAnnotation)
+	}
+	t.Logf("evicted: %s", evicted.Status.Message)
+	if err := env.Client.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the evicted pod's Node gone", 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := env.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, fmt.Errorf("node %s: %v", node, err)
+	})
 }
