@@ -26,6 +26,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 	"github.com/gantry-run/gantry/internal/sandbox"
+	sv1alpha1 "github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
 // Source reads the cgroups: a *sandbox.Manager.
@@ -115,16 +116,22 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(clientset, 10*time.Minute,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.opts.NodeName).String()
-		}))
-	pods := factory.Core().V1().Pods().Lister()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	for t, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("resource metrics: cache of %v did not sync", t)
+	// The node's pods: those of the shared node, and those the serverless scheduler places,
+	// each on a serverless node of its own that this node serves.
+	var pods []corelisters.PodLister
+	for _, sel := range []fields.Selector{
+		fields.OneTermEqualSelector("spec.nodeName", s.opts.NodeName),
+		fields.OneTermEqualSelector("spec.schedulerName", sv1alpha1.SchedulerName),
+	} {
+		factory := informers.NewSharedInformerFactoryWithOptions(clientset, 10*time.Minute,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = sel.String() }))
+		pods = append(pods, factory.Core().V1().Pods().Lister())
+		factory.Start(ctx.Done())
+		defer factory.Shutdown()
+		for t, ok := range factory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("resource metrics: cache of %v did not sync", t)
+			}
 		}
 	}
 	reg, err := s.registration(port)
@@ -150,11 +157,15 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // sample reads the cgroups of the node's running pods and of the host.
-func (s *Server) sample(pods corelisters.PodLister, now time.Time) {
-	list, err := pods.List(labels.Everything())
-	if err != nil {
-		s.log.Warn("listing pods", "err", err)
-		return
+func (s *Server) sample(listers []corelisters.PodLister, now time.Time) {
+	var list []*corev1.Pod
+	for _, l := range listers {
+		pods, err := l.List(labels.Everything())
+		if err != nil {
+			s.log.Warn("listing pods", "err", err)
+			return
+		}
+		list = append(list, pods...)
 	}
 	metas := map[types.UID]metav1.ObjectMeta{}
 	usages := map[types.UID]sandbox.PodUsage{}

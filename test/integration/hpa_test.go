@@ -18,6 +18,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/testenv"
 	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
+	sv1alpha1 "github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -188,4 +189,29 @@ func TestHPAScalesOnMemory(t *testing.T) {
 		m[0].Resource.Target.AverageValue == nil || m[0].Resource.Target.AverageValue.Value() != 1<<20 {
 		t.Errorf("HPA metrics %+v, want memory at 1Mi a pod", m)
 	}
+}
+
+// TestServerlessPodMetrics: a pod on a serverless node of its own is measured too, so that
+// kubectl top and the HPA see it.
+func TestServerlessPodMetrics(t *testing.T) {
+	env := resourceMetricsEnv(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	placementProfile(t, env, ns)
+	createPod(t, env, ns, serverlessPod("measured-sl", env.Image(t, "hello"), nil))
+	pod := waitPod(t, env, ns, "measured-sl", "running", 90*time.Second, running)
+	if !strings.HasPrefix(pod.Spec.NodeName, sv1alpha1.NodeNamePrefix) {
+		t.Fatalf("the pod runs on %q, not a serverless node", pod.Spec.NodeName)
+	}
+	mc, err := metricsclient.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the serverless pod's metrics", 90*time.Second, func(ctx context.Context) (bool, error) {
+		m, err := mc.MetricsV1beta1().PodMetricses(ns).Get(ctx, "measured-sl", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(m.Containers) == 1 && m.Containers[0].Usage.Memory().Value() > 0, fmt.Errorf("containers %+v", m.Containers)
+	})
 }
