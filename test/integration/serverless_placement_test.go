@@ -287,6 +287,6 @@ func TestServerlessPodEvictedPastItsStorage(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
-		return false, fmt.Errorf("node %s: %v", node, err)
+		return false, fmt.Errorf("node %s: %w", node, err)
 	})
 }
