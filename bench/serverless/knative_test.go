@@ -55,9 +55,8 @@ func BenchmarkKnativeColdStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	time.Sleep(time.Second) // the configuration store follows the ConfigMap by watch
-	for i := range b.N {
-		ns := fmt.Sprintf("bench-cold-%d", i)
-		namespace(b, env, ns)
+	for range b.N {
+		ns := namespace(b, env, "bench-cold")
 		hosts := make([]string, 2*coldServices)
 		svcs := make([]*servingv1.Service, 2*coldServices)
 		for j := range svcs {

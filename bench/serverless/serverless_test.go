@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,9 +84,15 @@ func pod(name, image string, serverless bool) *corev1.Pod {
 	return p
 }
 
-// namespace creates namespace name and a ServerlessProfile that selects its pods labelled
-// serverless=yes, and waits for the profile to be Active.
-func namespace(b *testing.B, env *testenv.Env, name string) {
+// namespaces counts the namespaces the benchmarks made, so each run (-count) gets new ones
+// while the last run's are still being deleted.
+var namespaces atomic.Int64
+
+// namespace creates a namespace named prefix-<n> and a ServerlessProfile of that name that
+// selects its pods labelled serverless=yes, waits for the profile to be Active, and returns
+// the name.
+func namespace(b *testing.B, env *testenv.Env, prefix string) string {
+	name := fmt.Sprintf("%s-%d", prefix, namespaces.Add(1))
 	ctx := context.Background()
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
@@ -114,6 +121,7 @@ func namespace(b *testing.B, env *testenv.Env, name string) {
 		}
 		return p.Status.Phase == v1alpha1.PhaseActive, fmt.Errorf("phase %q", p.Status.Phase)
 	})
+	return name
 }
 
 // watchReady reports, for each pod of ns, when it was first seen Ready; boundAt when it was
@@ -183,9 +191,8 @@ func BenchmarkPlacement(b *testing.B) {
 	if _, err := env.Server.Store.Pull(ctx, img); err != nil {
 		b.Fatal(err)
 	}
-	for i := range b.N {
-		ns := fmt.Sprintf("bench-placement-%d", i)
-		namespace(b, env, ns)
+	for range b.N {
+		ns := namespace(b, env, "bench-placement")
 		readyAt, boundAt := watchReady(ctx, b, env, ns)
 		var shared, serverless, sharedBound, serverlessBound []time.Duration
 		for j := range 2 * placementPods {
@@ -227,9 +234,8 @@ func BenchmarkBurst(b *testing.B) {
 	if _, err := env.Server.Store.Pull(ctx, img); err != nil {
 		b.Fatal(err)
 	}
-	for i := range b.N {
-		ns := fmt.Sprintf("bench-burst-%d", i)
-		namespace(b, env, ns)
+	for range b.N {
+		ns := namespace(b, env, "bench-burst")
 		readyAt, _ := watchReady(ctx, b, env, ns)
 		start := make([]time.Time, burstPods)
 		var wg sync.WaitGroup
