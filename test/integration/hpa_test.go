@@ -15,9 +15,12 @@ import (
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gantry-run/gantry/internal/testenv"
 	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
+	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
+	"github.com/gantry-run/gantry/pkg/apis/config"
 	sv1alpha1 "github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -214,4 +217,65 @@ func TestServerlessPodMetrics(t *testing.T) {
 		}
 		return len(m.Containers) == 1 && m.Containers[0].Usage.Memory().Value() > 0, fmt.Errorf("containers %+v", m.Containers)
 	})
+}
+
+// TestDefaultClassHPA: with config-autoscaler's pod-autoscaler-class set to the HPA class, a
+// revision that names no class is scaled by an HPA; a revision made before keeps its KPA.
+func TestDefaultClassHPA(t *testing.T) {
+	env := testenv.Get(t)
+	ns := newNamespace(t, env.Client)
+	ctx := context.Background()
+	before := helloService(env, t, ns, "before")
+	if err := env.Ctrl.Create(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first revision's PodAutoscaler", time.Minute, func(ctx context.Context) (bool, error) {
+		pa, err := podAutoscaler(ctx, env, ns, "before-00001")
+		if err != nil {
+			return false, err
+		}
+		return pa.Class() == autoscaling.KPA, fmt.Errorf("class %q", pa.Class())
+	})
+	if err := setConfig(t, env, config.AutoscalerConfigName, map[string]string{"pod-autoscaler-class": autoscaling.HPA}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the configuration store follows the ConfigMap by watch
+	if err := env.Ctrl.Create(ctx, helloService(env, t, ns, "after")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new revision's HPA", time.Minute, func(ctx context.Context) (bool, error) {
+		pa, err := podAutoscaler(ctx, env, ns, "after-00001")
+		if err != nil {
+			return false, err
+		}
+		if pa.Class() != autoscaling.HPA {
+			return false, fmt.Errorf("class %q", pa.Class())
+		}
+		_, err = env.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "after-00001", metav1.GetOptions{})
+		return err == nil, err
+	})
+	// A reconcile of the older revision under the new default leaves its class alone: a new
+	// label on the revision makes one (its PodAutoscaler carries the revision's labels).
+	rev := &servingv1.Revision{}
+	if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before-00001"}, rev); err != nil {
+		t.Fatal(err)
+	}
+	rev.Labels["touched"] = "yes"
+	if err := env.Ctrl.Update(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	var pa *pav1alpha1.PodAutoscaler
+	waitFor(t, "the older revision reconciled", time.Minute, func(ctx context.Context) (bool, error) {
+		var err error
+		if pa, err = podAutoscaler(ctx, env, ns, "before-00001"); err != nil {
+			return false, err
+		}
+		return pa.Labels["touched"] == "yes", fmt.Errorf("labels %v", pa.Labels)
+	})
+	if pa.Class() != autoscaling.KPA {
+		t.Errorf("the revision made before the change is now of class %q", pa.Class())
+	}
+	if _, err := env.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "before-00001", metav1.GetOptions{}); err == nil {
+		t.Error("the revision made before the change got an HPA")
+	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/reconciler/kmeta"
 	"github.com/gantry-run/gantry/internal/reconciler/revision/resources"
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
@@ -248,7 +249,16 @@ func (r *Reconciler) reconcileService(ctx context.Context, rev *servingv1.Revisi
 // spec, labels and annotations follow rev (a routing change reaches its reachability). Its
 // status is the autoscaler's: it is read, never written. A new one has no status yet.
 func (r *Reconciler) reconcilePodAutoscaler(ctx context.Context, rev *servingv1.Revision) (*pav1alpha1.PodAutoscaler, error) {
-	want, cur := resources.MakePodAutoscaler(rev), &pav1alpha1.PodAutoscaler{}
+	// A revision that names no class gets config-autoscaler's when its PodAutoscaler is
+	// made, and keeps it: a later change of the default applies to new revisions only.
+	class := config.FromContextOrDefaults(ctx).Autoscaler.PodAutoscalerClass
+	existing := &pav1alpha1.PodAutoscaler{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: rev.Namespace, Name: resources.PodAutoscalerName(rev)}, existing); err == nil {
+		if c := existing.Annotations[autoscaling.ClassAnnotationKey]; c != "" {
+			class = c
+		}
+	}
+	want, cur := resources.MakePodAutoscaler(rev, class), &pav1alpha1.PodAutoscaler{}
 	created, err := kmeta.ReconcileChild(ctx, r.Client, rev, want, cur, samePodAutoscaler,
 		func(cur, want *pav1alpha1.PodAutoscaler) {
 			cur.Spec, cur.Labels, cur.Annotations = want.Spec, want.Labels, want.Annotations

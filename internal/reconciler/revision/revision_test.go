@@ -71,7 +71,7 @@ func deployment(rev *servingv1.Revision, replicas, ready int32, conds ...appsv1.
 // podAutoscaler is the PodAutoscaler of rev as the autoscaler left it: wanting desired pods,
 // with actual ready, Active as mark sets it.
 func podAutoscaler(rev *servingv1.Revision, desired, actual int32, mark func(*pav1alpha1.PodAutoscalerStatus)) *pav1alpha1.PodAutoscaler {
-	pa := resources.MakePodAutoscaler(rev)
+	pa := resources.MakePodAutoscaler(rev, "")
 	pa.Status.InitializeConditions()
 	pa.Status.DesiredScale, pa.Status.ActualScale = ptr.To(desired), ptr.To(actual)
 	mark(&pa.Status)
@@ -137,7 +137,7 @@ func TestReconcile(t *testing.T) {
 	notOwned.OwnerReferences = nil
 	foreignService := resources.MakePrivateService(revision())
 	foreignService.OwnerReferences = nil
-	foreignPA := resources.MakePodAutoscaler(revision())
+	foreignPA := resources.MakePodAutoscaler(revision(), "")
 	foreignPA.OwnerReferences = nil
 	tests := []struct {
 		name    string
@@ -171,7 +171,7 @@ func TestReconcile(t *testing.T) {
 			if err != nil || !metav1.IsControlledBy(pa, revision()) {
 				t.Fatalf("podautoscaler: %v, want one the revision owns", err)
 			}
-			if diff := cmp.Diff(resources.MakePodAutoscaler(revision()).Spec, pa.Spec); diff != "" {
+			if diff := cmp.Diff(resources.MakePodAutoscaler(revision(), "").Spec, pa.Spec); diff != "" {
 				t.Errorf("podautoscaler spec (-want +got):\n%s", diff)
 			}
 		},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -96,7 +97,11 @@ func NewAutoscalerFromMap(data map[string]string) (*Autoscaler, error) {
 	p.int32("min-scale", &a.MinScale)
 	p.int32("max-scale", &a.MaxScale)
 	p.int32("max-scale-limit", &a.MaxScaleLimit)
-	p.only("pod-autoscaler-class", a.PodAutoscalerClass)
+	// The class of a revision that names none: Knative's KPA or the HPA; it is fixed in the
+	// revision's PodAutoscaler when that is made, so a change applies to new revisions.
+	p.only("pod-autoscaler-class", "kpa.autoscaling.knative.dev", "hpa.autoscaling.knative.dev")
+	p.string("pod-autoscaler-class", &a.PodAutoscalerClass)
+	a.PodAutoscalerClass = strings.ToLower(a.PodAutoscalerClass)
 	if err := p.err(); err != nil {
 		return nil, err
 	}

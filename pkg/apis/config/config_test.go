@@ -129,3 +129,24 @@ func TestAutoscalerTargetPercentage(t *testing.T) {
 		})
 	}
 }
+
+func TestPodAutoscalerClassDefault(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                            "kpa.autoscaling.knative.dev",
+		"hpa.autoscaling.knative.dev": "hpa.autoscaling.knative.dev",
+		"HPA.autoscaling.knative.dev": "hpa.autoscaling.knative.dev",
+		"kpa.autoscaling.knative.dev": "kpa.autoscaling.knative.dev",
+	} {
+		data := map[string]string{}
+		if in != "" {
+			data["pod-autoscaler-class"] = in
+		}
+		a, err := NewAutoscalerFromMap(data)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if a.PodAutoscalerClass != want {
+			t.Errorf("pod-autoscaler-class %q → %q, want %q", in, a.PodAutoscalerClass, want)
+		}
+	}
+}

@@ -50,7 +50,7 @@ func TestApplyRefusesNamingTheKey(t *testing.T) {
 		{"autoscaler rate", AutoscalerConfigName, map[string]string{"max-scale-down-rate": "1"}, "config-autoscaler: max-scale-down-rate: 1 must be greater than 1"},
 		{"autoscaler initial", AutoscalerConfigName, map[string]string{"initial-scale": "0"}, "config-autoscaler: initial-scale: 0 must be at least 1"},
 		{"autoscaler min>max", AutoscalerConfigName, map[string]string{"min-scale": "5", "max-scale": "2"}, "config-autoscaler: min-scale: 5 must be in [0, max-scale 2]"},
-		{"autoscaler class", AutoscalerConfigName, map[string]string{"pod-autoscaler-class": "hpa.autoscaling.knative.dev"}, `config-autoscaler: pod-autoscaler-class: "hpa.autoscaling.knative.dev" is not supported by Gantry`},
+		{"autoscaler class", AutoscalerConfigName, map[string]string{"pod-autoscaler-class": "custom.example.com"}, `config-autoscaler: pod-autoscaler-class: "custom.example.com" is not supported by Gantry`},
 		{"network template", NetworkConfigName, map[string]string{"domain-template": "{{.Nome}}.x"}, "config-network: domain-template:"},
 		{"network tls", NetworkConfigName, map[string]string{"external-domain-tls": "Enabled"}, `config-network: external-domain-tls: "Enabled" is not supported by Gantry`},
 		{"deployment quantity", DeploymentConfigName, map[string]string{"queue-sidecar-cpu-request": "lots"}, `config-deployment: queue-sidecar-cpu-request: "lots" is not a quantity`},

@@ -18,12 +18,16 @@ func PodAutoscalerName(rev *servingv1.Revision) string { return rev.Name }
 // MakePodAutoscaler is what rev asks of its autoscaler: scale rev's Deployment for its
 // container concurrency, speaking its protocol, reachable or not as the routes have labelled
 // it. It carries rev's labels (as the Deployment does) and annotations, so the autoscaler reads
-// the autoscaling.knative.dev settings there; the class is KPA unless rev names another. The
-// status is the autoscaler's and is left empty.
-func MakePodAutoscaler(rev *servingv1.Revision) *pav1alpha1.PodAutoscaler {
+// the autoscaling.knative.dev settings there; the class is defaultClass (config-autoscaler's
+// pod-autoscaler-class; KPA when empty) unless rev names one. The status is the
+// autoscaler's and is left empty.
+func MakePodAutoscaler(rev *servingv1.Revision, defaultClass string) *pav1alpha1.PodAutoscaler {
 	annotations := childAnnotations(rev)
 	if annotations[autoscaling.ClassAnnotationKey] == "" {
-		annotations[autoscaling.ClassAnnotationKey] = autoscaling.KPA
+		if defaultClass == "" {
+			defaultClass = autoscaling.KPA
+		}
+		annotations[autoscaling.ClassAnnotationKey] = defaultClass
 	}
 	return &pav1alpha1.PodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
@@ -50,13 +51,13 @@ func TestMakePodAutoscaler(t *testing.T) {
 		},
 	}
 	before := rev.DeepCopy()
-	if diff := cmp.Diff(want, MakePodAutoscaler(rev)); diff != "" {
+	if diff := cmp.Diff(want, MakePodAutoscaler(rev, "")); diff != "" {
 		t.Errorf("MakePodAutoscaler (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(before, rev); diff != "" {
 		t.Errorf("MakePodAutoscaler changed the revision (-before +after):\n%s", diff)
 	}
-	if got := MakePodAutoscaler(rev).Spec.ScaleTargetRef.Name; got != MakeDeployment(rev, config.NewConfig()).Name {
+	if got := MakePodAutoscaler(rev, "").Spec.ScaleTargetRef.Name; got != MakeDeployment(rev, config.NewConfig()).Name {
 		t.Errorf("scaleTargetRef.name = %q, want the Deployment's name", got)
 	}
 }
@@ -99,7 +100,7 @@ func TestMakePodAutoscalerSpec(t *testing.T) {
 			rev := revision()
 			tt.mutate(rev)
 			tt.want.ScaleTargetRef = corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "hello-00001-deployment"}
-			if diff := cmp.Diff(tt.want, MakePodAutoscaler(rev).Spec); diff != "" {
+			if diff := cmp.Diff(tt.want, MakePodAutoscaler(rev, "").Spec); diff != "" {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}
 		})
@@ -109,7 +110,7 @@ func TestMakePodAutoscalerSpec(t *testing.T) {
 func TestMakePodAutoscalerKeepsTheClassItIsGiven(t *testing.T) {
 	rev := revision()
 	rev.Annotations = map[string]string{"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev", "autoscaling.knative.dev/metric": "cpu"}
-	pa := MakePodAutoscaler(rev)
+	pa := MakePodAutoscaler(rev, "")
 	if got := pa.Class(); got != "hpa.autoscaling.knative.dev" {
 		t.Errorf("class = %q, want the revision's hpa.autoscaling.knative.dev", got)
 	}
@@ -137,5 +138,18 @@ func TestRoutingLeavesThePodsAlone(t *testing.T) {
 	}
 	if diff := cmp.Diff(MakePrivateService(plain).ObjectMeta, MakePrivateService(routed).ObjectMeta); diff != "" {
 		t.Errorf("Service metadata (-unrouted +routed):\n%s", diff)
+	}
+}
+
+func TestMakePodAutoscalerDefaultClass(t *testing.T) {
+	rev := &servingv1.Revision{ObjectMeta: metav1.ObjectMeta{Name: "r-00001", Namespace: "ns"}}
+	for def, want := range map[string]string{"": autoscaling.KPA, autoscaling.HPA: autoscaling.HPA} {
+		if got := MakePodAutoscaler(rev, def).Class(); got != want {
+			t.Errorf("default %q: class %q, want %q", def, got, want)
+		}
+	}
+	rev.Annotations = map[string]string{autoscaling.ClassAnnotationKey: autoscaling.KPA}
+	if got := MakePodAutoscaler(rev, autoscaling.HPA).Class(); got != autoscaling.KPA {
+		t.Errorf("a revision that names KPA got %q under an HPA default", got)
 	}
 }
