@@ -130,7 +130,12 @@ func TestSecurityContextIsHonoured(t *testing.T) {
 		}
 		pod := podWith("unconfined", corev1.Container{Name: "probe", Image: img})
 		pod.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}}
-		createPod(t, env, ns, pod)
+		// Pod Security reads namespaces from its cache: until the new label reaches it, the
+		// pod is still refused at the API.
+		waitFor(t, "Pod Security to see the namespace opt out", 30*time.Second, func(ctx context.Context) (bool, error) {
+			_, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+			return err == nil, err
+		})
 		if msg := waitingReason(t, env, ns, "unconfined", "CreateContainerConfigError"); !strings.Contains(msg, "--allow-unconfined-seccomp") {
 			t.Errorf("message %q, want the flag named", msg)
 		}
