@@ -56,6 +56,9 @@ type Image struct {
 	Layers []string `json:"-"`
 	// Config is what the image says to run.
 	Config Config `json:"config"`
+	// Cached says Pull found the image in the store, all its layers unpacked: it
+	// downloaded nothing (a tag was still resolved with the registry).
+	Cached bool `json:"-"`
 }
 
 // Config is the part of an image's configuration a sandbox needs.
@@ -308,7 +311,7 @@ func (s *Store) cached(ref, digestRef, digest string) (*Image, error) {
 		}
 		img.Layers = append(img.Layers, s.LayerDir(id))
 	}
-	img.Ref, img.DigestRef = ref, digestRef
+	img.Ref, img.DigestRef, img.Cached = ref, digestRef, true
 	return img, nil
 }
 

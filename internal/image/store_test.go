@@ -56,6 +56,9 @@ func TestPullHello(t *testing.T) {
 	if len(img.Layers) != 1 {
 		t.Fatalf("layers = %v, want 1", img.Layers)
 	}
+	if img.Cached {
+		t.Error("the first pull says the image was cached")
+	}
 	fi, err := os.Stat(filepath.Join(img.Layers[0], "app"))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +83,7 @@ func TestPullHello(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(again.Layers, img.Layers) || again.DigestRef != wantDigestRef {
+		if !slices.Equal(again.Layers, img.Layers) || again.DigestRef != wantDigestRef || !again.Cached {
 			t.Errorf("Pull(%s) = %+v, want the cached image", r, again)
 		}
 	}
@@ -107,7 +110,7 @@ func TestPullHello(t *testing.T) {
 		t.Errorf("reopened store unpacked %d layers, want 0", got)
 	}
 	fresh := newStore(t, t.TempDir())
-	if img, err := fresh.Pull(ctx, ref); err != nil || img.DigestRef != wantDigestRef {
+	if img, err := fresh.Pull(ctx, ref); err != nil || img.DigestRef != wantDigestRef || img.Cached {
 		t.Fatalf("fresh pull after registry restart = %+v, %v", img, err)
 	}
 
