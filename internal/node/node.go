@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
@@ -76,6 +78,9 @@ type Options struct {
 	// SharedVolumesDir holds the directories of Gantry's shared storage (internal/storage),
 	// one per PersistentVolume, by volume handle; empty refuses persistentVolumeClaim volumes.
 	SharedVolumesDir string
+	// Registerer receives the node's metrics (gantry_node_*: its pods, their start latency,
+	// image pulls and evictions); nil registers none, and the node then observes nothing.
+	Registerer prometheus.Registerer
 }
 
 // Node is a running serverless node.
@@ -99,6 +104,8 @@ type Node struct {
 	freeBytes func(path string) (int64, error)
 	// diskPressure says the data dir's filesystem has less than its reserve free.
 	diskPressure atomic.Bool
+	// metrics are nil without Options.Registerer.
+	metrics *metrics
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
@@ -125,8 +132,37 @@ func New(opts Options) (*Node, error) {
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		return nil, fmt.Errorf("node state dir: %w", err)
 	}
-	return &Node{opts: opts, log: opts.Logger.With("component", "node"), clock: opts.Clock, emptyLayer: empty, watch: watchExit, freeBytes: statfsFree,
-		workers: map[types.UID]*worker{}, ready: make(chan struct{})}, nil
+	n := &Node{opts: opts, log: opts.Logger.With("component", "node"), clock: opts.Clock, emptyLayer: empty, watch: watchExit, freeBytes: statfsFree,
+		workers: map[types.UID]*worker{}, ready: make(chan struct{})}
+	if opts.Registerer != nil {
+		n.metrics = newMetrics(n.workerPhases)
+		if err := n.metrics.register(opts.Registerer); err != nil {
+			return nil, fmt.Errorf("node: registering its metrics: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// workerPhases is the phase of every pod the node runs, as its worker last reported it.
+func (n *Node) workerPhases() []corev1.PodPhase {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]corev1.PodPhase, 0, len(n.workers))
+	for _, w := range n.workers {
+		out = append(out, w.reportedPhase())
+	}
+	return out
+}
+
+// pull pulls ref through the image store, and counts and times the pull by its result.
+func (n *Node) pull(ctx context.Context, ref string) (*image.Image, error) {
+	if n.metrics == nil {
+		return n.opts.Images.Pull(ctx, ref)
+	}
+	began := n.clock.Now()
+	img, err := n.opts.Images.Pull(ctx, ref)
+	n.metrics.pulled(pullResult(img, err), n.clock.Since(began))
+	return img, err
 }
 
 // Ready is closed once the node is registered and its pods are being synced.

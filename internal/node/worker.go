@@ -38,6 +38,12 @@ type worker struct {
 	lookAll bool
 	// evictMsg, set by the node under disk pressure, evicts the pod at the next sync.
 	evictMsg atomic.Pointer[string]
+	// phase is the pod's phase after the last sync (gantry_node_pods); the scrape reads it.
+	phase atomic.Value // corev1.PodPhase
+	// takenAt is when the node took the pod; startTimed says its start has been observed
+	// (gantry_node_sandbox_start_duration_seconds), or will not be: a container was adopted.
+	takenAt    time.Time
+	startTimed bool
 	podState
 }
 
@@ -83,8 +89,16 @@ type ctr struct {
 }
 
 func newWorker(n *Node, pod *corev1.Pod) *worker {
-	return &worker{n: n, updates: make(chan *corev1.Pod, 1), wake: make(chan struct{}, 1), pod: pod, lookAll: true,
-		podState: podState{containers: map[string]*ctr{}}}
+	w := &worker{n: n, updates: make(chan *corev1.Pod, 1), wake: make(chan struct{}, 1), pod: pod, lookAll: true,
+		takenAt: n.clock.Now(), podState: podState{containers: map[string]*ctr{}}}
+	w.phase.Store(pod.Status.Phase)
+	return w
+}
+
+// reportedPhase is the pod's phase after the worker's last sync.
+func (w *worker) reportedPhase() corev1.PodPhase {
+	p, _ := w.phase.Load().(corev1.PodPhase)
+	return p
 }
 
 // update hands the worker the newest version of its pod, replacing one not yet taken.
@@ -151,6 +165,9 @@ func (w *worker) log() *slog.Logger { return w.n.log.With("pod", w.pod.Namespace
 // sync converges the pod one step and reports its status; it returns true once the pod is
 // gone.
 func (w *worker) sync(ctx context.Context) bool {
+	if w.n.metrics != nil {
+		defer func() { w.phase.Store(w.pod.Status.Phase) }()
+	}
 	pod := w.pod
 	now := w.n.clock.Now()
 	if pod.DeletionTimestamp != nil {
@@ -163,7 +180,7 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	before := w.view(pod)
 	if msg := w.evictMsg.Swap(nil); msg != nil && w.failed == "" {
-		w.fail(ctx, reasonEvicted, *msg)
+		w.evict(ctx, evictDiskPressure, *msg)
 	}
 	if w.failed == "" {
 		if fields := Unsupported(pod); len(fields) > 0 {
@@ -186,6 +203,13 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	w.lookAll = false
 	return false
+}
+
+// evict fails the pod as Evicted, counting the eviction by cause (evictStorageLimit,
+// evictDiskPressure).
+func (w *worker) evict(ctx context.Context, cause, msg string) {
+	w.n.metrics.evicted(cause)
+	w.fail(ctx, reasonEvicted, msg)
 }
 
 func (w *worker) fail(ctx context.Context, reason, msg string) {
@@ -227,6 +251,21 @@ func (w *worker) converge(ctx context.Context, now time.Time) {
 			return
 		}
 	}
+	if w.n.metrics != nil && !w.startTimed && allStarted(pod.Spec.Containers, w.containers) {
+		// The clock's time, not now: the sync's pulls and starts are part of the start.
+		w.startTimed = true
+		w.n.metrics.podStarted(w.n.clock.Since(w.takenAt))
+	}
+}
+
+// allStarted says every one of containers has been started (or adopted) in the sandbox.
+func allStarted(containers []corev1.Container, states map[string]*ctr) bool {
+	for _, c := range containers {
+		if s := states[c.Name]; s == nil || !s.started {
+			return false
+		}
+	}
+	return true
 }
 
 // setup creates the pod's sandbox and volumes once; it reports whether they exist.
@@ -310,6 +349,8 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 	if !s.started {
 		if st, err := w.n.opts.Sandboxes.ContainerStatus(ctx, w.sb.ID, c.Name); err == nil && st.Running {
 			s.started, s.status, s.waiting = true, st, nil
+			// Started by an earlier run of the node: the pod's start is not this run's to time.
+			w.startTimed = true
 			w.watch(ctx, s)
 			return
 		}
@@ -320,7 +361,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 			w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
 			return
 		}
-		img, err := w.n.opts.Images.Pull(ctx, c.Image)
+		img, err := w.n.pull(ctx, c.Image)
 		if err != nil {
 			reason := "ErrImagePull"
 			if s.waiting != nil && (s.waiting.Reason == "ErrImagePull" || s.waiting.Reason == "ImagePullBackOff") {
@@ -476,10 +517,10 @@ func (w *worker) checkStorage(ctx context.Context, now time.Time) {
 	switch {
 	case used <= limit:
 	case onServerlessNode(w.pod):
-		w.fail(ctx, reasonEvicted, fmt.Sprintf("Pod ephemeral local storage usage exceeds its provisioned ephemeral storage %s (%s; uses %s).",
+		w.evict(ctx, evictStorageLimit, fmt.Sprintf("Pod ephemeral local storage usage exceeds its provisioned ephemeral storage %s (%s; uses %s).",
 			quantity(limit), v1alpha1.EphemeralStorageProvisionedAnnotation, quantity(used)))
 	default:
-		w.fail(ctx, reasonEvicted, fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
+		w.evict(ctx, evictStorageLimit, fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s (uses %s).",
 			quantity(limit), quantity(used)))
 	}
 }
