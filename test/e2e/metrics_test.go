@@ -19,8 +19,9 @@ import (
 var knativeNames = map[string]bool{"revision_request_count": true}
 
 // TestMetricsAfterTraffic sends requests to a service and reads the server's /metrics: the
-// activator's request metrics and the autoscaler's state are there for the revision, and the
-// client library's linter finds nothing wrong with what is served, but Knative's own names.
+// activator's request metrics and the autoscaler's state are there for the revision, the
+// node's for the pod it started (its start latency, its image's pull), and the client
+// library's linter finds nothing wrong with what is served, but Knative's own names.
 func TestMetricsAfterTraffic(t *testing.T) {
 	requireNode(t)
 	metricsPort, err := freeport.Get(1)
@@ -76,6 +77,22 @@ spec:
 			t.Errorf("/metrics has no %s", want)
 		}
 	}
+	// The node started the revision's pod, pulling its image into an empty store.
+	for _, series := range []string{
+		"gantry_node_sandbox_start_duration_seconds_count",
+		`gantry_node_image_pulls_total{result="pulled"}`,
+		`gantry_node_image_pull_duration_seconds_count{result="pulled"}`,
+		`gantry_node_pods{phase="Running"}`,
+	} {
+		if v, ok := sampleValue(text, series); !ok || v < 1 {
+			t.Errorf("/metrics: %s is %v (present %t), want at least 1 after a pod started", series, v, ok)
+		}
+	}
+	for _, series := range []string{`gantry_node_evictions_total{reason="disk_pressure"}`, `gantry_node_evictions_total{reason="ephemeral_storage_limit"}`} {
+		if _, ok := sampleValue(text, series); !ok {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
 	// The embedded control plane's own (the API server, etcd, the scheduler), apart.
 	components := httpGetRetry(t, "http://"+metricsAddr+"/metrics/components")
 	for _, want := range []string{`apiserver_request_total{`, `etcd_server_has_leader `, `scheduler_schedule_attempts_total{`} {
@@ -93,4 +110,16 @@ spec:
 		}
 	}
 	s.stop()
+}
+
+// sampleValue is the value of series (a metric name with its labels, as served) in the text
+// exposition format.
+func sampleValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
