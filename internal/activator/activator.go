@@ -121,7 +121,10 @@ func New(opts Options) *Activator {
 	if opts.Scaler == nil {
 		opts.Scaler = deploymentScaler{opts.Client}
 	}
-	a := &Activator{opts: opts, log: opts.Logger.With("component", "activator"), metrics: newRequestMetrics(), revs: map[types.NamespacedName]*revisionState{}}
+	a := &Activator{opts: opts, log: opts.Logger.With("component", "activator"), revs: map[types.NamespacedName]*revisionState{}}
+	if opts.Registerer != nil {
+		a.metrics = newRequestMetrics()
+	}
 	a.proxy = newProxy()
 	return a
 }
@@ -209,17 +212,21 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), status)
 		return
 	}
-	began := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	w = sw
-	var span tracing.Span
-	if a.opts.Tracer != nil {
-		r, span = a.opts.Tracer.StartServer(r, "activator", attribute.String("gantry.revision", namespace+"/"+name))
+	// The response's status and time are for the metrics and the trace: without either, the
+	// request goes through as it came.
+	if a.metrics != nil || a.opts.Tracer != nil {
+		began := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		w = sw
+		var span tracing.Span
+		if a.opts.Tracer != nil {
+			r, span = a.opts.Tracer.StartServer(r, "activator", attribute.String("gantry.revision", namespace+"/"+name))
+		}
+		defer func() {
+			a.metrics.observe(namespace, st.service, st.configuration, name, sw.status(), time.Since(began))
+			span.End(sw.status())
+		}()
 	}
-	defer func() {
-		a.metrics.observe(namespace, st.service, st.configuration, name, sw.status(), time.Since(began))
-		span.End(sw.status())
-	}()
 	proxied := !st.serve.Load()
 	if proxied {
 		st.load.begin(time.Now())

@@ -9,7 +9,8 @@ import (
 )
 
 // requestMetrics are the requests the activator served per revision, under the names and
-// labels of Knative's queue-proxy metrics, which `gantry top` and dashboards read.
+// labels of Knative's queue-proxy metrics, which `gantry top` and dashboards read. The
+// activator of no Registerer has none: a nil *requestMetrics observes nothing.
 type requestMetrics struct {
 	count   *prometheus.CounterVec
 	latency *prometheus.HistogramVec
@@ -41,6 +42,9 @@ func (m *requestMetrics) register(r prometheus.Registerer) error {
 
 // observe counts one request of the revision that ended with code after took.
 func (m *requestMetrics) observe(namespace, service, configuration, revision string, code int, took time.Duration) {
+	if m == nil {
+		return
+	}
 	c := strconv.Itoa(code)
 	labels := []string{namespace, service, configuration, revision, c, c[:1] + "xx"}
 	m.count.WithLabelValues(labels...).Inc()

@@ -25,8 +25,8 @@ func TestRequestMetricsPerRevision(t *testing.T) {
 	rev := revision("hello-1", 0, corev1.ContainerPort{ContainerPort: 8080})
 	rev.Labels = map[string]string{servingv1.ServiceLabelKey: "hello", servingv1.ConfigurationLabelKey: "hello"}
 	c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(rev, slice("hello-1", pod.Listener.Addr().String())).Build()
-	a := New(Options{Client: c})
 	reg := prometheus.NewRegistry()
+	a := New(Options{Client: c, Registerer: reg})
 	if err := a.metrics.register(reg); err != nil {
 		t.Fatal(err)
 	}
@@ -46,5 +46,25 @@ func TestRequestMetricsPerRevision(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(a.metrics.latency, "revision_request_latencies"); n != 2 {
 		t.Errorf("%d latency series, want 2 (one per response code)", n)
+	}
+}
+
+// TestNoRegistererObservesNothing: an activator without a Registerer (--metrics-address "")
+// keeps no request metrics, and serves as well.
+func TestNoRegistererObservesNothing(t *testing.T) {
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer pod.Close()
+	c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(revision("hello-1", 0, corev1.ContainerPort{ContainerPort: 8080}), slice("hello-1", pod.Listener.Addr().String())).Build()
+	a := New(Options{Client: c})
+	if a.metrics != nil {
+		t.Fatal("an activator without a Registerer has request metrics")
+	}
+	resp, err := http.Get(serve(t, a, "hello-1").URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, want 200", resp.StatusCode)
 	}
 }

@@ -119,7 +119,7 @@ func New(opts Options) *Autoscaler {
 		log:       opts.Logger.With("component", "autoscaler"),
 		collector: metrics.NewCollector(),
 		scraper:   &metrics.Scraper{Fetch: opts.Fetch},
-		gauges:    newGauges(),
+		gauges:    gaugesFor(opts.Registerer),
 		revs:      map[types.NamespacedName]*revision{},
 	}
 }

@@ -12,7 +12,8 @@ import (
 // revisionLabels are the labels of every autoscaler metric, Knative's.
 var revisionLabels = []string{"namespace_name", "service_name", "configuration_name", "revision_name"}
 
-// gauges are the autoscaler's state per revision, under Knative's metric names.
+// gauges are the autoscaler's state per revision, under Knative's metric names. The
+// autoscaler of no Registerer has none: a nil *gauges records nothing.
 type gauges struct {
 	desired, requested, actual, stable, panic, target, excess, panicMode *prometheus.GaugeVec
 }
@@ -31,6 +32,14 @@ func newGauges() *gauges {
 		excess:    g("excess_burst_capacity", "Spare capacity beyond the target burst capacity; negative keeps the activator in the path."),
 		panicMode: g("panic_mode", "1 while the autoscaler is in panic mode, else 0."),
 	}
+}
+
+// gaugesFor is the gauges an autoscaler registers in r; nil when r is.
+func gaugesFor(r prometheus.Registerer) *gauges {
+	if r == nil {
+		return nil
+	}
+	return newGauges()
 }
 
 func (g *gauges) all() []*prometheus.GaugeVec {
@@ -58,6 +67,9 @@ func labelsOf(pa *pav1alpha1.PodAutoscaler) prometheus.Labels {
 
 // record sets the gauges of pa's revision after a decision.
 func (g *gauges) record(pa *pav1alpha1.PodAutoscaler, s scaling.Settings, in scaling.Inputs, r scaling.ScaleResult) {
+	if g == nil {
+		return
+	}
 	l := labelsOf(pa)
 	g.actual.With(l).Set(float64(in.ReadyPods))
 	g.target.With(l).Set(s.Target)
@@ -80,6 +92,9 @@ func (g *gauges) record(pa *pav1alpha1.PodAutoscaler, s scaling.Settings, in sca
 
 // forget drops the gauges of a revision that is gone.
 func (g *gauges) forget(key types.NamespacedName) {
+	if g == nil {
+		return
+	}
 	for _, v := range g.all() {
 		v.DeletePartialMatch(prometheus.Labels{"namespace_name": key.Namespace, "revision_name": key.Name})
 	}
