@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gantry-run/gantry/bench/internal/load"
 	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/testenv"
@@ -84,16 +85,16 @@ func BenchmarkAddedLatency(b *testing.B) {
 	env := testenv.Get(b)
 	testenv.RequireNode(b)
 	host, pod := service(b, env, "bench-latency", "hello", env.Image(b, "hello"), 1)
-	direct, gw := newClient(pod), newClient(env.GatewayAddr)
+	direct, gw := load.NewClient(pod), load.NewClient(env.GatewayAddr)
 	// Warm both paths' connections.
-	openLoop(direct, "http://"+pod+"/", host, 200, time.Second)
-	openLoop(gw, "http://"+env.GatewayAddr+"/", host, 200, time.Second)
-	d := openLoop(direct, "http://"+pod+"/", host, 500, 10*time.Second)
-	g := openLoop(gw, "http://"+env.GatewayAddr+"/", host, 500, 10*time.Second)
+	load.OpenLoop(direct, "http://"+pod+"/", host, 200, time.Second)
+	load.OpenLoop(gw, "http://"+env.GatewayAddr+"/", host, 200, time.Second)
+	d := load.OpenLoop(direct, "http://"+pod+"/", host, 500, 10*time.Second)
+	g := load.OpenLoop(gw, "http://"+env.GatewayAddr+"/", host, 500, 10*time.Second)
 	fmt.Printf("\n| hello at 500 req/s, 10 s | p50 | p99 | errors |\n|---|---|---|---|\n")
-	fmt.Printf("| straight to the pod (user port) | %s | %s | %d |\n", ms(d.percentile(.5)), ms(d.percentile(.99)), d.errors)
-	fmt.Printf("| through gateway + activator + queue-proxy | %s | %s | %d |\n", ms(g.percentile(.5)), ms(g.percentile(.99)), g.errors)
-	fmt.Printf("| added | %s | %s | |\n", ms(g.percentile(.5)-d.percentile(.5)), ms(g.percentile(.99)-d.percentile(.99)))
+	fmt.Printf("| straight to the pod (user port) | %s | %s | %d |\n", ms(d.Percentile(.5)), ms(d.Percentile(.99)), d.Errors)
+	fmt.Printf("| through gateway + activator + queue-proxy | %s | %s | %d |\n", ms(g.Percentile(.5)), ms(g.Percentile(.99)), g.Errors)
+	fmt.Printf("| added | %s | %s | |\n", ms(g.Percentile(.5)-d.Percentile(.5)), ms(g.Percentile(.99)-d.Percentile(.99)))
 }
 
 // BenchmarkSlowHandler: 1000 req/s for 10 s of a handler that sleeps 100 ms, on two pods, as
@@ -102,13 +103,13 @@ func BenchmarkSlowHandler(b *testing.B) {
 	env := testenv.Get(b)
 	testenv.RequireNode(b)
 	host, pod := service(b, env, "bench-slow", "slow", env.Image(b, "autoscale"), 2)
-	direct, gw := newClient(pod), newClient(env.GatewayAddr)
-	openLoop(gw, "http://"+env.GatewayAddr+"/?sleep=100", host, 200, 2*time.Second)
-	d := openLoop(direct, "http://"+pod+"/?sleep=100", host, 1000, 10*time.Second)
-	g := openLoop(gw, "http://"+env.GatewayAddr+"/?sleep=100", host, 1000, 10*time.Second)
+	direct, gw := load.NewClient(pod), load.NewClient(env.GatewayAddr)
+	load.OpenLoop(gw, "http://"+env.GatewayAddr+"/?sleep=100", host, 200, 2*time.Second)
+	d := load.OpenLoop(direct, "http://"+pod+"/?sleep=100", host, 1000, 10*time.Second)
+	g := load.OpenLoop(gw, "http://"+env.GatewayAddr+"/?sleep=100", host, 1000, 10*time.Second)
 	fmt.Printf("\n| sleep=100 ms at 1000 req/s, 10 s | p50 | p95 | p99 | errors |\n|---|---|---|---|---|\n")
-	fmt.Printf("| straight to one pod (user port) | %s | %s | %s | %d |\n", ms(d.percentile(.5)), ms(d.percentile(.95)), ms(d.percentile(.99)), d.errors)
-	fmt.Printf("| through the gateway, two pods | %s | %s | %s | %d |\n", ms(g.percentile(.5)), ms(g.percentile(.95)), ms(g.percentile(.99)), g.errors)
+	fmt.Printf("| straight to one pod (user port) | %s | %s | %s | %d |\n", ms(d.Percentile(.5)), ms(d.Percentile(.95)), ms(d.Percentile(.99)), d.Errors)
+	fmt.Printf("| through the gateway, two pods | %s | %s | %s | %d |\n", ms(g.Percentile(.5)), ms(g.Percentile(.95)), ms(g.Percentile(.99)), g.Errors)
 }
 
 // BenchmarkThroughput: 50 connections as fast as answered for 10 s, straight to the pod and
@@ -119,16 +120,16 @@ func BenchmarkThroughput(b *testing.B) {
 	host, pod := service(b, env, "bench-throughput", "hello", env.Image(b, "hello"), 1)
 	podIP, _, _ := net.SplitHostPort(pod)
 	queue := net.JoinHostPort(podIP, strconv.Itoa(contract.HTTPPort))
-	direct, qp, gw := newClient(pod), newClient(queue), newClient(env.GatewayAddr)
-	closedLoop(gw, "http://"+env.GatewayAddr+"/", host, 50, 2*time.Second)
-	d := closedLoop(direct, "http://"+pod+"/", host, 50, 10*time.Second)
-	q := closedLoop(qp, "http://"+queue+"/", host, 50, 10*time.Second)
-	g := closedLoop(gw, "http://"+env.GatewayAddr+"/", host, 50, 10*time.Second)
+	direct, qp, gw := load.NewClient(pod), load.NewClient(queue), load.NewClient(env.GatewayAddr)
+	load.ClosedLoop(gw, "http://"+env.GatewayAddr+"/", host, 50, 2*time.Second)
+	d := load.ClosedLoop(direct, "http://"+pod+"/", host, 50, 10*time.Second)
+	q := load.ClosedLoop(qp, "http://"+queue+"/", host, 50, 10*time.Second)
+	g := load.ClosedLoop(gw, "http://"+env.GatewayAddr+"/", host, 50, 10*time.Second)
 	fmt.Printf("\n| hello, 50 connections, 10 s | req/s | errors |\n|---|---|---|\n")
-	fmt.Printf("| straight to the pod (user port) | %.0f | %d |\n", d.rate(), d.errors)
-	fmt.Printf("| to the pod's queue-proxy | %.0f | %d |\n", q.rate(), q.errors)
-	fmt.Printf("| through the gateway | %.0f | %d |\n", g.rate(), g.errors)
-	fmt.Printf("| ratio | %.2f | |\n", g.rate()/d.rate())
+	fmt.Printf("| straight to the pod (user port) | %.0f | %d |\n", d.Rate(), d.Errors)
+	fmt.Printf("| to the pod's queue-proxy | %.0f | %d |\n", q.Rate(), q.Errors)
+	fmt.Printf("| through the gateway | %.0f | %d |\n", g.Rate(), g.Errors)
+	fmt.Printf("| ratio | %.2f | |\n", g.Rate()/d.Rate())
 }
 
 // BenchmarkColdStart: 20 Services created at zero (initial-scale 0, so no pod has run yet);
@@ -155,11 +156,11 @@ func BenchmarkColdStart(b *testing.B) {
 	for i := range tries {
 		hosts[i], _ = service(b, env, ns, fmt.Sprintf("cold-%d", i), env.Image(b, "hello"), 0)
 	}
-	c := newClient(env.GatewayAddr)
+	c := load.NewClient(env.GatewayAddr)
 	var took []time.Duration
 	for _, host := range hosts {
 		start := time.Now()
-		if err := do(c, "http://"+env.GatewayAddr+"/", host); err != nil {
+		if err := load.Do(c, "http://"+env.GatewayAddr+"/", host); err != nil {
 			b.Fatalf("cold request: %v", err)
 		}
 		took = append(took, time.Since(start))

@@ -1,4 +1,7 @@
-package gateway
+// Package load drives HTTP load for the benchmarks: an open loop at a fixed rate (no
+// coordinated omission) and a closed loop of workers, against one address whatever the URL's
+// host says (the Host header names the Service).
+package load
 
 import (
 	"context"
@@ -11,27 +14,29 @@ import (
 	"time"
 )
 
-// result is what one load run saw.
-type result struct {
-	latencies []time.Duration // of the successful requests
-	errors    int
-	elapsed   time.Duration
+// Result is what one load run saw.
+type Result struct {
+	Latencies []time.Duration // of the successful requests
+	Errors    int
+	Elapsed   time.Duration
 }
 
-func (r result) percentile(p float64) time.Duration {
-	if len(r.latencies) == 0 {
+// Percentile is the p-quantile (0 < p < 1) of the successful requests' latencies.
+func (r Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
 		return 0
 	}
-	s := slices.Clone(r.latencies)
+	s := slices.Clone(r.Latencies)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-func (r result) rate() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
+// Rate is the successful requests per second.
+func (r Result) Rate() float64 { return float64(len(r.Latencies)) / r.Elapsed.Seconds() }
 
-// newClient keeps enough idle connections for the load, so the generator does not dial per
+// NewClient keeps enough idle connections for the load, so the generator does not dial per
 // request, and connects to addr whatever the URL's host says (the Host header carries it).
-func newClient(addr string) *http.Client {
+func NewClient(addr string) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
@@ -45,7 +50,9 @@ func newClient(addr string) *http.Client {
 	}
 }
 
-func do(c *http.Client, url, host string) error {
+// Do sends a GET of url with host as its Host header and reads the whole answer; a status
+// other than 200 is an error.
+func Do(c *http.Client, url, host string) error {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -67,14 +74,14 @@ type statusError struct{ code int }
 
 func (e *statusError) Error() string { return http.StatusText(e.code) }
 
-// openLoop sends rate requests per second for d, each on schedule whether or not earlier
+// OpenLoop sends rate requests per second for d, each on schedule whether or not earlier
 // ones have answered (no coordinated omission), at most maxInFlight at once.
-func openLoop(c *http.Client, url, host string, rate int, d time.Duration) result {
+func OpenLoop(c *http.Client, url, host string, rate int, d time.Duration) Result {
 	const maxInFlight = 4000
 	interval := time.Second / time.Duration(rate)
 	total := int(d / interval)
 	var mu sync.Mutex
-	var res result
+	var res Result
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -84,24 +91,24 @@ func openLoop(c *http.Client, url, host string, rate int, d time.Duration) resul
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := do(c, url, host)
+			err := Do(c, url, host)
 			took := time.Since(due)
 			mu.Lock()
 			if err != nil {
-				res.errors++
+				res.Errors++
 			} else {
-				res.latencies = append(res.latencies, took)
+				res.Latencies = append(res.Latencies, took)
 			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
+	res.Elapsed = time.Since(start)
 	return res
 }
 
-// closedLoop keeps workers requests in flight for d, as fast as they are answered.
-func closedLoop(c *http.Client, url, host string, workers int, d time.Duration) result {
+// ClosedLoop keeps workers requests in flight for d, as fast as they are answered.
+func ClosedLoop(c *http.Client, url, host string, workers int, d time.Duration) Result {
 	var ok, failed atomic.Int64
 	deadline := time.Now().Add(d)
 	start := time.Now()
@@ -109,7 +116,7 @@ func closedLoop(c *http.Client, url, host string, workers int, d time.Duration) 
 	for range workers {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				if do(c, url, host) != nil {
+				if Do(c, url, host) != nil {
 					failed.Add(1)
 				} else {
 					ok.Add(1)
@@ -118,5 +125,5 @@ func closedLoop(c *http.Client, url, host string, workers int, d time.Duration) 
 		})
 	}
 	wg.Wait()
-	return result{latencies: make([]time.Duration, ok.Load()), errors: int(failed.Load()), elapsed: time.Since(start)}
+	return Result{Latencies: make([]time.Duration, ok.Load()), Errors: int(failed.Load()), Elapsed: time.Since(start)}
 }
