@@ -34,6 +34,12 @@ type Options struct {
 	Bridge, PodCIDR string
 	// Profiling serves pprof beside the metrics (--profiling).
 	Profiling bool
+	// NoMetrics serves no metrics (--metrics-address ""), which leaves the server's parts
+	// without a registry: they observe nothing. Otherwise the metrics are served on a port
+	// the kernel picks (MetricsAddr).
+	NoMetrics bool
+	// KubeProxy is --kube-proxy; empty leaves the server's default ("auto").
+	KubeProxy string
 }
 
 // Server is one running gantry server process.
@@ -57,7 +63,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, RegistryPort: ports[4], HTTPPort: ports[6], exited: make(chan struct{})}
-	s.Cmd = exec.Command(opts.Bin, "server", "--data-dir", opts.DataDir,
+	metrics := "127.0.0.1:0"
+	if opts.NoMetrics {
+		metrics = ""
+	}
+	args := []string{"server", "--data-dir", opts.DataDir,
 		fmt.Sprintf("--https-port=%d", ports[0]),
 		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
 		fmt.Sprintf("--etcd-peer-port=%d", ports[2]),
@@ -65,8 +75,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
 		fmt.Sprintf("--http-port=%d", ports[6]),
-		"--metrics-address=127.0.0.1:0", fmt.Sprintf("--profiling=%t", opts.Profiling),
-		"--bridge="+opts.Bridge, "--pod-cidr="+opts.PodCIDR)
+		"--metrics-address=" + metrics, fmt.Sprintf("--profiling=%t", opts.Profiling),
+		"--bridge=" + opts.Bridge, "--pod-cidr=" + opts.PodCIDR}
+	if opts.KubeProxy != "" {
+		args = append(args, "--kube-proxy="+opts.KubeProxy)
+	}
+	s.Cmd = exec.Command(opts.Bin, args...)
 	stderr, err := s.Cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -114,7 +128,8 @@ func (s *Server) scan(r io.Reader, ready chan struct{}) {
 // Kubeconfig is the path of the admin kubeconfig the server writes in its data dir.
 func (s *Server) Kubeconfig() string { return filepath.Join(s.opts.DataDir, "kubeconfig.yaml") }
 
-// MetricsAddr is the host:port of the server's metrics (and, with Profiling, pprof).
+// MetricsAddr is the host:port of the server's metrics (and, with Profiling, pprof); empty
+// with NoMetrics.
 func (s *Server) MetricsAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
