@@ -22,6 +22,7 @@ const (
 	MetricRequestCount      = "revision_request_count"
 	MetricRequestLatencies  = "revision_request_latencies"
 	revisionLabel           = "revision_name"
+	serviceLabel            = "service_name"
 	namespaceLabel          = "namespace_name"
 )
 
@@ -49,15 +50,12 @@ func TopRows(pas []pav1alpha1.PodAutoscaler, prev, cur *MetricsSample) []TopRow 
 			Desired: pa.Status.DesiredScale, Ready: pa.Status.ActualScale,
 		}
 		if cur != nil {
-			r.Concurrency = gauge(cur, MetricStableConcurrency, pa.Namespace, pa.Name)
+			of := RevisionMetrics(pa.Namespace, pa.Name)
+			r.Concurrency = GaugeSum(cur, MetricStableConcurrency, of)
 			if prev != nil {
-				if dt := cur.At.Sub(prev.At).Seconds(); dt > 0 {
-					if n := counterDelta(prev, cur, MetricRequestCount, pa.Namespace, pa.Name); n != nil {
-						r.RPS = ptr(*n / dt)
-					}
-				}
-				r.P50 = latencyQuantile(prev, cur, 0.50, pa.Namespace, pa.Name)
-				r.P99 = latencyQuantile(prev, cur, 0.99, pa.Namespace, pa.Name)
+				r.RPS = Rate(prev, cur, MetricRequestCount, of)
+				r.P50 = LatencyQuantile(prev, cur, 0.50, of)
+				r.P99 = LatencyQuantile(prev, cur, 0.99, of)
 			}
 		}
 		rows = append(rows, r)
@@ -106,23 +104,38 @@ func floatText(v *float64, prec int, unit string) string {
 	return strconv.FormatFloat(*v, 'f', prec, 64) + unit
 }
 
-// matches reports whether a metric carries the revision's labels.
-func matches(m *dto.Metric, namespace, revision string) bool {
-	rev, ns := "", ""
-	for _, l := range m.GetLabel() {
-		switch l.GetName() {
-		case revisionLabel:
-			rev = l.GetValue()
-		case namespaceLabel:
-			ns = l.GetValue()
-		}
-	}
-	return rev == revision && (ns == "" || ns == namespace)
+// MetricSelector picks the metrics of a family that a figure sums.
+type MetricSelector func(m *dto.Metric) bool
+
+// RevisionMetrics selects the metrics that carry the revision's labels.
+func RevisionMetrics(namespace, revision string) MetricSelector {
+	return labelled(namespace, revisionLabel, revision)
 }
 
-// gauge is the sum of a gauge family's values for the revision; nil without the family or
-// the revision in it.
-func gauge(s *MetricsSample, family, namespace, revision string) *float64 {
+// ServiceMetrics selects the metrics of every revision of a Knative Service.
+func ServiceMetrics(namespace, service string) MetricSelector {
+	return labelled(namespace, serviceLabel, service)
+}
+
+// labelled selects metrics whose label key is value, in namespace (or without one).
+func labelled(namespace, key, value string) MetricSelector {
+	return func(m *dto.Metric) bool {
+		v, ns := "", ""
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case key:
+				v = l.GetValue()
+			case namespaceLabel:
+				ns = l.GetValue()
+			}
+		}
+		return v == value && (ns == "" || ns == namespace)
+	}
+}
+
+// GaugeSum is the sum of a gauge family's selected values; nil without the family or a
+// selected metric in it.
+func GaugeSum(s *MetricsSample, family string, of MetricSelector) *float64 {
 	f := s.Families[family]
 	if f == nil {
 		return nil
@@ -130,7 +143,7 @@ func gauge(s *MetricsSample, family, namespace, revision string) *float64 {
 	var sum float64
 	found := false
 	for _, m := range f.GetMetric() {
-		if matches(m, namespace, revision) {
+		if of(m) {
 			sum += m.GetGauge().GetValue()
 			found = true
 		}
@@ -141,16 +154,30 @@ func gauge(s *MetricsSample, family, namespace, revision string) *float64 {
 	return &sum
 }
 
-// counterDelta is how much a counter family grew for the revision between the samples; nil
-// when the family is not served at all. A revision missing from a sample counts as 0.
-func counterDelta(prev, cur *MetricsSample, family, namespace, revision string) *float64 {
+// Rate is how fast a counter family's selected metrics grew between the samples, per
+// second; nil when the family is not served or the samples are not apart in time.
+func Rate(prev, cur *MetricsSample, family string, of MetricSelector) *float64 {
+	dt := cur.At.Sub(prev.At).Seconds()
+	if dt <= 0 {
+		return nil
+	}
+	n := CounterDelta(prev, cur, family, of)
+	if n == nil {
+		return nil
+	}
+	return ptr(*n / dt)
+}
+
+// CounterDelta is how much a counter family's selected metrics grew between the samples;
+// nil when the family is not served at all. A metric missing from a sample counts as 0.
+func CounterDelta(prev, cur *MetricsSample, family string, of MetricSelector) *float64 {
 	if cur.Families[family] == nil {
 		return nil
 	}
 	sum := func(s *MetricsSample) float64 {
 		var v float64
 		for _, m := range s.Families[family].GetMetric() {
-			if matches(m, namespace, revision) {
+			if of(m) {
 				v += m.GetCounter().GetValue()
 			}
 		}
@@ -163,17 +190,17 @@ func counterDelta(prev, cur *MetricsSample, family, namespace, revision string) 
 	return &d
 }
 
-// latencyQuantile estimates quantile q of the latency histogram's observations between the
-// samples by linear interpolation inside the bucket, as Prometheus's histogram_quantile does.
-// It is nil without the family and NaN when nothing was observed.
-func latencyQuantile(prev, cur *MetricsSample, q float64, namespace, revision string) *float64 {
+// LatencyQuantile estimates quantile q of the selected latency histograms' observations
+// between the samples by linear interpolation inside the bucket, as Prometheus's
+// histogram_quantile does. It is nil without the family and NaN when nothing was observed.
+func LatencyQuantile(prev, cur *MetricsSample, q float64, of MetricSelector) *float64 {
 	if cur.Families[MetricRequestLatencies] == nil {
 		return nil
 	}
 	buckets := func(s *MetricsSample) map[float64]float64 {
 		out := map[float64]float64{}
 		for _, m := range s.Families[MetricRequestLatencies].GetMetric() {
-			if !matches(m, namespace, revision) {
+			if !of(m) {
 				continue
 			}
 			inf := false
