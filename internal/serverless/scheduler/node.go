@@ -18,8 +18,6 @@ const (
 	// podUIDLabel names the pod a serverless node was made for, so that a node whose pod is
 	// gone is found and removed, and a node made for a pod before a crash is taken again.
 	podUIDLabel = v1alpha1.GroupName + "/pod-uid"
-	// podAnnotation is the pod's namespace/name, for people.
-	podAnnotation = v1alpha1.GroupName + "/pod"
 	// instanceType is the node.kubernetes.io/instance-type of a serverless node.
 	instanceType = "gantry-serverless"
 )
@@ -41,7 +39,7 @@ func MakeNode(agent node.NodeInfo, pod *corev1.Pod, ip netip.Addr, size node.Ser
 	}
 	n.Annotations = map[string]string{
 		v1alpha1.CapacityProvisionedAnnotation: size.Capacity.String(),
-		podAnnotation:                          pod.Namespace + "/" + pod.Name,
+		v1alpha1.NodePodAnnotation:             pod.Namespace + "/" + pod.Name,
 	}
 	storage := size.EphemeralStorageBytes
 	if storage == 0 {

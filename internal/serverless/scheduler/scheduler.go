@@ -448,7 +448,7 @@ func (s *Scheduler) collect(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("removing node %s: %w", n.Name, err))
 			continue
 		}
-		s.log.Debug("removed the node of a pod that is gone", "node", n.Name, "pod", n.Annotations[podAnnotation])
+		s.log.Debug("removed the node of a pod that is gone", "node", n.Name, "pod", n.Annotations[v1alpha1.NodePodAnnotation])
 		err = s.opts.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, n.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing lease of node %s: %w", n.Name, err))

@@ -26,4 +26,6 @@ const (
 	// NodeNamePrefix starts the name of a serverless node, which continues with the pod's
 	// address, dashes for dots: serverless-ip-10-42-128-5 (as Fargate's fargate-ip-…).
 	NodeNamePrefix = "serverless-ip-"
+	// NodePodAnnotation is on a serverless node: the namespace/name of the pod it runs.
+	NodePodAnnotation = GroupName + "/pod"
 )
