@@ -26,6 +26,10 @@ help: ## Show this help.
 deps: ## Install what building and testing need (apt packages, Go modules); idempotent.
 	hack/install-deps.sh
 
+.PHONY: test-deps
+test-deps: ## Install what building and testing need, and what only the tests use (chromium).
+	hack/install-deps.sh --test
+
 .PHONY: build
 build: ## Build bin/gantry.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/gantry
@@ -87,7 +91,7 @@ e2e: build ## End-to-end tests that run bin/gantry as a user would.
 	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/e2e/...
 
 .PHONY: test
-test: deps fmt-check vet lint verify-codegen unit fuzz integration e2e ## The whole suite, as CI runs it (installs what it needs).
+test: test-deps fmt-check vet lint verify-codegen unit fuzz integration e2e ## The whole suite, as CI runs it (installs what it needs).
 
 .PHONY: bench
 bench: deps build ## Run the benchmarks under bench/ and print their tables (about 20 minutes).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Gantry need on a fresh Debian/Ubuntu machine, as root:
-# the apt packages the sandboxes use and the Go modules. Idempotent: a second run installs nothing.
+# the apt packages the sandboxes use (with --test, also those only the tests use) and the Go
+# modules. Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,11 @@ fi
 # runsc: gVisor, for pods of the gvisor RuntimeClass. util-linux: unshare, which makes the
 # pods' user namespaces.
 packages=(runc runsc util-linux containernetworking-plugins iptables nftables iproute2 ca-certificates curl)
+# With --test, what only the tests need: chromium, the headless browser the dashboard's
+# end-to-end test drives.
+if [ "${1:-}" = "--test" ]; then
+  packages+=(chromium)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

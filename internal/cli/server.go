@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/gantry-run/gantry/internal/dashboard"
 	"github.com/gantry-run/gantry/internal/standalone"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
@@ -89,6 +91,9 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.BoolVar(&all.Profiling, "profiling", all.Profiling, "also serve Go's profiles at /debug/pprof/ on --metrics-address")
 	f.StringVar(&all.OTLPEndpoint, "otlp-endpoint", all.OTLPEndpoint, `OTLP/HTTP collector (e.g. http://127.0.0.1:4318) that receives the spans of the gateway, the activator and the queue-proxies ("" traces nothing)`)
 	f.Float64Var(&all.OTLPSamplingRatio, "otlp-sampling-ratio", all.OTLPSamplingRatio, "share of new traces recorded, between 0 and 1 (a request that brings a sampled traceparent is always recorded)")
+	f.BoolVar(&all.Dashboard, "dashboard", all.Dashboard, "serve the web dashboard at http://gantry.localhost:<http-port>/ (also localhost and the gateway's IP addresses)")
+	f.StringVar(&all.DashboardAddress, "dashboard-address", all.DashboardAddress, "also serve the dashboard on this host:port of its own")
+	f.StringVar(&all.DashboardTokenFile, "dashboard-token-file", all.DashboardTokenFile, "file whose first line is a token (16 characters or more) that opens the dashboard to clients beyond loopback (Authorization: Bearer TOKEN, or /?token=TOKEN once)")
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", logFormat, "format of gantry's own log: text or json (a line about a request carries its trace_id and span_id)")
 	return cmd
@@ -113,6 +118,13 @@ func runServer(ctx context.Context, cfg standalone.Config, log *slog.Logger) err
 		"gateway", srv.Gateway.Addrs(),
 		"firstStart", cp.Fresh(),
 		"elapsed", time.Since(began).Round(time.Millisecond))
+	if srv.Dashboard != nil {
+		url := "http://" + dashboard.Host + ":" + strconv.Itoa(cfg.HTTPPort) + "/"
+		if addr := srv.Dashboard.Addr(); addr != "" {
+			url = "http://" + addr + "/"
+		}
+		log.Info("dashboard", "url", url)
+	}
 
 	var runErr error
 	select {

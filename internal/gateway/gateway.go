@@ -54,6 +54,16 @@ type Options struct {
 	// /v1/traces): pods cannot reach a collector on the host's loopback themselves. No Route
 	// has an IP address for a host, so nothing else answers there. Nil relays nothing.
 	TraceRelay http.Handler
+	// Console, when set, answers the hosts it serves that no Route has, on the host's side
+	// only (never to pods): the dashboard.
+	Console Console
+}
+
+// Console is a web console the gateway serves beside the Routes.
+type Console interface {
+	http.Handler
+	// ServesHost reports whether the console answers host (without its port).
+	ServesHost(host string) bool
 }
 
 // Bounds of the gateway's HTTP servers. A request's own duration is bounded by its revision's
@@ -170,8 +180,12 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods boo
 		g.opts.TraceRelay.ServeHTTP(w, r)
 		return
 	}
-	r, span := g.opts.Tracer.StartServer(r, "gateway")
 	rule := g.table.Load().lookup(host, fromPods)
+	if rule == nil && !fromPods && g.opts.Console != nil && g.opts.Console.ServesHost(host) {
+		g.opts.Console.ServeHTTP(w, r)
+		return
+	}
+	r, span := g.opts.Tracer.StartServer(r, "gateway")
 	if rule == nil {
 		http.Error(w, fmt.Sprintf("gantry: no Route serves the host %q", host), http.StatusNotFound)
 		span.End(http.StatusNotFound)

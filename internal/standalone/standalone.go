@@ -27,6 +27,7 @@ import (
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/dashboard"
 	"github.com/gantry-run/gantry/internal/dns"
 	"github.com/gantry-run/gantry/internal/gateway"
 	"github.com/gantry-run/gantry/internal/image"
@@ -134,6 +135,12 @@ type Config struct {
 	// recorded (a request that brings a sampled trace context is always recorded).
 	OTLPEndpoint      string
 	OTLPSamplingRatio float64
+	// Dashboard serves the web console on the gateway's host gantry.localhost (and localhost,
+	// and IP addresses); DashboardAddress, when set, is an address of its own. Loopback
+	// clients only, unless DashboardTokenFile names a file whose token others present.
+	Dashboard          bool
+	DashboardAddress   string
+	DashboardTokenFile string
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -157,6 +164,7 @@ func DefaultConfig() Config {
 		PodEgressPrivate:    PodEgressDeny,
 		MetricsAddress:      promserver.DefaultAddr,
 		OTLPSamplingRatio:   1,
+		Dashboard:           true,
 		ReservedCPU:         resource.NewMilliQuantity(node.DefaultReserved.CPUMillis, resource.DecimalSI).String(),
 		ReservedMemory:      resource.NewQuantity(node.DefaultReserved.MemoryBytes, resource.BinarySI).String(),
 	}
@@ -225,7 +233,39 @@ func (c Config) Validate() error {
 	if c.OTLPSamplingRatio < 0 || c.OTLPSamplingRatio > 1 {
 		errs = append(errs, fmt.Errorf("--otlp-sampling-ratio: %v is not between 0 and 1", c.OTLPSamplingRatio))
 	}
+	if c.Dashboard {
+		if c.DashboardAddress != "" {
+			if _, _, err := net.SplitHostPort(c.DashboardAddress); err != nil {
+				errs = append(errs, fmt.Errorf("--dashboard-address: %q is not host:port", c.DashboardAddress))
+			}
+		}
+		if c.DashboardTokenFile != "" {
+			if _, err := c.dashboardToken(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	} else if c.DashboardAddress != "" || c.DashboardTokenFile != "" {
+		errs = append(errs, errors.New("--dashboard-address and --dashboard-token-file need --dashboard"))
+	}
 	return errors.Join(errs...)
+}
+
+// dashboardToken reads the token of --dashboard-token-file: its first line, which must have
+// at least 16 characters (a guessable token opens the dashboard to the network).
+func (c Config) dashboardToken() (string, error) {
+	if c.DashboardTokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.DashboardTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--dashboard-token-file: %w", err)
+	}
+	token, _, _ := strings.Cut(string(b), "\n")
+	token = strings.TrimSpace(token)
+	if len(token) < 16 {
+		return "", fmt.Errorf("--dashboard-token-file %s: the token has %d characters, want at least 16", c.DashboardTokenFile, len(token))
+	}
+	return token, nil
 }
 
 // Server is a standalone Gantry: its parts, run as one lifecycle group in the order the
@@ -249,9 +289,11 @@ type Server struct {
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
-	DNS        *dns.Server
-	Node       *node.Node
-	Sandboxes  *sandbox.Manager
+	// Dashboard is the web console (nil with --dashboard=false).
+	Dashboard *dashboard.Dashboard
+	DNS       *dns.Server
+	Node      *node.Node
+	Sandboxes *sandbox.Manager
 	// ResourceMetrics serves metrics.k8s.io for the node's pods (kubectl top, the HPA).
 	ResourceMetrics *resourcemetrics.Server
 	KubeProxy       *kubeproxy.Proxy
@@ -381,8 +423,14 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	// one), the gateway serves Routes' hosts and hands requests to it.
 	mgr := s.Serving.Manager()
 	var registerer prometheus.Registerer
-	if s.Metrics != nil {
-		registerer = s.Metrics.Registry
+	var gatherer prometheus.Gatherer
+	switch {
+	case s.Metrics != nil:
+		registerer, gatherer = s.Metrics.Registry, s.Metrics.Registry
+	case cfg.Dashboard:
+		// The dashboard draws from the parts' metrics: they are collected, not served.
+		reg := prometheus.NewRegistry()
+		registerer, gatherer = reg, reg
 	}
 	s.Autoscaler = kpa.New(kpa.Options{
 		Client:     mgr.GetClient(),
@@ -400,7 +448,33 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Logger:     cfg.Logger,
 		Tracer:     tracer,
 	})
+	if cfg.Dashboard {
+		token, err := cfg.dashboardToken()
+		if err != nil {
+			return nil, err
+		}
+		kube, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		s.Dashboard = dashboard.New(dashboard.Options{
+			Gatherer: gatherer,
+			Kube:     kube,
+			UsageDB:  cp.DataDirJoin(metering.DBPath),
+			Token:    token,
+			Addr:     cfg.DashboardAddress,
+			// The URLs of Routes have no port; the page's links take the gateway's.
+			GatewayPort: cfg.HTTPPort,
+			Logger:      cfg.Logger,
+		})
+		s.Serving.Add(s.Dashboard)
+	}
+	var console gateway.Console
+	if s.Dashboard != nil {
+		console = s.Dashboard
+	}
 	s.Gateway = gateway.New(gateway.Options{
+		Console:    console,
 		Client:     mgr.GetClient(),
 		Revisions:  s.Activator,
 		Listeners:  gatewayListeners,
@@ -590,6 +664,10 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	s.nodeInfo = node.MachineInfo(cfg.NodeName, ip, cfg.KubeletPort, cp.DataDir())
 	s.nodeInfo.Reserved = reserved
 	certs := cp.Certs()
+	var registerer prometheus.Registerer // nil without --metrics-address: the node observes nothing
+	if s.Metrics != nil {
+		registerer = s.Metrics.Registry
+	}
 	s.Node, err = node.New(node.Options{
 		Info:            s.nodeInfo,
 		Client:          clientset,
@@ -608,6 +686,7 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		AllowHostUsers:         cfg.AllowHostUsers,
 		ServerlessClient:       s.serverlessClient,
 		SharedVolumesDir:       cp.DataDirJoin(datadir.SharedVolumesDir),
+		Registerer:             registerer,
 	})
 	return err
 }
