@@ -14,8 +14,10 @@
 // floor of the comparison (two servers, two pods, one machine).
 //
 // Both servers run with --kube-proxy=off: the requests reach the pod by its IP, with no
-// ClusterIP, and two kube-proxies would share the host's rules. The load generator runs on
-// the same machine.
+// ClusterIP, and two kube-proxies would share the host's rules. Both run with
+// --dashboard=false: the dashboard draws from the parts' metrics, and collects them without
+// --metrics-address; it would also be a difference between the two of its own. The load
+// generator runs on the same machine.
 //
 //	make build && go run ./bench/metrics -gantry bin/gantry
 //	make build && go run ./bench/metrics -gantry bin/gantry -control
@@ -188,7 +190,7 @@ func start(ctx context.Context, o options, s side) (*target, error) {
 	}
 	fmt.Fprintf(os.Stderr, "%s: starting gantry server …\n", s.name)
 	srv, err := benchserver.Start(ctx, benchserver.Options{Bin: o.gantry, DataDir: dir, Bridge: s.bridge, PodCIDR: s.podCIDR,
-		NoMetrics: s.noMetrics, KubeProxy: "off"})
+		NoMetrics: s.noMetrics, KubeProxy: "off", Args: []string{"--dashboard=false"}})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("%s: %w", s.name, err)

@@ -40,6 +40,8 @@ type Options struct {
 	NoMetrics bool
 	// KubeProxy is --kube-proxy; empty leaves the server's default ("auto").
 	KubeProxy string
+	// Args are more flags for gantry server, after the others.
+	Args []string
 }
 
 // Server is one running gantry server process.
@@ -80,6 +82,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.KubeProxy != "" {
 		args = append(args, "--kube-proxy="+opts.KubeProxy)
 	}
+	args = append(args, opts.Args...)
 	s.Cmd = exec.Command(opts.Bin, args...)
 	stderr, err := s.Cmd.StderrPipe()
 	if err != nil {
