@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -204,7 +205,11 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, rev *servingv1.Rev
 	case err != nil:
 		// The API server could not be read or written: nothing is known to be wrong with the
 		// revision, so its conditions stay and the reconcile is retried.
-		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile Deployment %q: %v", want.Name, err)
+		// A conflict is another writer's update (the autoscaler's scale) met on the way: the
+		// retry reads it; nothing is wrong that a warning should say.
+		if !apierrors.IsConflict(err) {
+			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile Deployment %q: %v", want.Name, err)
+		}
 		return nil, err
 	case created:
 		rev.Status.MarkResourcesAvailableUnknown(servingv1.ReasonDeploying, "")
@@ -268,7 +273,9 @@ func (r *Reconciler) reconcilePodAutoscaler(ctx context.Context, rev *servingv1.
 		rev.Status.MarkResourcesAvailableFalse("NotOwned", fmt.Sprintf("There is an existing PodAutoscaler %q that we do not own.", want.Name))
 		return nil, err
 	case err != nil:
-		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile PodAutoscaler %q: %v", want.Name, err)
+		if !apierrors.IsConflict(err) {
+			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile PodAutoscaler %q: %v", want.Name, err)
+		}
 		return nil, err
 	case created:
 		return want, nil

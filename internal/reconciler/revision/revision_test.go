@@ -306,6 +306,25 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("deployment: %v, want none", err)
 			}
 		},
+	}, {
+		name: "a deployment update that meets another writer's is retried without a warning",
+		objs: []client.Object{revision(established), func() *appsv1.Deployment {
+			d := deployment(revision(), 1, 1)
+			d.Spec.Template.Spec.Containers[0].Image = "stale"
+			return d
+		}()},
+		funcs: interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if _, ok := obj.(*appsv1.Deployment); ok {
+				return apierrors.NewConflict(appsv1.Resource("deployments"), obj.GetName(), errors.New("the object has been modified"))
+			}
+			return c.Update(ctx, obj, opts...)
+		}},
+		wantErr: errAny,
+		checkDeploy: func(t *testing.T, d *appsv1.Deployment, err error) {
+			if err != nil || d.Spec.Template.Spec.Containers[0].Image != "stale" {
+				t.Errorf("deployment: %v, image %q; want it as it was", err, d.Spec.Template.Spec.Containers[0].Image)
+			}
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

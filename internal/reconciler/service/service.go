@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -105,7 +106,10 @@ func childResult[T client.Object](r *Reconciler, svc *servingv1.Service, kind st
 		return zero, err
 	case err != nil:
 		notReconciled()
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile %s %q: %v", kind, want.GetName(), err)
+		// A conflict is another writer's update met on the way: the retry reads it.
+		if !apierrors.IsConflict(err) {
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, "InternalError", "Reconcile", "Failed to reconcile %s %q: %v", kind, want.GetName(), err)
+		}
 		return zero, err
 	case created:
 		r.Recorder.Eventf(svc, want, corev1.EventTypeNormal, "Created", "Create", "Created %s %q", kind, want.GetName())
