@@ -42,3 +42,4 @@ curl -s "$url"
 set +x
 echo
 echo "samples/hello answers at $url"
+echo "the dashboard: http://gantry.localhost:8080/ (loopback only; see docs/dashboard.md)"

@@ -58,6 +58,9 @@ var static embed.FS
 type Options struct {
 	// Gatherer is the server's metrics registry.
 	Gatherer prometheus.Gatherer
+	// Client reads Services, Revisions, PodAutoscalers, profiles and nodes and writes
+	// Services' traffic; SetupWithManager sets the manager's (cache-backed) client.
+	Client client.Client
 	// Kube lists events and reads pods' logs.
 	Kube kubernetes.Interface
 	// UsageDB is the metering database's path; empty shows no usage.
@@ -80,6 +83,8 @@ type Dashboard struct {
 	log   *slog.Logger
 	cache client.Client
 	ln    net.Listener
+	// prev is the last tick's sample, by service; only the sampler touches it.
+	prev map[string]*kn.MetricsSample
 
 	mu      sync.Mutex
 	history *history
@@ -100,6 +105,7 @@ func New(opts Options) *Dashboard {
 		opts.Window = defaultWindow
 	}
 	return &Dashboard{
+		cache:   opts.Client,
 		opts:    opts,
 		log:     opts.Logger.With("component", "dashboard"),
 		history: newHistory(opts.Window, opts.Interval),
@@ -265,21 +271,28 @@ func loopback(remote string) bool {
 func (d *Dashboard) sample(ctx context.Context) error {
 	t := time.NewTicker(d.opts.Interval)
 	defer t.Stop()
-	var prev map[string]*kn.MetricsSample
 	for {
 		select {
 		case <-ctx.Done():
 			d.closeViewers()
 			return nil
 		case now := <-t.C:
-			cur, err := d.tick(ctx, now, prev)
-			if err != nil {
+			if err := d.Tick(ctx, now); err != nil {
 				d.log.Debug("sampling", "err", err)
-				continue
 			}
-			prev = cur
 		}
 	}
+}
+
+// Tick takes one sample at now and sends it to the pages: the sampler calls it every
+// interval (benchmarks call it directly). Calls must not overlap.
+func (d *Dashboard) Tick(ctx context.Context, now time.Time) error {
+	cur, err := d.tick(ctx, now, d.prev)
+	if err != nil {
+		return err
+	}
+	d.prev = cur
+	return nil
 }
 
 // errNoGatherer: the server runs without a registry.
