@@ -67,7 +67,7 @@ func (f *File) Commit() (err error) {
 	f.done = true
 	defer func() {
 		if err != nil {
-			_ = f.File.Close()
+			_ = f.Close()
 			_ = os.Remove(f.Name())
 			err = fmt.Errorf("writing %s: %w", f.path, err)
 		}
@@ -78,7 +78,7 @@ func (f *File) Commit() (err error) {
 	if err = f.Sync(); err != nil {
 		return err
 	}
-	if err = f.File.Close(); err != nil {
+	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(f.Name(), f.path); err != nil {
@@ -93,7 +93,7 @@ func (f *File) Abort() {
 		return
 	}
 	f.done = true
-	_ = f.File.Close()
+	_ = f.Close()
 	_ = os.Remove(f.Name())
 }
 

@@ -79,7 +79,7 @@ func (s Source) Save(ctx context.Context, dir, name string, at time.Time) (Snaps
 	if err != nil {
 		return Snapshot{}, Status{}, fmt.Errorf("connecting to etcd at %s: %w", s.Endpoint, err)
 	}
-	defer cli.Close()
+	defer func() { _ = cli.Close() }()
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Snapshot{}, Status{}, fmt.Errorf("snapshot dir %s: %w", dir, err)
