@@ -36,6 +36,9 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		// The serverless node's name does not resolve; its address does.
 		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 		"--authorization-mode=Node,RBAC",
+		// Agents join with a bootstrap token (internal/join): it may only ask for a node's
+		// certificate.
+		"--enable-bootstrap-token-auth=true",
 		"--service-account-issuer=" + serviceAccountIssuer,
 		"--service-account-key-file=" + certs.ServiceAccountPub(),
 		"--service-account-signing-key-file=" + certs.ServiceAccountKey(),

@@ -18,7 +18,9 @@ func controllerManagerArgs(kubeconfig string, certs pki.Bundle) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
 		"--leader-elect=false",
-		"--controllers=*,-node-ipam-controller",
+		// The bootstrap signer signs cluster-info with the join token, for agents to trust the
+		// server; the token cleaner removes expired bootstrap tokens.
+		"--controllers=*,bootstrap-signer-controller,token-cleaner-controller,-node-ipam-controller",
 		// Each controller acts as its own service account, with the bootstrap RBAC roles.
 		"--use-service-account-credentials=true",
 		"--secure-port=0",

@@ -10,13 +10,15 @@ import (
 	"github.com/gantry-run/gantry/internal/atomicfile"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
+	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/pkg/apis/config"
 )
 
 // AnonymousPaths are the only paths the API server answers without credentials: the health
-// checks of load balancers and supervisors, and the version. Everything else needs a client
-// certificate or a token.
-var AnonymousPaths = []string{"/livez", "/readyz", "/version"}
+// checks of load balancers and supervisors, the version, and the cluster-info ConfigMap that
+// agents read to trust the server (its CA, signed with the join token; nothing secret).
+// Everything else needs a client certificate or a token.
+var AnonymousPaths = []string{"/livez", "/readyz", "/version", join.ClusterInfoPath}
 
 // PodSecurityExempt are the namespaces Pod Security admission leaves alone (the "privileged"
 // level): Gantry's own and Kubernetes'. Every other namespace gets DefaultPodSecurityLevel

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -218,7 +220,12 @@ func (r *nodeReporter) register(ctx context.Context) error {
 		labelled.Labels[k] = v
 	}
 	if !equality.Semantic.DeepEqual(cur.Labels, labelled.Labels) {
-		if cur, err = nodes.Update(ctx, labelled, metav1.UpdateOptions{}); err != nil {
+		// A patch of the labels alone, for the reason reportStatus patches.
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labelled.Labels}})
+		if err != nil {
+			return err
+		}
+		if cur, err = nodes.Patch(ctx, r.info.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			return fmt.Errorf("labelling node %s: %w", r.info.Name, err)
 		}
 	}
@@ -247,9 +254,14 @@ func (r *nodeReporter) reportStatus(ctx context.Context, force bool) error {
 		return nil
 	}
 	touch(&status, now)
-	node := r.node.DeepCopy()
-	node.Status = status
-	updated, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	// A merge patch of the status alone, as the kubelet writes it: an update would send the
+	// spec as this copy has it, and NodeRestriction refuses a node's write that would undo
+	// the taints the node lifecycle controller added meanwhile (not-ready at registration).
+	patch, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return err
+	}
+	updated, err := nodes.Patch(ctx, r.info.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		r.node = nil
 		return fmt.Errorf("reporting status of node %s: %w", r.info.Name, err)

@@ -31,7 +31,7 @@ func TestNodeStatusWrittenOnlyWhenChangedOrDue(t *testing.T) {
 	if err := r.register(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := countActions(cs, "update", "nodes", "status"); got != 1 {
+	if got := countActions(cs, "patch", "nodes", "status"); got != 1 {
 		t.Fatalf("after registering: %d status writes, want 1", got)
 	}
 	ready := func() corev1.NodeCondition { return nodeCondition(t, cs, corev1.NodeReady) }
@@ -44,14 +44,14 @@ func TestNodeStatusWrittenOnlyWhenChangedOrDue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := countActions(cs, "update", "nodes", "status"); got != 1 {
+	if got := countActions(cs, "patch", "nodes", "status"); got != 1 {
 		t.Fatalf("after four unchanged minutes: %d status writes, want 1", got)
 	}
 	clk.Step(nodeStatusCheckPeriod)
 	if err := r.reportStatus(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := countActions(cs, "update", "nodes", "status"); got != 2 {
+	if got := countActions(cs, "patch", "nodes", "status"); got != 2 {
 		t.Fatalf("after five minutes: %d status writes, want 2", got)
 	}
 	now := ready()
@@ -66,7 +66,7 @@ func TestNodeStatusWrittenOnlyWhenChangedOrDue(t *testing.T) {
 	if err := r.reportStatus(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := countActions(cs, "update", "nodes", "status"); got != 3 {
+	if got := countActions(cs, "patch", "nodes", "status"); got != 3 {
 		t.Errorf("after a change: %d status writes, want 3", got)
 	}
 	// Registering again (a restart) leaves labels alone when they are there.
@@ -136,4 +136,35 @@ func nodeCondition(t *testing.T, cs *fake.Clientset, typ corev1.NodeConditionTyp
 	}
 	t.Fatalf("no %s condition", typ)
 	return corev1.NodeCondition{}
+}
+
+// TestStatusWriteKeepsOthersTaints: the node lifecycle controller taints a new node not-ready
+// between its registration and its first status; the node's status write must not undo the
+// taint (NodeRestriction refuses a node's write that would, and the node would never report).
+func TestStatusWriteKeepsOthersTaints(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	info := NodeInfo{Name: "worker", InternalIP: net.IPv4(192, 168, 1, 3), CPUs: 2, MemoryBytes: 1 << 30, KubeletPort: 10250}
+	r := &nodeReporter{client: cs, info: info, clock: clocktesting.NewFakeClock(t0)}
+	if err := r.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := cs.CoreV1().Nodes().Get(ctx, "worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}}
+	if _, err := cs.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.reportStatus(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	n, err = cs.CoreV1().Nodes().Get(ctx, "worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != corev1.TaintNodeNotReady {
+		t.Errorf("taints after the status write: %v; want the controller's not-ready taint kept", n.Spec.Taints)
+	}
 }

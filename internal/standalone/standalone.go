@@ -31,6 +31,7 @@ import (
 	"github.com/gantry-run/gantry/internal/dns"
 	"github.com/gantry-run/gantry/internal/gateway"
 	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/kubeproxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/metering"
@@ -289,6 +290,8 @@ type Server struct {
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
+	// Join keeps the agents' join token and approves their certificates.
+	Join *join.Service
 	// Dashboard is the web console (nil with --dashboard=false).
 	Dashboard *dashboard.Dashboard
 	DNS       *dns.Server
@@ -341,6 +344,11 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}()
 	s = &Server{ControlPlane: cp, group: lifecycle.NewGroup(cfg.Logger)}
 	s.group.Add("control plane", cp)
+	// Agents join with the token in <data-dir>/token (gantry agent).
+	if s.Join, err = newJoin(cfg, cp); err != nil {
+		return nil, err
+	}
+	s.group.Add("join", s.Join)
 
 	s.Registry, err = image.NewRegistry(image.RegistryOptions{Addr: cfg.RegistryAddr, Dir: cp.DataDirJoin(datadir.RegistryDir), Logger: cfg.Logger})
 	if err != nil {
@@ -734,6 +742,28 @@ func nodeIP(advertise string) net.IP {
 		return ip
 	}
 	return net.IPv4(127, 0, 0, 1)
+}
+
+// newJoin is the join service: agents reach the API server at its bind address, or at the
+// node's address when it binds every interface.
+func newJoin(cfg Config, cp *controlplane.ControlPlane) (*join.Service, error) {
+	host := cfg.ControlPlane.BindAddress
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = nodeIP(cfg.ControlPlane.AdvertiseAddress).String()
+	}
+	ca, err := os.ReadFile(cp.Certs().CACert())
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	return join.NewService(client, join.EnsureOptions{
+		TokenFile: cp.DataDirJoin(datadir.JoinToken),
+		Server:    "https://" + net.JoinHostPort(host, strconv.Itoa(cfg.ControlPlane.HTTPSPort)),
+		CA:        ca,
+	}, cfg.Logger), nil
 }
 
 // newResourceMetrics builds the resource metrics API of the node's pods; it needs an address

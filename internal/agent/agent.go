@@ -1,0 +1,181 @@
+// Package agent is `gantry agent`: a machine that joins a Gantry cluster as a node and runs
+// its pods in runc sandboxes, with nothing of the control plane. It joins with the server's
+// token (internal/join: the CA the token pins, a node certificate asked with the token, the
+// kubelet API's serving certificate asked as the node), then runs the pods' network and the
+// node agent, as gantry server runs its own node.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/join"
+	"github.com/gantry-run/gantry/internal/lifecycle"
+	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/podnet"
+	"github.com/gantry-run/gantry/internal/sandbox"
+)
+
+// Defaults of an agent: apart from gantry server's, so both run on one machine.
+const (
+	DefaultDataDir     = "/var/lib/gantry-agent"
+	DefaultBridge      = "gantry-agent0"
+	DefaultPodCIDR     = "10.42.0.0/16"
+	DefaultKubeletPort = 10251
+	DefaultServiceCIDR = "10.96.0.0/12"
+)
+
+// Config is an agent's configuration; the flags of gantry agent.
+type Config struct {
+	// Server is the API server's URL; Token the join token.
+	Server string
+	Token  string
+	// NodeName is the node's name (default: the host name).
+	NodeName string
+	DataDir  string
+	// Bridge and PodCIDR are the pods' network on this machine: a range of its own.
+	Bridge, PodCIDR string
+	// ServiceCIDR is the cluster's Service range (gantry server's --service-cidr).
+	ServiceCIDR string
+	// Address is the node's InternalIP, where the API server reaches its kubelet API
+	// (default: the host's default interface).
+	Address     string
+	KubeletPort int
+	// APIServerPort is the port pods reach the API server on (the server's --https-port).
+	APIServerPort int
+	Logger        *slog.Logger
+}
+
+// Validate checks the configuration and names the flag of each wrong field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Server == "" {
+		errs = append(errs, errors.New("--server: required (https://HOST:6443, printed by gantry server)"))
+	}
+	if _, err := join.ParseToken(c.Token); err != nil {
+		errs = append(errs, fmt.Errorf("--token: %w", err))
+	}
+	if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--node-name %q: %v", c.NodeName, msgs))
+	}
+	if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+	}
+	if _, _, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--service-cidr: %q is not a CIDR", c.ServiceCIDR))
+	}
+	if c.Address != "" && net.ParseIP(c.Address) == nil {
+		errs = append(errs, fmt.Errorf("--address: %q is not an IP address", c.Address))
+	}
+	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
+		errs = append(errs, fmt.Errorf("--kubelet-port: %d is not a port", c.KubeletPort))
+	}
+	return errors.Join(errs...)
+}
+
+// Agent is a joined node and its parts.
+type Agent struct {
+	group *lifecycle.Group
+	dir   *datadir.Dir
+	Node  *node.Node
+}
+
+// Start joins the cluster and starts the node; it returns once the node serves.
+func Start(ctx context.Context, cfg Config, address net.IP, executable string) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tok, _ := join.ParseToken(cfg.Token)
+	// The data dir is locked while the agent runs (gantry cleanup reads it as a server's).
+	dir, err := datadir.Open(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			dir.Close()
+		}
+	}()
+	if err := sandbox.MakeSearchable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := sandbox.CheckSearchable(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	creds, err := join.Join(ctx, join.NodeOptions{
+		Server: cfg.Server, Token: tok, NodeName: cfg.NodeName,
+		Dir:       dir.Join("credentials"),
+		Addresses: []net.IP{address},
+		Hosts:     []string{cfg.NodeName},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("joining %s: %w", cfg.Server, err)
+	}
+	restConfig, err := creds.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+
+	a := &Agent{group: lifecycle.NewGroup(cfg.Logger), dir: dir}
+	network, err := podnet.New(podnet.Options{Policy: podnet.Policy{
+		Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, ServiceCIDR: cfg.ServiceCIDR, APIServerPort: cfg.APIServerPort,
+	}, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr: %w", err)
+	}
+	a.group.Add("pod network", network)
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
+	if err != nil {
+		return nil, err
+	}
+	images, err := image.NewStore(dir.Join(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	a.Node, err = node.New(node.Options{
+		Info:            node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir),
+		Client:          client,
+		Sandboxes:       sandboxes,
+		Images:          images,
+		StateDir:        dir.Join(datadir.NodeDir),
+		Executable:      executable,
+		KubeletCertFile: creds.ServingCert,
+		KubeletKeyFile:  creds.ServingKey,
+		ClientCAFile:    creds.CAFile,
+		Logger:          cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.group.Add("node", a.Node)
+	if err := a.group.Start(ctx); err != nil {
+		return nil, err
+	}
+	started = true
+	return a, nil
+}
+
+// Failed is closed when a part fails; Err says why.
+func (a *Agent) Failed() <-chan struct{} { return a.group.Failed() }
+
+// Err is the first failure.
+func (a *Agent) Err() error { return a.group.Err() }
+
+// Stop stops the node, then the pods' network, and releases the data dir.
+func (a *Agent) Stop(ctx context.Context) error {
+	defer a.dir.Close()
+	return a.group.Stop(ctx)
+}

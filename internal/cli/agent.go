@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+
+	"github.com/gantry-run/gantry/internal/agent"
+	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/tracing"
+)
+
+func newAgentCommand() *cobra.Command {
+	host, _ := os.Hostname()
+	cfg := agent.Config{
+		NodeName: strings.ToLower(host), DataDir: agent.DefaultDataDir, Bridge: agent.DefaultBridge,
+		PodCIDR: agent.DefaultPodCIDR, ServiceCIDR: agent.DefaultServiceCIDR, KubeletPort: agent.DefaultKubeletPort,
+		APIServerPort: controlplane.DefaultHTTPSPort,
+	}
+	var tokenFile string
+	var level logLevel
+	logFormat := tracing.LogText
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Join a gantry server's cluster as a node that runs pods",
+		Long: `Join the cluster of a gantry server as a node: this machine runs pods in runc
+sandboxes, and nothing of the control plane. The server prints the command at its
+start; its join token is in <server data dir>/token. The agent trusts the server only
+once its CA is the one the token pins, asks for its node's certificates with the
+token, and keeps them in <data-dir>/credentials.`,
+		Example: `  gantry agent --server https://10.0.0.1:6443 --token-file token --node-name worker-1`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokenFile != "" {
+				if cfg.Token != "" {
+					return errors.New("--token and --token-file: give one")
+				}
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				cfg.Token = strings.TrimSpace(string(b))
+			}
+			log, err := tracing.NewLogger(os.Stderr, logFormat, level.Level)
+			if err != nil {
+				return fmt.Errorf("--log-format: %w", err)
+			}
+			cfg.Logger = log
+			return runAgent(cmd.Context(), cfg, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Server, "server", cfg.Server, "URL of the gantry server's API (https://HOST:PORT)")
+	f.StringVar(&cfg.Token, "token", cfg.Token, "the server's join token, K10<ca-hash>::<id>.<secret> (env GANTRY_TOKEN)")
+	f.StringVar(&tokenFile, "token-file", tokenFile, "file holding the join token (the server's <data-dir>/token)")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node (default: the host name)")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the credentials, images, sandboxes and pod state")
+	f.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "host bridge this machine's pods join")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", cfg.PodCIDR, "range of this machine's pod addresses: one of its own, apart from every other node's")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "the cluster's Service range (the server's --service-cidr)")
+	f.StringVar(&cfg.Address, "address", cfg.Address, "the node's address, where the API server reaches its kubelet API (default: the host's default interface)")
+	f.IntVar(&cfg.KubeletPort, "kubelet-port", cfg.KubeletPort, "port of the node's kubelet API")
+	f.IntVar(&cfg.APIServerPort, "apiserver-port", cfg.APIServerPort, "port pods reach the API server on (the server's --https-port)")
+	f.Var(&level, "log-level", "level of the agent's log: debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", logFormat, "format of the agent's log: text or json")
+	if v := os.Getenv("GANTRY_TOKEN"); v != "" {
+		cfg.Token = v
+	}
+	return cmd
+}
+
+func runAgent(ctx context.Context, cfg agent.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	address := net.ParseIP(cfg.Address)
+	if address == nil {
+		ip, err := utilnet.ChooseHostInterface()
+		if err != nil {
+			return fmt.Errorf("--address: none given and no default interface: %w", err)
+		}
+		address = ip
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	a, err := agent.Start(ctx, cfg, address, exe)
+	if err != nil {
+		return err
+	}
+	log.Info("node ready", "node", cfg.NodeName, "server", cfg.Server, "address", address.String())
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case <-a.Failed():
+		runErr = a.Err()
+		log.Error("a part failed; stopping", "err", runErr)
+	}
+	stop()
+	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := a.Stop(stopCtx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("stopping: %w", err)
+	}
+	return runErr
+}
