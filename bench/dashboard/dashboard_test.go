@@ -18,6 +18,7 @@ package dashboard
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -178,7 +179,7 @@ func openPage(b *testing.B, ctx context.Context, base string) {
 		defer resp.Body.Close()
 		r := bufio.NewReaderSize(resp.Body, 64<<10)
 		for {
-			if _, err := r.ReadSlice('\n'); err != nil && err != bufio.ErrBufferFull {
+			if _, err := r.ReadSlice('\n'); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				return
 			}
 		}

@@ -147,8 +147,11 @@ spec:
 	poll.Until(t, "requests answered by dash-00002", 60*time.Second, func(ctx context.Context) (bool, error) {
 		for i := range 5 {
 			code, body, err := get(ctx, url)
-			if err != nil || code != http.StatusOK || !strings.Contains(body, "Hello") {
-				return false, fmt.Errorf("request %d: %d %q %v", i, code, body, err)
+			if err != nil {
+				return false, fmt.Errorf("request %d: %w", i, err)
+			}
+			if code != http.StatusOK || !strings.Contains(body, "Hello") {
+				return false, fmt.Errorf("request %d: %d %q", i, code, body)
 			}
 		}
 		return true, nil

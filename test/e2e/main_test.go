@@ -250,7 +250,10 @@ func (s *server) eventually(what string, check func(out string) bool, args ...st
 		if err == nil && check(out) {
 			return true, nil
 		}
-		return false, fmt.Errorf("last output %q, err %v", out, err)
+		if err != nil {
+			return false, fmt.Errorf("last output %q: %w", out, err)
+		}
+		return false, fmt.Errorf("last output %q", out)
 	})
 	return out
 }
