@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/poll"
 )
 
 // The agent's network in these tests: apart from the server's (gantry-e2e0, 10.246/16).
@@ -122,6 +124,69 @@ spec:
 	// kubectl logs goes API server → the agent's kubelet API, over its CSR-issued certificate.
 	s.eventually("the pod's logs through the agent's kubelet API", func(out string) bool { return strings.Contains(out, "listening") },
 		"logs", "on-worker")
+
+	// A Deployment's pod on worker-1, tolerating an unreachable node for 5 s only.
+	deploy := filepath.Join(t.TempDir(), "deploy.yaml")
+	if err := os.WriteFile(deploy, []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: movable
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: movable}
+  template:
+    metadata:
+      labels: {app: movable}
+    spec:
+      affinity:
+        nodeAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              preference:
+                matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [worker-1]}]
+      tolerations:
+        - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 5}
+        - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 5}
+      containers:
+        - name: hello
+          image: `+img+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("apply", "-f", deploy)
+	s.eventually("the movable pod running on worker-1", func(out string) bool { return out == "worker-1 Running" },
+		"get", "pods", "-l", "app=movable", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.status.phase}{end}`)
+
+	// kill -9 of the agent: its node goes NotReady, and the pod comes back on the server's node.
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitLong(t, s, 3*time.Minute, "node worker-1 not Ready", func(out string) bool { return out == "Unknown" || out == "False" },
+		"get", "node", "worker-1", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	t.Logf("kill -9 → node not Ready: %s", time.Since(killed).Round(time.Second))
+	waitLong(t, s, 3*time.Minute, "the movable pod running again on node gantry", func(out string) bool { return strings.Contains(out, "gantry Running") },
+		"get", "pods", "-l", "app=movable", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.status.phase};{end}`)
+	t.Logf("kill -9 → the pod running on gantry: %s", time.Since(killed).Round(time.Second))
+	// Nothing was lost: the pod on worker-1 is still an object, the Deployment still there.
+	if _, err := s.kubectl("get", "pod/on-worker", "deployment/movable"); err != nil {
+		t.Errorf("objects after the agent's death: %v", err)
+	}
+}
+
+// waitLong retries kubectl until check accepts its output, for longer than eventually's minute.
+func waitLong(t *testing.T, s *server, timeout time.Duration, what string, check func(string) bool, args ...string) {
+	t.Helper()
+	poll.Until(t, what, timeout, func(context.Context) (bool, error) {
+		out, err := s.kubectl(args...)
+		if err != nil {
+			return false, err
+		}
+		if check(out) {
+			return true, nil
+		}
+		return false, fmt.Errorf("last output %q", out)
+	})
 }
 
 func lastLine(s string) string {
