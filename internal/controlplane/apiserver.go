@@ -22,7 +22,7 @@ const serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 // apiServerArgs are the kube-apiserver flags for cfg.
 func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 	args := []string{
-		"--etcd-servers=" + fmt.Sprintf("https://127.0.0.1:%d", cfg.EtcdClientPort),
+		"--etcd-servers=" + EtcdClientURL(cfg.EtcdClientPort),
 		"--etcd-cafile=" + certs.EtcdCACert(),
 		"--etcd-certfile=" + certs.EtcdClientCert(),
 		"--etcd-keyfile=" + certs.EtcdClientKey(),

@@ -20,7 +20,20 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
-const etcdMemberName = "gantry"
+// EtcdMemberName is the name of the server's single etcd member; a restored snapshot makes a
+// member of this name.
+const EtcdMemberName = "gantry"
+
+// etcdURL is etcd's URL on one of its ports: loopback only, TLS.
+func etcdURL(port int) url.URL {
+	return url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", port)}
+}
+
+// EtcdClientURL is where etcd serves clients, given --etcd-client-port.
+func EtcdClientURL(port int) string { u := etcdURL(port); return u.String() }
+
+// EtcdPeerURL is etcd's peer URL, given --etcd-peer-port.
+func EtcdPeerURL(port int) string { u := etcdURL(port); return u.String() }
 
 // etcdDataDir is etcd's directory inside the data dir.
 func etcdDataDir(dataDir string) string { return filepath.Join(dataDir, datadir.EtcdDir) }
@@ -60,17 +73,17 @@ func startEtcd(ctx context.Context, cfg Config, certs pki.Bundle, log io.Writer)
 		TrustedCAFile:  certs.EtcdCACert(),
 		ClientCertAuth: true,
 	}
-	clientURL := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", cfg.EtcdClientPort)}
-	peerURL := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", cfg.EtcdPeerPort)}
+	clientURL := etcdURL(cfg.EtcdClientPort)
+	peerURL := etcdURL(cfg.EtcdPeerPort)
 
 	ec := embed.NewConfig()
-	ec.Name = etcdMemberName
+	ec.Name = EtcdMemberName
 	ec.Dir = dir
 	ec.ListenClientUrls = []url.URL{clientURL}
 	ec.AdvertiseClientUrls = []url.URL{clientURL}
 	ec.ListenPeerUrls = []url.URL{peerURL}
 	ec.AdvertisePeerUrls = []url.URL{peerURL}
-	ec.InitialCluster = fmt.Sprintf("%s=%s", etcdMemberName, peerURL.String())
+	ec.InitialCluster = fmt.Sprintf("%s=%s", EtcdMemberName, peerURL.String())
 	ec.ClientTLSInfo = tls
 	ec.PeerTLSInfo = tls
 	ec.ListenMetricsUrls = nil

@@ -35,6 +35,7 @@ const (
 	NodeDir          = "node"            // the node's per-pod state
 	SharedVolumesDir = "shared-volumes"  // the shared storage's volumes, one directory per PersistentVolume
 	APIServerDir     = "apiserver"       // the API server's policy: authentication and admission configuration
+	SnapshotsDir     = "snapshots"       // etcd snapshots (gantry etcd-snapshot, gantry server --etcd-snapshot-interval)
 	JoinToken        = "token"           // the agents' join token (internal/join)
 )
 
