@@ -94,6 +94,9 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.BoolVar(&all.Dashboard, "dashboard", all.Dashboard, "serve the web dashboard at http://gantry.localhost:<http-port>/ (also localhost and the gateway's IP addresses)")
 	f.StringVar(&all.DashboardAddress, "dashboard-address", all.DashboardAddress, "also serve the dashboard on this host:port of its own")
 	f.StringVar(&all.DashboardTokenFile, "dashboard-token-file", all.DashboardTokenFile, "file whose first line is a token (16 characters or more) that opens the dashboard to clients beyond loopback (Authorization: Bearer TOKEN, or /?token=TOKEN once)")
+	f.DurationVar(&all.EtcdSnapshotInterval, "etcd-snapshot-interval", all.EtcdSnapshotInterval, `time between two scheduled etcd snapshots, e.g. 12h or 30m ("0" takes none); the first is due one interval after the newest scheduled snapshot`)
+	f.IntVar(&all.EtcdSnapshotRetention, "etcd-snapshot-retention", all.EtcdSnapshotRetention, "how many scheduled etcd snapshots are kept, the newest (snapshots taken with gantry etcd-snapshot save are not counted)")
+	f.StringVar(&all.EtcdSnapshotDir, "etcd-snapshot-dir", all.EtcdSnapshotDir, "directory of the etcd snapshots (default <data-dir>/snapshots)")
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", logFormat, "format of gantry's own log: text or json (a line about a request carries its trace_id and span_id)")
 	return cmd

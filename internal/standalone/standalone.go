@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -29,6 +30,7 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/dashboard"
 	"github.com/gantry-run/gantry/internal/dns"
+	"github.com/gantry-run/gantry/internal/etcdsnapshot"
 	"github.com/gantry-run/gantry/internal/gateway"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
@@ -142,6 +144,12 @@ type Config struct {
 	Dashboard          bool
 	DashboardAddress   string
 	DashboardTokenFile string
+	// EtcdSnapshotInterval is the time between two scheduled snapshots of etcd (0: none);
+	// EtcdSnapshotRetention is how many of them are kept, the newest; EtcdSnapshotDir is
+	// where they go (empty: <data-dir>/snapshots).
+	EtcdSnapshotInterval  time.Duration
+	EtcdSnapshotRetention int
+	EtcdSnapshotDir       string
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -168,6 +176,9 @@ func DefaultConfig() Config {
 		Dashboard:           true,
 		ReservedCPU:         resource.NewMilliQuantity(node.DefaultReserved.CPUMillis, resource.DecimalSI).String(),
 		ReservedMemory:      resource.NewQuantity(node.DefaultReserved.MemoryBytes, resource.BinarySI).String(),
+
+		EtcdSnapshotInterval:  etcdsnapshot.DefaultInterval,
+		EtcdSnapshotRetention: etcdsnapshot.DefaultRetention,
 	}
 }
 
@@ -175,6 +186,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if err := c.ControlPlane.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateEtcdSnapshots(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.WebhookPort < 1 || c.WebhookPort > 65535 {
@@ -304,6 +318,8 @@ type Server struct {
 	Scheduler *scheduler.Scheduler
 	// Storage provisions the shared storage's claims (StorageClass gantry-shared).
 	Storage *storage.Provisioner
+	// EtcdSnapshots takes etcd's scheduled snapshots (nil with --etcd-snapshot-interval=0).
+	EtcdSnapshots *etcdsnapshot.Scheduler
 
 	group *lifecycle.Group
 	// nodeInfo describes the node agent, and serverlessClient acts for the serverless
@@ -344,6 +360,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}()
 	s = &Server{ControlPlane: cp, group: lifecycle.NewGroup(cfg.Logger)}
 	s.group.Add("control plane", cp)
+	if err := s.addEtcdSnapshots(cfg); err != nil {
+		return nil, err
+	}
 	// Agents join with the token in <data-dir>/token (gantry agent).
 	if s.Join, err = newJoin(cfg, cp); err != nil {
 		return nil, err
