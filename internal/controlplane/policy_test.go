@@ -37,8 +37,9 @@ func TestPolicyFilesReadAsTheAPIServerReadsThem(t *testing.T) {
 	for _, c := range authn.Anonymous.Conditions {
 		paths = append(paths, c.Path)
 	}
-	if !authn.Anonymous.Enabled || !slices.Equal(paths, []string{"/livez", "/readyz", "/version"}) {
-		t.Errorf("anonymous = %+v, want enabled for /livez, /readyz, /version only", authn.Anonymous)
+	want := []string{"/livez", "/readyz", "/version", "/api/v1/namespaces/kube-public/configmaps/cluster-info"}
+	if !authn.Anonymous.Enabled || !slices.Equal(paths, want) {
+		t.Errorf("anonymous = %+v, want enabled for %v only", authn.Anonymous, want)
 	}
 
 	scheme := runtime.NewScheme()

@@ -40,6 +40,10 @@ func TestAnonymousRequestsReachOnlyTheHealthChecks(t *testing.T) {
 		"/healthz":                        http.StatusUnauthorized,
 		"/apis":                           http.StatusUnauthorized,
 		"/api/v1/namespaces/default/pods": http.StatusUnauthorized,
+		// Agents read cluster-info to trust the server; the rest of kube-public stays closed.
+		"/api/v1/namespaces/kube-public/configmaps":              http.StatusUnauthorized,
+		"/api/v1/namespaces/kube-public/configmaps/other":        http.StatusUnauthorized,
+		"/api/v1/namespaces/kube-public/configmaps/cluster-info": http.StatusOK,
 	} {
 		resp, err := anonymous.Get(env.Config.Host + path)
 		if err != nil {
