@@ -84,7 +84,7 @@ func (f *File) Commit() (err error) {
 	if err = os.Rename(f.Name(), f.path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(f.path))
+	return SyncDir(filepath.Dir(f.path))
 }
 
 // Abort removes the temporary file; after Commit it does nothing.
@@ -97,7 +97,8 @@ func (f *File) Abort() {
 	_ = os.Remove(f.Name())
 }
 
-func syncDir(dir string) error {
+// SyncDir flushes dir's entries (a rename or a new file in it) to disk.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -98,19 +98,5 @@ func runAgent(ctx context.Context, cfg agent.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("node ready", "node", cfg.NodeName, "server", cfg.Server, "address", address.String())
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping")
-	case <-a.Failed():
-		runErr = a.Err()
-		log.Error("a part failed; stopping", "err", runErr)
-	}
-	stop()
-	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-	defer cancel()
-	if err := a.Stop(stopCtx); err != nil && runErr == nil {
-		runErr = fmt.Errorf("stopping: %w", err)
-	}
-	return runErr
+	return runUntilDone(ctx, stop, a, log)
 }

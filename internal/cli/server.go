@@ -129,18 +129,31 @@ func runServer(ctx context.Context, cfg standalone.Config, log *slog.Logger) err
 		log.Info("dashboard", "url", url)
 	}
 
+	return runUntilDone(ctx, stop, srv, log)
+}
+
+// running is a started server or agent: its parts run until one fails or it is stopped.
+type running interface {
+	Failed() <-chan struct{}
+	Err() error
+	Stop(ctx context.Context) error
+}
+
+// runUntilDone waits for a signal (ctx) or a part's failure, then stops r within
+// stopTimeout; stop releases the signals, so a second one ends the process at once.
+func runUntilDone(ctx context.Context, stop func(), r running, log *slog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
-	case <-srv.Failed():
-		runErr = srv.Err()
+	case <-r.Failed():
+		runErr = r.Err()
 		log.Error("a component failed; stopping", "err", runErr)
 	}
 	stop() // a second signal now ends the process at once
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	if err := srv.Stop(stopCtx); err != nil {
+	if err := r.Stop(stopCtx); err != nil {
 		log.Error("unclean stop", "err", err)
 		if runErr == nil {
 			runErr = fmt.Errorf("stopping: %w", err)

@@ -9,6 +9,8 @@ import (
 
 	etcdutl "go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
+
+	"github.com/gantry-run/gantry/internal/atomicfile"
 )
 
 // revisionBump is added to the restored revision, which is marked compacted: a client that
@@ -89,7 +91,7 @@ func Restore(opts RestoreOptions) (aside string, err error) {
 		}
 		return "", fmt.Errorf("putting the restored data in %s: %w", opts.EtcdDir, err)
 	}
-	return aside, syncDir(parent)
+	return aside, atomicfile.SyncDir(parent)
 }
 
 // restore runs etcd's restore; a panic in etcd's storage code is an error.
@@ -100,13 +102,4 @@ func restore(cfg etcdutl.RestoreConfig) (err error) {
 		}
 	}()
 	return etcdutl.NewV3(zap.NewNop()).Restore(cfg)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
