@@ -33,6 +33,9 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		"--client-ca-file=" + certs.CACert(),
 		"--kubelet-client-certificate=" + certs.ClientCert(pki.APIServerKubeletClient),
 		"--kubelet-client-key=" + certs.ClientKey(pki.APIServerKubeletClient),
+		// Kubelets' serving certificates come from the cluster CA (the server's node's from
+		// its PKI, agents' by CSR): the API server checks them before it sends exec or logs.
+		"--kubelet-certificate-authority=" + certs.CACert(),
 		// The serverless node's name does not resolve; its address does.
 		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 		"--authorization-mode=Node,RBAC",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -101,4 +102,13 @@ func (cp *ControlPlane) NodeRESTConfig(name string) (*rest.Config, error) {
 		return nil, fmt.Errorf("node %s's certificate: %w", name, err)
 	}
 	return restConfig(cp.server, cp.certs, c), nil
+}
+
+// KubeletServingCert issues (on the first call, or when it no longer covers hosts) the kubelet
+// API serving certificate of the server's node called name, for hosts, and returns its files.
+func (cp *ControlPlane) KubeletServingCert(name string, hosts []string) (cert, key string, err error) {
+	if err := cp.certs.EnsureKubelet(name, hosts, time.Time{}); err != nil {
+		return "", "", fmt.Errorf("node %s's serving certificate: %w", name, err)
+	}
+	return cp.certs.KubeletCert(), cp.certs.KubeletKey(), nil
 }

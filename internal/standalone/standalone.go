@@ -691,6 +691,12 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	s.nodeInfo = node.MachineInfo(cfg.NodeName, ip, cfg.KubeletPort, cp.DataDir())
 	s.nodeInfo.Reserved = reserved
 	certs := cp.Certs()
+	// The API server checks the kubelet API's certificate against the CA at the node's
+	// InternalIP (the serverless nodes' too: they have the same).
+	kubeletCert, kubeletKey, err := cp.KubeletServingCert(cfg.NodeName, []string{cfg.NodeName, ip.String(), "localhost", "127.0.0.1"})
+	if err != nil {
+		return err
+	}
 	var registerer prometheus.Registerer // nil without --metrics-address: the node observes nothing
 	if s.Metrics != nil {
 		registerer = s.Metrics.Registry
@@ -702,8 +708,8 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		Images:          s.Store,
 		StateDir:        cp.DataDirJoin(datadir.NodeDir),
 		Executable:      exe,
-		KubeletCertFile: certs.ServingCert(),
-		KubeletKeyFile:  certs.ServingKey(),
+		KubeletCertFile: kubeletCert,
+		KubeletKeyFile:  kubeletKey,
 		ClientCAFile:    certs.CACert(),
 		ClusterDNS:      s.PodNetwork.Gateway(),
 		Logger:          cfg.Logger,

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +135,49 @@ func TestNodeActsAsANode(t *testing.T) {
 	}
 	if _, err := asNode.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("the node listing secrets: err = %v, want forbidden (Node authorizer)", err)
+	}
+}
+
+// TestAPIServerChecksKubeletCertificates: a Node whose kubelet endpoint answers with a
+// certificate the cluster CA did not sign gets no exec or logs request: the API server refuses
+// the connection instead of sending the request (with the pod's logs or a shell) to whoever
+// answers at the node's address.
+func TestAPIServerChecksKubeletCertificates(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	impostor := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("impostor's logs"))
+	}))
+	defer impostor.Close()
+	port, err := strconv.Atoi(impostor.URL[strings.LastIndex(impostor.URL, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "impostor"}}
+	node, err = env.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Client.CoreV1().Nodes().Delete(ctx, "impostor", metav1.DeleteOptions{}) }()
+	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+	node.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(port)
+	if _, err := env.Client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, env.Client)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "on-impostor"},
+		Spec: corev1.PodSpec{NodeName: "impostor", Containers: []corev1.Container{{Name: "c", Image: "127.0.0.1:5000/hello"}},
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}},
+	}
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body, err := env.Client.CoreV1().Pods(ns).GetLogs("on-impostor", &corev1.PodLogOptions{Container: "c"}).DoRaw(ctx)
+	if err == nil || strings.Contains(string(body), "impostor's logs") {
+		t.Fatalf("logs through a kubelet whose certificate the CA did not sign: %q, %v; want a refusal", body, err)
+	}
+	if !strings.Contains(string(body), "certificate signed by unknown authority") {
+		t.Errorf("the refusal %q (%v) does not say it is the certificate", body, err)
 	}
 }

@@ -64,6 +64,8 @@ type Bundle struct {
 func (b Bundle) CACert() string            { return filepath.Join(b.Dir, "ca.crt") }
 func (b Bundle) CAKey() string             { return filepath.Join(b.Dir, "ca.key") }
 func (b Bundle) ServingCert() string       { return filepath.Join(b.Dir, "apiserver.crt") }
+func (b Bundle) KubeletCert() string       { return filepath.Join(b.Dir, "kubelet.crt") }
+func (b Bundle) KubeletKey() string        { return filepath.Join(b.Dir, "kubelet.key") }
 func (b Bundle) ServingKey() string        { return filepath.Join(b.Dir, "apiserver.key") }
 func (b Bundle) WebhookCert() string       { return filepath.Join(b.Dir, "webhook.crt") }
 func (b Bundle) WebhookKey() string        { return filepath.Join(b.Dir, "webhook.key") }
@@ -142,6 +144,32 @@ func (b Bundle) Ensure(opts Options, clients ...Client) error {
 		}
 	}
 	return b.ensureServiceAccountKey()
+}
+
+// EnsureKubelet issues the kubelet API's serving certificate of the server's own node, from
+// the cluster CA, for hosts (its name and addresses): the API server checks it against the CA
+// when it calls the node (logs, exec, port-forward). It is reissued when it does not cover a
+// host, or nears its end.
+func (b Bundle) EnsureKubelet(node string, hosts []string, now time.Time) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	ca, err := readCert(b.CACert())
+	if err != nil {
+		return err
+	}
+	caKey, err := readKey(b.CAKey())
+	if err != nil {
+		return err
+	}
+	dns, ips := splitHosts(hosts)
+	spec := leafSpec{
+		subject: pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
+		usages:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		dns:     dns,
+		ips:     ips,
+	}
+	return ensureLeaf(b.KubeletCert(), b.KubeletKey(), spec, ca, caKey, now)
 }
 
 // ensureEtcd creates etcd's CA, its serving certificate (loopback only) and the API server's

@@ -169,3 +169,42 @@ func readAll(t *testing.T, paths ...string) map[string]string {
 	}
 	return m
 }
+
+// TestKubeletServingCertVerifiesForTheNode: the server's node's kubelet API certificate
+// verifies against the cluster CA for the node's name and address (as the API server checks
+// it), and is reissued when the node's address changes.
+func TestKubeletServingCertVerifiesForTheNode(t *testing.T) {
+	b := Bundle{Dir: t.TempDir()}
+	if err := b.Ensure(Options{Hosts: []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := readCert(b.CACert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	check := func(hosts ...string) {
+		t.Helper()
+		cert, err := readCert(b.KubeletCert())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts {
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: h}); err != nil {
+				t.Errorf("the kubelet certificate does not verify for %s: %v", h, err)
+			}
+		}
+		if cert.Subject.CommonName != "system:node:gantry" {
+			t.Errorf("subject %v", cert.Subject)
+		}
+	}
+	if err := b.EnsureKubelet("gantry", []string{"gantry", "10.0.0.5"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	check("gantry", "10.0.0.5")
+	if err := b.EnsureKubelet("gantry", []string{"gantry", "10.0.0.6"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	check("gantry", "10.0.0.6")
+}
