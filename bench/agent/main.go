@@ -72,7 +72,10 @@ func run(bin string, runs int) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = srv.Stop() }()
+	defer func() {
+		_ = srv.Stop()
+		_ = exec.Command("ip", "link", "del", serverBridge).Run() // gantry cleanup keeps bridges
+	}()
 	cfg, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig())
 	if err != nil {
 		return err
