@@ -41,7 +41,7 @@ token, and keeps them in <data-dir>/credentials.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tokenFile != "" {
-				if cfg.Token != "" {
+				if cmd.Flags().Changed("token") {
 					return errors.New("--token and --token-file: give one")
 				}
 				b, err := os.ReadFile(tokenFile)
