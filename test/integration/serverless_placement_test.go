@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/standalone"
 	"github.com/gantry-run/gantry/internal/testenv"
 	"github.com/gantry-run/gantry/pkg/apis/config"
@@ -98,14 +99,20 @@ func TestServerlessPodGetsANodeOfItsOwn(t *testing.T) {
 	}
 
 	t.Run("the node is tainted, labelled and sized to the pod", func(t *testing.T) {
-		n, err := env.Client.CoreV1().Nodes().Get(ctx, a.Spec.NodeName, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The node lifecycle controller taints a new node not-ready until it sees the node's
+		// Ready status, then lifts that taint; the node's status writes leave it to it.
 		taint := corev1.Taint{Key: v1alpha1.ComputeTypeTaintKey, Value: v1alpha1.ComputeTypeTaintValue, Effect: corev1.TaintEffectNoSchedule}
-		if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != taint.Key || n.Spec.Taints[0].Value != taint.Value || n.Spec.Taints[0].Effect != taint.Effect {
-			t.Errorf("taints %v, want only %v", n.Spec.Taints, taint)
-		}
+		var n *corev1.Node
+		poll.Until(t, "the serverless node tainted with its compute type only", 30*time.Second, func(ctx context.Context) (bool, error) {
+			var err error
+			if n, err = env.Client.CoreV1().Nodes().Get(ctx, a.Spec.NodeName, metav1.GetOptions{}); err != nil {
+				return false, err
+			}
+			if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != taint.Key || n.Spec.Taints[0].Value != taint.Value || n.Spec.Taints[0].Effect != taint.Effect {
+				return false, fmt.Errorf("taints %v, want only %v", n.Spec.Taints, taint)
+			}
+			return true, nil
+		})
 		if n.Labels[v1alpha1.ProfileLabel] != profile || n.Labels[v1alpha1.ComputeTypeTaintKey] != v1alpha1.ComputeTypeTaintValue {
 			t.Errorf("labels %v", n.Labels)
 		}
