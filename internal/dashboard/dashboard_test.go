@@ -424,3 +424,36 @@ func TestStreamIsBounded(t *testing.T) {
 		t.Errorf("tick without a registry: %v", err)
 	}
 }
+
+// TestServiceDetail: a service's page has its URL linked with the gateway's port, its
+// revisions newest first with their share of traffic and tags, and no usage without records.
+func TestServiceDetail(t *testing.T) {
+	d, _ := newTestDashboard(t, Options{GatewayPort: 8080})
+	r := httptest.NewRequest(http.MethodGet, "/api/services/ns/web", nil)
+	r.RemoteAddr, r.Host = "127.0.0.1:1", "localhost"
+	w := httptest.NewRecorder()
+	d.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET: %d %s", w.Code, w.Body)
+	}
+	var got Detail
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.URL != "http://web.ns.localhost" || got.Link != "http://web.ns.localhost:8080" || got.Ready != "True" {
+		t.Errorf("url %q link %q ready %q", got.URL, got.Link, got.Ready)
+	}
+	if len(got.RevisionList) != 2 || got.RevisionList[0].Name != "web-00002" || got.RevisionList[0].Tags != "next" || got.RevisionList[1].Percent != 100 {
+		t.Errorf("revisions %+v; want web-00002 (tag next) first, web-00001 at 100%%", got.RevisionList)
+	}
+	if got.Usage != nil {
+		t.Errorf("usage %+v without a usage database", got.Usage)
+	}
+	r = httptest.NewRequest(http.MethodGet, "/api/services/ns/none", nil)
+	r.RemoteAddr, r.Host = "127.0.0.1:1", "localhost"
+	w = httptest.NewRecorder()
+	d.ServeHTTP(w, r)
+	if w.Code != http.StatusNotFound {
+		t.Errorf("an unknown service: %d, want 404", w.Code)
+	}
+}

@@ -127,18 +127,15 @@ func (d *Dashboard) detail(ctx context.Context, ns, name string) (*Detail, error
 	if err := d.cache.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, svc); err != nil {
 		return nil, err
 	}
-	services, err := d.services(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := &Detail{}
-	if i := slices.IndexFunc(services, func(v ServiceView) bool { return v.Namespace == ns && v.Name == name }); i >= 0 {
-		out.ServiceView = services[i]
-	}
 	revs := &servingv1.RevisionList{}
 	if err := d.cache.List(ctx, revs, client.InNamespace(ns), client.MatchingLabels{servingv1.ServiceLabelKey: name}); err != nil {
 		return nil, err
 	}
+	names := make([]string, len(revs.Items))
+	for i := range revs.Items {
+		names[i] = revs.Items[i].Name
+	}
+	out := &Detail{ServiceView: d.serviceView(svc, names)}
 	for i := range revs.Items {
 		rev := &revs.Items[i]
 		v := RevisionView{Name: rev.Name, Ready: "Unknown", Created: rev.CreationTimestamp.UTC().Format(time.RFC3339)}

@@ -65,8 +65,8 @@ type NodeView struct {
 // frame is what a tick sends: the new points, and the services and profiles when they
 // changed. The first frame a page gets carries every point kept.
 type frame struct {
-	At       int64              `json:"at"`
-	Interval int64              `json:"interval,omitempty"` // milliseconds, first frame only
+	At int64 `json:"at"`
+	// Window is the history kept, in milliseconds: set on a stream's first frame only.
 	Window   int64              `json:"window,omitempty"`
 	Points   map[string][]Point `json:"points"`
 	Services json.RawMessage    `json:"services,omitempty"`
@@ -173,37 +173,41 @@ func (d *Dashboard) services(ctx context.Context) ([]ServiceView, error) {
 	out := make([]ServiceView, 0, len(list.Items))
 	for i := range list.Items {
 		svc := &list.Items[i]
-		v := ServiceView{Namespace: svc.Namespace, Name: svc.Name, Ready: "Unknown", LatestRevision: svc.Status.LatestReadyRevisionName}
-		if svc.Status.URL != nil {
-			v.URL = svc.Status.URL.String()
-			v.Link = v.URL
-			// A copy: the cache's object is shared.
-			if u := *svc.Status.URL.URL(); d.opts.GatewayPort != 0 && u.Port() == "" {
-				u.Host = net.JoinHostPort(u.Host, strconv.Itoa(d.opts.GatewayPort))
-				v.Link = u.String()
-			}
-		}
-		if c := svc.Status.GetCondition(servingv1.ServiceConditionReady); c != nil {
-			v.Ready, v.Reason = string(c.Status), c.Reason
-		}
-		v.Revisions = bySvc[serviceKey(svc.Namespace, svc.Name)]
-		slices.Sort(v.Revisions)
-		for _, t := range svc.Status.Traffic {
-			tv := TrafficView{Revision: t.RevisionName, Tag: t.Tag, Latest: t.LatestRevision != nil && *t.LatestRevision}
-			if t.Percent != nil {
-				tv.Percent = *t.Percent
-			}
-			if t.URL != nil {
-				tv.URL = t.URL.String()
-			}
-			v.Traffic = append(v.Traffic, tv)
-		}
-		out = append(out, v)
+		out = append(out, d.serviceView(svc, bySvc[serviceKey(svc.Namespace, svc.Name)]))
 	}
 	slices.SortFunc(out, func(a, b ServiceView) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return out, nil
+}
+
+// serviceView is svc as the list shows it, with the names of its revisions.
+func (d *Dashboard) serviceView(svc *servingv1.Service, revisions []string) ServiceView {
+	v := ServiceView{Namespace: svc.Namespace, Name: svc.Name, Ready: "Unknown", LatestRevision: svc.Status.LatestReadyRevisionName}
+	if svc.Status.URL != nil {
+		v.URL = svc.Status.URL.String()
+		v.Link = v.URL
+		// A copy: the cache's object is shared.
+		if u := *svc.Status.URL.URL(); d.opts.GatewayPort != 0 && u.Port() == "" {
+			u.Host = net.JoinHostPort(u.Host, strconv.Itoa(d.opts.GatewayPort))
+			v.Link = u.String()
+		}
+	}
+	if c := svc.Status.GetCondition(servingv1.ServiceConditionReady); c != nil {
+		v.Ready, v.Reason = string(c.Status), c.Reason
+	}
+	v.Revisions = slices.Sorted(slices.Values(revisions))
+	for _, t := range svc.Status.Traffic {
+		tv := TrafficView{Revision: t.RevisionName, Tag: t.Tag, Latest: t.LatestRevision != nil && *t.LatestRevision}
+		if t.Percent != nil {
+			tv.Percent = *t.Percent
+		}
+		if t.URL != nil {
+			tv.URL = t.URL.String()
+		}
+		v.Traffic = append(v.Traffic, tv)
+	}
+	return v
 }
 
 // profiles lists the serverless profiles and, under each, the nodes of its pods.
@@ -250,7 +254,7 @@ func (d *Dashboard) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	first := event("tick", frame{
-		At: time.Now().UnixMilli(), Interval: d.opts.Interval.Milliseconds(), Window: d.opts.Window.Milliseconds(),
+		At: time.Now().UnixMilli(), Window: d.opts.Window.Milliseconds(),
 		Points: d.history.snapshot(), Services: d.lastServices, Profiles: d.lastProfiles,
 	})
 	d.viewers[ch] = struct{}{}
