@@ -149,33 +149,28 @@ func (a *Approver) set(ctx context.Context, csr *certificatesv1.CertificateSigni
 	return err
 }
 
-// parse reads the request's certificate request and checks its signature (the requester
-// holds the key).
-func parse(csr *certificatesv1.CertificateSigningRequest) (*x509.CertificateRequest, error) {
+// parseNode reads the request's certificate request, checks its signature (the requester
+// holds the key) and its subject, a node's: system:node:<name> in system:nodes.
+func parseNode(csr *certificatesv1.CertificateSigningRequest) (*x509.CertificateRequest, string, error) {
 	block, _ := pem.Decode(csr.Spec.Request)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		return nil, refuse("the request holds no PEM certificate request")
+		return nil, "", refuse("the request holds no PEM certificate request")
 	}
 	req, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
-		return nil, refuse("the certificate request does not parse: %v", err)
+		return nil, "", refuse("the certificate request does not parse: %v", err)
 	}
 	if err := req.CheckSignature(); err != nil {
-		return nil, refuse("the certificate request's signature does not verify: %v", err)
+		return nil, "", refuse("the certificate request's signature does not verify: %v", err)
 	}
-	return req, nil
-}
-
-// nodeOf checks the subject of a node's certificate: system:node:<name> in system:nodes.
-func nodeOf(req *x509.CertificateRequest) (string, error) {
 	name, ok := strings.CutPrefix(req.Subject.CommonName, nodePrefix)
 	if !ok || name == "" {
-		return "", refuse("the common name %q is not system:node:<name>", req.Subject.CommonName)
+		return nil, "", refuse("the common name %q is not system:node:<name>", req.Subject.CommonName)
 	}
 	if !slices.Equal(req.Subject.Organization, []string{nodesGroup}) {
-		return name, refuse("the organization %v is not [%s]", req.Subject.Organization, nodesGroup)
+		return nil, name, refuse("the organization %v is not [%s]", req.Subject.Organization, nodesGroup)
 	}
-	return name, nil
+	return req, name, nil
 }
 
 func onlyUsages(csr *certificatesv1.CertificateSigningRequest, allowed ...certificatesv1.KeyUsage) error {
@@ -190,11 +185,7 @@ func onlyUsages(csr *certificatesv1.CertificateSigningRequest, allowed ...certif
 // checkClient accepts a node's client certificate when the node name is free or already
 // bound to this request's key; it binds a free name to the key.
 func (a *Approver) checkClient(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) (string, error) {
-	req, err := parse(csr)
-	if err != nil {
-		return "", err
-	}
-	node, err := nodeOf(req)
+	req, node, err := parseNode(csr)
 	if err != nil {
 		return node, err
 	}
@@ -238,11 +229,7 @@ func (a *Approver) checkClient(ctx context.Context, csr *certificatesv1.Certific
 // checkServing accepts a node's kubelet serving certificate asked by the node itself, for its
 // own name, with names and addresses only.
 func checkServing(csr *certificatesv1.CertificateSigningRequest) (string, error) {
-	req, err := parse(csr)
-	if err != nil {
-		return "", err
-	}
-	node, err := nodeOf(req)
+	req, node, err := parseNode(csr)
 	if err != nil {
 		return node, err
 	}
