@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -152,11 +153,14 @@ func join(ctx context.Context, bin, server, tokenFile, name, dir string, client 
 		}
 	}()
 	lines := make(chan time.Duration, 1)
+	var mu sync.Mutex
 	var out strings.Builder
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			mu.Lock()
 			out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
 			if strings.Contains(sc.Text(), `msg="node ready"`) {
 				lines <- time.Since(began)
 			}
@@ -165,6 +169,8 @@ func join(ctx context.Context, bin, server, tokenFile, name, dir string, client 
 	select {
 	case line = <-lines:
 	case <-time.After(joinTimeout):
+		mu.Lock()
+		defer mu.Unlock()
 		return 0, 0, fmt.Errorf("no \"node ready\" line within a minute:\n%s", out.String())
 	case <-ctx.Done():
 		return 0, 0, ctx.Err()
