@@ -19,9 +19,10 @@ fi
 # pods' user namespaces.
 packages=(runc runsc util-linux containernetworking-plugins iptables nftables iproute2 ca-certificates curl)
 # With --test, what only the tests need: chromium, the headless browser the dashboard's
-# end-to-end test drives.
+# end-to-end test drives, and a font for it to lay pages out with (a recommendation of
+# chromium's, which --no-install-recommends below leaves out).
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium)
+  packages+=(chromium fonts-liberation)
 fi
 missing=()
 for p in "${packages[@]}"; do
