@@ -190,6 +190,9 @@ func TestStreamSendsHistoryThenTicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if d.lastServices != nil || d.lastProfiles != nil {
+		t.Error("with no page open, a tick encoded the services and profiles")
+	}
 	count.WithLabelValues("ns", "web", "web", "web-00001", "200", "2xx").Add(4)
 	if _, err := d.tick(ctx, t0.Add(2*time.Second), prev); err != nil {
 		t.Fatal(err)

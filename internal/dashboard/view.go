@@ -82,13 +82,18 @@ func (d *Dashboard) tick(ctx context.Context, now time.Time, prev map[string]*kn
 	if err != nil {
 		return prev, err
 	}
-	services, err := d.services(ctx)
-	if err != nil {
+	// With no page open, only the history is kept: the services' keys, not their views.
+	d.mu.Lock()
+	watched := len(d.viewers) > 0
+	d.mu.Unlock()
+	var keys []string
+	var encodedServices, encodedProfiles []byte
+	if watched {
+		if keys, encodedServices, encodedProfiles, err = d.state(ctx); err != nil {
+			return prev, err
+		}
+	} else if keys, err = d.serviceKeys(ctx); err != nil {
 		return prev, err
-	}
-	profiles, err := d.profiles(ctx)
-	if err != nil {
-		d.log.Debug("listing serverless profiles", "err", err)
 	}
 	pas := &pav1alpha1.PodAutoscalerList{}
 	if err := d.cache.List(ctx, pas, client.UnsafeDisableDeepCopy); err != nil {
@@ -103,13 +108,10 @@ func (d *Dashboard) tick(ctx context.Context, now time.Time, prev map[string]*kn
 		}
 	}
 	f := frame{At: now.UnixMilli(), Points: map[string][]Point{}}
-	live := make(map[string]bool, len(services))
-	encodedServices, _ := json.Marshal(services)
-	encodedProfiles, _ := json.Marshal(profiles)
+	live := make(map[string]bool, len(keys))
 
 	d.mu.Lock()
-	for _, s := range services {
-		key := serviceKey(s.Namespace, s.Name)
+	for _, key := range keys {
 		live[key] = true
 		p := servicePoint(now, bySvc[key], prev[key], cur[key])
 		if d.history.add(key, p) {
@@ -117,10 +119,14 @@ func (d *Dashboard) tick(ctx context.Context, now time.Time, prev map[string]*kn
 		}
 	}
 	d.history.keep(live)
-	if !bytes.Equal(encodedServices, d.lastServices) {
+	if !watched {
+		// Stale by the time a page opens: it gets them fresh (stream).
+		d.lastServices, d.lastProfiles = nil, nil
+	}
+	if watched && !bytes.Equal(encodedServices, d.lastServices) {
 		f.Services, d.lastServices = encodedServices, encodedServices
 	}
-	if !bytes.Equal(encodedProfiles, d.lastProfiles) {
+	if watched && !bytes.Equal(encodedProfiles, d.lastProfiles) {
 		f.Profiles, d.lastProfiles = encodedProfiles, encodedProfiles
 	}
 	if len(d.viewers) > 0 {
@@ -134,6 +140,39 @@ func (d *Dashboard) tick(ctx context.Context, now time.Time, prev map[string]*kn
 	}
 	d.mu.Unlock()
 	return cur, nil
+}
+
+// state is what pages show besides the graphs: the services' keys, and the services and
+// profiles encoded.
+func (d *Dashboard) state(ctx context.Context) (keys []string, services, profiles []byte, err error) {
+	views, err := d.services(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	prof, err := d.profiles(ctx)
+	if err != nil {
+		d.log.Debug("listing serverless profiles", "err", err)
+	}
+	keys = make([]string, len(views))
+	for i, v := range views {
+		keys[i] = serviceKey(v.Namespace, v.Name)
+	}
+	services, _ = json.Marshal(views)
+	profiles, _ = json.Marshal(prof)
+	return keys, services, profiles, nil
+}
+
+// serviceKeys are the keys of every Knative Service.
+func (d *Dashboard) serviceKeys(ctx context.Context) ([]string, error) {
+	list := &servingv1.ServiceList{}
+	if err := d.cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
+	}
+	keys := make([]string, len(list.Items))
+	for i := range list.Items {
+		keys[i] = serviceKey(list.Items[i].Namespace, list.Items[i].Name)
+	}
+	return keys, nil
 }
 
 // event encodes one server-sent event.
@@ -246,6 +285,11 @@ func (d *Dashboard) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "only GET", http.StatusMethodNotAllowed)
 		return
 	}
+	_, services, profiles, err := d.state(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	ch := make(chan []byte, viewerBuffer)
 	d.mu.Lock()
 	if len(d.viewers) >= maxViewers {
@@ -253,6 +297,7 @@ func (d *Dashboard) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("gantry dashboard: %d pages are open already", maxViewers), http.StatusServiceUnavailable)
 		return
 	}
+	d.lastServices, d.lastProfiles = services, profiles
 	first := event("tick", frame{
 		At: time.Now().UnixMilli(), Window: d.opts.Window.Milliseconds(),
 		Points: d.history.snapshot(), Services: d.lastServices, Profiles: d.lastProfiles,
