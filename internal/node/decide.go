@@ -39,19 +39,35 @@ const (
 	retryPeriod = time.Second
 )
 
-// Ephemeral storage is measured every storagePeriod while a pod uses more than half its
-// limit, and every storagePeriodIdle while it uses less.
+// Ephemeral storage is measured at least every storagePeriodIdle while a pod uses less than
+// half its limit and every storagePeriod above that; a pod whose use grows is measured sooner,
+// as often as every storagePeriodMin as it nears its limit (see storageInterval).
 const (
+	storagePeriodMin  = time.Second
 	storagePeriod     = 10 * time.Second
 	storagePeriodIdle = time.Minute
 )
 
-// storageInterval is how long after a measurement of used bytes (of limit) the next one is due.
-func storageInterval(used, limit int64) time.Duration {
-	if used*2 < limit {
-		return storagePeriodIdle
+// storageInterval is how long after a measurement of used bytes (of limit) the next one is
+// due, when use grew by rate bytes a second since the measurement before (rate < 0: there was
+// none). The next measurement comes when half the room left would be filled at that rate, so
+// a steady writer is measured more and more often as it nears its limit and passes it by at
+// most storagePeriodMin of writes; between storagePeriodMin and the period for its use. A pod
+// measured for the first time is measured again after storagePeriod at the latest, to learn
+// its rate.
+func storageInterval(used, limit int64, rate float64) time.Duration {
+	ceiling := storagePeriodIdle
+	if used*2 >= limit || rate < 0 {
+		ceiling = storagePeriod
 	}
-	return storagePeriod
+	if rate <= 0 {
+		return ceiling
+	}
+	if used >= limit {
+		return storagePeriodMin
+	}
+	fill := time.Duration(float64(limit-used) / rate / 2 * float64(time.Second))
+	return min(max(fill, storagePeriodMin), ceiling)
 }
 
 // nextBackoff is the delay before the next start of a container whose last delay was prev and
@@ -244,8 +260,8 @@ func (w *podState) wake(pod *corev1.Pod, now time.Time) (next time.Time, exact b
 			}
 		}
 	}
-	if w.sb != nil && !w.storageAt.IsZero() {
-		at(w.storageAt.Add(storageInterval(w.storageUsed, w.storageLimit)))
+	if w.sb != nil && !w.storageDue.IsZero() {
+		at(w.storageDue)
 	}
 	return maxTime(next, now), exact
 }

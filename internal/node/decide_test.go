@@ -107,17 +107,27 @@ func TestBackOff(t *testing.T) {
 }
 
 func TestStorageInterval(t *testing.T) {
+	const mib = 1 << 20
 	for _, tt := range []struct {
+		name        string
 		used, limit int64
+		rate        float64
 		want        time.Duration
 	}{
-		{0, 100, time.Minute},
-		{49, 100, time.Minute},
-		{50, 100, 10 * time.Second},
-		{150, 100, 10 * time.Second},
+		{"first measurement, under half", 0, 100, -1, 10 * time.Second},
+		{"first measurement, over the limit", 150, 100, -1, 10 * time.Second},
+		{"steady, under half", 49, 100, 0, time.Minute},
+		{"steady, over half", 50, 100, 0, 10 * time.Second},
+		{"shrinking", 60, 100, -5, 10 * time.Second},
+		{"slow writer far from its limit", 0, 1 << 30, 1024, time.Minute},
+		{"1 MiB/s, 20 MiB of room", 4 * mib, 24 * mib, mib, 10 * time.Second},
+		{"1 MiB/s, 8 MiB of room", 16 * mib, 24 * mib, mib, 4 * time.Second},
+		{"1 MiB/s, 1 MiB of room", 23 * mib, 24 * mib, mib, time.Second},
+		{"fast writer under half", 0, 1 << 30, 100 * mib, 5120 * time.Millisecond},
+		{"growing past the limit", 150, 100, 1, time.Second},
 	} {
-		if got := storageInterval(tt.used, tt.limit); got != tt.want {
-			t.Errorf("storageInterval(%d of %d) = %s, want %s", tt.used, tt.limit, got, tt.want)
+		if got := storageInterval(tt.used, tt.limit, tt.rate); got != tt.want {
+			t.Errorf("%s: storageInterval(%d of %d, %g B/s) = %s, want %s", tt.name, tt.used, tt.limit, tt.rate, got, tt.want)
 		}
 	}
 }
@@ -147,7 +157,7 @@ func TestNextWake(t *testing.T) {
 		{name: "starting", want: startPeriod,
 			st: podState{sb: sb, containers: map[string]*ctr{"app": {started: true, status: sandbox.ContainerStatus{StartedAt: t0}}}}},
 		{name: "storage measured 50s ago, well under its limit", want: 10 * time.Second,
-			st: podState{sb: sb, storageAt: t0.Add(-50 * time.Second), storageUsed: 1, storageLimit: 100,
+			st: podState{sb: sb, storageAt: t0.Add(-50 * time.Second), storageDue: t0.Add(10 * time.Second), storageUsed: 1, storageLimit: 100,
 				containers: map[string]*ctr{"app": {started: true, status: running, watchedPid: 7}}}},
 		{name: "sandbox creation retried", want: 20 * time.Second,
 			st: podState{setupRetry: t0.Add(20 * time.Second), containers: map[string]*ctr{}}},

@@ -57,8 +57,9 @@ type podState struct {
 	// setupRetry is when creating the sandbox or its volumes is tried again after a failure.
 	setupRetry   time.Time
 	setupBackoff time.Duration
-	// storageAt is when ephemeral storage was last measured, storageUsed what it was.
-	storageAt                 time.Time
+	// storageAt is when ephemeral storage was last measured, storageUsed what it was, and
+	// storageDue when it is measured next.
+	storageAt, storageDue     time.Time
 	storageUsed, storageLimit int64
 	// stopping is the pod's termination once it is being deleted.
 	stopping *stopPlan
@@ -504,15 +505,20 @@ func (w *worker) kill(ctx context.Context, c *corev1.Container, s *ctr, kind str
 // checkStorage measures the pod's ephemeral storage when due and evicts the pod when its
 // writable layers and emptyDirs outgrow its limit.
 func (w *worker) checkStorage(ctx context.Context, now time.Time) {
-	if !w.storageAt.IsZero() && now.Before(w.storageAt.Add(storageInterval(w.storageUsed, w.storageLimit))) {
+	if !w.storageDue.IsZero() && now.Before(w.storageDue) {
 		return
 	}
 	used, err := w.n.opts.Sandboxes.StorageUsage(w.sb.ID)
-	w.storageAt = now
 	if err != nil {
+		w.storageDue = now.Add(storagePeriod)
 		return
 	}
-	w.storageUsed = used
+	rate := -1.0
+	if dt := now.Sub(w.storageAt).Seconds(); !w.storageAt.IsZero() && dt > 0 {
+		rate = float64(used-w.storageUsed) / dt
+	}
+	w.storageAt, w.storageUsed = now, used
+	w.storageDue = now.Add(storageInterval(used, w.storageLimit, rate))
 	limit := podSpec(w.pod, w.n.defaultLimits()).EphemeralStorageBytes
 	switch {
 	case used <= limit:

@@ -34,8 +34,14 @@ func (m *Manager) VolumeDir(sandboxID, name string) (string, error) {
 // StorageUsage measures the sandbox's ephemeral storage: the bytes allocated on disk by its
 // containers' writable layers, its emptyDir volumes and its containers' logs, rotated ones
 // included (what `du` counts, hard links once). The node compares it with
-// PodSpec.EphemeralStorageBytes and evicts the pod when over.
+// PodSpec.EphemeralStorageBytes and evicts the pod when over. It holds the sandbox's lock, so
+// it never sees a log in the middle of its rotation (copied, not yet truncated) counted twice.
 func (m *Manager) StorageUsage(sandboxID string) (int64, error) {
+	if err := checkID("sandbox ID", sandboxID); err != nil {
+		return 0, err
+	}
+	unlock := m.lock(sandboxID)
+	defer unlock()
 	dir := m.sandboxDir(sandboxID)
 	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err != nil {
 		return 0, fmt.Errorf("storage usage of sandbox %s: %w", sandboxID, ErrNotFound)

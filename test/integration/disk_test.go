@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 
 // TestLogsRotatedAndCountedUntilEviction: a pod that prints 1 MiB a second has its log
 // rotated by the node (at most 5 files, none much past 10 MiB) and, its logs counting
-// towards its ephemeral storage, is evicted once they pass its 24 MiB limit.
+// towards its ephemeral storage, is evicted once they pass its 24 MiB limit, by what it writes
+// in about a second, not more (the node measures a growing pod more often as it nears its
+// limit).
 func TestLogsRotatedAndCountedUntilEviction(t *testing.T) {
 	env := testenv.Get(t)
 	testenv.RequireNode(t)
@@ -48,6 +51,19 @@ func TestLogsRotatedAndCountedUntilEviction(t *testing.T) {
 				t.Fatalf("the pod failed with %q (%s); want Evicted", p.Status.Reason, p.Status.Message)
 			}
 			t.Logf("evicted: %s", p.Status.Message)
+			m := regexp.MustCompile(`\(uses ([^)]+)\)`).FindStringSubmatch(p.Status.Message)
+			if m == nil {
+				t.Fatalf("the eviction message does not say what the pod used: %q", p.Status.Message)
+			}
+			used, err := resource.ParseQuantity(m[1])
+			if err != nil {
+				t.Fatalf("the eviction message's use %q: %v", m[1], err)
+			}
+			// 1 MiB a second, measured at least every second near the limit, plus slack
+			// for a slow measurement on a busy machine.
+			if lim := int64(24<<20 + 4<<20); used.Value() > lim {
+				t.Errorf("evicted at %s; want at most %d bytes (its 24Mi limit and 4 s of its writes)", m[1], lim)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
