@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	v1qos "k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
+
+	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
 // PodLimits is the CPU and memory a pod's cgroup is held to when its containers do not
@@ -34,13 +36,63 @@ var DefaultPodLimits = PodLimits{CPUMillis: 1000, MemoryBytes: 1 << 30}
 // other pod gets the same sum taken over each container's limit, or its request when it
 // has no limit, and at least def: so requests never lower the cap below def, and a pod
 // that asks for more than def gets what it asked for.
+//
+// A revision pod's queue-proxy is sized apart for CPU, as Knative sizes its sidecar apart
+// from the user's containers: the pod's CPU is its other containers' by the rule above plus
+// the queue-proxy's own (sidecarCPU), and containerCPU holds each to its part, so the proxy,
+// which does about as much work per request as the app, does not take it from the app's
+// share (nor the app from the proxy's).
 func podSize(pod *corev1.Pod, def PodLimits) (cpuMillis, memoryBytes int64) {
-	return resourceSize(pod, corev1.ResourceCPU, def.CPUMillis), resourceSize(pod, corev1.ResourceMemory, def.MemoryBytes)
+	cpuMillis = resourceSize(pod, corev1.ResourceCPU, def.CPUMillis, func(c *corev1.Container) bool { return !contract.IsSidecar(c) })
+	if qp := sidecarOf(pod); qp != nil {
+		cpuMillis += sidecarCPU(qp, def)
+	}
+	return cpuMillis, resourceSize(pod, corev1.ResourceMemory, def.MemoryBytes, func(*corev1.Container) bool { return true })
 }
 
-func resourceSize(pod *corev1.Pod, r corev1.ResourceName, def int64) int64 {
+// sidecarOf is pod's queue-proxy container, nil when it has none.
+func sidecarOf(pod *corev1.Pod) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if contract.IsSidecar(&pod.Spec.Containers[i]) {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+// sidecarCPU is the queue-proxy's CPU: its limit, else def's (Knative leaves the sidecar
+// without a limit by default; here it gets as much as an app without one).
+func sidecarCPU(qp *corev1.Container, def PodLimits) int64 {
+	if q, ok := qp.Resources.Limits[corev1.ResourceCPU]; ok {
+		return q.MilliValue()
+	}
+	return def.CPUMillis
+}
+
+// containerCPU is the CPU quota (millicores) of container c's own cgroup, 0 for none (the
+// pod's cgroup holds it): its limit when it sets one. In a revision pod off serverless nodes,
+// whose queue-proxy is sized apart (podSize), a container without a limit is held to its
+// part: the queue-proxy to sidecarCPU, any other to the other containers' size.
+func containerCPU(pod *corev1.Pod, c *corev1.Container, def PodLimits) int64 {
+	if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		return q.MilliValue()
+	}
+	if onServerlessNode(pod) || sidecarOf(pod) == nil {
+		return 0
+	}
+	if contract.IsSidecar(c) {
+		return def.CPUMillis
+	}
+	return resourceSize(pod, corev1.ResourceCPU, def.CPUMillis, func(c *corev1.Container) bool { return !contract.IsSidecar(c) })
+}
+
+// resourceSize is podSize's rule for resource r over the containers that count.
+func resourceSize(pod *corev1.Pod, r corev1.ResourceName, def int64, counts func(*corev1.Container) bool) int64 {
 	limited := true
 	amount := func(c *corev1.Container) int64 {
+		if !counts(c) {
+			return 0
+		}
 		q, ok := c.Resources.Limits[r]
 		if !ok {
 			limited = false

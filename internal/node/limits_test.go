@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sandbox"
+	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
 func resources(requests, limits map[corev1.ResourceName]string) corev1.ResourceRequirements {
@@ -31,7 +32,7 @@ const (
 )
 
 // knativeQueue is a revision's queue-proxy as Knative asks for it: 25m of CPU, nothing else.
-var knativeQueue = corev1.Container{Name: contract.ContainerName, Resources: resources(map[corev1.ResourceName]string{cpu: "25m"}, nil)}
+var knativeQueue = corev1.Container{Name: contract.ContainerName, Image: contract.Image, Resources: resources(map[corev1.ResourceName]string{cpu: "25m"}, nil)}
 
 func TestPodSize(t *testing.T) {
 	def := PodLimits{CPUMillis: 1000, MemoryBytes: 1 << 30}
@@ -42,11 +43,17 @@ func TestPodSize(t *testing.T) {
 		cpu, mem int64
 	}{
 		{name: "no requests or limits: the default", ctrs: []corev1.Container{{Name: "app"}}, cpu: 1000, mem: 1 << 30},
-		{name: "a Knative revision's pod: the default, not 25m",
-			ctrs: []corev1.Container{{Name: "user"}, knativeQueue}, cpu: 1000, mem: 1 << 30},
+		{name: "a Knative revision's pod: the default for the user's, the default again for the queue-proxy's CPU, not 25m",
+			ctrs: []corev1.Container{{Name: "user"}, knativeQueue}, cpu: 2000, mem: 1 << 30},
 		{name: "requests above the default are kept",
 			ctrs: []corev1.Container{{Name: "app", Resources: resources(map[corev1.ResourceName]string{cpu: "1500m", mem: "3Gi"}, nil)}, knativeQueue},
-			cpu:  1525, mem: 3 << 30},
+			cpu:  2500, mem: 3 << 30},
+		{name: "a limited user container and a limited queue-proxy: the sum",
+			ctrs: []corev1.Container{{Name: "app", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "250m", mem: "256Mi"})},
+				{Name: contract.ContainerName, Image: contract.Image, Resources: resources(nil, map[corev1.ResourceName]string{cpu: "500m", mem: "64Mi"})}},
+			cpu: 750, mem: 320 << 20},
+		{name: "a container named queue-proxy that is not the sidecar counts as the user's",
+			ctrs: []corev1.Container{{Name: "app"}, {Name: contract.ContainerName, Image: "example.com/mine"}}, cpu: 1000, mem: 1 << 30},
 		{name: "every container limited: the sum of limits, even below the default",
 			ctrs: []corev1.Container{
 				{Name: "a", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "100m", mem: "64Mi"})},
@@ -115,6 +122,32 @@ func TestOOMScoreAdj(t *testing.T) {
 				t.Errorf("oomScoreAdj = %d; want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestContainerCPU: in a revision pod each part is held to its own share, so the app cannot
+// use the queue-proxy's and the other way round; elsewhere the pod's cgroup alone holds an
+// unlimited container.
+func TestContainerCPU(t *testing.T) {
+	def := PodLimits{CPUMillis: 1000, MemoryBytes: 1 << 30}
+	limited := corev1.Container{Name: "app", Resources: resources(nil, map[corev1.ResourceName]string{cpu: "300m"})}
+	serverless := testPod(corev1.Container{Name: "user"}, knativeQueue)
+	serverless.Spec.NodeName = v1alpha1.NodeNamePrefix + "10-0-0-1"
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want []int64
+	}{
+		{"a revision pod: the user's share and the queue-proxy's", testPod(corev1.Container{Name: "user"}, knativeQueue), []int64{1000, 1000}},
+		{"a limited user container keeps its limit", testPod(limited, knativeQueue), []int64{300, 1000}},
+		{"no queue-proxy: the pod's cgroup holds them", testPod(corev1.Container{Name: "a"}, corev1.Container{Name: "b"}), []int64{0, 0}},
+		{"a serverless pod: its provisioned size holds them", serverless, []int64{0, 0}},
+	} {
+		for i := range tc.pod.Spec.Containers {
+			if got := containerCPU(tc.pod, &tc.pod.Spec.Containers[i], def); got != tc.want[i] {
+				t.Errorf("%s: container %s gets %dm; want %dm", tc.name, tc.pod.Spec.Containers[i].Name, got, tc.want[i])
+			}
+		}
 	}
 }
 

@@ -76,6 +76,8 @@ type specInput struct {
 	allowUnconfined bool
 	// memoryCapacity is the machine's memory, which OOM score adjustments are reckoned in.
 	memoryCapacity int64
+	// limits are the node's default pod limits (containerCPU).
+	limits PodLimits
 }
 
 // containerSpec resolves container c of pod into what the sandbox runs: image layers, argv,
@@ -150,7 +152,7 @@ func containerSpec(pod *corev1.Pod, c *corev1.Container, in specInput) (sandbox.
 		GID:         gid,
 		Mounts:      append(mounts, vmounts...),
 		Security:    sec,
-		CPUMillis:   c.Resources.Limits.Cpu().MilliValue(),
+		CPUMillis:   containerCPU(pod, c, in.limits),
 		MemoryBytes: c.Resources.Limits.Memory().Value(),
 		OOMScoreAdj: oomScoreAdj(pod, c, in.memoryCapacity),
 	}, nil

@@ -377,7 +377,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 	}
 	spec, err := containerSpec(w.pod, c, specInput{img: s.img, volumes: w.volumes, sources: w.sources(),
 		emptyLayer: w.n.emptyLayer, exe: w.n.opts.Executable, allowUnconfined: w.n.opts.AllowUnconfinedSeccomp,
-		memoryCapacity: w.n.opts.Info.MemoryBytes})
+		memoryCapacity: w.n.opts.Info.MemoryBytes, limits: w.n.defaultLimits()})
 	if err != nil {
 		s.failedStart("CreateContainerConfigError", err.Error(), now)
 		return

@@ -12,9 +12,12 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/testenv"
+	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 // containerPid is the host pid of a running container of the pod.
@@ -124,4 +127,43 @@ func hasCapSysResource(t *testing.T) bool {
 		}
 	}
 	return false
+}
+
+// TestRevisionPodSizesTheQueueProxyApart: a revision pod without limits gets the default
+// CPU for its user container and as much again for its queue-proxy, each held to its part
+// by its own cgroup, as Knative sizes the sidecar apart from the app: the proxy does about
+// as much work per request as the app and must not take it from the app's share.
+func TestRevisionPodSizesTheQueueProxyApart(t *testing.T) {
+	env := testenv.Get(t)
+	testenv.RequireNode(t)
+	ns := newNamespace(t, env.Client)
+	readyService(t, env, helloService(env, t, ns, "apart"))
+	pods, err := env.Client.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: servingv1.RevisionLabelKey + "=apart-00001"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("the revision's pods: %v (%d)", err, len(pods.Items))
+	}
+	pod := &pods.Items[0]
+	quota := func(dir string) int64 {
+		q, period := readInt(t, filepath.Join(dir, "cpu.cfs_quota_us")), readInt(t, filepath.Join(dir, "cpu.cfs_period_us"))
+		if q <= 0 {
+			return q
+		}
+		return q * 1000 / period
+	}
+	def := node.DefaultPodLimits.CPUMillis
+	user := cgroupDir(t, containerPid(t, env, pod, pod.Spec.Containers[0].Name), "cpu")
+	qp := cgroupDir(t, containerPid(t, env, pod, contract.ContainerName), "cpu")
+	for _, c := range []struct {
+		what string
+		dir  string
+		want int64
+	}{
+		{"the pod's cgroup", filepath.Dir(user), 2 * def},
+		{"the user container's cgroup", user, def},
+		{"the queue-proxy's cgroup", qp, def},
+	} {
+		if got := quota(c.dir); got != c.want {
+			t.Errorf("%s has a CPU quota of %dm; want %dm", c.what, got, c.want)
+		}
+	}
 }
