@@ -69,6 +69,11 @@ func main() {
 	measure := flag.Duration("measure", time.Minute, "how long CPU is measured at each pod count")
 	settle := flag.Duration("settle", 30*time.Second, "how long the server idles after the last pod is Ready, before measuring")
 	images := flag.String("images", "test/images", "directory of the test images (the hello image is built from it)")
+	flag.Func("server-args", "more flags for gantry server, space-separated (e.g. --watch-cache=true)", func(v string) error {
+		serverArgs = strings.Fields(v)
+		return nil
+	})
+	flag.IntVar(&firstTries, "first", 5, "with -services: how many services are called for their first request at each count")
 	flag.StringVar(&profileDir, "profile-dir", "", "with -services: write the server's heap and a 20 s CPU profile at each count into this directory (the server runs with --profiling)")
 	services := flag.String("services", "", "comma-separated counts of Knative Services scaled to zero, ascending (e.g. 1000,3000): measures those instead of pods")
 	flag.Parse()
@@ -195,7 +200,7 @@ func run(ctx context.Context, bin string, counts []int, shape, images string, se
 type server struct{ *benchserver.Server }
 
 func start(ctx context.Context, bin, dir string) (*server, error) {
-	s, err := benchserver.Start(ctx, benchserver.Options{Bin: bin, DataDir: dir, Bridge: bridge, PodCIDR: podCIDR, Profiling: profileDir != ""})
+	s, err := benchserver.Start(ctx, benchserver.Options{Bin: bin, DataDir: dir, Bridge: bridge, PodCIDR: podCIDR, Profiling: profileDir != "", Args: serverArgs})
 	if err != nil {
 		return nil, err
 	}

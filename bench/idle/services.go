@@ -35,12 +35,21 @@ var ksvcs = servingv1.SchemeGroupVersion.WithResource("services")
 // profileDir is -profile-dir.
 var profileDir string
 
-// profiles writes the server's heap profile and a 20 s CPU profile, named after n.
+// serverArgs are more flags for gantry server (-server-args); firstTries is how many services
+// are called for their first request at each count (-first).
+var (
+	serverArgs []string
+	firstTries int
+)
+
+// profiles writes the server's heap profile, its heap profile as text (which ends with Go's
+// memory statistics: heap in use, idle, released, stacks) and a 20 s CPU profile, named
+// after n.
 func (s *server) profiles(ctx context.Context, n int) error {
 	if err := os.MkdirAll(profileDir, 0o755); err != nil {
 		return err
 	}
-	for name, path := range map[string]string{"heap": "/debug/pprof/heap", "cpu": "/debug/pprof/profile?seconds=20"} {
+	for name, path := range map[string]string{"heap": "/debug/pprof/heap", "heap-text": "/debug/pprof/heap?debug=1", "cpu": "/debug/pprof/profile?seconds=20"} {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.MetricsAddr()+path, nil)
 		if err != nil {
 			return err
@@ -68,10 +77,13 @@ type serviceResult struct {
 	services   int
 	cpuPercent float64
 	rssMB      int64
-	writes     float64
-	firstOK    int
-	firstTried int
-	firstP50   time.Duration
+	// anonMB and fileMB split rssMB: anonymous memory (Go's heap and stacks) and mapped file
+	// pages (the binary's text, etcd's database).
+	anonMB, fileMB int64
+	writes         float64
+	firstOK        int
+	firstTried     int
+	firstP50       time.Duration
 }
 
 // measureServices creates Knative Services at zero (initial-scale 0, so none ever ran a pod)
@@ -110,14 +122,17 @@ func measureServices(ctx context.Context, srv *server, client kubernetes.Interfa
 		if err != nil {
 			return nil, err
 		}
-		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes, rssMB: proc.RSS(srv.Cmd.Process.Pid) >> 20}
+		pid := srv.Cmd.Process.Pid
+		sr := serviceResult{services: n, cpuPercent: r.cpuPercent, writes: r.writes,
+			rssMB: proc.RSS(pid) >> 20, anonMB: proc.RSSAnon(pid) >> 20, fileMB: proc.RSSFile(pid) >> 20}
 		if profileDir != "" {
 			if err := srv.profiles(ctx, n); err != nil {
 				return nil, err
 			}
 		}
-		sr.firstOK, sr.firstTried, sr.firstP50 = firstRequests(srv.HTTPPort, n, 5)
-		fmt.Fprintf(os.Stderr, "%d services: %.1f %% of one core, %d MB; first requests %d/%d\n", n, sr.cpuPercent, sr.rssMB, sr.firstOK, sr.firstTried)
+		sr.firstOK, sr.firstTried, sr.firstP50 = firstRequests(srv.HTTPPort, n, firstTries)
+		fmt.Fprintf(os.Stderr, "%d services: %.1f %% of one core, %d MB (%d MB anonymous, %d MB files); first requests %d/%d\n",
+			n, sr.cpuPercent, sr.rssMB, sr.anonMB, sr.fileMB, sr.firstOK, sr.firstTried)
 		out = append(out, sr)
 	}
 	return out, nil
@@ -263,9 +278,9 @@ func runServices(ctx context.Context, bin, countsFlag, images string, settle, me
 		return err
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "services at zero\tCPU (% of one core)\tRSS\tall API writes/min\tfirst requests 200\tfirst request p50\t")
+	fmt.Fprintln(tw, "services at zero\tCPU (% of one core)\tRSS\tof which anonymous / files\tall API writes/min\tfirst requests 200\tfirst request p50\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%d\t%.1f %%\t%d MB\t%s\t%d/%d\t%s\t\n", r.services, r.cpuPercent, r.rssMB, perMin(r.writes, measure), r.firstOK, r.firstTried, r.firstP50.Round(time.Millisecond))
+		fmt.Fprintf(tw, "%d\t%.1f %%\t%d MB\t%d / %d MB\t%s\t%d/%d\t%s\t\n", r.services, r.cpuPercent, r.rssMB, r.anonMB, r.fileMB, perMin(r.writes, measure), r.firstOK, r.firstTried, r.firstP50.Round(time.Millisecond))
 	}
 	_ = tw.Flush()
 	fmt.Printf("\nCPU and RSS of the gantry server process over %s after %s of settling; 2 cores shared with other work\n", measure, settle)

@@ -66,6 +66,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.IntVar(&cfg.EtcdClientPort, "etcd-client-port", cfg.EtcdClientPort, "etcd client port (loopback only)")
 	f.IntVar(&cfg.EtcdPeerPort, "etcd-peer-port", cfg.EtcdPeerPort, "etcd peer port (loopback only)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "range of Service cluster IPs")
+	f.BoolVar(&cfg.WatchCache, "watch-cache", cfg.WatchCache, "keep the API server's watch cache: a decoded copy of every object, which spares etcd reads when many clients watch, at the cost of memory")
 	f.StringVar(&cfg.ComponentLog, "component-log", cfg.ComponentLog, `file for the logs of etcd and the Kubernetes components (default <data-dir>/logs/components.log; "-" for stderr)`)
 	f.IntVarP(&cfg.Verbosity, "v", "v", cfg.Verbosity, "log verbosity of the Kubernetes components")
 	f.StringVar(&all.Domain, "domain", all.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")

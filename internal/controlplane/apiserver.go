@@ -28,6 +28,7 @@ func apiServerArgs(cfg Config, certs pki.Bundle) []string {
 		"--etcd-keyfile=" + certs.EtcdClientKey(),
 		"--bind-address=" + cfg.BindAddress,
 		fmt.Sprintf("--secure-port=%d", cfg.HTTPSPort),
+		fmt.Sprintf("--watch-cache=%t", cfg.WatchCache),
 		"--tls-cert-file=" + certs.ServingCert(),
 		"--tls-private-key-file=" + certs.ServingKey(),
 		"--client-ca-file=" + certs.CACert(),

@@ -1,9 +1,13 @@
 package controlplane
 
 import (
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -68,6 +72,19 @@ func TestClientHostOfAWildcardIsLoopback(t *testing.T) {
 	for bind, want := range map[string]string{"0.0.0.0": "127.0.0.1", "::": "127.0.0.1", "10.1.2.3": "10.1.2.3"} {
 		if got := clientHost(bind); got != want {
 			t.Errorf("clientHost(%q) = %q, want %q", bind, got, want)
+		}
+	}
+}
+
+// TestWatchCacheArg: the API server's watch cache is off unless Config.WatchCache (the
+// server's --watch-cache) turns it on.
+func TestWatchCacheArg(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.WatchCache = on
+		want := fmt.Sprintf("--watch-cache=%t", on)
+		if args := apiServerArgs(cfg, pki.Bundle{Dir: cfg.DataDir}); !slices.Contains(args, want) {
+			t.Errorf("WatchCache %t: the API server's args lack %s", on, want)
 		}
 	}
 }
