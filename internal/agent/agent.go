@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
@@ -45,6 +46,13 @@ type Config struct {
 	Bridge, PodCIDR string
 	// ServiceCIDR is the cluster's Service range (gantry server's --service-cidr).
 	ServiceCIDR string
+	// ClusterCIDR is the range of every node's pods (gantry server's --cluster-cidr): when
+	// set, the node's own range is its Node's spec.podCIDR (the server's node IPAM gives it;
+	// PodCIDR, if given, must be that one) and the overlay joins it to the other nodes'.
+	ClusterCIDR string
+	// VXLANVNI and VXLANPort are the overlay's (every node's the same; default
+	// overlay.DefaultVNI and overlay.DefaultPort).
+	VXLANVNI, VXLANPort int
 	// Address is the node's InternalIP, where the API server reaches its kubelet API
 	// (default: the host's default interface).
 	Address     string
@@ -66,8 +74,21 @@ func (c Config) Validate() error {
 	if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--node-name %q: %v", c.NodeName, msgs))
 	}
-	if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
-		errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+	switch {
+	case c.PodCIDR == "" && c.ClusterCIDR == "":
+		errs = append(errs, errors.New("--pod-cidr: required without --cluster-cidr (a range of this node's own)"))
+	case c.PodCIDR != "":
+		if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+		}
+	}
+	if c.ClusterCIDR != "" {
+		if ip, n, err := net.ParseCIDR(c.ClusterCIDR); err != nil || ip.To4() == nil || !ip.Equal(n.IP) {
+			errs = append(errs, fmt.Errorf("--cluster-cidr: %q is not an IPv4 network address with a prefix (the server's --cluster-cidr)", c.ClusterCIDR))
+		}
+		if c.Address == "" {
+			errs = append(errs, errors.New("--address: required with --cluster-cidr (the overlay sends to other nodes from it)"))
+		}
 	}
 	if _, _, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
 		errs = append(errs, fmt.Errorf("--service-cidr: %q is not a CIDR", c.ServiceCIDR))
@@ -130,14 +151,35 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	}
 
 	a := &Agent{group: lifecycle.NewGroup(cfg.Logger), dir: dir}
+	info := node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir)
+	if cfg.ClusterCIDR != "" {
+		// The node's range comes from its Node, which node IPAM fills once the Node exists.
+		podCIDR, err := AssignedPodCIDR(ctx, client, info, cfg.PodCIDR, cfg.ClusterCIDR)
+		if err != nil {
+			return nil, err
+		}
+		cfg.PodCIDR = podCIDR
+		cfg.Logger.Info("pod range from node IPAM", "component", "agent", "node", cfg.NodeName, "pod_cidr", podCIDR)
+		ov, err := overlay.New(overlay.Options{
+			NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, PublicIP: address,
+			VNI: cfg.VXLANVNI, Port: cfg.VXLANPort, RESTConfig: restConfig,
+			StateDir: dir.Join("overlay"), Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.group.Add("overlay", ov)
+	}
 	network, err := podnet.New(podnet.Options{Policy: podnet.Policy{
 		Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, ServiceCIDR: cfg.ServiceCIDR, APIServerPort: cfg.APIServerPort,
+		ClusterCIDR: cfg.ClusterCIDR,
 	}, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr: %w", err)
+		return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr, --cluster-cidr: %w", err)
 	}
 	a.group.Add("pod network", network)
-	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
+		NoMasquerade: cfg.ClusterCIDR != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +188,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		return nil, err
 	}
 	a.Node, err = node.New(node.Options{
-		Info:            node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir),
+		Info:            info,
 		Client:          client,
 		Sandboxes:       sandboxes,
 		Images:          images,

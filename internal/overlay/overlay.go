@@ -25,6 +25,10 @@ import (
 	// The vxlan backend registers itself with flannel's backend manager.
 	_ "github.com/flannel-io/flannel/pkg/backend/vxlan"
 	"github.com/flannel-io/flannel/pkg/subnet/kube"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -51,6 +55,11 @@ type Options struct {
 	VNI, Port int
 	// RESTConfig is the client flannel watches Nodes and annotates its own with.
 	RESTConfig *rest.Config
+	// Grant, when set (the server's overlay, with Gantry's identity), first lets every node
+	// read all Nodes (ClusterRole and binding NodeReaderRole to the group system:nodes): the
+	// Node authorizer lets a node read only its own, and flannel watches them all, as k3s's
+	// flannel role does.
+	Grant kubernetes.Interface
 	// StateDir holds the kubeconfig and the net-conf flannel reads.
 	StateDir string
 	Logger   *slog.Logger
@@ -121,6 +130,11 @@ func NetConf(clusterCIDR string, vni, port int) ([]byte, error) {
 // routes stay after the stop, as flannel leaves them, so the pods keep their network across
 // a restart.
 func (o *Overlay) Start(ctx context.Context) error {
+	if o.opts.Grant != nil {
+		if err := EnsureNodeReader(ctx, o.opts.Grant); err != nil {
+			return fmt.Errorf("overlay: %w", err)
+		}
+	}
 	if err := os.MkdirAll(o.opts.StateDir, 0o700); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
@@ -172,6 +186,40 @@ func (o *Overlay) Start(ctx context.Context) error {
 	}()
 	close(o.ready)
 	<-ctx.Done()
+	return nil
+}
+
+// NodeReaderRole names the ClusterRole and ClusterRoleBinding that let nodes read all Nodes.
+const NodeReaderRole = "gantry:overlay-node-reader"
+
+// EnsureNodeReader creates or updates NodeReaderRole and its binding to system:nodes.
+func EnsureNodeReader(ctx context.Context, client kubernetes.Interface) error {
+	rbac := client.RbacV1()
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: NodeReaderRole},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}}},
+	}
+	if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		_, err = rbac.ClusterRoles().Update(ctx, role, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("updating ClusterRole %s: %w", NodeReaderRole, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("creating ClusterRole %s: %w", NodeReaderRole, err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: NodeReaderRole},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NodeReaderRole},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:nodes"}},
+	}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		_, err = rbac.ClusterRoleBindings().Update(ctx, binding, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("updating ClusterRoleBinding %s: %w", NodeReaderRole, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("creating ClusterRoleBinding %s: %w", NodeReaderRole, err)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@
 //	GET /fetch?url=U      {"status": 200, "body": "…"}   fetches U (a GET, the first 64 KiB)
 //	GET /resolve?name=N   {"addrs": ["10.43.0.10"]}       resolves N
 //	GET /file?path=P      {"body": "…"}                   reads P (/etc/resolv.conf, /etc/hosts)
+//	GET /peer             {"body": "10.224.1.5"}          the caller's address as the pod sees it
 //
 // Failures come back as {"error": "…"} with status 200, so the test tells a pod that cannot
 // reach a name from a pod that does not answer. With ?server=host:port, names are resolved
@@ -69,6 +70,14 @@ func newHandler() http.Handler {
 			return
 		}
 		reply(w, result{Body: string(b)})
+	})
+	mux.HandleFunc("GET /peer", func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			reply(w, result{Error: err.Error()})
+			return
+		}
+		reply(w, result{Body: host})
 	})
 	return mux
 }

@@ -49,3 +49,10 @@ func TestResolveAndFile(t *testing.T) {
 		t.Errorf("file = %+v", r)
 	}
 }
+
+func TestPeer(t *testing.T) {
+	// httptest.NewRequest's caller is 192.0.2.1:1234.
+	if got := get(t, newHandler(), "/peer"); got.Body != "192.0.2.1" || got.Error != "" {
+		t.Errorf("/peer = %+v, want the caller's address 192.0.2.1", got)
+	}
+}
