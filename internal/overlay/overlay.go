@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/flannel-io/flannel/pkg/backend"
 	// The vxlan backend registers itself with flannel's backend manager.
@@ -28,6 +29,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -154,6 +156,9 @@ func (o *Overlay) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := o.annotate(ctx); err != nil {
+		return err
+	}
 	// flannel's subnet manager takes the node's name from the environment, as in a pod.
 	if err := os.Setenv("NODE_NAME", o.opts.NodeName); err != nil {
 		return err
@@ -187,6 +192,38 @@ func (o *Overlay) Start(ctx context.Context) error {
 	close(o.ready)
 	<-ctx.Done()
 	return nil
+}
+
+// OverlayAnnotation marks a Node whose overlay Gantry runs.
+const OverlayAnnotation = "gantry.dev/overlay"
+
+// nodeWaitTimeout bounds the wait for the node's own Node.
+const nodeWaitTimeout = time.Minute
+
+// annotate gives the Node an annotation of Gantry's before flannel reads it: flannel v0.28's
+// subnet manager writes its own into the Node's annotation map without making one, and
+// panics on a Node that has none yet.
+func (o *Overlay) annotate(ctx context.Context) error {
+	client, err := kubernetes.NewForConfig(o.opts.RESTConfig)
+	if err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	patch := []byte(`{"metadata":{"annotations":{"` + OverlayAnnotation + `":"flannel-vxlan"}}}`)
+	ctx, cancel := context.WithTimeout(ctx, nodeWaitTimeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := client.CoreV1().Nodes().Patch(ctx, o.opts.NodeName, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("overlay: annotating node %s: %w", o.opts.NodeName, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // NodeReaderRole names the ClusterRole and ClusterRoleBinding that let nodes read all Nodes.
