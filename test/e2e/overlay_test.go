@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/netnsmachines"
 	"github.com/gantry-run/gantry/internal/poll"
 )
 
@@ -29,6 +30,9 @@ const (
 	ovVNI           = 4228
 	ovDevice        = "flannel.4228"
 )
+
+// ovLAN is the machines' LAN: the host holds 10.228.0.1, machine i 10.228.0.(i+2).
+var ovLAN = netnsmachines.LAN{Bridge: "gantry-ov0", Prefix: "10.228.0", NetnsPrefix: "gantry-ovm-"}
 
 // ovMachine is an agent's machine: its namespace, LAN address and pods' bridge.
 type ovMachine struct {
@@ -51,15 +55,24 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("needs nsenter (util-linux)")
 	}
-	var machines []ovMachine
 	var names []string
 	for i := range n {
-		name := string(rune('a' + i))
-		names = append(names, name)
-		machines = append(machines, ovMachine{name: "ov-" + name, ns: netnsPrefix + name,
-			ip: fmt.Sprintf("%s.%d", lanPrefix, i+2), bridge: fmt.Sprintf("gantry-ov%d", i+2)})
+		names = append(names, string(rune('a'+i)))
 	}
-	newMachines(t, names...)
+	// Registered first, so it runs last: the processes in the namespaces stop before.
+	t.Cleanup(func() {
+		if err := ovLAN.Down(names...); err != nil {
+			t.Errorf("removing the machines: %v", err)
+		}
+	})
+	lan, err := ovLAN.Up(names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var machines []ovMachine
+	for i, m := range lan {
+		machines = append(machines, ovMachine{name: "ov-" + m.Name, ns: m.Netns, ip: m.IP, bridge: fmt.Sprintf("gantry-ov%d", i+2)})
+	}
 	dataDir := newDataDir(t)
 	ports := freePorts(t)
 	vxlan, err := freeport.Get(1)
@@ -74,14 +87,21 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 	})
 	// The API server on the host's LAN address, where the agents reach it; kube-proxy off:
 	// its rules are one per host, and ClusterIPs are not what these tests look at.
-	s := startServer(t, dataDir, ports, "--bind-address="+lanPrefix+".1", "--advertise-address="+lanPrefix+".1",
+	s := startServer(t, dataDir, ports, "--bind-address="+ovLAN.HostIP(), "--advertise-address="+ovLAN.HostIP(),
 		"--bridge="+ovServerBridge, "--pod-cidr="+ovServerPodCIDR, "--cluster-cidr="+ovClusterCIDR,
 		"--vxlan-vni="+strconv.Itoa(ovVNI), "--vxlan-port="+strconv.Itoa(vxlan[0]), "--kube-proxy=off")
-	server := fmt.Sprintf("https://%s.1:%d", lanPrefix, ports[0])
+	server := fmt.Sprintf("https://%s:%d", ovLAN.HostIP(), ports[0])
 	for _, m := range machines {
-		forwardInto(t, m.ns, ports[4])
+		// The embedded registry listens on the host's loopback: each machine gets it on its own.
+		fwd, err := netnsmachines.Forward(m.ns, fmt.Sprintf("127.0.0.1:%d", ports[4]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = fwd.Close() })
 		agentDir := filepath.Join(t.TempDir(), "agent")
-		cmd := exec.Command("nsenter", "--net="+machineNetns+m.ns, gantryBin, "agent",
+		// nsenter --net, not ip netns exec: that one mounts a /sys of its own, without the
+		// cgroup hierarchy the sandboxes need.
+		cmd := exec.Command("nsenter", "--net="+netnsmachines.Path(m.ns), gantryBin, "agent",
 			"--server", server, "--token-file", filepath.Join(dataDir, "token"), "--node-name", m.name,
 			"--data-dir", agentDir, "--bridge", m.bridge, "--cluster-cidr", ovClusterCIDR,
 			"--vxlan-vni", strconv.Itoa(ovVNI), "--vxlan-port", strconv.Itoa(vxlan[0]),
@@ -98,7 +118,7 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 			// links and rules go with it.
 			cidr, _ := s.kubectl("get", "node", m.name, "-o", "jsonpath={.spec.podCIDR}")
 			if cidr != "" {
-				_ = exec.Command("nsenter", "--net="+machineNetns+m.ns, gantryBin, "cleanup", "--data-dir", agentDir,
+				_ = exec.Command("nsenter", "--net="+netnsmachines.Path(m.ns), gantryBin, "cleanup", "--data-dir", agentDir,
 					"--bridge", m.bridge, "--pod-cidr", cidr).Run()
 			}
 			if t.Failed() {
@@ -112,7 +132,7 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 		ready := 0
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 			f := strings.Fields(line)
-			if len(f) == 4 && f[3] == "True" && strings.HasPrefix(f[1], "10.224.") && strings.HasPrefix(f[2], lanPrefix+".") {
+			if len(f) == 4 && f[3] == "True" && strings.HasPrefix(f[1], "10.224.") && strings.HasPrefix(f[2], ovLAN.Prefix+".") {
 				ready++
 			}
 		}
@@ -153,7 +173,7 @@ func podFetch(ctx context.Context, ns, ip, target string) (fetchResult, error) {
 	if err != nil {
 		return fetchResult{}, err
 	}
-	resp, err := netnsClient(ns).Do(req)
+	resp, err := netnsmachines.Client(ns, 15*time.Second).Do(req)
 	if err != nil {
 		return fetchResult{}, err
 	}
@@ -250,6 +270,7 @@ spec:
 				if peer.Body != ips[from] {
 					return false, poll.Stop(fmt.Errorf("the called pod saw the caller as %q, not its pod IP %s (masqueraded?)", peer.Body, ips[from]))
 				}
+				t.Logf("%s → %s: answered, the callee saw the caller as %s", from, to, peer.Body)
 				return true, nil
 			})
 		}
