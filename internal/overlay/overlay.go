@@ -57,11 +57,6 @@ type Options struct {
 	VNI, Port int
 	// RESTConfig is the client flannel watches Nodes and annotates its own with.
 	RESTConfig *rest.Config
-	// Grant, when set (the server's overlay, with Gantry's identity), first lets every node
-	// read all Nodes (ClusterRole and binding NodeReaderRole to the group system:nodes): the
-	// Node authorizer lets a node read only its own, and flannel watches them all, as k3s's
-	// flannel role does.
-	Grant kubernetes.Interface
 	// StateDir holds the kubeconfig and the net-conf flannel reads.
 	StateDir string
 	Logger   *slog.Logger
@@ -132,11 +127,6 @@ func NetConf(clusterCIDR string, vni, port int) ([]byte, error) {
 // routes stay after the stop, as flannel leaves them, so the pods keep their network across
 // a restart.
 func (o *Overlay) Start(ctx context.Context) error {
-	if o.opts.Grant != nil {
-		if err := EnsureNodeReader(ctx, o.opts.Grant); err != nil {
-			return fmt.Errorf("overlay: %w", err)
-		}
-	}
 	if err := os.MkdirAll(o.opts.StateDir, 0o700); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
@@ -224,6 +214,32 @@ func (o *Overlay) annotate(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// Grant is the server's part of the overlay: it lets every node read all Nodes (ClusterRole
+// and binding NodeReaderRole to the group system:nodes). The Node authorizer lets a node read
+// only its own Node, and flannel watches them all, as k3s grants its flannel.
+type Grant struct {
+	client kubernetes.Interface
+	ready  chan struct{}
+}
+
+// NewGrant returns the part, acting through client (Gantry's identity).
+func NewGrant(client kubernetes.Interface) *Grant {
+	return &Grant{client: client, ready: make(chan struct{})}
+}
+
+// Ready is closed once the role and its binding are written.
+func (g *Grant) Ready() <-chan struct{} { return g.ready }
+
+// Start writes the role and its binding, then waits for ctx to end.
+func (g *Grant) Start(ctx context.Context) error {
+	if err := EnsureNodeReader(ctx, g.client); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	close(g.ready)
+	<-ctx.Done()
+	return nil
 }
 
 // NodeReaderRole names the ClusterRole and ClusterRoleBinding that let nodes read all Nodes.

@@ -380,6 +380,14 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("join", s.Join)
+	if cfg.ControlPlane.ClusterCIDR != "" {
+		// Every node's overlay (the agents' too) watches all Nodes.
+		client, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		s.group.Add("overlay grant", overlay.NewGrant(client))
+	}
 
 	s.Registry, err = image.NewRegistry(image.RegistryOptions{Addr: cfg.RegistryAddr, Dir: cp.DataDirJoin(datadir.RegistryDir), Logger: cfg.Logger})
 	if err != nil {
@@ -758,7 +766,6 @@ func (s *Server) newOverlay(cfg Config) error {
 		NodeName: cfg.NodeName, ClusterCIDR: cfg.ControlPlane.ClusterCIDR,
 		PublicIP: nodeIP(cfg.ControlPlane.AdvertiseAddress), VNI: cfg.VXLANVNI, Port: cfg.VXLANPort,
 		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin("overlay"), Logger: cfg.Logger,
-		Grant: s.serverlessClient,
 	})
 	return err
 }
