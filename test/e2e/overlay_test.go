@@ -276,3 +276,77 @@ spec:
 		}
 	}
 }
+
+// TestOverlayRevisionSpreadsAndGatewayReachesEveryNode: a revision held at six pods on a
+// server and two agents (machines of their own) has pods on every node, and requests through
+// the server's gateway reach pods on every node: the gateway reaches the agents' pods through
+// the overlay.
+func TestOverlayRevisionSpreadsAndGatewayReachesEveryNode(t *testing.T) {
+	c := startOverlayCluster(t, 2)
+	s := c.s
+	img := buildImage(t, c.ports[4], "runtime")
+	manifest := filepath.Join(t.TempDir(), "spread.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: spread
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "6"
+        autoscaling.knative.dev/max-scale: "6"
+    spec:
+      containers:
+        - image: `+img+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("apply", "-f", manifest)
+	podNode := map[string]string{}
+	waitLong(t, s, 4*time.Minute, "six running pods of the revision", func(out string) bool {
+		clear(podNode)
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[2] == "Running" {
+				podNode[f[0]] = f[1]
+			}
+		}
+		return len(podNode) == 6
+	}, "get", "pods", "-l", "serving.knative.dev/service=spread", "-o",
+		`jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase}{"\n"}{end}`)
+	perNode := map[string]int{}
+	for _, node := range podNode {
+		perNode[node]++
+	}
+	t.Logf("the revision's pods per node: %v", perNode)
+	if len(perNode) != 3 {
+		t.Errorf("the six pods are on %d nodes (%v), want all three", len(perNode), perNode)
+	}
+	s.eventually("the spread service Ready", func(out string) bool { return out == "True" },
+		"get", "ksvc", "spread", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	// Through the gateway until every node's pods have answered.
+	url := "http://spread.default.localhost:" + strconv.Itoa(c.ports[6]) + "/"
+	answered := map[string]int{}
+	poll.Until(t, "answers through the gateway from pods on every node", 90*time.Second, func(ctx context.Context) (bool, error) {
+		_, body, err := get(ctx, url)
+		if err != nil {
+			return false, err
+		}
+		var r struct {
+			Hostname string `json:"hostname"`
+		}
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			return false, fmt.Errorf("the gateway answered %.200q: %w", body, err)
+		}
+		node, ok := podNode[r.Hostname]
+		if !ok {
+			return false, fmt.Errorf("an answer from %q, not one of the revision's pods %v", r.Hostname, podNode)
+		}
+		answered[node]++
+		if len(answered) < len(perNode) {
+			return false, fmt.Errorf("answers per node so far: %v", answered)
+		}
+		return true, nil
+	})
+	t.Logf("answers through the gateway per node: %v", answered)
+}
