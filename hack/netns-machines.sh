@@ -1,19 +1,19 @@
 #!/bin/sh
 # netns-machines.sh up|down [NAME...]: "machines" on one host for trying agents and the
-# overlay: one network namespace per NAME (gantry-m-NAME), each with an eth0 on a LAN bridge
+# overlay: one network namespace per NAME (gantry-ovm-NAME), each with an eth0 on a LAN bridge
 # of the host. The host holds the LAN's first address; machine i gets the (i+1)-th. Nothing
 # routes between the machines' pods but the overlay. Idempotent; as root.
 #
-#   LAN_BRIDGE  the host's bridge         (default gantry-lan0)
+#   LAN_BRIDGE  the host's bridge         (default gantry-ov0)
 #   LAN_PREFIX  the LAN's first 3 octets  (default 10.228.0)
-#   NETNS_PREFIX the namespaces' prefix   (default gantry-m-)
+#   NETNS_PREFIX the namespaces' prefix   (default gantry-ovm-)
 set -eu
 action=${1:-}
 [ $# -gt 0 ] && shift
 names=${*:-a b}
-bridge=${LAN_BRIDGE:-gantry-lan0}
+bridge=${LAN_BRIDGE:-gantry-ov0}
 prefix=${LAN_PREFIX:-10.228.0}
-nsprefix=${NETNS_PREFIX:-gantry-m-}
+nsprefix=${NETNS_PREFIX:-gantry-ovm-}
 
 case "$action" in
 up)
