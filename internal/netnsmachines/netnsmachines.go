@@ -215,12 +215,12 @@ func (f *forwarder) serve(addr string) {
 			return
 		}
 		go func() {
-			defer in.Close()
+			defer func() { _ = in.Close() }()
 			out, err := net.DialTimeout("tcp", addr, 5*time.Second)
 			if err != nil {
 				return
 			}
-			defer out.Close()
+			defer func() { _ = out.Close() }()
 			done := make(chan struct{}, 2)
 			go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
 			go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
