@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
+	"github.com/gantry-run/gantry/internal/kubeproxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
 	"github.com/gantry-run/gantry/internal/overlay"
@@ -50,6 +51,10 @@ type Config struct {
 	// set, the node's own range is its Node's spec.podCIDR (the server's node IPAM gives it;
 	// PodCIDR, if given, must be that one) and the overlay joins it to the other nodes'.
 	ClusterCIDR string
+	// KubeProxy runs kube-proxy for the node, with ClusterCIDR only (the server then lets
+	// nodes read Services and EndpointSlices): "auto" unless another kube-proxy owns this
+	// network namespace's rules, "on" (refuse to start otherwise), "off".
+	KubeProxy string
 	// VXLANVNI and VXLANPort are the overlay's (every node's the same; default
 	// overlay.DefaultVNI and overlay.DefaultPort).
 	VXLANVNI, VXLANPort int
@@ -95,6 +100,15 @@ func (c Config) Validate() error {
 	}
 	if c.Address != "" && net.ParseIP(c.Address) == nil {
 		errs = append(errs, fmt.Errorf("--address: %q is not an IP address", c.Address))
+	}
+	switch c.KubeProxy {
+	case "", "auto", "off":
+	case "on":
+		if c.ClusterCIDR == "" {
+			errs = append(errs, errors.New("--kube-proxy=on: needs --cluster-cidr (with it the server lets nodes read Services and EndpointSlices)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--kube-proxy: %q is not auto, on or off", c.KubeProxy))
 	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		errs = append(errs, fmt.Errorf("--kubelet-port: %d is not a port", c.KubeletPort))
@@ -203,6 +217,18 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		return nil, err
 	}
 	a.group.Add("node", a.Node)
+	// kube-proxy after the node: it reads the Node's addresses at its start.
+	if cfg.ClusterCIDR != "" && cfg.KubeProxy != "off" && cfg.KubeProxy != "" {
+		proxy, err := kubeproxy.New(kubeproxy.Options{
+			RESTConfig: restConfig, Kubeconfig: dir.Join("kube-proxy.yaml"), NodeName: cfg.NodeName,
+			ClusterCIDR: cfg.ClusterCIDR, LockPath: kubeproxy.LockPathForThisNetns(),
+			Required: cfg.KubeProxy == "on", Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.group.Add("kube-proxy", proxy)
+	}
 	if err := a.group.Start(ctx); err != nil {
 		return nil, err
 	}

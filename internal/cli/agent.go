@@ -26,7 +26,7 @@ func newAgentCommand() *cobra.Command {
 		NodeName: strings.ToLower(host), DataDir: agent.DefaultDataDir, Bridge: agent.DefaultBridge,
 		PodCIDR: agent.DefaultPodCIDR, ServiceCIDR: agent.DefaultServiceCIDR, KubeletPort: agent.DefaultKubeletPort,
 		APIServerPort: controlplane.DefaultHTTPSPort,
-		VXLANVNI:      overlay.DefaultVNI, VXLANPort: overlay.DefaultPort,
+		VXLANVNI:      overlay.DefaultVNI, VXLANPort: overlay.DefaultPort, KubeProxy: "auto",
 	}
 	var tokenFile string
 	var level logLevel
@@ -73,6 +73,7 @@ token, and keeps them in <data-dir>/credentials.`,
 	f.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "host bridge this machine's pods join")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", cfg.PodCIDR, "range of this machine's pod addresses: one of its own, apart from every other node's (with --cluster-cidr: leave it out, or give the range node IPAM gave this node)")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", cfg.ClusterCIDR, "the server's --cluster-cidr: this node's pod range is then its Node's spec.podCIDR (node IPAM) and the vxlan overlay joins it to the other nodes'")
+	f.StringVar(&cfg.KubeProxy, "kube-proxy", cfg.KubeProxy, `with --cluster-cidr, run kube-proxy for ClusterIPs: "auto" unless another kube-proxy owns this network namespace's rules, "on" (refuse to start otherwise), "off"`)
 	f.IntVar(&cfg.VXLANVNI, "vxlan-vni", cfg.VXLANVNI, "the overlay's VXLAN network identifier (the server's --vxlan-vni; the device is flannel.<vni>)")
 	f.IntVar(&cfg.VXLANPort, "vxlan-port", cfg.VXLANPort, "the overlay's UDP port (the server's --vxlan-port)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "the cluster's Service range (the server's --service-cidr)")

@@ -216,9 +216,10 @@ func (o *Overlay) annotate(ctx context.Context) error {
 	}
 }
 
-// Grant is the server's part of the overlay: it lets every node read all Nodes (ClusterRole
-// and binding NodeReaderRole to the group system:nodes). The Node authorizer lets a node read
-// only its own Node, and flannel watches them all, as k3s grants its flannel.
+// Grant is the server's part of the overlay: it lets every node read all Nodes, Services and
+// EndpointSlices (ClusterRole and binding NodeReaderRole to the group system:nodes). The Node
+// authorizer lets a node read only its own Node, and flannel watches them all, as k3s grants
+// its flannel; an agent's kube-proxy watches Services and EndpointSlices.
 type Grant struct {
 	client kubernetes.Interface
 	ready  chan struct{}
@@ -242,15 +243,19 @@ func (g *Grant) Start(ctx context.Context) error {
 	return nil
 }
 
-// NodeReaderRole names the ClusterRole and ClusterRoleBinding that let nodes read all Nodes.
-const NodeReaderRole = "gantry:overlay-node-reader"
+// NodeReaderRole names the ClusterRole and ClusterRoleBinding that let nodes read all Nodes,
+// Services and EndpointSlices.
+const NodeReaderRole = "gantry:node-network-reader"
 
 // EnsureNodeReader creates or updates NodeReaderRole and its binding to system:nodes.
 func EnsureNodeReader(ctx context.Context, client kubernetes.Interface) error {
 	rbac := client.RbacV1()
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: NodeReaderRole},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}}},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"nodes", "services"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+		},
 	}
 	if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
 		_, err = rbac.ClusterRoles().Update(ctx, role, metav1.UpdateOptions{})

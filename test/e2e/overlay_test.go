@@ -205,6 +205,8 @@ func TestOverlayPodsReachPodsOnOtherMachines(t *testing.T) {
 kind: Pod
 metadata:
   name: fetch-%s
+  labels:
+    app: fetch-%[1]s
 spec:
   nodeSelector:
     kubernetes.io/hostname: %s
@@ -274,6 +276,38 @@ spec:
 				return true, nil
 			})
 		}
+	}
+
+	// A ClusterIP Service whose pod is on ov-b answers a pod on ov-a: the agents' kube-proxy
+	// (each in its machine's namespace) routes it, through the overlay.
+	svc := filepath.Join(t.TempDir(), "svc.yaml")
+	if err := os.WriteFile(svc, []byte(`apiVersion: v1
+kind: Service
+metadata:
+  name: fetch-ov-b
+spec:
+  selector:
+    app: fetch-ov-b
+  ports:
+    - port: 80
+      targetPort: 8080
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("apply", "-f", svc)
+	clusterIP := s.mustKubectl("get", "service", "fetch-ov-b", "-o", "jsonpath={.spec.clusterIP}")
+	for _, from := range []string{"ov-a", "ov-b"} {
+		poll.Until(t, fmt.Sprintf("the pod on %s calls the Service fetch-ov-b at %s", from, clusterIP), time.Minute, func(ctx context.Context) (bool, error) {
+			r, err := podFetch(ctx, c.ns(from), ips[from], "http://"+clusterIP+"/peer")
+			if err != nil {
+				return false, err
+			}
+			if r.Status != http.StatusOK || r.Error != "" {
+				return false, fmt.Errorf("the pod got %d %q %s", r.Status, r.Body, r.Error)
+			}
+			t.Logf("%s → Service fetch-ov-b (%s): %s", from, clusterIP, r.Body)
+			return true, nil
+		})
 	}
 }
 
