@@ -184,14 +184,24 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		}
 		a.group.Add("overlay", ov)
 	}
-	network, err := podnet.New(podnet.Options{Policy: podnet.Policy{
+	policy := podnet.Policy{
 		Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, ServiceCIDR: cfg.ServiceCIDR, APIServerPort: cfg.APIServerPort,
 		ClusterCIDR: cfg.ClusterCIDR,
-	}, Logger: cfg.Logger})
+	}
+	if cfg.ClusterCIDR != "" {
+		// The node's cluster DNS, on the pods' gateway address.
+		policy.GatewayPorts = []podnet.Port{{Proto: "udp", Port: 53}, {Proto: "tcp", Port: 53}}
+	}
+	network, err := podnet.New(podnet.Options{Policy: policy, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr, --cluster-cidr: %w", err)
 	}
 	a.group.Add("pod network", network)
+	var dnsIP net.IP
+	if cfg.ClusterCIDR != "" {
+		dnsIP = network.Gateway()
+		a.group.Add("cluster DNS", newClusterDNS(restConfig, dnsIP, cfg.Logger))
+	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
 		NoMasquerade: cfg.ClusterCIDR != ""})
 	if err != nil {
@@ -211,6 +221,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		KubeletCertFile: creds.ServingCert,
 		KubeletKeyFile:  creds.ServingKey,
 		ClientCAFile:    creds.CAFile,
+		ClusterDNS:      dnsIP,
 		Logger:          cfg.Logger,
 	})
 	if err != nil {

@@ -216,10 +216,11 @@ func (o *Overlay) annotate(ctx context.Context) error {
 	}
 }
 
-// Grant is the server's part of the overlay: it lets every node read all Nodes, Services and
-// EndpointSlices (ClusterRole and binding NodeReaderRole to the group system:nodes). The Node
-// authorizer lets a node read only its own Node, and flannel watches them all, as k3s grants
-// its flannel; an agent's kube-proxy watches Services and EndpointSlices.
+// Grant is the server's part of the overlay: it lets every node read all Nodes, Services,
+// EndpointSlices and Knative Ingresses (ClusterRole and binding NodeReaderRole to the group
+// system:nodes). The Node authorizer lets a node read only its own Node, and flannel watches
+// them all, as k3s grants its flannel; an agent's kube-proxy watches Services and
+// EndpointSlices, and its cluster DNS those and the Ingresses' cluster hosts.
 type Grant struct {
 	client kubernetes.Interface
 	ready  chan struct{}
@@ -244,7 +245,7 @@ func (g *Grant) Start(ctx context.Context) error {
 }
 
 // NodeReaderRole names the ClusterRole and ClusterRoleBinding that let nodes read all Nodes,
-// Services and EndpointSlices.
+// Services, EndpointSlices and Knative Ingresses.
 const NodeReaderRole = "gantry:node-network-reader"
 
 // EnsureNodeReader creates or updates NodeReaderRole and its binding to system:nodes.
@@ -255,6 +256,8 @@ func EnsureNodeReader(ctx context.Context, client kubernetes.Interface) error {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"nodes", "services"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+			// The cluster hosts of Knative Routes, which an agent's cluster DNS answers.
+			{APIGroups: []string{"networking.internal.knative.dev"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
 	if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {

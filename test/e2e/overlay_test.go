@@ -309,6 +309,19 @@ spec:
 			return true, nil
 		})
 	}
+	// By its name, from the pod on ov-a: the agent's cluster DNS answers it (the pod's
+	// resolv.conf names it, with the namespace's search path).
+	poll.Until(t, "the pod on ov-a calls http://fetch-ov-b/peer by the Service's name", time.Minute, func(ctx context.Context) (bool, error) {
+		r, err := podFetch(ctx, c.ns("ov-a"), ips["ov-a"], "http://fetch-ov-b/peer")
+		if err != nil {
+			return false, err
+		}
+		if r.Status != http.StatusOK || r.Error != "" {
+			return false, fmt.Errorf("the pod got %d %q %s", r.Status, r.Body, r.Error)
+		}
+		t.Logf("ov-a → http://fetch-ov-b/peer: %s", r.Body)
+		return true, nil
+	})
 }
 
 // TestOverlayRevisionSpreadsAndGatewayReachesEveryNode: a revision held at six pods on a
