@@ -41,9 +41,12 @@ type ovMachine struct {
 
 // overlayCluster is a server on the host and an agent on each machine, joined by the overlay.
 type overlayCluster struct {
-	s        *server
-	ports    []int
-	machines []ovMachine
+	s         *server
+	ports     []int
+	machines  []ovMachine
+	server    string // the API server's URL
+	token     string // the join token's file
+	vxlanPort int
 }
 
 // startOverlayCluster starts gantry server on the host with node IPAM and the overlay, and
@@ -126,7 +129,7 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 			}
 		})
 	}
-	c := &overlayCluster{s: s, ports: ports, machines: machines}
+	c := &overlayCluster{s: s, ports: ports, machines: machines, server: server, token: filepath.Join(dataDir, "token"), vxlanPort: vxlan[0]}
 	want := n + 1
 	waitLong(t, s, 2*time.Minute, "every node Ready with a range of node IPAM and the overlay's public IP", func(out string) bool {
 		ready := 0
@@ -276,6 +279,18 @@ spec:
 				return true, nil
 			})
 		}
+	}
+
+	// An agent given a --pod-cidr other than the one node IPAM gives its node is refused.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", "--net="+netnsmachines.Path(c.machines[0].ns), gantryBin, "agent",
+		"--server", c.server, "--token-file", c.token, "--node-name", "ov-x", "--data-dir", filepath.Join(t.TempDir(), "x"),
+		"--bridge", "gantry-ov4", "--cluster-cidr", ovClusterCIDR, "--pod-cidr", "10.224.200.0/24",
+		"--vxlan-vni", strconv.Itoa(ovVNI), "--vxlan-port", strconv.Itoa(c.vxlanPort),
+		"--address", c.machines[0].ip, "--kubelet-port", "10260").CombinedOutput()
+	if last := lastLine(string(out)); err == nil || !strings.Contains(last, "--pod-cidr 10.224.200.0/24: the cluster's node IPAM gave this node 10.224.") {
+		t.Errorf("an agent with another --pod-cidr than its node's: %v, last line %q", err, last)
 	}
 
 	// A ClusterIP Service whose pod is on ov-b answers a pod on ov-a: the agents' kube-proxy
