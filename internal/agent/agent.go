@@ -18,8 +18,10 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
+	"github.com/gantry-run/gantry/internal/kubeproxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
@@ -45,6 +47,17 @@ type Config struct {
 	Bridge, PodCIDR string
 	// ServiceCIDR is the cluster's Service range (gantry server's --service-cidr).
 	ServiceCIDR string
+	// ClusterCIDR is the range of every node's pods (gantry server's --cluster-cidr): when
+	// set, the node's own range is its Node's spec.podCIDR (the server's node IPAM gives it;
+	// PodCIDR, if given, must be that one) and the overlay joins it to the other nodes'.
+	ClusterCIDR string
+	// KubeProxy runs kube-proxy for the node, with ClusterCIDR only (the server then lets
+	// nodes read Services and EndpointSlices): "auto" unless another kube-proxy owns this
+	// network namespace's rules, "on" (refuse to start otherwise), "off".
+	KubeProxy string
+	// VXLANVNI and VXLANPort are the overlay's (every node's the same; default
+	// overlay.DefaultVNI and overlay.DefaultPort).
+	VXLANVNI, VXLANPort int
 	// Address is the node's InternalIP, where the API server reaches its kubelet API
 	// (default: the host's default interface).
 	Address     string
@@ -66,14 +79,36 @@ func (c Config) Validate() error {
 	if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("--node-name %q: %v", c.NodeName, msgs))
 	}
-	if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
-		errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+	switch {
+	case c.PodCIDR == "" && c.ClusterCIDR == "":
+		errs = append(errs, errors.New("--pod-cidr: required without --cluster-cidr (a range of this node's own)"))
+	case c.PodCIDR != "":
+		if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+		}
+	}
+	if c.ClusterCIDR != "" {
+		if ip, n, err := net.ParseCIDR(c.ClusterCIDR); err != nil || ip.To4() == nil || !ip.Equal(n.IP) {
+			errs = append(errs, fmt.Errorf("--cluster-cidr: %q is not an IPv4 network address with a prefix (the server's --cluster-cidr)", c.ClusterCIDR))
+		}
+		if c.Address == "" {
+			errs = append(errs, errors.New("--address: required with --cluster-cidr (the overlay sends to other nodes from it)"))
+		}
 	}
 	if _, _, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
 		errs = append(errs, fmt.Errorf("--service-cidr: %q is not a CIDR", c.ServiceCIDR))
 	}
 	if c.Address != "" && net.ParseIP(c.Address) == nil {
 		errs = append(errs, fmt.Errorf("--address: %q is not an IP address", c.Address))
+	}
+	switch c.KubeProxy {
+	case "", "auto", "off":
+	case "on":
+		if c.ClusterCIDR == "" {
+			errs = append(errs, errors.New("--kube-proxy=on: needs --cluster-cidr (with it the server lets nodes read Services and EndpointSlices)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--kube-proxy: %q is not auto, on or off", c.KubeProxy))
 	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		errs = append(errs, fmt.Errorf("--kubelet-port: %d is not a port", c.KubeletPort))
@@ -130,14 +165,45 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	}
 
 	a := &Agent{group: lifecycle.NewGroup(cfg.Logger), dir: dir}
-	network, err := podnet.New(podnet.Options{Policy: podnet.Policy{
+	info := node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir)
+	if cfg.ClusterCIDR != "" {
+		// The node's range comes from its Node, which node IPAM fills once the Node exists.
+		podCIDR, err := AssignedPodCIDR(ctx, client, info, cfg.PodCIDR, cfg.ClusterCIDR)
+		if err != nil {
+			return nil, err
+		}
+		cfg.PodCIDR = podCIDR
+		cfg.Logger.Info("pod range from node IPAM", "component", "agent", "node", cfg.NodeName, "pod_cidr", podCIDR)
+		ov, err := overlay.New(overlay.Options{
+			NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, PublicIP: address,
+			VNI: cfg.VXLANVNI, Port: cfg.VXLANPort, RESTConfig: restConfig,
+			StateDir: dir.Join("overlay"), Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.group.Add("overlay", ov)
+	}
+	policy := podnet.Policy{
 		Bridge: cfg.Bridge, PodCIDR: cfg.PodCIDR, ServiceCIDR: cfg.ServiceCIDR, APIServerPort: cfg.APIServerPort,
-	}, Logger: cfg.Logger})
+		ClusterCIDR: cfg.ClusterCIDR,
+	}
+	if cfg.ClusterCIDR != "" {
+		// The node's cluster DNS, on the pods' gateway address.
+		policy.GatewayPorts = []podnet.Port{{Proto: "udp", Port: 53}, {Proto: "tcp", Port: 53}}
+	}
+	network, err := podnet.New(podnet.Options{Policy: policy, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr: %w", err)
+		return nil, fmt.Errorf("--pod-cidr, --bridge, --service-cidr, --cluster-cidr: %w", err)
 	}
 	a.group.Add("pod network", network)
-	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
+	var dnsIP net.IP
+	if cfg.ClusterCIDR != "" {
+		dnsIP = network.Gateway()
+		a.group.Add("cluster DNS", newClusterDNS(restConfig, dnsIP, cfg.Logger))
+	}
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
+		NoMasquerade: cfg.ClusterCIDR != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +212,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		return nil, err
 	}
 	a.Node, err = node.New(node.Options{
-		Info:            node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir),
+		Info:            info,
 		Client:          client,
 		Sandboxes:       sandboxes,
 		Images:          images,
@@ -155,12 +221,25 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		KubeletCertFile: creds.ServingCert,
 		KubeletKeyFile:  creds.ServingKey,
 		ClientCAFile:    creds.CAFile,
+		ClusterDNS:      dnsIP,
 		Logger:          cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.group.Add("node", a.Node)
+	// kube-proxy after the node: it reads the Node's addresses at its start.
+	if cfg.ClusterCIDR != "" && cfg.KubeProxy != "off" && cfg.KubeProxy != "" {
+		proxy, err := kubeproxy.New(kubeproxy.Options{
+			RESTConfig: restConfig, Kubeconfig: dir.Join("kube-proxy.yaml"), NodeName: cfg.NodeName,
+			ClusterCIDR: cfg.ClusterCIDR, LockPath: kubeproxy.LockPathForThisNetns(),
+			Required: cfg.KubeProxy == "on", Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.group.Add("kube-proxy", proxy)
+	}
 	if err := a.group.Start(ctx); err != nil {
 		return nil, err
 	}

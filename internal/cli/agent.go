@@ -16,6 +16,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/agent"
 	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
 
@@ -25,6 +26,7 @@ func newAgentCommand() *cobra.Command {
 		NodeName: strings.ToLower(host), DataDir: agent.DefaultDataDir, Bridge: agent.DefaultBridge,
 		PodCIDR: agent.DefaultPodCIDR, ServiceCIDR: agent.DefaultServiceCIDR, KubeletPort: agent.DefaultKubeletPort,
 		APIServerPort: controlplane.DefaultHTTPSPort,
+		VXLANVNI:      overlay.DefaultVNI, VXLANPort: overlay.DefaultPort, KubeProxy: "auto",
 	}
 	var tokenFile string
 	var level logLevel
@@ -55,6 +57,10 @@ token, and keeps them in <data-dir>/credentials.`,
 				return fmt.Errorf("--log-format: %w", err)
 			}
 			cfg.Logger = log
+			// With node IPAM the range is the Node's; --pod-cidr only when given.
+			if cfg.ClusterCIDR != "" && !cmd.Flags().Changed("pod-cidr") {
+				cfg.PodCIDR = ""
+			}
 			return runAgent(cmd.Context(), cfg, log)
 		},
 	}
@@ -65,7 +71,11 @@ token, and keeps them in <data-dir>/credentials.`,
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node (default: the host name)")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the credentials, images, sandboxes and pod state")
 	f.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "host bridge this machine's pods join")
-	f.StringVar(&cfg.PodCIDR, "pod-cidr", cfg.PodCIDR, "range of this machine's pod addresses: one of its own, apart from every other node's")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", cfg.PodCIDR, "range of this machine's pod addresses: one of its own, apart from every other node's (with --cluster-cidr: leave it out, or give the range node IPAM gave this node)")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", cfg.ClusterCIDR, "the server's --cluster-cidr: this node's pod range is then its Node's spec.podCIDR (node IPAM) and the vxlan overlay joins it to the other nodes'")
+	f.StringVar(&cfg.KubeProxy, "kube-proxy", cfg.KubeProxy, `with --cluster-cidr, run kube-proxy for ClusterIPs: "auto" unless another kube-proxy owns this network namespace's rules, "on" (refuse to start otherwise), "off"`)
+	f.IntVar(&cfg.VXLANVNI, "vxlan-vni", cfg.VXLANVNI, "the overlay's VXLAN network identifier (the server's --vxlan-vni; the device is flannel.<vni>)")
+	f.IntVar(&cfg.VXLANPort, "vxlan-port", cfg.VXLANPort, "the overlay's UDP port (the server's --vxlan-port)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "the cluster's Service range (the server's --service-cidr)")
 	f.StringVar(&cfg.Address, "address", cfg.Address, "the node's address, where the API server reaches its kubelet API (default: the host's default interface)")
 	f.IntVar(&cfg.KubeletPort, "kubelet-port", cfg.KubeletPort, "port of the node's kubelet API")

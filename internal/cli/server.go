@@ -55,6 +55,13 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 			if err != nil {
 				return fmt.Errorf("--log-format: %w", err)
 			}
+			// With node IPAM the server's node takes the cluster range's first block unless
+			// --pod-cidr says otherwise.
+			if cfg.ClusterCIDR != "" && !cmd.Flags().Changed("pod-cidr") {
+				if all.PodCIDR, err = standalone.FirstNodeCIDR(cfg.ClusterCIDR, cfg.NodeCIDRMaskSize); err != nil {
+					return err
+				}
+			}
 			return runServer(cmd.Context(), all, log)
 		},
 	}
@@ -79,6 +86,10 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.NodeName, "node-name", all.NodeName, "name of the serverless node")
 	f.IntVar(&all.KubeletPort, "kubelet-port", all.KubeletPort, "port of the node's kubelet API (kubectl logs, exec), on the node's InternalIP (--advertise-address, else the host's default interface)")
 	f.StringVar(&all.PodCIDR, "pod-cidr", all.PodCIDR, "range of pod IP addresses on the pods' bridge")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", cfg.ClusterCIDR, "range of every node's pods: turns on node IPAM (each Node gets a spec.podCIDR from it; agents take theirs from it) and the vxlan overlay between nodes (default off: each node's --pod-cidr by hand)")
+	f.IntVar(&cfg.NodeCIDRMaskSize, "node-cidr-mask-size", cfg.NodeCIDRMaskSize, "prefix length of each node's range in --cluster-cidr")
+	f.IntVar(&all.VXLANVNI, "vxlan-vni", all.VXLANVNI, "the overlay's VXLAN network identifier, the same on every node (the device is flannel.<vni>)")
+	f.IntVar(&all.VXLANPort, "vxlan-port", all.VXLANPort, "the overlay's UDP port, the same on every node")
 	f.StringVar(&all.Bridge, "bridge", all.Bridge, "host bridge the pods join (a second server on one machine needs its own, and its own --pod-cidr)")
 	f.StringVar(&all.PodEgressPrivate, "pod-egress-private", all.PodEgressPrivate, `whether pods reach the private ranges of the host's network (10/8, 172.16/12, 192.168/16: its LAN): "deny" or "allow"; the link-local range (cloud metadata) stays closed`)
 	f.BoolVar(&all.AllowHostUsers, "allow-host-users", all.AllowHostUsers, "let pods that set spec.hostUsers: true run in the host's user namespace (refused by default: every pod gets its own)")

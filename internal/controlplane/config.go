@@ -30,6 +30,13 @@ type Config struct {
 	// 45 % of the server's live heap with a thousand Knative Services, to spare etcd the reads
 	// of the few clients a single server has.
 	WatchCache bool
+	// ClusterCIDR, when set, turns on the controller-manager's node IPAM: every Node gets a
+	// spec.podCIDR of NodeCIDRMaskSize bits from it (as kube-controller-manager's
+	// --allocate-node-cidrs --cluster-cidr --node-cidr-mask-size). Empty: off, each node's
+	// range is given by hand.
+	ClusterCIDR string
+	// NodeCIDRMaskSize is the prefix length of a node's range in ClusterCIDR.
+	NodeCIDRMaskSize int
 	// ComponentLog is the file that receives the logs of etcd and the Kubernetes components
 	// (rotated at 50 MB, three kept); empty means <data-dir>/logs/components.log, "-" stderr.
 	ComponentLog string
@@ -47,7 +54,9 @@ const (
 	DefaultEtcdClientPort = 2379
 	DefaultEtcdPeerPort   = 2380
 	DefaultServiceCIDR    = "10.43.0.0/16"
-	DefaultReadyTimeout   = 2 * time.Minute
+	// DefaultNodeCIDRMaskSize is a /24 per node: 254 pods, as Kubernetes' default.
+	DefaultNodeCIDRMaskSize = 24
+	DefaultReadyTimeout     = 2 * time.Minute
 )
 
 // DefaultConfig returns a Config with every default filled in.
@@ -60,6 +69,8 @@ func DefaultConfig() Config {
 		EtcdPeerPort:   DefaultEtcdPeerPort,
 		ServiceCIDR:    DefaultServiceCIDR,
 		ReadyTimeout:   DefaultReadyTimeout,
+
+		NodeCIDRMaskSize: DefaultNodeCIDRMaskSize,
 	}
 }
 
@@ -97,10 +108,39 @@ func (c Config) Validate() error {
 	} else if ones, bits := n.Mask.Size(); bits-ones > 20 {
 		errs = append(errs, fmt.Errorf("--service-cidr: %s is too large (at most 2^20 addresses)", c.ServiceCIDR))
 	}
+	if err := checkClusterCIDR(c.ClusterCIDR, c.NodeCIDRMaskSize); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Verbosity < 0 {
 		errs = append(errs, fmt.Errorf("--v: %d must not be negative", c.Verbosity))
 	}
 	return errors.Join(errs...)
+}
+
+// checkClusterCIDR checks the node IPAM's range and a node's prefix length in it.
+func checkClusterCIDR(cidr string, mask int) error {
+	if cidr == "" {
+		return nil
+	}
+	ip, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return fmt.Errorf("--cluster-cidr: %q is not a CIDR", cidr)
+	}
+	if ip.To4() == nil {
+		return fmt.Errorf("--cluster-cidr: %s: only IPv4 is supported", cidr)
+	}
+	if !ip.Equal(n.IP) {
+		return fmt.Errorf("--cluster-cidr: %s has host bits set (the range is %s)", cidr, n)
+	}
+	ones, _ := n.Mask.Size()
+	if mask <= ones || mask > 30 {
+		return fmt.Errorf("--node-cidr-mask-size: %d must be longer than --cluster-cidr's /%d and at most 30", mask, ones)
+	}
+	// The range allocator's limit: at most 2^16 node ranges.
+	if mask-ones > 16 {
+		return fmt.Errorf("--node-cidr-mask-size: %d splits --cluster-cidr %s into more than 65536 node ranges", mask, cidr)
+	}
+	return nil
 }
 
 // listeners are the addresses the control plane binds, each with the flag that sets it.

@@ -31,6 +31,11 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"bad CIDR", func(c *Config) { c.ServiceCIDR = "10.0.0.0" }, `--service-cidr: "10.0.0.0" is not a CIDR`},
 		{"huge CIDR", func(c *Config) { c.ServiceCIDR = "10.0.0.0/8" }, "--service-cidr: 10.0.0.0/8 is too large"},
 		{"negative verbosity", func(c *Config) { c.Verbosity = -1 }, "--v: -1 must not be negative"},
+		{"cluster CIDR not a CIDR", func(c *Config) { c.ClusterCIDR = "10.224.0.0" }, `--cluster-cidr: "10.224.0.0" is not a CIDR`},
+		{"cluster CIDR with host bits", func(c *Config) { c.ClusterCIDR = "10.224.0.1/14" }, "--cluster-cidr: 10.224.0.1/14 has host bits set (the range is 10.224.0.0/14)"},
+		{"IPv6 cluster CIDR", func(c *Config) { c.ClusterCIDR = "fd00:10::/56" }, "--cluster-cidr: fd00:10::/56: only IPv4"},
+		{"node mask no longer than the cluster's", func(c *Config) { c.ClusterCIDR, c.NodeCIDRMaskSize = "10.224.0.0/24", 24 }, "--node-cidr-mask-size: 24 must be longer than --cluster-cidr's /24"},
+		{"too many node ranges", func(c *Config) { c.ClusterCIDR, c.NodeCIDRMaskSize = "10.0.0.0/8", 28 }, "into more than 65536 node ranges"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,5 +91,23 @@ func TestWatchCacheArg(t *testing.T) {
 		if args := apiServerArgs(cfg, pki.Bundle{Dir: cfg.DataDir}); !slices.Contains(args, want) {
 			t.Errorf("WatchCache %t: the API server's args lack %s", on, want)
 		}
+	}
+}
+
+func TestControllerManagerArgsTurnOnNodeIPAMWithAClusterCIDR(t *testing.T) {
+	off := strings.Join(controllerManagerArgs("k", pki.Bundle{}, DefaultConfig()), " ")
+	if !strings.Contains(off, "-node-ipam-controller") || strings.Contains(off, "--allocate-node-cidrs") {
+		t.Errorf("without a cluster CIDR node IPAM must be off: %s", off)
+	}
+	c := DefaultConfig()
+	c.ClusterCIDR = "10.224.0.0/14"
+	on := strings.Join(controllerManagerArgs("k", pki.Bundle{}, c), " ")
+	for _, want := range []string{"--allocate-node-cidrs=true", "--cluster-cidr=10.224.0.0/14", "--node-cidr-mask-size=24"} {
+		if !strings.Contains(on, want) {
+			t.Errorf("with a cluster CIDR the flags lack %s: %s", want, on)
+		}
+	}
+	if strings.Contains(on, "-node-ipam-controller") {
+		t.Errorf("with a cluster CIDR node IPAM is still off: %s", on)
 	}
 }

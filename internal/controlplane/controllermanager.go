@@ -13,14 +13,25 @@ import (
 )
 
 // controllerManagerArgs are the kube-controller-manager flags. There is one member, so no
-// leader election; node IPAM is off because the serverless node assigns pod addresses itself.
-func controllerManagerArgs(kubeconfig string, certs pki.Bundle) []string {
-	return []string{
+// leader election. Node IPAM gives each Node its spec.podCIDR from cfg.ClusterCIDR when that
+// is set (several nodes, joined by the overlay); without it the controller is off and each
+// node's range is given by hand.
+func controllerManagerArgs(kubeconfig string, certs pki.Bundle, cfg Config) []string {
+	controllers := "--controllers=*,bootstrap-signer-controller,token-cleaner-controller,-node-ipam-controller"
+	var ipam []string
+	if cfg.ClusterCIDR != "" {
+		controllers = "--controllers=*,bootstrap-signer-controller,token-cleaner-controller"
+		ipam = []string{"--allocate-node-cidrs=true", "--cluster-cidr=" + cfg.ClusterCIDR,
+			fmt.Sprintf("--node-cidr-mask-size=%d", cfg.NodeCIDRMaskSize),
+			// The overlay routes between nodes; there is no cloud to program routes in.
+			"--configure-cloud-routes=false"}
+	}
+	return append([]string{
 		"--kubeconfig=" + kubeconfig,
 		"--leader-elect=false",
 		// The bootstrap signer signs cluster-info with the join token, for agents to trust the
 		// server; the token cleaner removes expired bootstrap tokens.
-		"--controllers=*,bootstrap-signer-controller,token-cleaner-controller,-node-ipam-controller",
+		controllers,
 		// Each controller acts as its own service account, with the bootstrap RBAC roles.
 		"--use-service-account-credentials=true",
 		"--secure-port=0",
@@ -29,7 +40,7 @@ func controllerManagerArgs(kubeconfig string, certs pki.Bundle) []string {
 		"--cluster-signing-cert-file=" + certs.CACert(),
 		"--cluster-signing-key-file=" + certs.CAKey(),
 		"--cluster-name=gantry",
-	}
+	}, ipam...)
 }
 
 // runControllerManager parses args into kube-controller-manager's options and runs it until

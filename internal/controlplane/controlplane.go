@@ -193,7 +193,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		return err
 	}
 	cp.run("kube-controller-manager", func(ctx context.Context) error {
-		return runControllerManager(ctx, controllerManagerArgs(cp.componentKubeconfig("controller-manager"), cp.certs))
+		return runControllerManager(ctx, controllerManagerArgs(cp.componentKubeconfig("controller-manager"), cp.certs, cp.cfg))
 	})
 	cp.run("kube-scheduler", func(ctx context.Context) error {
 		return runScheduler(ctx, schedulerArgs(cp.componentKubeconfig("scheduler")))

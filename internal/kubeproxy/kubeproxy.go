@@ -49,6 +49,32 @@ import (
 // DefaultLockPath is the host-wide lock of the kube-proxy that owns this host's rules.
 const DefaultLockPath = "/run/gantry/kube-proxy.lock"
 
+// LockPathForThisNetns is the lock of the kube-proxy that owns the rules of this process's
+// network namespace: DefaultLockPath in the host's (that of process 1 or, when that cannot be
+// read, the kernel's initial one), a lock of the namespace's own in another (an agent on a
+// "machine" that is a network namespace: its rules are its own).
+func LockPathForThisNetns() string {
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return DefaultLockPath
+	}
+	st, ok := self.Sys().(*syscall.Stat_t)
+	if !ok {
+		return DefaultLockPath
+	}
+	if host, err := os.Stat("/proc/1/ns/net"); err == nil {
+		if os.SameFile(self, host) {
+			return DefaultLockPath
+		}
+	} else if st.Ino == initNetnsIno {
+		return DefaultLockPath
+	}
+	return filepath.Join(filepath.Dir(DefaultLockPath), "kube-proxy-netns-"+strconv.FormatUint(st.Ino, 10)+".lock")
+}
+
+// initNetnsIno is the inode of the kernel's initial network namespace (PROC_NET_INIT_INO).
+const initNetnsIno = 0xEFFFFFF9
+
 // DefaultMetricsAddr is where kube-proxy serves its metrics, on loopback, as it does by
 // default; its validation requires an address.
 const DefaultMetricsAddr = "127.0.0.1:10249"

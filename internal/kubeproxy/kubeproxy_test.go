@@ -160,3 +160,20 @@ func TestStartWithoutTheLock(t *testing.T) {
 		t.Errorf("Start with Required: err = %v, want a refusal naming --kube-proxy", err)
 	}
 }
+
+func TestLockPathForThisNetns(t *testing.T) {
+	st, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		t.Skip("no /proc/self/ns/net")
+	}
+	got := LockPathForThisNetns()
+	if st.Sys().(*syscall.Stat_t).Ino == initNetnsIno {
+		if got != DefaultLockPath {
+			t.Errorf("in the initial network namespace: %s, want %s", got, DefaultLockPath)
+		}
+		return
+	}
+	if got == "" {
+		t.Error("no lock path")
+	}
+}

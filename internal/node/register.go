@@ -44,6 +44,9 @@ type NodeInfo struct {
 	DiskBytes   int64
 	Version     string
 	Runtime     string
+	// PodCIDR, when set, is the node's pod range written in the Node's spec.podCIDR at its
+	// registration (node IPAM then keeps it for this node); empty leaves it to node IPAM.
+	PodCIDR string
 	// DiskPressure says the data dir's filesystem has less than its reserve free (checkDisk):
 	// the Node's DiskPressure condition is then True, and the scheduler sends no new pods.
 	DiskPressure bool
@@ -94,7 +97,12 @@ func MakeNode(info NodeInfo, now time.Time) *corev1.Node {
 	if info.InternalIP != nil {
 		addresses = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: info.InternalIP.String()}}, addresses...)
 	}
+	var spec corev1.NodeSpec
+	if info.PodCIDR != "" {
+		spec = corev1.NodeSpec{PodCIDR: info.PodCIDR, PodCIDRs: []string{info.PodCIDR}}
+	}
 	return &corev1.Node{
+		Spec: spec,
 		ObjectMeta: metav1.ObjectMeta{
 			Name: info.Name,
 			Labels: map[string]string{
@@ -207,7 +215,7 @@ func (r *nodeReporter) register(ctx context.Context) error {
 	nodes := r.client.CoreV1().Nodes()
 	cur, err := nodes.Get(ctx, r.info.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		cur, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: want.ObjectMeta}, metav1.CreateOptions{})
+		cur, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: want.ObjectMeta, Spec: want.Spec}, metav1.CreateOptions{})
 	}
 	if err != nil {
 		return fmt.Errorf("registering node %s: %w", r.info.Name, err)

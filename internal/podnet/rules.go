@@ -30,6 +30,12 @@ type Policy struct {
 	PodCIDR string
 	// ServiceCIDR is the ClusterIP range; its first address is the "kubernetes" Service.
 	ServiceCIDR string
+	// ClusterCIDR is the range of every node's pods, which the overlay joins (it holds
+	// PodCIDR); empty: this node's pods only. When set, pods reach the whole range like their
+	// own, with their own addresses, and the rules masquerade what leaves it (the CNI bridge
+	// plugin's masquerade is then off: it would hide a pod's address from pods of other
+	// nodes).
+	ClusterCIDR string
 	// GatewayPorts are the host's servers pods may call on the gateway address (the cluster
 	// DNS, the gateway for Routes); every other port of every host address is closed to them.
 	GatewayPorts []Port
@@ -93,6 +99,20 @@ func Ruleset(p Policy) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	cluster := pods
+	if p.ClusterCIDR != "" {
+		_, c, err := net.ParseCIDR(p.ClusterCIDR)
+		if err != nil {
+			return "", fmt.Errorf("cluster CIDR %q: %w", p.ClusterCIDR, err)
+		}
+		if (c.IP.To4() != nil) != v4 {
+			return "", fmt.Errorf("cluster CIDR %s and pod CIDR %s: one family for both", c, pods)
+		}
+		if !c.Contains(pods.IP) || bitsOf(c) > bitsOf(pods) {
+			return "", fmt.Errorf("pod CIDR %s is not inside cluster CIDR %s", pods, c)
+		}
+		cluster = c
+	}
 	ipf, icmp, private, linkLocal := "ip", "icmp", privateV4, linkLocalV4
 	if !v4 {
 		ipf, icmp, private, linkLocal = "ip6", "icmpv6", privateV6, linkLocalV6
@@ -138,13 +158,23 @@ func Ruleset(p Policy) (string, error) {
 	line("\tchain forward {")
 	line("\t\ttype filter hook forward priority filter; policy accept;")
 	line("\t\t%s ct state established,related accept", from)
-	line("\t\t%s %s daddr { %s, %s } accept", from, ipf, pods, svcs)
+	line("\t\t%s %s daddr { %s, %s } accept", from, ipf, cluster, svcs)
 	closed := []string{linkLocal}
 	if !p.EgressPrivate {
 		closed = append(closed, private...)
 	}
 	line("\t\t%s %s daddr { %s } %s", from, ipf, strings.Join(closed, ", "), reject)
 	line("\t}")
+	if p.ClusterCIDR != "" {
+		multicast := "224.0.0.0/4"
+		if !v4 {
+			multicast = "ff00::/8"
+		}
+		line("\tchain postrouting {")
+		line("\t\ttype nat hook postrouting priority srcnat; policy accept;")
+		line("\t\t%s saddr %s %s daddr != { %s, %s } masquerade", ipf, pods, ipf, cluster, multicast)
+		line("\t}")
+	}
 	line("}")
 	line("table bridge %s {", table)
 	line("\tchain prerouting {")
@@ -156,6 +186,11 @@ func Ruleset(p Policy) (string, error) {
 	line("\t}")
 	line("}")
 	return b.String(), nil
+}
+
+func bitsOf(n *net.IPNet) int {
+	ones, _ := n.Mask.Size()
+	return ones
 }
 
 // ApplyRules writes the rules of p, replacing what an earlier start wrote.

@@ -65,6 +65,22 @@ func TestRuleset(t *testing.T) {
 		},
 		not: []string{"arp"},
 	}, {
+		name:   "an overlay: the cluster's range like the node's own, masquerade of what leaves it",
+		mutate: func(p *Policy) { p.PodCIDR, p.ClusterCIDR = "10.224.1.0/24", "10.224.0.0/14" },
+		want: []string{
+			`iifname "gantry0" ip daddr { 10.224.0.0/14, 10.43.0.0/16 } accept`,
+			`iifname "gantry0" ip saddr != 10.224.1.0/24 drop`,
+			"type nat hook postrouting priority srcnat; policy accept;\n" +
+				"\t\tip saddr 10.224.1.0/24 ip daddr != { 10.224.0.0/14, 224.0.0.0/4 } masquerade",
+		},
+	}, {
+		name: "no overlay: no masquerade of the rules' own",
+		not:  []string{"masquerade"},
+	}, {
+		name:   "a pod range outside the cluster's",
+		mutate: func(p *Policy) { p.ClusterCIDR = "10.224.0.0/14" },
+		err:    "pod CIDR 10.244.0.0/16 is not inside cluster CIDR 10.224.0.0/14",
+	}, {
 		name:   "a bridge name that cannot be quoted",
 		mutate: func(p *Policy) { p.Bridge = `br"0` },
 		err:    "may name a bridge",
@@ -123,6 +139,12 @@ func TestApplyRulesIsIdempotentAndRemovable(t *testing.T) {
 		}
 		if n := strings.Count(string(out), "tcp dport 80 accept"); n != 1 {
 			t.Errorf("after two applies the gateway port's rule is there %d times, want once:\n%s", n, out)
+		}
+		// With an overlay's range: nft takes the masquerade chain too.
+		overlay := p
+		overlay.ClusterCIDR = "10.96.0.0/12"
+		if err := ApplyRules(ctx, overlay); err != nil {
+			t.Fatalf("ApplyRules with a cluster CIDR: %v", err)
 		}
 		for range 2 {
 			if err := RemoveRules(ctx, p.Bridge); err != nil {

@@ -55,7 +55,7 @@ func newNetwork(opts Options, stateDir string) (*network, error) {
 		"type":        "bridge",
 		"bridge":      opts.Bridge,
 		"isGateway":   true,
-		"ipMasq":      true,
+		"ipMasq":      !opts.NoMasquerade,
 		"hairpinMode": true,
 	}
 	hostLocal := maps.Clone(bridgeConf)

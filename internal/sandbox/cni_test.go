@@ -76,3 +76,26 @@ func TestStaticBridgeRefusesAddressesOutsideTheServerlessRange(t *testing.T) {
 		t.Errorf("host-local configuration %s does not end at the shared range's end", n.bridge.Bytes)
 	}
 }
+
+// With an overlay the bridge plugin leaves a pod's address as it is (podnet masquerades what
+// leaves the cluster's range); without one it masquerades as it always did.
+func TestBridgeMasqueradeFollowsNoMasquerade(t *testing.T) {
+	for _, tc := range []struct {
+		no   bool
+		want string
+	}{{false, `"ipMasq":true`}, {true, `"ipMasq":false`}} {
+		n, err := newNetwork(Options{PodCIDR: "10.224.1.0/24", Bridge: "gantry-x", NoMasquerade: tc.no}, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		static, err := n.staticBridge(net.ParseIP("10.224.1.200"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, conf := range []string{string(n.bridge.Bytes), string(static.Bytes)} {
+			if !strings.Contains(conf, tc.want) {
+				t.Errorf("NoMasquerade %t: configuration %s lacks %s", tc.no, conf, tc.want)
+			}
+		}
+	}
+}

@@ -64,6 +64,10 @@ type Options struct {
 	// gateway). Default DefaultPodCIDR (Kubernetes' customary pod range, away from the usual
 	// LAN and cloud ranges); NewManager refuses one that overlaps a host route.
 	PodCIDR string
+	// NoMasquerade turns off the CNI bridge plugin's masquerade of what pods send beyond
+	// PodCIDR: with an overlay, pods of other nodes see a pod's own address, and the pod
+	// network's rules (internal/podnet) masquerade only what leaves the cluster's range.
+	NoMasquerade bool
 	// Bridge is the host bridge the pods' veths join; default DefaultBridge.
 	Bridge string
 	// CgroupParent is the cgroup (relative to each hierarchy's root) under which pod

@@ -6,6 +6,7 @@
 package standalone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ import (
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/metering"
 	"github.com/gantry-run/gantry/internal/node"
+	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/promserver"
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
@@ -101,8 +103,12 @@ type Config struct {
 	NodeName string
 	// KubeletPort is the port of the node's kubelet API (logs).
 	KubeletPort int
-	// PodCIDR is the range pod addresses come from.
+	// PodCIDR is the range pod addresses come from. With ControlPlane.ClusterCIDR (node
+	// IPAM and the overlay) it must lie inside that range; it is written in the Node's
+	// spec.podCIDR, and node IPAM gives the other nodes the rest.
 	PodCIDR string
+	// VXLANVNI and VXLANPort are the overlay's, with ControlPlane.ClusterCIDR.
+	VXLANVNI, VXLANPort int
 	// Bridge is the host bridge the pods join; servers on one machine need their own
 	// bridge and pod range.
 	Bridge string
@@ -168,6 +174,8 @@ func DefaultConfig() Config {
 		NodeName:            DefaultNodeName,
 		KubeletPort:         DefaultKubeletPort,
 		PodCIDR:             sandbox.DefaultPodCIDR,
+		VXLANVNI:            overlay.DefaultVNI,
+		VXLANPort:           overlay.DefaultPort,
 		Bridge:              sandbox.DefaultBridge,
 		KubeProxy:           KubeProxyAuto,
 		PodEgressPrivate:    PodEgressDeny,
@@ -203,6 +211,8 @@ func (c Config) Validate() error {
 		}
 		if _, _, err := net.ParseCIDR(c.PodCIDR); err != nil {
 			errs = append(errs, fmt.Errorf("--pod-cidr: %q is not a CIDR", c.PodCIDR))
+		} else if err := checkPodCIDRInCluster(c.PodCIDR, c.ControlPlane.ClusterCIDR); err != nil {
+			errs = append(errs, err)
 		}
 		if _, err := c.reserved(); err != nil {
 			errs = append(errs, err)
@@ -293,7 +303,9 @@ type Server struct {
 	// the bridge with the pods' gateway address, the cluster DNS on that address (in the
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
 	PodNetwork *podnet.Network
-	Serving    *serving.Serving
+	// Overlay joins this node's pods to other nodes' (with --cluster-cidr).
+	Overlay *overlay.Overlay
+	Serving *serving.Serving
 	// Profiles admits pods and ServerlessProfiles and runs the profile controller, in the
 	// serving manager.
 	Profiles *serverlessadmission.Webhooks
@@ -368,6 +380,14 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("join", s.Join)
+	if cfg.ControlPlane.ClusterCIDR != "" {
+		// Every node's overlay (the agents' too) watches all Nodes.
+		client, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		s.group.Add("overlay grant", overlay.NewGrant(client))
+	}
 
 	s.Registry, err = image.NewRegistry(image.RegistryOptions{Addr: cfg.RegistryAddr, Dir: cp.DataDirJoin(datadir.RegistryDir), Logger: cfg.Logger})
 	if err != nil {
@@ -406,6 +426,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			Bridge:      cfg.Bridge,
 			PodCIDR:     cfg.PodCIDR,
 			ServiceCIDR: cfg.ControlPlane.ServiceCIDR,
+			ClusterCIDR: cfg.ControlPlane.ClusterCIDR,
 			// The cluster DNS and the gateway's listener for pods.
 			GatewayPorts:  []podnet.Port{{Proto: "udp", Port: 53}, {Proto: "tcp", Port: 53}, {Proto: "tcp", Port: PodHTTPPort}},
 			APIServerPort: cfg.ControlPlane.HTTPSPort,
@@ -548,6 +569,13 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("serverless node: %w", err)
 		}
 		s.group.Add("serverless node", s.Node)
+		if cfg.ControlPlane.ClusterCIDR != "" {
+			// After the node: flannel's lease is the Node's spec.podCIDR, which it registers.
+			if err := s.newOverlay(cfg); err != nil {
+				return nil, err
+			}
+			s.group.Add("overlay", s.Overlay)
+		}
 		if s.Scheduler, err = scheduler.New(scheduler.Options{
 			Client:  s.serverlessClient,
 			PodCIDR: cfg.PodCIDR,
@@ -580,7 +608,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 				RESTConfig:  cp.GantryRESTConfig(),
 				Kubeconfig:  cp.DataDirJoin(datadir.KubeconfigsDir, "kube-proxy.yaml"),
 				NodeName:    cfg.NodeName,
-				ClusterCIDR: cfg.PodCIDR,
+				ClusterCIDR: cmp.Or(cfg.ControlPlane.ClusterCIDR, cfg.PodCIDR),
 				Required:    cfg.KubeProxy == KubeProxyOn,
 				Logger:      cfg.Logger,
 			})
@@ -657,7 +685,8 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	if err := sandbox.CheckSearchable(cp.DataDir()); err != nil {
 		return fmt.Errorf("--data-dir: %w (or choose a data dir such as /var/lib/gantry)", err)
 	}
-	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge})
+	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
+		NoMasquerade: cfg.ControlPlane.ClusterCIDR != ""})
 	if err != nil {
 		return err
 	}
@@ -690,6 +719,9 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	}
 	s.nodeInfo = node.MachineInfo(cfg.NodeName, ip, cfg.KubeletPort, cp.DataDir())
 	s.nodeInfo.Reserved = reserved
+	if cfg.ControlPlane.ClusterCIDR != "" {
+		s.nodeInfo.PodCIDR = cfg.PodCIDR
+	}
 	certs := cp.Certs()
 	// The API server checks the kubelet API's certificate against the CA at the node's
 	// InternalIP (the serverless nodes' too: they have the same).
@@ -722,6 +754,49 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		Registerer:             registerer,
 	})
 	return err
+}
+
+// newOverlay builds the node's part of the overlay, as the node (its Node's annotations).
+func (s *Server) newOverlay(cfg Config) error {
+	nodeConfig, err := s.ControlPlane.NodeRESTConfig(cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	s.Overlay, err = overlay.New(overlay.Options{
+		NodeName: cfg.NodeName, ClusterCIDR: cfg.ControlPlane.ClusterCIDR,
+		PublicIP: nodeIP(cfg.ControlPlane.AdvertiseAddress), VNI: cfg.VXLANVNI, Port: cfg.VXLANPort,
+		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin("overlay"), Logger: cfg.Logger,
+	})
+	return err
+}
+
+// checkPodCIDRInCluster refuses a pod range outside the cluster's (node IPAM's) range.
+func checkPodCIDRInCluster(podCIDR, clusterCIDR string) error {
+	if clusterCIDR == "" {
+		return nil
+	}
+	_, p, _ := net.ParseCIDR(podCIDR)
+	_, c, err := net.ParseCIDR(clusterCIDR)
+	if err != nil {
+		return nil // --cluster-cidr's own check names it
+	}
+	po, _ := p.Mask.Size()
+	co, _ := c.Mask.Size()
+	if !c.Contains(p.IP) || po < co {
+		return fmt.Errorf("--pod-cidr %s: not inside --cluster-cidr %s (leave --pod-cidr out: the server's node takes the range's first block)", p, c)
+	}
+	return nil
+}
+
+// FirstNodeCIDR is the first node-sized block of clusterCIDR: the server's node's range when
+// --pod-cidr is not given.
+func FirstNodeCIDR(clusterCIDR string, maskSize int) (string, error) {
+	_, c, err := net.ParseCIDR(clusterCIDR)
+	if err != nil {
+		return "", fmt.Errorf("--cluster-cidr: %q is not a CIDR", clusterCIDR)
+	}
+	_, bits := c.Mask.Size()
+	return (&net.IPNet{IP: c.IP, Mask: net.CIDRMask(maskSize, bits)}).String(), nil
 }
 
 // reserved is what the shared node keeps for gantry and the host (--reserved-cpu,

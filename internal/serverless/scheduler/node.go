@@ -30,6 +30,8 @@ func MakeNode(agent node.NodeInfo, pod *corev1.Pod, ip netip.Addr, size node.Ser
 	info := agent
 	info.Name = node.ServerlessNodeName(ip)
 	info.DiskPressure = false
+	// Not the agent's range: node IPAM would release it with the serverless node.
+	info.PodCIDR = ""
 	n := node.MakeNode(info, now)
 	n.Labels["node.kubernetes.io/instance-type"] = instanceType
 	n.Labels[v1alpha1.ComputeTypeTaintKey] = v1alpha1.ComputeTypeTaintValue

@@ -49,3 +49,25 @@ func TestResolveAndFile(t *testing.T) {
 		t.Errorf("file = %+v", r)
 	}
 }
+
+func TestPeer(t *testing.T) {
+	// httptest.NewRequest's caller is 192.0.2.1:1234.
+	if got := get(t, newHandler(), "/peer"); got.Body != "192.0.2.1" || got.Error != "" {
+		t.Errorf("/peer = %+v, want the caller's address 192.0.2.1", got)
+	}
+}
+
+func TestBench(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer target.Close()
+	h := newHandler()
+	for _, fresh := range []string{"0", "1"} {
+		got := get(t, h, "/bench?n=5&new="+fresh+"&url="+url.QueryEscape(target.URL))
+		if got.Error != "" || len(got.Nanos) != 5 || got.Nanos[0] <= 0 {
+			t.Errorf("/bench new=%s = %+v, want 5 timings", fresh, got)
+		}
+	}
+	if got := get(t, h, "/bench?n=0&url=x"); got.Error == "" {
+		t.Errorf("/bench?n=0 = %+v, want an error", got)
+	}
+}
