@@ -12,8 +12,9 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
-// controllerManagerArgs are the kube-controller-manager flags. There is one member, so no
-// leader election; node IPAM is off because the serverless node assigns pod addresses itself.
+// controllerManagerArgs are the kube-controller-manager flags. Its own leader election is off:
+// a single server runs one, and the servers of a cluster elect one with runElected. Node IPAM
+// is off because the serverless node assigns pod addresses itself.
 func controllerManagerArgs(kubeconfig string, certs pki.Bundle) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
