@@ -81,6 +81,7 @@ type server struct {
 	t       *testing.T
 	dataDir string
 	ports   []int // https, etcd client, etcd peer, webhook, registry, kubelet, gateway
+	args    []string
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	stderr  bytes.Buffer
@@ -129,8 +130,18 @@ func freePorts(t *testing.T) []int {
 // ready line.
 func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, ports: ports, ready: make(chan struct{}), exited: make(chan struct{})}
-	s.cmd = exec.Command(gantryBin, append(serverArgs(dataDir, ports), extra...)...)
+	return launchServer(t, dataDir, ports, append(serverArgs(dataDir, ports), extra...), func() {
+		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
+	})
+}
+
+// launchServer runs gantry with args (a server on dataDir and ports), waits for its ready
+// line, and at the test's end kills it if it still runs, then calls after (if set).
+func launchServer(t *testing.T, dataDir string, ports []int, args []string, after func()) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, ports: ports, args: args, ready: make(chan struct{}), exited: make(chan struct{})}
+	s.cmd = exec.Command(gantryBin, args...)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +155,9 @@ func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *se
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
-		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
-		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
+		if after != nil {
+			after()
+		}
 	})
 	select {
 	case <-s.ready:
