@@ -212,7 +212,7 @@ func (cp *ControlPlane) addLearner(ctx context.Context, name, peer string) (stri
 	if err != nil {
 		return "", err
 	}
-	defer cli.Close()
+	defer func() { _ = cli.Close() }()
 	callCtx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
 	defer cancel()
 	list, err := cli.MemberList(callCtx)
@@ -283,7 +283,7 @@ func (cp *ControlPlane) promote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	defer func() { _ = cli.Close() }()
 	var last error
 	for {
 		callCtx, cancel := context.WithTimeout(ctx, etcdCallTimeout)

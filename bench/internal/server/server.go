@@ -52,7 +52,7 @@ type Server struct {
 	// RegistryPort is the image registry's port on 127.0.0.1; HTTPPort the gateway's;
 	// HTTPSPort the API server's.
 	RegistryPort, HTTPPort, HTTPSPort int
-	exited                 chan struct{}
+	exited                            chan struct{}
 
 	mu          sync.Mutex
 	log         bytes.Buffer
