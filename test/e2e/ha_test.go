@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,4 +204,74 @@ func TestHAControlPlane(t *testing.T) {
 	// its bound. The test's cleanup kills them.)
 	back.stop()
 	rest[0].mustKubectl("create", "configmap", "after-stop")
+}
+
+// TestAgentFailsOver: an agent given the three servers of a cluster joins through its own load
+// balancer; after kill -9 of the server it used, it renews its node's lease through another,
+// and its node stays Ready.
+func TestAgentFailsOver(t *testing.T) {
+	requireNode(t)
+	const bridge, podCIDR = "gantry-ha0", "10.230.0.0/16"
+	first := startHAServer(t, "--cluster-init")
+	tokenFile := filepath.Join(first.dataDir, "server-token")
+	second := startHAServer(t, "--server", first.url(), "--token-file", tokenFile)
+	third := startHAServer(t, "--server", first.url(), "--token-file", tokenFile)
+
+	kubeletPort, err := freeport.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	agent := exec.Command(gantryBin, "agent", "--server", strings.Join([]string{first.url(), second.url(), third.url()}, ","),
+		"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "ha-worker", "--data-dir", agentDir,
+		"--bridge", bridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
+		"--apiserver-port", strconv.Itoa(first.ports[0]), "--address", "127.0.0.1")
+	var out syncBuffer
+	agent.Stdout, agent.Stderr = &out, &out
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", agentDir, "--bridge", bridge, "--pod-cidr", podCIDR).Run()
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		if t.Failed() {
+			t.Logf("the agent's output:\n%s", out.String())
+		}
+	})
+	second.eventually("node ha-worker Ready", func(out string) bool { return out == "True" },
+		"get", "node", "ha-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	// The agent's load balancer uses the first server while it answers.
+	first.kill()
+	killed := time.Now()
+	second.eventually("the node's lease renewed after the kill", func(out string) bool {
+		renewed, err := time.Parse(time.RFC3339Nano, out)
+		return err == nil && renewed.After(killed)
+	}, "-n", "kube-node-lease", "get", "lease", "ha-worker", "-o", "jsonpath={.spec.renewTime}")
+	t.Logf("lease renewed through another server %s after kill -9", time.Since(killed).Round(time.Millisecond))
+	if !strings.Contains(out.String(), "server changed") {
+		t.Errorf("the agent does not say it changed servers:\n%s", out.String())
+	}
+	third.eventually("node ha-worker still Ready", func(out string) bool { return out == "True" },
+		"get", "node", "ha-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
