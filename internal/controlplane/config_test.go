@@ -1,7 +1,10 @@
 package controlplane
 
 import (
+	"context"
+	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,6 +30,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"bad CIDR", func(c *Config) { c.ServiceCIDR = "10.0.0.0" }, `--service-cidr: "10.0.0.0" is not a CIDR`},
 		{"huge CIDR", func(c *Config) { c.ServiceCIDR = "10.0.0.0/8" }, "--service-cidr: 10.0.0.0/8 is too large"},
 		{"negative verbosity", func(c *Config) { c.Verbosity = -1 }, "--v: -1 must not be negative"},
+		{"cluster-init and server", func(c *Config) { c.ClusterInit, c.Join = true, noJoin{} }, "--cluster-init and --server: give one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +73,61 @@ func TestClientHostOfAWildcardIsLoopback(t *testing.T) {
 		if got := clientHost(bind); got != want {
 			t.Errorf("clientHost(%q) = %q, want %q", bind, got, want)
 		}
+	}
+}
+
+// noJoin is a JoinSource that is never asked.
+type noJoin struct{}
+
+func (noJoin) Fetch(context.Context) (Bootstrap, error) { return Bootstrap{}, errors.New("not asked") }
+
+// TestEtcdAddresses: etcd stays on loopback unless the server is one of a cluster with an
+// advertise address; then its peers and the other servers reach it there, and its certificate
+// covers it.
+func TestEtcdAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		clusterInit, joining bool
+		advertise            string
+		wantHost             string
+	}{
+		{"single server", false, false, "10.0.0.1", "127.0.0.1"},
+		{"cluster-init on loopback", true, false, "", "127.0.0.1"},
+		{"cluster-init", true, false, "10.0.0.1", "10.0.0.1"},
+		{"joining", false, true, "10.0.0.2", "10.0.0.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.ClusterInit, c.AdvertiseAddress = tc.clusterInit, tc.advertise
+			if tc.joining {
+				c.Join = noJoin{}
+			}
+			if got := c.etcdHost(); got != tc.wantHost {
+				t.Errorf("etcdHost() = %s, want %s", got, tc.wantHost)
+			}
+			hosts := c.etcdHosts()
+			if !slices.Contains(hosts, "127.0.0.1") || !slices.Contains(hosts, tc.wantHost) {
+				t.Errorf("etcdHosts() = %v, want loopback and %s", hosts, tc.wantHost)
+			}
+			peers := 0
+			for _, l := range c.listeners() {
+				if l.Flag == "--etcd-peer-port" {
+					peers++
+					if host, _, _ := net.SplitHostPort(l.Addr); host != tc.wantHost {
+						t.Errorf("the peer port is checked on %s, want %s", l.Addr, tc.wantHost)
+					}
+				}
+			}
+			if peers != 1 {
+				t.Errorf("%d peer listeners, want 1", peers)
+			}
+		})
+	}
+}
+
+func TestSharedFilesAreThePKIsKeys(t *testing.T) {
+	want := []string{"ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "service-account.key"}
+	if got := SharedFiles(); !slices.Equal(got, want) {
+		t.Errorf("SharedFiles() = %v, want %v", got, want)
 	}
 }
