@@ -86,7 +86,7 @@ type server struct {
 	// runs there too, where its kubeconfig's address is.
 	netns string
 	// addr is where the host reaches the server's network listeners ("" for loopback).
-	addr string
+	addr    string
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	stderr  bytes.Buffer
