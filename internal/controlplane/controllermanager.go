@@ -13,7 +13,7 @@ import (
 )
 
 // controllerManagerArgs are the kube-controller-manager flags. Its own leader election is off:
-// a single server runs one, and the servers of a cluster elect one with runElected. Node IPAM
+// a single server runs one, and the servers of a cluster elect one with leaderelect.Run. Node IPAM
 // is off because the serverless node assigns pod addresses itself.
 func controllerManagerArgs(kubeconfig string, certs pki.Bundle) []string {
 	return []string{

@@ -26,6 +26,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
+	"github.com/gantry-run/gantry/internal/leaderelect"
 )
 
 // componentStopTimeout bounds how long the API server may take to stop.
@@ -230,7 +231,7 @@ func (cp *ControlPlane) elected(lease string, identity pki.Client, fn func(ctx c
 		return fn // one server per data dir (it is locked): no election
 	}
 	return func(ctx context.Context) error {
-		return runElected(ctx, restConfig(cp.server, cp.certs, identity), lease, fn)
+		return leaderelect.Run(ctx, restConfig(cp.server, cp.certs, identity), lease, fn)
 	}
 }
 

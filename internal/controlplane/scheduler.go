@@ -10,7 +10,7 @@ import (
 )
 
 // schedulerArgs are the kube-scheduler flags: its own leader election off (a single server runs
-// one scheduler; the servers of a cluster elect one with runElected), and no serving port of
+// one scheduler; the servers of a cluster elect one with leaderelect.Run), and no serving port of
 // its own (the API server's /readyz is the control plane's health).
 func schedulerArgs(kubeconfig string) []string {
 	return []string{

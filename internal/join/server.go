@@ -253,6 +253,11 @@ func createOrUpdate[T interface{ GetName() string }](ctx context.Context, obj T,
 // Service keeps the cluster joinable and decides agents' certificate requests: a part of
 // gantry server.
 type Service struct {
+	// Elect, when set, runs the approver while this server is the elected one of a cluster
+	// (internal/leaderelect): two approvers deciding at once could each give one node name to
+	// a different key. Nil runs it here (a single server).
+	Elect func(ctx context.Context, run func(ctx context.Context) error) error
+
 	client   kubernetes.Interface
 	opts     EnsureOptions
 	approver *Approver
@@ -292,5 +297,8 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Info("servers join with", "command", "gantry server --server "+s.opts.Server+" --token-file "+s.opts.ServerTokenFile)
 	}
 	close(s.ready)
+	if s.Elect != nil {
+		return s.Elect(ctx, s.approver.Start)
+	}
 	return s.approver.Start(ctx)
 }

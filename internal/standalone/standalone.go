@@ -36,6 +36,7 @@ import (
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/kubeproxy"
+	"github.com/gantry-run/gantry/internal/leaderelect"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/metering"
 	"github.com/gantry-run/gantry/internal/node"
@@ -809,7 +810,13 @@ func newJoin(cfg Config, cp *controlplane.ControlPlane) (*join.Service, error) {
 			return join.ServerBootstrap{Files: b.Files, EtcdEndpoints: b.EtcdEndpoints}, err
 		}
 	}
-	return join.NewService(client, opts, cfg.Logger), nil
+	svc := join.NewService(client, opts, cfg.Logger)
+	if cfg.ControlPlane.Clustered() {
+		svc.Elect = func(ctx context.Context, run func(context.Context) error) error {
+			return leaderelect.Run(ctx, cp.GantryRESTConfig(), "gantry-join-approver", run)
+		}
+	}
+	return svc, nil
 }
 
 // joinSource is how this server joins another's cluster (--server, --token), or nil.

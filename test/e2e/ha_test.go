@@ -133,7 +133,7 @@ func TestHAControlPlane(t *testing.T) {
 		t.Errorf("the joined server's agent token %q, %v: want the cluster's", b, err)
 	}
 	// The controller-manager, the scheduler and the serving controllers elect one leader.
-	for _, lease := range []string{"kube-controller-manager", "kube-scheduler", "gantry-serving-controllers"} {
+	for _, lease := range []string{"kube-controller-manager", "kube-scheduler", "gantry-serving-controllers", "gantry-join-approver"} {
 		third.eventually("lease "+lease, func(out string) bool { return strings.TrimSpace(out) != "" },
 			"-n", "kube-system", "get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}")
 	}

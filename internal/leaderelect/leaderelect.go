@@ -1,4 +1,7 @@
-package controlplane
+// Package leaderelect runs a part of gantry server on one server of a cluster at a time: the
+// one that holds the part's Lease in kube-system. A single server needs none (its data dir is
+// locked: it is the only one); the servers of a cluster (--cluster-init, --server) elect.
+package leaderelect
 
 import (
 	"context"
@@ -17,14 +20,13 @@ import (
 	"github.com/gantry-run/gantry/internal/lifecycle"
 )
 
-// runElected runs fn while this server holds the Lease kube-system/name, as the servers of a
-// cluster run the controller-manager and the scheduler: one at a time.
-//
-// Gantry elects for them instead of their own --leader-elect, which ends the process when the
-// lease is lost or given up (os.Exit in their callbacks): here a stop hands the lease over and
-// returns, and a lost lease is this component's failure, which stops the server cleanly (as
-// the components' own exit would, for their supervisor to restart them).
-func runElected(ctx context.Context, cfg *rest.Config, name string, fn func(ctx context.Context) error) error {
+// Run runs fn while this server holds the Lease kube-system/name (acting as cfg's user), and
+// returns once ctx ends, with the lease handed over. A lost lease is fn's failure: Run cancels
+// fn's context, waits for it and returns an error, so the server stops cleanly for its
+// supervisor to restart it (as the Kubernetes components end their process then). The
+// controller-manager and the scheduler run under it instead of their own --leader-elect, which
+// ends the whole process on a stop or a loss (os.Exit in their callbacks).
+func Run(ctx context.Context, cfg *rest.Config, name string, fn func(ctx context.Context) error) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
