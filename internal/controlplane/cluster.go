@@ -137,6 +137,11 @@ func (cp *ControlPlane) takeBootstrap() error {
 	return nil
 }
 
+func hasName(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, memberNameFile))
+	return err == nil
+}
+
 func etcdMemberExists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, "member"))
 	return err == nil
@@ -157,12 +162,16 @@ type etcdMember struct {
 func (cp *ControlPlane) member(ctx context.Context) (etcdMember, error) {
 	dir := etcdDataDir(cp.dir.Path)
 	peer := cp.peerURL()
-	if b, err := os.ReadFile(filepath.Join(dir, memberNameFile)); err == nil {
-		// A joined member restarts from its data: the initial cluster is not read.
+	if b, err := os.ReadFile(filepath.Join(dir, memberNameFile)); err == nil && etcdMemberExists(dir) {
+		// A joined member restarts from its data: the initial cluster is not read. (A name
+		// without data is a join that stopped before etcd started: it is done again.)
 		name := strings.TrimSpace(string(b))
 		return etcdMember{name: name, initialCluster: name + "=" + peer, state: "existing"}, nil
 	}
-	if cp.cfg.Join == nil || etcdMemberExists(dir) {
+	if cp.cfg.Join == nil && hasName(dir) {
+		return etcdMember{}, fmt.Errorf("data dir %s: its join of a cluster did not finish: start it again with --server and the token", cp.dir.Path)
+	}
+	if cp.cfg.Join == nil || (etcdMemberExists(dir) && !hasName(dir)) {
 		return etcdMember{name: EtcdMemberName, initialCluster: EtcdMemberName + "=" + peer, state: "new"}, nil
 	}
 	suffix := make([]byte, 4)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -129,5 +133,56 @@ func TestSharedFilesAreThePKIsKeys(t *testing.T) {
 	want := []string{"ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "service-account.key"}
 	if got := SharedFiles(); !slices.Equal(got, want) {
 		t.Errorf("SharedFiles() = %v, want %v", got, want)
+	}
+}
+
+// TestMemberOfADataDir: the etcd member a data dir starts as, before any etcd call.
+func TestMemberOfADataDir(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		member, nameFile bool
+		joining          bool
+		want             etcdMember
+		wantErr          string
+	}{
+		{name: "first start", want: etcdMember{name: EtcdMemberName, state: "new"}},
+		{name: "single server restart", member: true, want: etcdMember{name: EtcdMemberName, state: "new"}},
+		{name: "joined server restart", member: true, nameFile: true, want: etcdMember{name: "gantry-0a1b2c3d", state: "existing"}},
+		{name: "joined server restart with --server", member: true, nameFile: true, joining: true, want: etcdMember{name: "gantry-0a1b2c3d", state: "existing"}},
+		{name: "unfinished join without --server", nameFile: true, wantErr: "its join of a cluster did not finish"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			etcd := etcdDataDir(dir)
+			if err := os.MkdirAll(etcd, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tc.member {
+				if err := os.Mkdir(filepath.Join(etcd, "member"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.nameFile {
+				if err := os.WriteFile(filepath.Join(etcd, memberNameFile), []byte("gantry-0a1b2c3d\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := DefaultConfig()
+			cfg.DataDir = dir
+			if tc.joining {
+				cfg.Join = noJoin{}
+			}
+			cp := &ControlPlane{cfg: cfg, dir: &datadir.Dir{Path: dir}}
+			got, err := cp.member(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("member() = %v, %v; want an error with %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got.name != tc.want.name || got.state != tc.want.state {
+				t.Errorf("member() = %+v, %v; want %s, %s", got, err, tc.want.name, tc.want.state)
+			}
+		})
 	}
 }
