@@ -118,6 +118,25 @@ func TestHAControlPlane(t *testing.T) {
 				wantOneLine(t, stderr, tc.want)
 			})
 		}
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"cluster-init and server", []string{"--cluster-init", "--server", first.url(), "--token", token}, "--cluster-init and --server: give one"},
+			{"server without a token", []string{"--server", first.url()}, "--server: needs --token or --token-file"},
+			{"token without a server", []string{"--token", token}, "--token: needs --server"},
+			{"server not https", []string{"--server", "http://127.0.0.1:1", "--token", token}, `--server: "http://127.0.0.1:1" is not an https:// URL`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ports, err := freeport.Get(7)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stderr, _ := runToFailure(t, haServerArgs(newDataDir(t), ports, tc.args...)...)
+				wantOneLine(t, stderr, tc.want)
+			})
+		}
 	})
 
 	// Each joins through a different server: any server of the cluster lets another join.
