@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/tracing"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
@@ -182,7 +183,7 @@ func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) e
 		return err
 	}
 	if a.opts.Reporter != nil {
-		if err := mgr.Add(manager.RunnableFunc(a.report)); err != nil {
+		if err := mgr.Add(lifecycle.OnEveryServer(a.report)); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -20,6 +22,7 @@ import (
 	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/kubeproxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
+	"github.com/gantry-run/gantry/internal/loadbalancer"
 	"github.com/gantry-run/gantry/internal/node"
 	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
@@ -37,7 +40,9 @@ const (
 
 // Config is an agent's configuration; the flags of gantry agent.
 type Config struct {
-	// Server is the API server's URL; Token the join token.
+	// Server is the API server's URL, or the URLs of the servers of a cluster, comma-separated:
+	// the agent then reaches them through a load balancer of its own that fails over between
+	// them (internal/loadbalancer). Token is the join token.
 	Server string
 	Token  string
 	// NodeName is the node's name (default: the host name).
@@ -72,6 +77,11 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Server == "" {
 		errs = append(errs, errors.New("--server: required (https://HOST:6443, printed by gantry server)"))
+	}
+	for _, s := range c.servers() {
+		if u, err := url.Parse(s); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--server: %q is not an https:// URL of a server", s))
+		}
 	}
 	if _, err := join.ParseToken(c.Token); err != nil {
 		errs = append(errs, fmt.Errorf("--token: %w", err))
@@ -116,11 +126,26 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// servers are the URLs of --server.
+func (c Config) servers() []string {
+	var out []string
+	for _, s := range strings.Split(c.Server, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Agent is a joined node and its parts.
 type Agent struct {
 	group *lifecycle.Group
 	dir   *datadir.Dir
 	Node  *node.Node
+	// lb fails over between the servers of a cluster (nil with one server); stopLB ends it
+	// and waits.
+	lb     *loadbalancer.LoadBalancer
+	stopLB func()
 }
 
 // Start joins the cluster and starts the node; it returns once the node serves.
@@ -146,8 +171,31 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	if err := sandbox.CheckSearchable(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
+	a := &Agent{group: lifecycle.NewGroup(cfg.Logger), dir: dir, stopLB: func() {}}
+	server := cfg.servers()[0]
+	if servers := cfg.servers(); len(servers) > 1 {
+		// Every client of the agent (the join, the node) goes through the load balancer.
+		if a.lb, err = loadbalancer.New(servers, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("--server: %w", err)
+		}
+		lbCtx, cancel := context.WithCancel(context.Background())
+		lbDone := make(chan struct{})
+		go func() {
+			defer close(lbDone)
+			if err := a.lb.Start(lbCtx); err != nil {
+				cfg.Logger.Error("api load balancer stopped", "err", err)
+			}
+		}()
+		a.stopLB = func() { cancel(); <-lbDone }
+		server = a.lb.URL()
+		defer func() {
+			if !started {
+				a.stopLB()
+			}
+		}()
+	}
 	creds, err := join.Join(ctx, join.NodeOptions{
-		Server: cfg.Server, Token: tok, NodeName: cfg.NodeName,
+		Server: server, Token: tok, NodeName: cfg.NodeName,
 		Dir:       dir.Join("credentials"),
 		Addresses: []net.IP{address},
 		Hosts:     []string{cfg.NodeName},
@@ -164,7 +212,6 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		return nil, err
 	}
 
-	a := &Agent{group: lifecycle.NewGroup(cfg.Logger), dir: dir}
 	info := node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir)
 	if cfg.ClusterCIDR != "" {
 		// The node's range comes from its Node, which node IPAM fills once the Node exists.
@@ -256,5 +303,6 @@ func (a *Agent) Err() error { return a.group.Err() }
 // Stop stops the node, then the pods' network, and releases the data dir.
 func (a *Agent) Stop(ctx context.Context) error {
 	defer a.dir.Close()
+	defer a.stopLB()
 	return a.group.Stop(ctx)
 }

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ func newServerCommand() *cobra.Command {
 	var level logLevel
 	logFormat := tracing.LogText
 	var diskReserve quantityFlag
+	var tokenFile string
 	cmd := &cobra.Command{
 		Use: "server",
 		Example: `  # Start with the embedded defaults (data in /var/lib/gantry, API on 127.0.0.1:6443,
@@ -37,7 +40,13 @@ func newServerCommand() *cobra.Command {
   # A second server on one machine: its own data dir, ports, bridge and pod range.
   gantry server --data-dir /tmp/g2 --https-port 7443 --etcd-client-port 3379 --etcd-peer-port 3380 \
     --webhook-port 7444 --registry-addr 127.0.0.1:6000 --kubelet-port 11250 --http-port 9080 \
-    --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16`,
+    --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16
+
+  # A highly available control plane (docs/ha.md): the first server starts the cluster...
+  gantry server --cluster-init --advertise-address 10.0.0.1 --bind-address 0.0.0.0
+  # ...and each other server joins it with the server token of the first.
+  gantry server --server https://10.0.0.1:6443 --token-file server-token \
+    --advertise-address 10.0.0.2 --bind-address 0.0.0.0`,
 		Short: "Run the embedded Kubernetes control plane",
 		Long: `Run Gantry: an embedded etcd, kube-apiserver, kube-controller-manager and
 kube-scheduler, an image registry on loopback, and the Knative Serving API (CRDs,
@@ -45,6 +54,16 @@ admission webhook, controllers), all in this process. The admin kubeconfig is
 written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokenFile != "" {
+				if cmd.Flags().Changed("token") {
+					return errors.New("--token and --token-file: give one")
+				}
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				all.JoinToken = strings.TrimSpace(string(b))
+			}
 			if diskReserve.set {
 				all.DiskReserveBytes = diskReserve.bytes
 				if all.DiskReserveBytes == 0 {
@@ -109,6 +128,10 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.DurationVar(&all.EtcdSnapshotInterval, "etcd-snapshot-interval", all.EtcdSnapshotInterval, `time between two scheduled etcd snapshots, e.g. 12h or 30m ("0" takes none); the first is due one interval after the newest scheduled snapshot`)
 	f.IntVar(&all.EtcdSnapshotRetention, "etcd-snapshot-retention", all.EtcdSnapshotRetention, "how many scheduled etcd snapshots are kept, the newest (snapshots taken with gantry etcd-snapshot save are not counted)")
 	f.StringVar(&all.EtcdSnapshotDir, "etcd-snapshot-dir", all.EtcdSnapshotDir, "directory of the etcd snapshots (default <data-dir>/snapshots)")
+	f.BoolVar(&cfg.ClusterInit, "cluster-init", cfg.ClusterInit, "start a cluster that more servers join (--server): etcd serves its peers at --advertise-address, and writes <data-dir>/server-token")
+	f.StringVar(&all.JoinServer, "server", all.JoinServer, "join the cluster of the server at this URL (https://HOST:PORT) as one more server; needs --token or --token-file")
+	f.StringVar(&all.JoinToken, "token", all.JoinToken, "the cluster's server token, K10<ca-hash>::<id>.<secret> (<data-dir>/server-token of a server; an agent token is refused)")
+	f.StringVar(&tokenFile, "token-file", tokenFile, "file holding the server token")
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", logFormat, "format of gantry's own log: text or json (a line about a request carries its trace_id and span_id)")
 	return cmd

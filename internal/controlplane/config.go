@@ -44,6 +44,14 @@ type Config struct {
 	Verbosity int
 	// ReadyTimeout bounds the wait for the API server's /readyz.
 	ReadyTimeout time.Duration
+	// ClusterInit starts an etcd that more servers can join (--cluster-init): it serves its
+	// peers at the advertise address, and the controller-manager and the scheduler elect a
+	// leader among the servers.
+	ClusterInit bool
+	// Join, when set, joins the cluster of another server (--server): the shared keys come
+	// from it, and this server's etcd member is added to the cluster as a learner, then
+	// promoted.
+	Join JoinSource
 }
 
 // Defaults that work on a laptop.
@@ -111,6 +119,9 @@ func (c Config) Validate() error {
 	if err := checkClusterCIDR(c.ClusterCIDR, c.NodeCIDRMaskSize); err != nil {
 		errs = append(errs, err)
 	}
+	if c.ClusterInit && c.Join != nil {
+		errs = append(errs, errors.New("--cluster-init and --server: give one (--cluster-init starts a cluster, --server joins one)"))
+	}
 	if c.Verbosity < 0 {
 		errs = append(errs, fmt.Errorf("--v: %d must not be negative", c.Verbosity))
 	}
@@ -145,11 +156,15 @@ func checkClusterCIDR(cidr string, mask int) error {
 
 // listeners are the addresses the control plane binds, each with the flag that sets it.
 func (c Config) listeners() []Listener {
-	return []Listener{
+	ls := []Listener{
 		{"--https-port", net.JoinHostPort(c.BindAddress, fmt.Sprint(c.HTTPSPort))},
 		{"--etcd-client-port", net.JoinHostPort("127.0.0.1", fmt.Sprint(c.EtcdClientPort))},
-		{"--etcd-peer-port", net.JoinHostPort("127.0.0.1", fmt.Sprint(c.EtcdPeerPort))},
+		{"--etcd-peer-port", net.JoinHostPort(c.etcdHost(), fmt.Sprint(c.EtcdPeerPort))},
 	}
+	if h := c.etcdHost(); h != "127.0.0.1" {
+		ls = append(ls, Listener{"--etcd-client-port", net.JoinHostPort(h, fmt.Sprint(c.EtcdClientPort))})
+	}
+	return ls
 }
 
 // Listener is an address a server binds and the flag that sets it.

@@ -1,12 +1,17 @@
 package controlplane
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
@@ -36,6 +41,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"IPv6 cluster CIDR", func(c *Config) { c.ClusterCIDR = "fd00:10::/56" }, "--cluster-cidr: fd00:10::/56: only IPv4"},
 		{"node mask no longer than the cluster's", func(c *Config) { c.ClusterCIDR, c.NodeCIDRMaskSize = "10.224.0.0/24", 24 }, "--node-cidr-mask-size: 24 must be longer than --cluster-cidr's /24"},
 		{"too many node ranges", func(c *Config) { c.ClusterCIDR, c.NodeCIDRMaskSize = "10.0.0.0/8", 28 }, "into more than 65536 node ranges"},
+		{"cluster-init and server", func(c *Config) { c.ClusterInit, c.Join = true, noJoin{} }, "--cluster-init and --server: give one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,5 +115,112 @@ func TestControllerManagerArgsTurnOnNodeIPAMWithAClusterCIDR(t *testing.T) {
 	}
 	if strings.Contains(on, "-node-ipam-controller") {
 		t.Errorf("with a cluster CIDR node IPAM is still off: %s", on)
+	}
+}
+
+// noJoin is a JoinSource that is never asked.
+type noJoin struct{}
+
+func (noJoin) Fetch(context.Context) (Bootstrap, error) { return Bootstrap{}, errors.New("not asked") }
+
+// TestEtcdAddresses: etcd stays on loopback unless the server is one of a cluster with an
+// advertise address; then its peers and the other servers reach it there, and its certificate
+// covers it.
+func TestEtcdAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		clusterInit, joining bool
+		advertise            string
+		wantHost             string
+	}{
+		{"single server", false, false, "10.0.0.1", "127.0.0.1"},
+		{"cluster-init on loopback", true, false, "", "127.0.0.1"},
+		{"cluster-init", true, false, "10.0.0.1", "10.0.0.1"},
+		{"joining", false, true, "10.0.0.2", "10.0.0.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.ClusterInit, c.AdvertiseAddress = tc.clusterInit, tc.advertise
+			if tc.joining {
+				c.Join = noJoin{}
+			}
+			if got := c.etcdHost(); got != tc.wantHost {
+				t.Errorf("etcdHost() = %s, want %s", got, tc.wantHost)
+			}
+			hosts := c.etcdHosts()
+			if !slices.Contains(hosts, "127.0.0.1") || !slices.Contains(hosts, tc.wantHost) {
+				t.Errorf("etcdHosts() = %v, want loopback and %s", hosts, tc.wantHost)
+			}
+			peers := 0
+			for _, l := range c.listeners() {
+				if l.Flag == "--etcd-peer-port" {
+					peers++
+					if host, _, _ := net.SplitHostPort(l.Addr); host != tc.wantHost {
+						t.Errorf("the peer port is checked on %s, want %s", l.Addr, tc.wantHost)
+					}
+				}
+			}
+			if peers != 1 {
+				t.Errorf("%d peer listeners, want 1", peers)
+			}
+		})
+	}
+}
+
+func TestSharedFilesAreThePKIsKeys(t *testing.T) {
+	want := []string{"ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "service-account.key"}
+	if got := SharedFiles(); !slices.Equal(got, want) {
+		t.Errorf("SharedFiles() = %v, want %v", got, want)
+	}
+}
+
+// TestMemberOfADataDir: the etcd member a data dir starts as, before any etcd call.
+func TestMemberOfADataDir(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		member, nameFile bool
+		joining          bool
+		want             etcdMember
+		wantErr          string
+	}{
+		{name: "first start", want: etcdMember{name: EtcdMemberName, state: "new"}},
+		{name: "single server restart", member: true, want: etcdMember{name: EtcdMemberName, state: "new"}},
+		{name: "joined server restart", member: true, nameFile: true, want: etcdMember{name: "gantry-0a1b2c3d", state: "existing"}},
+		{name: "joined server restart with --server", member: true, nameFile: true, joining: true, want: etcdMember{name: "gantry-0a1b2c3d", state: "existing"}},
+		{name: "unfinished join without --server", nameFile: true, wantErr: "its join of a cluster did not finish"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			etcd := etcdDataDir(dir)
+			if err := os.MkdirAll(etcd, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tc.member {
+				if err := os.Mkdir(filepath.Join(etcd, "member"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.nameFile {
+				if err := os.WriteFile(filepath.Join(etcd, memberNameFile), []byte("gantry-0a1b2c3d\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := DefaultConfig()
+			cfg.DataDir = dir
+			if tc.joining {
+				cfg.Join = noJoin{}
+			}
+			cp := &ControlPlane{cfg: cfg, dir: &datadir.Dir{Path: dir}}
+			got, err := cp.member(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("member() = %v, %v; want an error with %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got.name != tc.want.name || got.state != tc.want.state {
+				t.Errorf("member() = %+v, %v; want %s, %s", got, err, tc.want.name, tc.want.state)
+			}
+		})
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
 )
 
-// controllerManagerArgs are the kube-controller-manager flags. There is one member, so no
-// leader election. Node IPAM gives each Node its spec.podCIDR from cfg.ClusterCIDR when that
+// controllerManagerArgs are the kube-controller-manager flags. Its own leader election is off:
+// a single server runs one, and the servers of a cluster elect one with leaderelect.Run. Node IPAM gives each Node its spec.podCIDR from cfg.ClusterCIDR when that
 // is set (several nodes, joined by the overlay); without it the controller is off and each
 // node's range is given by hand.
 func controllerManagerArgs(kubeconfig string, certs pki.Bundle, cfg Config) []string {

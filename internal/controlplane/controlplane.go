@@ -26,6 +26,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
+	"github.com/gantry-run/gantry/internal/leaderelect"
 )
 
 // componentStopTimeout bounds how long the API server may take to stop.
@@ -53,6 +54,8 @@ type ControlPlane struct {
 
 	etcd       *embed.Etcd
 	components []*component // in start order
+	// joinEndpoints are the etcd members of the cluster a joining server joins.
+	joinEndpoints []string
 
 	ready     chan struct{}
 	closeOnce sync.Once
@@ -106,7 +109,14 @@ func New(cfg Config) (cp *ControlPlane, err error) {
 		ready:      make(chan struct{}),
 		failed:     make(chan struct{}),
 	}
-	if err := cp.certs.Ensure(pki.Options{Hosts: servingHosts(cfg)},
+	if cfg.Join != nil {
+		// The cluster's shared keys first: Ensure then issues this server's own leaves
+		// from them instead of making a CA of its own.
+		if err := cp.takeBootstrap(); err != nil {
+			return nil, err
+		}
+	}
+	if err := cp.certs.Ensure(pki.Options{Hosts: servingHosts(cfg), EtcdHosts: cfg.etcdHosts()},
 		pki.Admin, pki.ControllerManager, pki.Scheduler, pki.APIServerKubeletClient, pki.Gantry); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir.Path, err)
 	}
@@ -180,11 +190,20 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	if err := applyLogging(cp.log, cp.cfg.Verbosity); err != nil {
 		return err
 	}
-	var err error
-	if cp.etcd, err = startEtcd(readyCtx, cp.cfg, cp.certs, cp.log); err != nil {
+	member, err := cp.member(readyCtx)
+	if err != nil {
+		return err
+	}
+	if cp.etcd, err = startEtcd(readyCtx, cp.cfg, cp.certs, cp.log, member); err != nil {
 		return err
 	}
 	go cp.watchEtcd()
+	// A learner serves no API request: the API server starts on a voting member.
+	if cp.etcd.Server.IsLearner() {
+		if err := cp.promote(readyCtx); err != nil {
+			return err
+		}
+	}
 	// The API server is the first component and the others are its clients: stop relies on it.
 	api := cp.run("kube-apiserver", func(ctx context.Context) error {
 		return runAPIServer(ctx, apiServerArgs(cp.cfg, cp.certs))
@@ -192,17 +211,28 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	if err := cp.waitReady(readyCtx, api); err != nil {
 		return err
 	}
-	cp.run("kube-controller-manager", func(ctx context.Context) error {
+	cp.run("kube-controller-manager", cp.elected("kube-controller-manager", pki.ControllerManager, func(ctx context.Context) error {
 		return runControllerManager(ctx, controllerManagerArgs(cp.componentKubeconfig("controller-manager"), cp.certs, cp.cfg))
-	})
-	cp.run("kube-scheduler", func(ctx context.Context) error {
+	}))
+	cp.run("kube-scheduler", cp.elected("kube-scheduler", pki.Scheduler, func(ctx context.Context) error {
 		return runScheduler(ctx, schedulerArgs(cp.componentKubeconfig("scheduler")))
-	})
+	}))
 	if err := cp.ensureDefaultServiceAccount(readyCtx); err != nil {
 		return err
 	}
 	close(cp.ready)
 	return nil
+}
+
+// elected is fn as a single server runs it, or, on a server of a cluster, fn run while this
+// server holds the lease of that name (as identity, the component's own user).
+func (cp *ControlPlane) elected(lease string, identity pki.Client, fn func(ctx context.Context) error) func(ctx context.Context) error {
+	if !cp.cfg.Clustered() {
+		return fn // one server per data dir (it is locked): no election
+	}
+	return func(ctx context.Context) error {
+		return leaderelect.Run(ctx, restConfig(cp.server, cp.certs, identity), lease, fn)
+	}
 }
 
 // clientHost is the address clients use for a listen address: loopback for a wildcard.

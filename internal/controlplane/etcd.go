@@ -24,10 +24,8 @@ import (
 // member of this name.
 const EtcdMemberName = "gantry"
 
-// etcdURL is etcd's URL on one of its ports: loopback only, TLS.
-func etcdURL(port int) url.URL {
-	return url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", port)}
-}
+// etcdURL is etcd's URL on one of its ports on loopback, TLS.
+func etcdURL(port int) url.URL { return etcdURLOn("127.0.0.1", port) }
 
 // EtcdClientURL is where etcd serves clients, given --etcd-client-port.
 func EtcdClientURL(port int) string { u := etcdURL(port); return u.String() }
@@ -63,9 +61,10 @@ func checkEtcdData(dir string) error {
 	})
 }
 
-// startEtcd starts a single-member etcd on loopback, TLS with client certificates on both its
-// client and peer ports, and waits until it serves.
-func startEtcd(ctx context.Context, cfg Config, certs pki.Bundle, log io.Writer) (*embed.Etcd, error) {
+// startEtcd starts this server's etcd member, TLS with client certificates on both its client
+// and peer ports, and waits until it serves. A server that is not clustered keeps both ports
+// on loopback; a clustered one serves peers and clients at its advertise address too.
+func startEtcd(ctx context.Context, cfg Config, certs pki.Bundle, log io.Writer, m etcdMember) (*embed.Etcd, error) {
 	dir := etcdDataDir(cfg.DataDir)
 	tls := transport.TLSInfo{
 		CertFile:       certs.EtcdServerCert(),
@@ -73,17 +72,24 @@ func startEtcd(ctx context.Context, cfg Config, certs pki.Bundle, log io.Writer)
 		TrustedCAFile:  certs.EtcdCACert(),
 		ClientCertAuth: true,
 	}
-	clientURL := etcdURL(cfg.EtcdClientPort)
-	peerURL := etcdURL(cfg.EtcdPeerPort)
+	host := cfg.etcdHost()
+	clientURLs := []url.URL{etcdURL(cfg.EtcdClientPort)}
+	advertiseClient := clientURLs
+	if host != "127.0.0.1" {
+		advertiseClient = []url.URL{etcdURLOn(host, cfg.EtcdClientPort)}
+		clientURLs = append(clientURLs, advertiseClient...)
+	}
+	peerURL := etcdURLOn(host, cfg.EtcdPeerPort)
 
 	ec := embed.NewConfig()
-	ec.Name = EtcdMemberName
+	ec.Name = m.name
 	ec.Dir = dir
-	ec.ListenClientUrls = []url.URL{clientURL}
-	ec.AdvertiseClientUrls = []url.URL{clientURL}
+	ec.ListenClientUrls = clientURLs
+	ec.AdvertiseClientUrls = advertiseClient
 	ec.ListenPeerUrls = []url.URL{peerURL}
 	ec.AdvertisePeerUrls = []url.URL{peerURL}
-	ec.InitialCluster = fmt.Sprintf("%s=%s", EtcdMemberName, peerURL.String())
+	ec.InitialCluster = m.initialCluster
+	ec.ClusterState = m.state
 	ec.ClientTLSInfo = tls
 	ec.PeerTLSInfo = tls
 	ec.ListenMetricsUrls = nil

@@ -9,8 +9,9 @@ import (
 	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 )
 
-// schedulerArgs are the kube-scheduler flags: one member, so no leader election, and no
-// serving port of its own (the API server's /readyz is the control plane's health).
+// schedulerArgs are the kube-scheduler flags: its own leader election off (a single server runs
+// one scheduler; the servers of a cluster elect one with leaderelect.Run), and no serving port of
+// its own (the API server's /readyz is the control plane's health).
 func schedulerArgs(kubeconfig string) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/gantry-run/gantry/internal/lifecycle"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 )
 
@@ -49,7 +50,7 @@ func (s *Server) SetupWithManager(ctx context.Context, mgr manager.Manager) erro
 		}
 		synced = append(synced, reg.HasSynced)
 	}
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	return mgr.Add(lifecycle.OnEveryServer(func(ctx context.Context) error {
 		syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 		defer cancel()
 		if !toolscache.WaitForCacheSync(syncCtx.Done(), synced...) {

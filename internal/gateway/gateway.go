@@ -19,10 +19,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/tracing"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 )
@@ -108,11 +111,13 @@ func (g *Gateway) SetupWithManager(_ context.Context, mgr manager.Manager) error
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("gateway").
 		For(&netv1alpha1.Ingress{}).
+		// Each server's gateway keeps its own routing table: it reconciles on every server.
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
 		Complete(g); err != nil {
 		g.closeListeners()
 		return err
 	}
-	return mgr.Add(manager.RunnableFunc(g.serve))
+	return mgr.Add(lifecycle.OnEveryServer(g.serve))
 }
 
 func (g *Gateway) closeListeners() {

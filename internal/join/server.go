@@ -17,8 +17,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
-
-	"github.com/gantry-run/gantry/internal/atomicfile"
 )
 
 // AgentGroup is the group the API server gives a request made with the join token, besides
@@ -41,18 +39,30 @@ type EnsureOptions struct {
 	Server string
 	CA     []byte
 	Rotate bool
+	// Clustered is set for a server of several (--cluster-init, --server): the tokens the
+	// cluster has win over the files, which each server keeps a copy in.
+	Clustered bool
+	// ServerTokenFile, when set, holds the server token (ServerGroup), and ServerBootstrap
+	// gives what a joining server takes; both are for --cluster-init and --server only.
+	ServerTokenFile string
+	ServerBootstrap func() (ServerBootstrap, error)
 }
 
 // Ensure makes the cluster joinable with the token in opts.TokenFile: the bootstrap token's
 // Secret (older Gantry tokens are removed), the cluster-info ConfigMap, and the RBAC that lets
 // anyone read cluster-info and the token's holders ask for node certificates.
 func Ensure(ctx context.Context, client kubernetes.Interface, opts EnsureOptions) (Token, error) {
-	tok, err := readOrMakeToken(opts)
+	tok, err := readOrMakeToken(ctx, client, opts.TokenFile, opts.CA, opts.Rotate, opts.Clustered, agentToken)
 	if err != nil {
 		return Token{}, err
 	}
-	if err := ensureBootstrapSecret(ctx, client, tok); err != nil {
+	if err := ensureBootstrapSecret(ctx, client, tok, agentToken); err != nil {
 		return Token{}, err
+	}
+	if opts.ServerTokenFile != "" {
+		if err := ensureServerToken(ctx, client, opts); err != nil {
+			return Token{}, err
+		}
 	}
 	if err := ensureClusterInfo(ctx, client, opts.Server, opts.CA); err != nil {
 		return Token{}, err
@@ -63,44 +73,63 @@ func Ensure(ctx context.Context, client kubernetes.Interface, opts EnsureOptions
 	return tok, nil
 }
 
-func readOrMakeToken(opts EnsureOptions) (Token, error) {
-	hash, err := CAHash(opts.CA)
+// readOrMakeToken is the token of kind kept in file: the file's, while it pins this CA; else,
+// on a server of several, the cluster's; else a new one.
+func readOrMakeToken(ctx context.Context, client kubernetes.Interface, file string, ca []byte, rotate, clustered bool, kind tokenKind) (Token, error) {
+	hash, err := CAHash(ca)
 	if err != nil {
 		return Token{}, err
 	}
-	if !opts.Rotate {
-		b, err := os.ReadFile(opts.TokenFile)
-		switch {
-		case err == nil:
-			if tok, err := ParseToken(string(b)); err == nil && tok.CAHash == hash {
-				return tok, nil
+	if rotate {
+		return newTokenFile(file, ca)
+	}
+	if clustered {
+		// Each server keeps a copy: the cluster's token wins, so servers never fight.
+		tok, ok, err := adoptToken(ctx, client, hash, kind)
+		if err != nil {
+			return Token{}, err
+		}
+		if ok {
+			if b, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(b)) != tok.String() {
+				if err := writeToken(file, tok); err != nil {
+					return Token{}, err
+				}
 			}
-		case !errors.Is(err, os.ErrNotExist):
-			return Token{}, fmt.Errorf("join token: %w", err)
+			return tok, nil
 		}
 	}
-	tok, err := NewToken(opts.CA)
+	b, err := os.ReadFile(file)
+	switch {
+	case err == nil:
+		if tok, err := ParseToken(string(b)); err == nil && tok.CAHash == hash {
+			return tok, nil
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return Token{}, fmt.Errorf("join token: %w", err)
+	}
+	return newTokenFile(file, ca)
+}
+
+func newTokenFile(file string, ca []byte) (Token, error) {
+	tok, err := NewToken(ca)
 	if err != nil {
 		return Token{}, err
 	}
-	if err := atomicfile.Write(opts.TokenFile, []byte(tok.String()+"\n"), 0o600); err != nil {
-		return Token{}, fmt.Errorf("join token: %w", err)
-	}
-	return tok, nil
+	return tok, writeToken(file, tok)
 }
 
-func ensureBootstrapSecret(ctx context.Context, client kubernetes.Interface, tok Token) error {
+func ensureBootstrapSecret(ctx context.Context, client kubernetes.Interface, tok Token, kind tokenKind) error {
 	secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
 	want := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.BootstrapTokenSecretPrefix + tok.ID, Namespace: metav1.NamespaceSystem, Labels: map[string]string{managedLabel: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.BootstrapTokenSecretPrefix + tok.ID, Namespace: metav1.NamespaceSystem, Labels: map[string]string{kind.label: "true"}},
 		Type:       bootstrapapi.SecretTypeBootstrapToken,
 		Data: map[string][]byte{
 			bootstrapapi.BootstrapTokenIDKey:               []byte(tok.ID),
 			bootstrapapi.BootstrapTokenSecretKey:           []byte(tok.Secret),
 			bootstrapapi.BootstrapTokenUsageAuthentication: []byte("true"),
 			bootstrapapi.BootstrapTokenUsageSigningKey:     []byte("true"),
-			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(AgentGroup),
-			bootstrapapi.BootstrapTokenDescriptionKey:      []byte("gantry agent join token (gantry agent --help)"),
+			bootstrapapi.BootstrapTokenExtraGroupsKey:      []byte(kind.groups),
+			bootstrapapi.BootstrapTokenDescriptionKey:      []byte(kind.description),
 		},
 	}
 	cur, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
@@ -111,14 +140,14 @@ func ensureBootstrapSecret(ctx context.Context, client kubernetes.Interface, tok
 		}
 	case err != nil:
 		return fmt.Errorf("join token: reading its Secret: %w", err)
-	case string(cur.Data[bootstrapapi.BootstrapTokenSecretKey]) != tok.Secret || string(cur.Data[bootstrapapi.BootstrapTokenExtraGroupsKey]) != AgentGroup:
+	case string(cur.Data[bootstrapapi.BootstrapTokenSecretKey]) != tok.Secret || string(cur.Data[bootstrapapi.BootstrapTokenExtraGroupsKey]) != kind.groups:
 		cur.Data, cur.Labels = want.Data, want.Labels
 		if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("join token: updating its Secret: %w", err)
 		}
 	}
 	// An earlier token of Gantry's stops working.
-	old, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: managedLabel})
+	old, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: kind.label})
 	if err != nil {
 		return fmt.Errorf("join token: listing earlier tokens: %w", err)
 	}
@@ -224,6 +253,11 @@ func createOrUpdate[T interface{ GetName() string }](ctx context.Context, obj T,
 // Service keeps the cluster joinable and decides agents' certificate requests: a part of
 // gantry server.
 type Service struct {
+	// Elect, when set, runs the approver while this server is the elected one of a cluster
+	// (internal/leaderelect): two approvers deciding at once could each give one node name to
+	// a different key. Nil runs it here (a single server).
+	Elect func(ctx context.Context, run func(ctx context.Context) error) error
+
 	client   kubernetes.Interface
 	opts     EnsureOptions
 	approver *Approver
@@ -259,6 +293,12 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("agents join with", "command", "gantry agent --server "+s.opts.Server+" --token-file "+s.opts.TokenFile)
+	if s.opts.ServerTokenFile != "" {
+		s.log.Info("servers join with", "command", "gantry server --server "+s.opts.Server+" --token-file "+s.opts.ServerTokenFile)
+	}
 	close(s.ready)
+	if s.Elect != nil {
+		return s.Elect(ctx, s.approver.Start)
+	}
 	return s.approver.Start(ctx)
 }

@@ -27,6 +27,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/gantry-run/gantry/config/crd"
 	"github.com/gantry-run/gantry/internal/configstore"
+	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/reconciler/configuration"
 	"github.com/gantry-run/gantry/internal/reconciler/revision"
 	"github.com/gantry-run/gantry/internal/reconciler/route"
@@ -73,9 +75,16 @@ type Options struct {
 	// spans to, recording QueueTracingSamplingRatio of the traces it starts itself.
 	QueueTracingEndpoint      string
 	QueueTracingSamplingRatio float64
+	// LeaderElection is set when several servers run the serving stack against one cluster:
+	// the controllers and the autoscaler act on the elected leader only (a Lease in
+	// kube-system), while the webhook and the request path serve on every server.
+	LeaderElection bool
 	// Logger receives the configuration store's logs.
 	Logger *slog.Logger
 }
+
+// LeaderElectionID is the Lease the servers of a cluster elect the serving stack's leader by.
+const LeaderElectionID = "gantry-serving-controllers"
 
 // Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress and the
 // PodAutoscaler.
@@ -150,8 +159,16 @@ func New(opts Options) (*Serving, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		WebhookServer:          whServer,
-		// One gantry server per data dir (the data dir is locked), so no leader election.
-		LeaderElection: false,
+		// One gantry server per data dir (the data dir is locked): a single server needs no
+		// leader election; the servers of a cluster elect one.
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: metav1.NamespaceSystem,
+		// A server that stops hands the lease over at once, not after it expires.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(lifecycle.LeaseDuration),
+		RenewDeadline:                 ptr.To(lifecycle.RenewDeadline),
+		RetryPeriod:                   ptr.To(lifecycle.RetryPeriod),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the serving controller manager: %w", err)

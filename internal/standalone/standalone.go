@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ import (
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/kubeproxy"
+	"github.com/gantry-run/gantry/internal/leaderelect"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/metering"
 	"github.com/gantry-run/gantry/internal/node"
@@ -156,6 +158,10 @@ type Config struct {
 	EtcdSnapshotInterval  time.Duration
 	EtcdSnapshotRetention int
 	EtcdSnapshotDir       string
+	// JoinServer, when set, is the URL of a server whose cluster this server joins
+	// (--server), with JoinToken, that cluster's server token (--token).
+	JoinServer string
+	JoinToken  string
 	// Logger receives the registry's, store's and node's logs.
 	Logger *slog.Logger
 }
@@ -197,6 +203,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateEtcdSnapshots(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.joinSource(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.WebhookPort < 1 || c.WebhookPort > 65535 {
@@ -361,6 +370,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := controlplane.CheckListeners(listeners...); err != nil {
 		return nil, err
 	}
+	if cfg.ControlPlane.Join, err = cfg.joinSource(); err != nil {
+		return nil, err
+	}
 	cp, err := controlplane.New(cfg.ControlPlane)
 	if err != nil {
 		return nil, err
@@ -462,6 +474,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		// The queue-proxies trace when the server does, at its ratio.
 		QueueTracingEndpoint:      queueTracing,
 		QueueTracingSamplingRatio: cfg.OTLPSamplingRatio,
+		LeaderElection:            cfg.ControlPlane.Clustered(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serving controllers: %w", err)
@@ -859,11 +872,62 @@ func newJoin(cfg Config, cp *controlplane.ControlPlane) (*join.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return join.NewService(client, join.EnsureOptions{
+	opts := join.EnsureOptions{
 		TokenFile: cp.DataDirJoin(datadir.JoinToken),
 		Server:    "https://" + net.JoinHostPort(host, strconv.Itoa(cfg.ControlPlane.HTTPSPort)),
 		CA:        ca,
-	}, cfg.Logger), nil
+	}
+	if cfg.ControlPlane.Clustered() {
+		opts.Clustered = true
+		opts.ServerTokenFile = cp.DataDirJoin(datadir.ServerToken)
+		opts.ServerBootstrap = func() (join.ServerBootstrap, error) {
+			b, err := cp.Bootstrap()
+			return join.ServerBootstrap{Files: b.Files, EtcdEndpoints: b.EtcdEndpoints}, err
+		}
+	}
+	svc := join.NewService(client, opts, cfg.Logger)
+	if cfg.ControlPlane.Clustered() {
+		svc.Elect = func(ctx context.Context, run func(context.Context) error) error {
+			return leaderelect.Run(ctx, cp.GantryRESTConfig(), "gantry-join-approver", run)
+		}
+	}
+	return svc, nil
+}
+
+// joinSource is how this server joins another's cluster (--server, --token), or nil.
+func (c Config) joinSource() (controlplane.JoinSource, error) {
+	if c.JoinServer != "" && c.ControlPlane.ClusterInit {
+		return nil, errors.New("--cluster-init and --server: give one (--cluster-init starts a cluster, --server joins one)")
+	}
+	if c.JoinServer == "" {
+		if c.JoinToken != "" {
+			return nil, errors.New("--token: needs --server, the server whose cluster to join")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(c.JoinServer)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("--server: %q is not an https:// URL of a server", c.JoinServer)
+	}
+	if c.JoinToken == "" {
+		return nil, errors.New("--server: needs --token or --token-file, a server token (<data-dir>/server-token of a server started with --cluster-init)")
+	}
+	tok, err := join.ParseToken(c.JoinToken)
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	return serverJoin{server: c.JoinServer, token: tok}, nil
+}
+
+// serverJoin fetches the cluster's bootstrap with a server token (internal/join).
+type serverJoin struct {
+	server string
+	token  join.Token
+}
+
+func (j serverJoin) Fetch(ctx context.Context) (controlplane.Bootstrap, error) {
+	b, err := join.FetchServerBootstrap(ctx, j.server, j.token)
+	return controlplane.Bootstrap{Files: b.Files, EtcdEndpoints: b.EtcdEndpoints}, err
 }
 
 // newResourceMetrics builds the resource metrics API of the node's pods; it needs an address

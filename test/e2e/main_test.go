@@ -81,6 +81,12 @@ type server struct {
 	t       *testing.T
 	dataDir string
 	ports   []int // https, etcd client, etcd peer, webhook, registry, kubelet, gateway
+	args    []string
+	// netns is the network namespace the server runs in ("" for the host's): its kubectl
+	// runs there too, where its kubeconfig's address is.
+	netns string
+	// addr is where the host reaches the server's network listeners ("" for loopback).
+	addr    string
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	stderr  bytes.Buffer
@@ -129,8 +135,24 @@ func freePorts(t *testing.T) []int {
 // ready line.
 func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, ports: ports, ready: make(chan struct{}), exited: make(chan struct{})}
-	s.cmd = exec.Command(gantryBin, append(serverArgs(dataDir, ports), extra...)...)
+	return launchServer(t, dataDir, ports, append(serverArgs(dataDir, ports), extra...), func() {
+		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
+	})
+}
+
+// launchServer runs gantry with args (a server on dataDir and ports), waits for its ready
+// line, and at the test's end kills it if it still runs, then calls after (if set).
+func launchServer(t *testing.T, dataDir string, ports []int, args []string, after func()) *server {
+	t.Helper()
+	return launchServerIn(t, "", dataDir, ports, args, after)
+}
+
+// launchServerIn is launchServer in the network namespace netns ("" for the host's).
+func launchServerIn(t *testing.T, netns, dataDir string, ports []int, args []string, after func()) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, ports: ports, args: args, netns: netns, ready: make(chan struct{}), exited: make(chan struct{})}
+	s.cmd = inNetns(netns, gantryBin, args...)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +166,9 @@ func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *se
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
-		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
-		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
+		if after != nil {
+			after()
+		}
 	})
 	select {
 	case <-s.ready:
@@ -221,7 +244,8 @@ func (s *server) stop() {
 func (s *server) kubectl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gantryBin, append([]string{"kubectl"}, args...)...)
+	cmd := inNetns(s.netns, gantryBin, append([]string{"kubectl"}, args...)...)
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
 	cmd.Env = append(os.Environ(), "GANTRY_DATA_DIR="+s.dataDir, "KUBECONFIG=")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -256,4 +280,12 @@ func (s *server) eventually(what string, check func(out string) bool, args ...st
 		return false, fmt.Errorf("last output %q", out)
 	})
 	return out
+}
+
+// inNetns is the command bin args, run in the network namespace netns ("" for the host's).
+func inNetns(netns, bin string, args ...string) *exec.Cmd {
+	if netns == "" {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", netns, bin}, args...)...)
 }

@@ -49,9 +49,10 @@ type Server struct {
 	opts Options
 	// Cmd is the process.
 	Cmd *exec.Cmd
-	// RegistryPort is the image registry's port on 127.0.0.1; HTTPPort the gateway's.
-	RegistryPort, HTTPPort int
-	exited                 chan struct{}
+	// RegistryPort is the image registry's port on 127.0.0.1; HTTPPort the gateway's;
+	// HTTPSPort the API server's.
+	RegistryPort, HTTPPort, HTTPSPort int
+	exited                            chan struct{}
 
 	mu          sync.Mutex
 	log         bytes.Buffer
@@ -64,7 +65,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, RegistryPort: ports[4], HTTPPort: ports[6], exited: make(chan struct{})}
+	s := &Server{opts: opts, RegistryPort: ports[4], HTTPPort: ports[6], HTTPSPort: ports[0], exited: make(chan struct{})}
 	metrics := "127.0.0.1:0"
 	if opts.NoMetrics {
 		metrics = ""

@@ -37,6 +37,7 @@ const (
 	APIServerDir     = "apiserver"       // the API server's policy: authentication and admission configuration
 	SnapshotsDir     = "snapshots"       // etcd snapshots (gantry etcd-snapshot, gantry server --etcd-snapshot-interval)
 	JoinToken        = "token"           // the agents' join token (internal/join)
+	ServerToken      = "server-token"    // the servers' join token, of a server of several (internal/join)
 )
 
 // markerKind is the value of Marker.Kind in every Gantry data directory.

@@ -88,6 +88,9 @@ func (b Bundle) ClientKey(c Client) string  { return filepath.Join(b.Dir, c.Name
 type Options struct {
 	// Hosts are the DNS names and IP addresses the API server is reached at.
 	Hosts []string
+	// EtcdHosts are those etcd is reached at (its peers and the other servers); empty means
+	// loopback.
+	EtcdHosts []string
 	// Now is the time certificates are issued at; zero means time.Now.
 	Now time.Time
 }
@@ -104,7 +107,7 @@ func (b Bundle) Ensure(opts Options, clients ...Client) error {
 	if err := os.MkdirAll(filepath.Join(b.Dir, "etcd"), 0o700); err != nil {
 		return fmt.Errorf("creating PKI directory: %w", err)
 	}
-	if err := b.ensureEtcd(now); err != nil {
+	if err := b.ensureEtcd(now, opts.EtcdHosts); err != nil {
 		return err
 	}
 	ca, caKey, err := ensureCA(b.CACert(), b.CAKey(), "gantry-ca", now)
@@ -172,18 +175,22 @@ func (b Bundle) EnsureKubelet(node string, hosts []string, now time.Time) error 
 	return ensureLeaf(b.KubeletCert(), b.KubeletKey(), spec, ca, caKey, now)
 }
 
-// ensureEtcd creates etcd's CA, its serving certificate (loopback only) and the API server's
-// client certificate for it.
-func (b Bundle) ensureEtcd(now time.Time) error {
+// ensureEtcd creates etcd's CA, its serving certificate (for hosts; loopback when none) and
+// the API server's client certificate for it.
+func (b Bundle) ensureEtcd(now time.Time, hosts []string) error {
 	ca, caKey, err := ensureCA(b.EtcdCACert(), b.EtcdCAKey(), "gantry-etcd-ca", now)
 	if err != nil {
 		return err
 	}
+	dns, ips := splitHosts(hosts)
+	if len(dns)+len(ips) == 0 {
+		dns, ips = []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
 	server := leafSpec{
 		subject: pkix.Name{CommonName: "etcd"},
 		usages:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		dns:     []string{"localhost"},
-		ips:     []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		dns:     dns,
+		ips:     ips,
 	}
 	if err := ensureLeaf(b.EtcdServerCert(), b.EtcdServerKey(), server, ca, caKey, now); err != nil {
 		return err

@@ -1,0 +1,142 @@
+// Package loadbalancer is an agent's way to the API servers of a cluster of several, as k3s's
+// agents reach theirs: a TCP proxy on loopback that the agent's clients use as their server.
+// Each connection goes to the server in use while it accepts connections; when it does not,
+// the proxy tries the others in order and keeps the first that does. TLS passes through
+// untouched (the servers' certificates cover 127.0.0.1), so the clients still verify the
+// cluster CA and present their own certificates. A connection open to a server that dies ends
+// with it, and the client's next one goes to another server.
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// DialTimeout bounds one attempt to reach a server.
+const DialTimeout = 3 * time.Second
+
+// LoadBalancer is a running proxy; New listens, Start serves.
+type LoadBalancer struct {
+	ln      net.Listener
+	log     *slog.Logger
+	mu      sync.Mutex
+	servers []string // host:port, in order
+	current int
+	conns   sync.WaitGroup
+}
+
+// New listens on 127.0.0.1 (a port the kernel picks) for the servers at urls (https://HOST:PORT).
+func New(urls []string, log *slog.Logger) (*LoadBalancer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var servers []string
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("%q is not an https:// URL of a server", s)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "443")
+		}
+		servers = append(servers, host)
+	}
+	if len(servers) == 0 {
+		return nil, errors.New("no server")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &LoadBalancer{ln: ln, log: log.With("component", "api-load-balancer"), servers: servers}, nil
+}
+
+// URL is the servers' URL for the agent's clients: the proxy's address.
+func (lb *LoadBalancer) URL() string { return "https://" + lb.ln.Addr().String() }
+
+// Server is the address of the server in use.
+func (lb *LoadBalancer) Server() string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.servers[lb.current]
+}
+
+// Start serves until ctx ends, then closes the listener and every connection through it.
+func (lb *LoadBalancer) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		_ = lb.ln.Close()
+	}()
+	for {
+		conn, err := lb.ln.Accept()
+		if err != nil {
+			lb.conns.Wait()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("api load balancer: %w", err)
+		}
+		lb.conns.Go(func() { lb.serve(ctx, conn) })
+	}
+}
+
+// serve pipes conn to a server until either side ends or ctx does.
+func (lb *LoadBalancer) serve(ctx context.Context, conn net.Conn) {
+	defer func() { _ = conn.Close() }()
+	backend, err := lb.dial(ctx)
+	if err != nil {
+		lb.log.Warn("no server reachable", "err", err)
+		return
+	}
+	defer func() { _ = backend.Close() }()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go pipe(backend, conn)
+	go pipe(conn, backend)
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	// Closing both (deferred) ends the other copy.
+}
+
+// dial reaches the server in use, else the next ones in order; the first that answers is
+// then the one in use.
+func (lb *LoadBalancer) dial(ctx context.Context) (net.Conn, error) {
+	lb.mu.Lock()
+	start, servers := lb.current, lb.servers
+	lb.mu.Unlock()
+	d := net.Dialer{Timeout: DialTimeout}
+	var errs []error
+	for i := range servers {
+		n := (start + i) % len(servers)
+		conn, err := d.DialContext(ctx, "tcp", servers[n])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if n != start {
+			lb.mu.Lock()
+			if lb.current == start {
+				lb.current = n
+				lb.log.Info("server changed", "from", servers[start], "to", servers[n])
+			}
+			lb.mu.Unlock()
+		}
+		return conn, nil
+	}
+	return nil, errors.Join(errs...)
+}
