@@ -89,6 +89,7 @@ token, and keeps them in <data-dir>/credentials.`,
 }
 
 func runAgent(ctx context.Context, cfg agent.Config, log *slog.Logger) error {
+	tuneGC()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	address := net.ParseIP(cfg.Address)

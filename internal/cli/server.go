@@ -139,6 +139,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 
 func runServer(ctx context.Context, cfg standalone.Config, log *slog.Logger) error {
 	cfg.Logger = log
+	tuneGC()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
