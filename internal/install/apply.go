@@ -1,0 +1,297 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gantry-run/gantry/internal/serving"
+)
+
+// pollInterval is how often Install and Uninstall look at what they wait for.
+const pollInterval = 250 * time.Millisecond
+
+// LoadOrGenerateCerts reuses the webhook's certificate in the cluster when it is still good
+// (so running replicas and the caBundle agree), and makes a new one otherwise.
+func LoadOrGenerateCerts(ctx context.Context, c client.Client, now time.Time) (Certs, error) {
+	sec := &corev1.Secret{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: CertSecretName}, sec)
+	switch {
+	case err == nil:
+		certs := Certs{CA: sec.Data["ca.crt"], Cert: sec.Data[corev1.TLSCertKey], Key: sec.Data[corev1.TLSPrivateKeyKey]}
+		if certs.Check(Namespace, now) == nil {
+			return certs, nil
+		}
+	case !apierrors.IsNotFound(err) && !apimeta.IsNoMatchError(err):
+		return Certs{}, fmt.Errorf("reading Secret %s/%s: %w", Namespace, CertSecretName, err)
+	}
+	return GenerateCerts(Namespace, now)
+}
+
+// Install applies the manifests of o with server-side apply, in order, and waits until the
+// CRDs are established and the controller has a ready replica before it registers the
+// webhooks; timeout bounds the whole.
+func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return fmt.Errorf("connecting to the cluster: %w", err)
+	}
+	if o.Certs.Cert == nil {
+		if o.Certs, err = LoadOrGenerateCerts(ctx, c, time.Now()); err != nil {
+			return err
+		}
+	}
+	objs, err := Manifests(o)
+	if err != nil {
+		return err
+	}
+	var crdNames []string
+	for _, obj := range objs {
+		switch obj.GetKind() {
+		case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+			continue // once the webhook serves
+		case "CustomResourceDefinition":
+			crdNames = append(crdNames, obj.GetName())
+		}
+		if err := apply(ctx, c, obj); err != nil {
+			return err
+		}
+		if obj.GetKind() == "Namespace" {
+			// The kinds are applied; the rest needs them served.
+			if err := waitCRDs(ctx, cfg); err != nil {
+				return err
+			}
+		}
+	}
+	log.Info("manifests applied; waiting for the controller", "namespace", Namespace, "deployment", ControllerName)
+	if err := waitDeployment(ctx, c); err != nil {
+		return err
+	}
+	for _, obj := range objs {
+		switch obj.GetKind() {
+		case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+			if err := apply(ctx, c, obj); err != nil {
+				return err
+			}
+		}
+	}
+	log.Info("installed", "crds", len(crdNames), "objects", len(objs))
+	return nil
+}
+
+func apply(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error {
+	obj = obj.DeepCopy()
+	//nolint:staticcheck // client.Apply with an unstructured object is server-side apply; the typed Apply method needs apply configurations for CRDs and ConfigMaps alike.
+	if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", obj.GetKind(), objName(obj), err)
+	}
+	return nil
+}
+
+func objName(obj *unstructured.Unstructured) string {
+	if obj.GetNamespace() != "" {
+		return obj.GetNamespace() + "/" + obj.GetName()
+	}
+	return obj.GetName()
+}
+
+func waitCRDs(ctx context.Context, cfg *rest.Config) error {
+	if err := serving.WaitCRDs(ctx, cfg); err != nil {
+		return fmt.Errorf("waiting for the CRDs: %w", err)
+	}
+	return nil
+}
+
+// waitDeployment waits for a ready replica of the controller: the leader (the others stay
+// unready while they wait for the lease).
+func waitDeployment(ctx context.Context, c client.Client) error {
+	var last string
+	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
+		d := &appsv1.Deployment{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: ControllerName}, d); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = fmt.Sprintf("%d of %d replicas ready", d.Status.ReadyReplicas, ptrOr(d.Spec.Replicas, 1))
+		return d.Status.ReadyReplicas >= 1 && d.Status.ObservedGeneration >= d.Generation, nil
+	})
+	if err != nil {
+		return fmt.Errorf("deployment %s/%s not ready (%s): %w (kubectl -n %s describe pods -l app=%s)", Namespace, ControllerName, last, err, Namespace, ControllerName)
+	}
+	return nil
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// identities are the objects install writes, without their contents: what Uninstall
+// deletes and Leftovers looks for.
+func identities() ([]*unstructured.Unstructured, error) {
+	return Manifests(Options{Image: "gantry.invalid/gantry:uninstall", Replicas: 1, Domain: "invalid", Ingress: IngressGateway, GatewayServiceType: corev1.ServiceTypeClusterIP})
+}
+
+// Uninstall removes everything Install wrote: the webhook configurations first (nothing is
+// admitted by a webhook that is going away), then the CRDs (the API server deletes every
+// Knative object, and the garbage collector what they own, while the controller still runs
+// to let them go), then the namespace and the cluster-wide RBAC. It waits until they are
+// gone; timeout bounds the whole.
+func Uninstall(ctx context.Context, cfg *rest.Config, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return fmt.Errorf("connecting to the cluster: %w", err)
+	}
+	objs, err := identities()
+	if err != nil {
+		return err
+	}
+	phase := func(kinds ...string) error {
+		var deleted []*unstructured.Unstructured
+		for _, o := range objs {
+			if !slices.Contains(kinds, o.GetKind()) {
+				continue
+			}
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(o.GroupVersionKind())
+			u.SetName(o.GetName())
+			u.SetNamespace(o.GetNamespace())
+			err := c.Delete(ctx, u, client.PropagationPolicy(metav1.DeletePropagationForeground))
+			if err != nil && !apierrors.IsNotFound(err) && !apimeta.IsNoMatchError(err) {
+				return fmt.Errorf("deleting %s %s: %w", o.GetKind(), objName(o), err)
+			}
+			deleted = append(deleted, u)
+		}
+		return waitGone(ctx, c, deleted)
+	}
+	if err := phase("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"); err != nil {
+		return err
+	}
+	log.Info("deleting the CRDs and every Knative object")
+	if err := phase("CustomResourceDefinition"); err != nil {
+		return err
+	}
+	log.Info("deleting the namespace and RBAC", "namespace", Namespace)
+	if err := phase("Namespace", "ClusterRole", "ClusterRoleBinding"); err != nil {
+		return err
+	}
+	left, err := Leftovers(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("uninstalled, but these remain: %s", strings.Join(left, ", "))
+	}
+	return nil
+}
+
+func waitGone(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) error {
+	var last string
+	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
+		for _, o := range objs {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(o.GroupVersionKind())
+			err := c.Get(ctx, client.ObjectKeyFromObject(o), u)
+			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+				continue
+			}
+			last = o.GetKind() + " " + objName(o)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s to go: %w", last, err)
+	}
+	return nil
+}
+
+// leftoverKinds are the kinds Leftovers searches for objects labelled part-of=gantry.
+var leftoverKinds = []schema.GroupVersionKind{
+	{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinitionList"},
+	{Version: "v1", Kind: "NamespaceList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBindingList"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingWebhookConfigurationList"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfigurationList"},
+	{Version: "v1", Kind: "ConfigMapList"},
+	{Version: "v1", Kind: "SecretList"},
+	{Version: "v1", Kind: "ServiceList"},
+	{Version: "v1", Kind: "ServiceAccountList"},
+	{Group: "apps", Version: "v1", Kind: "DeploymentList"},
+	{Version: "v1", Kind: "PodList"},
+}
+
+// Leftovers names what of Gantry is still in the cluster: every object labelled
+// part-of=gantry, any CRD of Knative's or Gantry's groups, the gantry-system namespace, and
+// any object named by the manifests.
+func Leftovers(ctx context.Context, cfg *rest.Config) ([]string, error) {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, gvk := range leftoverKinds {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk)
+		if err := c.List(ctx, l); err != nil {
+			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
+		}
+		kind := strings.TrimSuffix(gvk.Kind, "List")
+		for _, o := range l.Items {
+			name := kind + " " + objName(&o)
+			switch {
+			case o.GetLabels()[PartOfLabel] == PartOf,
+				kind == "CustomResourceDefinition" && gantryGroup(o.GetName()),
+				kind == "Namespace" && o.GetName() == Namespace,
+				strings.HasSuffix(kind, "WebhookConfiguration") && (strings.Contains(o.GetName(), "knative.dev") || strings.Contains(o.GetName(), "gantry")),
+				o.GetNamespace() == Namespace:
+				left = append(left, name)
+			}
+		}
+	}
+	ids, err := identities()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range ids {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(o.GroupVersionKind())
+		err := c.Get(ctx, client.ObjectKeyFromObject(o), u)
+		if err == nil {
+			name := o.GetKind() + " " + objName(o)
+			if !slices.Contains(left, name) {
+				left = append(left, name)
+			}
+		} else if !apierrors.IsNotFound(err) && !apimeta.IsNoMatchError(err) {
+			return nil, errors.Join(fmt.Errorf("reading %s %s", o.GetKind(), objName(o)), err)
+		}
+	}
+	slices.Sort(left)
+	return left, nil
+}
+
+func gantryGroup(crdName string) bool {
+	return strings.HasSuffix(crdName, ".knative.dev") || strings.HasSuffix(crdName, ".gantry.dev")
+}
