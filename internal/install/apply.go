@@ -58,6 +58,15 @@ func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Dura
 			return err
 		}
 	}
+	ns := &corev1.Namespace{}
+	switch err := c.Get(ctx, client.ObjectKey{Name: Namespace}, ns); {
+	case apierrors.IsNotFound(err):
+		o.OwnNamespace = true
+	case err != nil:
+		return fmt.Errorf("reading namespace %s: %w", Namespace, err)
+	default:
+		o.OwnNamespace = ns.Annotations[CreatedAnnotation] == "true"
+	}
 	objs, err := Manifests(o)
 	if err != nil {
 		return err
@@ -145,6 +154,9 @@ func ptrOr(p *int32, def int32) int32 {
 	return *p
 }
 
+// namespacedKinds are the kinds install writes into gantry-system.
+var namespacedKinds = []string{"ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Secret", "Deployment", "Service"}
+
 // identities are the objects install writes, without their contents: what Uninstall
 // deletes and Leftovers looks for.
 func identities() ([]*unstructured.Unstructured, error) {
@@ -192,8 +204,41 @@ func Uninstall(ctx context.Context, cfg *rest.Config, timeout time.Duration, log
 	if err := phase("CustomResourceDefinition"); err != nil {
 		return err
 	}
-	log.Info("deleting the namespace and RBAC", "namespace", Namespace)
-	if err := phase("Namespace", "ClusterRole", "ClusterRoleBinding"); err != nil {
+	ns := &corev1.Namespace{}
+	err = c.Get(ctx, client.ObjectKey{Name: Namespace}, ns)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("reading namespace %s: %w", Namespace, err)
+	case ns.Annotations[CreatedAnnotation] == "true":
+		log.Info("deleting the namespace and RBAC", "namespace", Namespace)
+		if err := phase("Namespace"); err != nil {
+			return err
+		}
+	default:
+		// The namespace was there before install: only what install put in it goes, and
+		// the controller's Lease; install's labels leave the namespace with it.
+		log.Info("deleting what install put in the namespace, which stays", "namespace", Namespace)
+		if err := phase(namespacedKinds...); err != nil {
+			return err
+		}
+		lease := &unstructured.Unstructured{}
+		lease.SetGroupVersionKind(schema.GroupVersionKind{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease"})
+		lease.SetNamespace(Namespace)
+		lease.SetName(serving.LeaderElectionID)
+		if err := c.Delete(ctx, lease); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting Lease %s/%s: %w", Namespace, serving.LeaderElectionID, err)
+		}
+		bare := &unstructured.Unstructured{}
+		bare.SetAPIVersion("v1")
+		bare.SetKind("Namespace")
+		bare.SetName(Namespace)
+		if err := apply(ctx, c, bare); err != nil {
+			return err
+		}
+	}
+	log.Info("deleting the RBAC")
+	if err := phase("ClusterRole", "ClusterRoleBinding"); err != nil {
 		return err
 	}
 	left, err := Leftovers(ctx, cfg)
@@ -227,31 +272,42 @@ func waitGone(ctx context.Context, c client.Client, objs []*unstructured.Unstruc
 	return nil
 }
 
-// leftoverKinds are the kinds Leftovers searches for objects labelled part-of=gantry.
+// leftoverKinds are the kinds Leftovers lists, cluster-wide.
 var leftoverKinds = []schema.GroupVersionKind{
 	{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinitionList"},
-	{Version: "v1", Kind: "NamespaceList"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleList"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBindingList"},
 	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingWebhookConfigurationList"},
 	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfigurationList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleList"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBindingList"},
+	{Group: "coordination.k8s.io", Version: "v1", Kind: "LeaseList"},
+	{Version: "v1", Kind: "NamespaceList"},
 	{Version: "v1", Kind: "ConfigMapList"},
 	{Version: "v1", Kind: "SecretList"},
 	{Version: "v1", Kind: "ServiceList"},
 	{Version: "v1", Kind: "ServiceAccountList"},
-	{Group: "apps", Version: "v1", Kind: "DeploymentList"},
 	{Version: "v1", Kind: "PodList"},
+	{Group: "apps", Version: "v1", Kind: "DeploymentList"},
+	{Group: "apps", Version: "v1", Kind: "ReplicaSetList"},
+	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
 }
 
-// Leftovers names what of Gantry is still in the cluster: every object labelled
-// part-of=gantry, any CRD of Knative's or Gantry's groups, the gantry-system namespace, and
-// any object named by the manifests.
+// Leftovers names what of Gantry's serving stack is in the cluster: whatever install
+// labelled (managed-by gantry-install), any CRD of Knative's or Gantry's groups, any webhook
+// configuration of Knative's, the controller's Lease, an object the manifests name, and any
+// object of a Knative revision (labelled serving.knative.dev/...), anywhere.
 func Leftovers(ctx context.Context, cfg *rest.Config) ([]string, error) {
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, err
 	}
 	var left []string
+	add := func(name string) {
+		if !slices.Contains(left, name) {
+			left = append(left, name)
+		}
+	}
 	for _, gvk := range leftoverKinds {
 		l := &unstructured.UnstructuredList{}
 		l.SetGroupVersionKind(gvk)
@@ -260,14 +316,8 @@ func Leftovers(ctx context.Context, cfg *rest.Config) ([]string, error) {
 		}
 		kind := strings.TrimSuffix(gvk.Kind, "List")
 		for _, o := range l.Items {
-			name := kind + " " + objName(&o)
-			switch {
-			case o.GetLabels()[PartOfLabel] == PartOf,
-				kind == "CustomResourceDefinition" && gantryGroup(o.GetName()),
-				kind == "Namespace" && o.GetName() == Namespace,
-				strings.HasSuffix(kind, "WebhookConfiguration") && (strings.Contains(o.GetName(), "knative.dev") || strings.Contains(o.GetName(), "gantry")),
-				o.GetNamespace() == Namespace:
-				left = append(left, name)
+			if leftover(kind, &o) {
+				add(kind + " " + objName(&o))
 			}
 		}
 	}
@@ -276,20 +326,42 @@ func Leftovers(ctx context.Context, cfg *rest.Config) ([]string, error) {
 		return nil, err
 	}
 	for _, o := range ids {
+		if o.GetKind() == "Namespace" {
+			continue // judged above: it may have been there before install
+		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(o.GroupVersionKind())
 		err := c.Get(ctx, client.ObjectKeyFromObject(o), u)
 		if err == nil {
-			name := o.GetKind() + " " + objName(o)
-			if !slices.Contains(left, name) {
-				left = append(left, name)
-			}
+			add(o.GetKind() + " " + objName(o))
 		} else if !apierrors.IsNotFound(err) && !apimeta.IsNoMatchError(err) {
 			return nil, errors.Join(fmt.Errorf("reading %s %s", o.GetKind(), objName(o)), err)
 		}
 	}
 	slices.Sort(left)
 	return left, nil
+}
+
+// leftover says whether o of kind is Gantry's serving stack's.
+func leftover(kind string, o *unstructured.Unstructured) bool {
+	l := o.GetLabels()
+	if l["app.kubernetes.io/managed-by"] == FieldManager || o.GetAnnotations()[CreatedAnnotation] != "" {
+		return true
+	}
+	for k := range l {
+		if strings.HasPrefix(k, "serving.knative.dev/") || strings.HasPrefix(k, "autoscaling.knative.dev/") || strings.HasPrefix(k, "networking.internal.knative.dev/") {
+			return true
+		}
+	}
+	switch kind {
+	case "CustomResourceDefinition":
+		return gantryGroup(o.GetName())
+	case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+		return strings.HasSuffix(o.GetName(), "knative.dev") || strings.HasSuffix(o.GetName(), ".gantry.dev")
+	case "Lease":
+		return o.GetName() == serving.LeaderElectionID
+	}
+	return false
 }
 
 func gantryGroup(crdName string) bool {

@@ -68,7 +68,14 @@ type Options struct {
 	GatewayServiceType corev1.ServiceType
 	// Certs serve the webhook.
 	Certs Certs
+	// OwnNamespace says install created gantry-system (it was not there before): the
+	// namespace carries CreatedAnnotation, and uninstall deletes it. A namespace that was
+	// there (a gantry server with --serving=false keeps its own things in it) stays.
+	OwnNamespace bool
 }
+
+// CreatedAnnotation marks the gantry-system namespace install created.
+const CreatedAnnotation = "gantry.dev/created-by-install"
 
 // Validate names the flag of each wrong option.
 func (o Options) Validate() error {
@@ -129,7 +136,11 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 		}
 		objs = append(objs, c)
 	}
-	objs = append(objs, &corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: meta(Namespace, "")})
+	ns := &corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: meta(Namespace, "")}
+	if o.OwnNamespace {
+		ns.Annotations = map[string]string{CreatedAnnotation: "true"}
+	}
+	objs = append(objs, ns)
 	for _, name := range config.Names() {
 		objs = append(objs, &corev1.ConfigMap{
 			TypeMeta:   typeMeta("v1", "ConfigMap"),
