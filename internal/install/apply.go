@@ -241,12 +241,17 @@ func Uninstall(ctx context.Context, cfg *rest.Config, timeout time.Duration, log
 	if err := phase("ClusterRole", "ClusterRoleBinding"); err != nil {
 		return err
 	}
-	left, err := Leftovers(ctx, cfg)
+	// The garbage collector deletes what the Knative objects owned (the revisions'
+	// Deployments, their pods) after them: wait for it too.
+	log.Info("waiting for the revisions' objects to go")
+	var left []string
+	err = wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
+		var err error
+		left, err = Leftovers(ctx, cfg)
+		return err == nil && len(left) == 0, err
+	})
 	if err != nil {
-		return err
-	}
-	if len(left) > 0 {
-		return fmt.Errorf("uninstalled, but these remain: %s", strings.Join(left, ", "))
+		return fmt.Errorf("uninstalled, but these remain: %s: %w", strings.Join(left, ", "), err)
 	}
 	return nil
 }

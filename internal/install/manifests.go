@@ -141,7 +141,7 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 		ns.Annotations = map[string]string{CreatedAnnotation: "true"}
 	}
 	objs = append(objs, ns)
-	for _, name := range config.Names() {
+	for _, name := range ConfigMapNames() {
 		objs = append(objs, &corev1.ConfigMap{
 			TypeMeta:   typeMeta("v1", "ConfigMap"),
 			ObjectMeta: meta(name, Namespace),
@@ -183,6 +183,19 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// ConfigMapNames are the configuration ConfigMaps of the serving stack. Metering's and the
+// serverless profiles' belong to the serverless node, which cluster mode does not install
+// (a gantry server keeps its own config-metering in gantry-system).
+func ConfigMapNames() []string {
+	var out []string
+	for _, n := range config.Names() {
+		if n != config.MeteringConfigName && n != config.ServerlessConfigName {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func typeMeta(apiVersion, kind string) metav1.TypeMeta {

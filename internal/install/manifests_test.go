@@ -76,6 +76,15 @@ func TestManifestsOrderAndLabels(t *testing.T) {
 			t.Errorf("%s %s: namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
 		}
 	}
+	var cms []string
+	for _, o := range objs {
+		if o.GetKind() == "ConfigMap" {
+			cms = append(cms, o.GetName())
+		}
+	}
+	if diff := cmp.Diff([]string{"config-defaults", "config-features", "config-autoscaler", "config-network", "config-deployment"}, cms); diff != "" {
+		t.Errorf("ConfigMaps (-want +got):\n%s", diff)
+	}
 	if crds != 7 {
 		t.Errorf("%d CRDs, want the 7 of config/crd", crds)
 	}

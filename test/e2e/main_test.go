@@ -129,8 +129,15 @@ func freePorts(t *testing.T) []int {
 // ready line.
 func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *server {
 	t.Helper()
+	return startServerOn(t, dataDir, ports, "gantry-e2e0", "10.246.0.0/16", append(serverArgs(dataDir, ports), extra...))
+}
+
+// startServerOn starts gantry with args, a server whose pods use bridge and podCIDR (its
+// cleanup removes them), and waits for its ready line.
+func startServerOn(t *testing.T, dataDir string, ports []int, bridge, podCIDR string, args []string) *server {
+	t.Helper()
 	s := &server{t: t, dataDir: dataDir, ports: ports, ready: make(chan struct{}), exited: make(chan struct{})}
-	s.cmd = exec.Command(gantryBin, append(serverArgs(dataDir, ports), extra...)...)
+	s.cmd = exec.Command(gantryBin, args...)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +152,7 @@ func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *se
 			<-s.exited
 		}
 		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
-		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge="+bridge, "--pod-cidr="+podCIDR).Run()
 	})
 	select {
 	case <-s.ready:
