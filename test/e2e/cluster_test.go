@@ -198,7 +198,10 @@ spec:
 	// hello-00002 scales to zero, and a request brings it back through the activator.
 	poll.Until(t, "hello-00002 at zero pods", 2*time.Minute, func(context.Context) (bool, error) {
 		out, err := s.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
-		return err == nil && out == "", fmt.Errorf("pods %q, %v", out, err)
+		if err != nil {
+			return false, err
+		}
+		return out == "", fmt.Errorf("pods %q", out)
 	})
 	began = time.Now()
 	if out, err := get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
