@@ -106,9 +106,7 @@ func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Dura
 }
 
 func apply(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error {
-	obj = obj.DeepCopy()
-	//nolint:staticcheck // client.Apply with an unstructured object is server-side apply; the typed Apply method needs apply configurations for CRDs and ConfigMaps alike.
-	if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying %s %s: %w", obj.GetKind(), objName(obj), err)
 	}
 	return nil
