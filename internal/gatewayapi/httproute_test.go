@@ -66,7 +66,7 @@ func wantRoute(name, visibility string, parent string, hosts []gwv1.Hostname, ru
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: "default",
 			Labels: map[string]string{
-				"serving.knative.dev/route":              "hello",
+				"serving.knative.dev/route":               "hello",
 				"networking.internal.knative.dev/ingress": "hello",
 				"networking.knative.dev/visibility":       visibility,
 			},
@@ -93,7 +93,7 @@ func ingress(rules ...netv1alpha1.IngressRule) *netv1alpha1.Ingress {
 			Name: "hello", Namespace: "default", UID: "uid-1",
 			Labels: map[string]string{"serving.knative.dev/route": "hello"},
 			Annotations: map[string]string{
-				"serving.knative.dev/creator":    "someone",
+				"serving.knative.dev/creator":      "someone",
 				corev1.LastAppliedConfigAnnotation: "{}",
 			},
 		},
