@@ -5,9 +5,11 @@ import (
 
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -28,7 +30,7 @@ func newControllerCommand() *cobra.Command {
 		Domain:              serving.DefaultDomain,
 		ActivatorQueueDepth: activator.DefaultQueueDepth,
 	}
-	var kubeconfig string
+	var kubeconfig, gatewayRef, localGatewayRef string
 	var level logLevel
 	cmd := &cobra.Command{
 		Use: "controller",
@@ -46,6 +48,12 @@ the only one ready; every replica serves the webhook.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := tracing.NewLogger(os.Stderr, tracing.LogJSON, level.Level)
 			if err != nil {
+				return err
+			}
+			if opts.Gateways.External, err = parseNamespacedName("--gateway-api-gateway", gatewayRef); err != nil {
+				return err
+			}
+			if opts.Gateways.Local, err = parseNamespacedName("--gateway-api-local-gateway", localGatewayRef); err != nil {
 				return err
 			}
 			cfg, err := clusterConfig(kubeconfig)
@@ -74,8 +82,23 @@ the only one ready; every replica serves the webhook.`,
 	f.StringVar(&opts.Domain, "domain", opts.Domain, "suffix of the Routes' hosts")
 	f.StringVar(&opts.QueueProxyImage, "queue-proxy-image", "", "image of the revisions' queue-proxy container (the gantry image)")
 	f.IntVar(&opts.ActivatorQueueDepth, "activator-queue-depth", opts.ActivatorQueueDepth, "requests that may wait for one revision's pods; more get 503")
+	f.StringVar(&opts.Ingress, "ingress", cluster.IngressGateway, `"gateway" (the gateway serves Routes) or "gateway-api" (also write Gateway API HTTPRoutes for every Knative Ingress)`)
+	f.StringVar(&gatewayRef, "gateway-api-gateway", "", "with --ingress gateway-api: the Gateway (namespace/name) the HTTPRoutes of public hosts attach to")
+	f.StringVar(&localGatewayRef, "gateway-api-local-gateway", "", "with --ingress gateway-api: the Gateway (namespace/name) of cluster-local hosts (default --gateway-api-gateway)")
 	f.Var(&level, "log-level", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// parseNamespacedName reads namespace/name; empty is the zero value.
+func parseNamespacedName(flag, s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("%s: %q is not namespace/name", flag, s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 // clusterConfig is the identity of a command that runs against any cluster: --kubeconfig,

@@ -7,13 +7,19 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/gantry-run/gantry/internal/install"
 	"github.com/gantry-run/gantry/internal/serving"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
+
+// quietControllerRuntime gives controller-runtime's clients a logger (they warn, with a
+// stack, when there is none); install and uninstall say what they do themselves.
+func quietControllerRuntime() { ctrllog.SetLogger(logr.Discard()) }
 
 func newInstallCommand() *cobra.Command {
 	o := install.Options{
@@ -67,9 +73,10 @@ apply; running it again updates them. "gantry uninstall" removes them.`,
 			if cmd.Flags().Changed("output") {
 				return errors.New("-o: only with --dry-run (the manifests are printed, not applied)")
 			}
-			if err := (install.Options{Image: o.Image, Replicas: o.Replicas, Domain: o.Domain, Ingress: o.Ingress, GatewayServiceType: o.GatewayServiceType}).Validate(); err != nil {
+			if err := o.Validate(); err != nil {
 				return err
 			}
+			quietControllerRuntime()
 			cfg, err := clusterConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -90,7 +97,9 @@ apply; running it again updates them. "gantry uninstall" removes them.`,
 	f.StringVar(&o.Image, "image", "", "the gantry image the cluster's nodes pull (gantry image build ./cmd/gantry REF); it runs the controller and every queue-proxy")
 	f.Int32Var(&o.Replicas, "replicas", o.Replicas, "replicas of gantry-controller (one leads and serves; the others serve the webhook and wait)")
 	f.StringVar(&o.Domain, "domain", o.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")
-	f.StringVar(&o.Ingress, "ingress", o.Ingress, `how Routes are reached: "gateway" (Gantry's gateway behind Service gantry-system/gantry-gateway)`)
+	f.StringVar(&o.Ingress, "ingress", o.Ingress, `how Routes are reached: "gateway" (Gantry's gateway behind Service gantry-system/gantry-gateway) or "gateway-api" (also Gateway API HTTPRoutes for the cluster's Gateway API implementation)`)
+	f.StringVar(&o.GatewayAPIGateway, "gateway-api-gateway", "", "with --ingress gateway-api: the Gateway (namespace/name) the HTTPRoutes of public hosts attach to")
+	f.StringVar(&o.GatewayAPILocalGateway, "gateway-api-local-gateway", "", "with --ingress gateway-api: the Gateway (namespace/name) of cluster-local hosts (default --gateway-api-gateway)")
 	f.StringVar(&serviceType, "gateway-service-type", string(o.GatewayServiceType), "type of the gantry-gateway Service: ClusterIP, NodePort or LoadBalancer")
 	f.BoolVar(&dryRun, "dry-run", false, "print the manifests instead of applying them (with -o yaml)")
 	f.StringVarP(&output, "output", "o", "yaml", "format of --dry-run: yaml")
@@ -110,6 +119,7 @@ func newUninstallCommand() *cobra.Command {
 namespace and the RBAC. It waits until they are gone and fails naming anything left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			quietControllerRuntime()
 			cfg, err := clusterConfig(kubeconfig)
 			if err != nil {
 				return err

@@ -22,9 +22,16 @@ import (
 	"github.com/gantry-run/gantry/internal/autoscaler/hpa"
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/gateway"
+	"github.com/gantry-run/gantry/internal/gatewayapi"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/serving"
 	"github.com/gantry-run/gantry/pkg/apis/config"
+)
+
+// Values of --ingress.
+const (
+	IngressGateway    = "gateway"
+	IngressGatewayAPI = "gateway-api"
 )
 
 // Defaults of the stack's ports inside its pod.
@@ -58,6 +65,11 @@ type Options struct {
 	QueueProxyImage string
 	// ActivatorQueueDepth bounds the requests waiting for one revision's pods.
 	ActivatorQueueDepth int
+	// Ingress is IngressGateway (the gateway serves Routes) or IngressGatewayAPI (the
+	// gateway serves them too, and every Ingress also gets Gateway API HTTPRoutes attached
+	// to Gateways).
+	Ingress  string
+	Gateways gatewayapi.Gateways
 	Logger              *slog.Logger
 }
 
@@ -91,6 +103,15 @@ func (o Options) Validate() error {
 	}
 	if o.ActivatorQueueDepth < 1 {
 		errs = append(errs, fmt.Errorf("--activator-queue-depth: %d must be at least 1", o.ActivatorQueueDepth))
+	}
+	switch o.Ingress {
+	case "", IngressGateway:
+	case IngressGatewayAPI:
+		if o.Gateways.External.Name == "" || o.Gateways.External.Namespace == "" {
+			errs = append(errs, errors.New("--gateway-api-gateway: --ingress gateway-api needs the Gateway the HTTPRoutes attach to, as namespace/name"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--ingress: %q is not one of %s, %s", o.Ingress, IngressGateway, IngressGatewayAPI))
 	}
 	if o.LeaderElection && o.Namespace == "" {
 		errs = append(errs, errors.New("--namespace: leader election needs the namespace of its Lease"))
@@ -167,6 +188,12 @@ func New(opts Options) (*Stack, error) {
 	srv.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: srv.Config(), Logger: opts.Logger}))
 	srv.Add(s.Activator)
 	srv.Add(s.Gateway)
+	if opts.Ingress == IngressGatewayAPI {
+		if opts.Gateways.Local.Name == "" {
+			opts.Gateways.Local = opts.Gateways.External
+		}
+		srv.Add(&gatewayapi.Reconciler{Client: mgr.GetClient(), Gateways: opts.Gateways})
+	}
 	return s, nil
 }
 

@@ -58,6 +58,11 @@ func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Dura
 			return err
 		}
 	}
+	if o.Ingress == IngressGatewayAPI {
+		if _, err := c.RESTMapper().RESTMapping(schema.GroupKind{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"}, "v1"); err != nil {
+			return fmt.Errorf("--ingress gateway-api: the cluster does not serve gateway.networking.k8s.io/v1 HTTPRoutes (install a Gateway API implementation first): %w", err)
+		}
+	}
 	ns := &corev1.Namespace{}
 	switch err := c.Get(ctx, client.ObjectKey{Name: Namespace}, ns); {
 	case apierrors.IsNotFound(err):
@@ -198,7 +203,14 @@ func Uninstall(ctx context.Context, cfg *rest.Config, timeout time.Duration, log
 	if err := phase("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"); err != nil {
 		return err
 	}
-	log.Info("deleting the CRDs and every Knative object")
+	// The Knative objects go first, while their kinds and the controller are there: the
+	// garbage collector then deletes what they own (Deployments, pods) as it does for any
+	// owner. Deleting only the CRDs leaves that to its slower handling of vanished kinds.
+	log.Info("deleting every Knative object")
+	if err := deleteAllOf(ctx, c, objs); err != nil {
+		return err
+	}
+	log.Info("deleting the CRDs")
 	if err := phase("CustomResourceDefinition"); err != nil {
 		return err
 	}
@@ -254,6 +266,66 @@ func Uninstall(ctx context.Context, cfg *rest.Config, timeout time.Duration, log
 	return nil
 }
 
+// deleteAllOf deletes every object of the kinds of the CRDs in objs, in every namespace, and
+// waits until they are gone.
+func deleteAllOf(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) error {
+	var kinds []schema.GroupVersionKind
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+		for _, v := range versions {
+			if vm, ok := v.(map[string]any); ok && vm["storage"] == true {
+				kinds = append(kinds, schema.GroupVersionKind{Group: group, Version: fmt.Sprint(vm["name"]), Kind: kind})
+			}
+		}
+	}
+	// Services own Configurations and Routes, which own Revisions: the owners first.
+	list := func(gvk schema.GroupVersionKind) ([]unstructured.Unstructured, error) {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := c.List(ctx, l); err != nil {
+			if apimeta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
+		}
+		return l.Items, nil
+	}
+	for _, gvk := range kinds {
+		items, err := list(gvk)
+		if err != nil {
+			return err
+		}
+		for i := range items {
+			if err := c.Delete(ctx, &items[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting %s %s: %w", gvk.Kind, objName(&items[i]), err)
+			}
+		}
+	}
+	var last string
+	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(context.Context) (bool, error) {
+		for _, gvk := range kinds {
+			items, err := list(gvk)
+			if err != nil {
+				return false, err
+			}
+			if len(items) > 0 {
+				last = gvk.Kind + " " + objName(&items[0])
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s to go: %w", last, err)
+	}
+	return nil
+}
+
 func waitGone(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) error {
 	var last string
 	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
@@ -294,6 +366,8 @@ var leftoverKinds = []schema.GroupVersionKind{
 	{Group: "apps", Version: "v1", Kind: "DeploymentList"},
 	{Group: "apps", Version: "v1", Kind: "ReplicaSetList"},
 	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
+	// Only in clusters that serve Gateway API.
+	{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRouteList"},
 }
 
 // Leftovers names what of Gantry's serving stack is in the cluster: whatever install
@@ -315,6 +389,9 @@ func Leftovers(ctx context.Context, cfg *rest.Config) ([]string, error) {
 		l := &unstructured.UnstructuredList{}
 		l.SetGroupVersionKind(gvk)
 		if err := c.List(ctx, l); err != nil {
+			if apimeta.IsNoMatchError(err) {
+				continue
+			}
 			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		kind := strings.TrimSuffix(gvk.Kind, "List")

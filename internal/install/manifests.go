@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -49,7 +50,10 @@ const (
 // Values of --ingress.
 const (
 	// IngressGateway serves Routes with Gantry's gateway behind the gantry-gateway Service.
-	IngressGateway = "gateway"
+	IngressGateway = cluster.IngressGateway
+	// IngressGatewayAPI also writes Gateway API HTTPRoutes for every Knative Ingress,
+	// attached to GatewayAPIGateway (the cluster's Gateway API implementation serves them).
+	IngressGatewayAPI = cluster.IngressGatewayAPI
 )
 
 // Options are what the manifests depend on.
@@ -61,8 +65,11 @@ type Options struct {
 	Replicas int32
 	// Domain is the suffix of Route hosts.
 	Domain string
-	// Ingress is how Routes are reached: IngressGateway.
+	// Ingress is how Routes are reached: IngressGateway or IngressGatewayAPI.
 	Ingress string
+	// GatewayAPIGateway and GatewayAPILocalGateway (namespace/name) are the Gateways the
+	// HTTPRoutes of public and cluster-local hosts attach to, with IngressGatewayAPI.
+	GatewayAPIGateway, GatewayAPILocalGateway string
 	// GatewayServiceType is the gantry-gateway Service's type (ClusterIP, NodePort,
 	// LoadBalancer).
 	GatewayServiceType corev1.ServiceType
@@ -91,8 +98,22 @@ func (o Options) Validate() error {
 	if o.Domain == "" {
 		errs = append(errs, errors.New("--domain: must not be empty"))
 	}
-	if o.Ingress != IngressGateway {
-		errs = append(errs, fmt.Errorf("--ingress: %q is not one of %s", o.Ingress, IngressGateway))
+	switch o.Ingress {
+	case IngressGateway:
+		if o.GatewayAPIGateway != "" || o.GatewayAPILocalGateway != "" {
+			errs = append(errs, errors.New("--gateway-api-gateway, --gateway-api-local-gateway: only with --ingress gateway-api"))
+		}
+	case IngressGatewayAPI:
+		if o.GatewayAPIGateway == "" {
+			errs = append(errs, errors.New("--gateway-api-gateway: --ingress gateway-api needs the Gateway (namespace/name) the HTTPRoutes attach to"))
+		}
+		for flag, ref := range map[string]string{"--gateway-api-gateway": o.GatewayAPIGateway, "--gateway-api-local-gateway": o.GatewayAPILocalGateway} {
+			if ns, name, ok := strings.Cut(ref, "/"); ref != "" && (!ok || ns == "" || name == "" || strings.Contains(name, "/")) {
+				errs = append(errs, fmt.Errorf("%s: %q is not namespace/name", flag, ref))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--ingress: %q is not one of %s, %s", o.Ingress, IngressGateway, IngressGatewayAPI))
 	}
 	switch o.GatewayServiceType {
 	case corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
@@ -148,7 +169,7 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 			Data:       map[string]string{config.ExampleKey: config.Example(name)},
 		})
 	}
-	objs = append(objs, rbac()...)
+	objs = append(objs, rbac(o.Ingress == IngressGatewayAPI)...)
 	objs = append(objs,
 		&corev1.Secret{
 			TypeMeta:   typeMeta("v1", "Secret"),
@@ -204,7 +225,7 @@ func typeMeta(apiVersion, kind string) metav1.TypeMeta {
 
 // rbac is the controller's identity: its ServiceAccount and what it may do, cluster-wide
 // (it reconciles Knative objects in every namespace) and in gantry-system (its Lease).
-func rbac() []runtime.Object {
+func rbac(gatewayAPI bool) []runtime.Object {
 	verbsAll := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
 	read := []string{"get", "list", "watch"}
 	rules := []rbacv1.PolicyRule{
@@ -216,6 +237,9 @@ func rbac() []runtime.Object {
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: verbsAll},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: read},
+	}
+	if gatewayAPI {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: verbsAll})
 	}
 	return []runtime.Object{
 		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(ControllerName, Namespace)},
@@ -269,7 +293,7 @@ func deployment(o Options) *appsv1.Deployment {
 					Containers: []corev1.Container{{
 						Name:  "controller",
 						Image: o.Image,
-						Args: []string{
+						Args: append([]string{
 							"controller",
 							"--namespace=" + Namespace,
 							"--cert-dir=/etc/gantry/webhook",
@@ -278,7 +302,8 @@ func deployment(o Options) *appsv1.Deployment {
 							"--webhook-port=" + strconv.Itoa(cluster.DefaultWebhookPort),
 							"--http-port=" + strconv.Itoa(cluster.DefaultHTTPPort),
 							"--health-port=" + strconv.Itoa(cluster.DefaultHealthPort),
-						},
+							"--ingress=" + o.Ingress,
+						}, gatewayArgs(o)...),
 						Ports: []corev1.ContainerPort{
 							port("https-webhook", cluster.DefaultWebhookPort),
 							port("http", cluster.DefaultHTTPPort),
@@ -311,6 +336,17 @@ func deployment(o Options) *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+func gatewayArgs(o Options) []string {
+	var out []string
+	if o.GatewayAPIGateway != "" {
+		out = append(out, "--gateway-api-gateway="+o.GatewayAPIGateway)
+	}
+	if o.GatewayAPILocalGateway != "" {
+		out = append(out, "--gateway-api-local-gateway="+o.GatewayAPILocalGateway)
+	}
+	return out
 }
 
 func service(name string, typ corev1.ServiceType, port corev1.ServicePort) *corev1.Service {

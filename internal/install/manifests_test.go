@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -229,6 +231,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"replicas", func(o *Options) { o.Replicas = 0 }, "--replicas: 0"},
 		{"domain", func(o *Options) { o.Domain = "" }, "--domain:"},
 		{"ingress", func(o *Options) { o.Ingress = "istio" }, `--ingress: "istio"`},
+		{"gateway-api without a Gateway", func(o *Options) { o.Ingress = IngressGatewayAPI }, "--gateway-api-gateway: --ingress gateway-api needs"},
+		{"gateway-api bad Gateway", func(o *Options) { o.Ingress, o.GatewayAPIGateway = IngressGatewayAPI, "nonamespace" }, `--gateway-api-gateway: "nonamespace" is not namespace/name`},
+		{"Gateway without gateway-api", func(o *Options) { o.GatewayAPIGateway = "a/b" }, "only with --ingress gateway-api"},
 		{"service type", func(o *Options) { o.GatewayServiceType = "External" }, "--gateway-service-type:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,5 +244,42 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestManifestsGatewayAPI(t *testing.T) {
+	o := testOptions(t)
+	o.Ingress, o.GatewayAPIGateway = IngressGatewayAPI, "gateways/external"
+	objs, err := Manifests(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	find(t, objs, "Deployment", ControllerName, &d)
+	args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+	for _, want := range []string{"--ingress=gateway-api", "--gateway-api-gateway=gateways/external"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	var role rbacv1.ClusterRole
+	find(t, objs, "ClusterRole", ControllerName, &role)
+	found := false
+	for _, r := range role.Rules {
+		found = found || slices.Contains(r.APIGroups, "gateway.networking.k8s.io") && slices.Contains(r.Resources, "httproutes")
+	}
+	if !found {
+		t.Error("the controller may not write HTTPRoutes")
+	}
+	// Without gateway-api, it may not.
+	objs, err = Manifests(testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	find(t, objs, "ClusterRole", ControllerName, &role)
+	for _, r := range role.Rules {
+		if slices.Contains(r.APIGroups, "gateway.networking.k8s.io") {
+			t.Error("the gateway ingress's controller may write Gateway API objects")
+		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-run/gantry/config/crd"
@@ -93,11 +94,12 @@ type Options struct {
 // LeaderElectionID is the Lease the serving stack's replicas elect a leader with.
 const LeaderElectionID = "gantry-serving-controller"
 
-// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress and the
-// PodAutoscaler.
+// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress, the
+// PodAutoscaler and Gateway API's v1 kinds (the HTTPRoutes of cluster mode's gateway-api
+// ingress).
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s), gwv1.AddToScheme(s)); err != nil {
 		panic(fmt.Sprintf("building the serving scheme: %v", err))
 	}
 	return s

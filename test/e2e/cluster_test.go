@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,13 +15,19 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gantry-run/gantry/internal/gatewayapi"
 	"github.com/gantry-run/gantry/internal/install"
 	"github.com/gantry-run/gantry/internal/poll"
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 )
 
 // The cluster-mode test's own bridge and pod range, apart from the other e2e tests'.
@@ -56,11 +63,20 @@ func waitKubeProxyLock(t *testing.T) {
 	}
 }
 
-// TestClusterMode installs the serving stack onto a gantry server started without it (a
-// plain Kubernetes API and node): the controller runs as a pod from an image of this
-// gantry binary, a Knative Service answers through the installed gateway's Service, traffic
-// splits 50/50, a revision scales to zero and back, and uninstall leaves nothing behind.
-func TestClusterMode(t *testing.T) {
+// plainCluster is a gantry server started without its serving stack, with the gantry image
+// in its registry.
+type plainCluster struct {
+	*server
+	ports      []int
+	kubeconfig string
+	image      string
+}
+
+// startPlainCluster starts gantry server --serving=false on the cluster-mode test's bridge,
+// with kube-proxy (the installed stack is reached through ClusterIPs) and the API server
+// where pods reach it, and pushes this gantry binary to its registry as the gantry image.
+func startPlainCluster(t *testing.T) *plainCluster {
+	t.Helper()
 	requireNode(t)
 	if err := os.MkdirAll(filepath.Dir(kubeProxyLock), 0o755); err != nil {
 		t.Fatal(err)
@@ -80,22 +96,121 @@ func TestClusterMode(t *testing.T) {
 		"--bind-address="+nodeIP.String())
 	s := startServerOn(t, dataDir, ports, clusterBridge, clusterPodCIDR, args)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", clusterBridge).Run() })
-	kubeconfig := filepath.Join(dataDir, "kubeconfig.yaml")
 
 	// A plain cluster: no Knative kinds.
 	if out, err := s.kubectl("get", "crd", "-o", "name"); err != nil || strings.Contains(out, "knative") {
 		t.Fatalf("the plain server has Knative CRDs or none can be listed: %v\n%s", err, out)
 	}
-
 	// The gantry image: this binary, as a non-root user.
 	out, err := exec.Command(gantryBin, "image", "wrap", gantryBin, fmt.Sprintf("127.0.0.1:%d/gantry-system/gantry", ports[4]), "--user", "65532").CombinedOutput()
 	if err != nil {
 		t.Fatalf("gantry image wrap: %v\n%s", err, out)
 	}
-	img := strings.TrimSpace(string(out))
+	return &plainCluster{server: s, ports: ports, kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"), image: strings.TrimSpace(string(out))}
+}
 
-	// The dry run prints what install applies.
-	out, err = exec.Command(gantryBin, "install", "--image", img, "--dry-run", "-o", "yaml").Output()
+// install runs gantry install with extra flags.
+func (c *plainCluster) install(t *testing.T, extra ...string) {
+	t.Helper()
+	began := time.Now()
+	args := append([]string{"install", "--kubeconfig", c.kubeconfig, "--image", c.image, "--timeout", "3m"}, extra...)
+	if out, err := exec.Command(gantryBin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("gantry install: %v\n%s\n%s", err, out, c.kubectlOrErr("-n", "gantry-system", "describe", "pods"))
+	}
+	t.Logf("installed in %s", time.Since(began).Round(time.Millisecond))
+}
+
+// uninstall runs gantry uninstall and checks nothing of the serving stack is left.
+func (c *plainCluster) uninstall(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(gantryBin, "uninstall", "--kubeconfig", c.kubeconfig, "--timeout", "2m").CombinedOutput(); err != nil {
+		t.Fatalf("gantry uninstall: %v\n%s", err, out)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := install.Leftovers(context.Background(), cfg)
+	if err != nil || len(left) > 0 {
+		t.Errorf("after uninstall: left %q, %v", left, err)
+	}
+	// What the plain server keeps in gantry-system is still there.
+	c.mustKubectl("-n", "gantry-system", "get", "configmap", "config-metering")
+	if out := c.mustKubectl("get", "crd", "-o", "name"); strings.Contains(out, "knative") {
+		t.Errorf("CRDs left: %s", out)
+	}
+}
+
+// helloSplit deploys Knative Service hello with two revisions, 50/50, the second tagged
+// "two" and quick to scale to zero.
+func (c *plainCluster) helloSplit(t *testing.T) {
+	t.Helper()
+	digest := buildImageByDigest(t, c.ports[4], "hello")
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
+	applyYAML(t, c.server, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  template:
+    spec:
+      containers:
+      - image: %s
+`, digest))
+	c.eventually("hello-00001 ready", func(out string) bool { return out == "True" },
+		"get", "revision", "hello-00001", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+	applyYAML(t, c.server, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/window: "6s"}
+    spec:
+      containers:
+      - image: %s
+        env: [{name: TARGET, value: Two}]
+  traffic:
+  - {revisionName: hello-00001, percent: 50}
+  - {latestRevision: true, percent: 50, tag: two}
+`, digest))
+	c.eventually("the split in the Route's status", func(out string) bool { return out == "hello-00001 hello-00002" },
+		"get", "route", "hello", "-o", "jsonpath={.status.traffic[*].revisionName}")
+}
+
+// get sends GET / for host to the installed gateway's Service.
+func (c *plainCluster) get(host string) (string, error) {
+	gw, err := c.kubectl("-n", "gantry-system", "get", "service", install.GatewayServiceName, "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+gw+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// TestClusterMode installs the serving stack onto a gantry server started without it (a
+// plain Kubernetes API and node): the controller runs as a pod from an image of this
+// gantry binary, a Knative Service answers through the installed gateway's Service, traffic
+// splits 50/50, a revision scales to zero and back, and uninstall leaves nothing behind.
+func TestClusterMode(t *testing.T) {
+	c := startPlainCluster(t)
+	s, img := c.server, c.image
+
+	// The dry run prints what install applies, and applies nothing.
+	out, err := exec.Command(gantryBin, "install", "--image", img, "--dry-run", "-o", "yaml").Output()
 	if err != nil {
 		t.Fatalf("gantry install --dry-run: %v", err)
 	}
@@ -118,80 +233,29 @@ func TestClusterMode(t *testing.T) {
 		t.Fatalf("the dry run installed something: %v\n%s", err, out)
 	}
 
-	began := time.Now()
-	if out, err := exec.Command(gantryBin, "install", "--kubeconfig", kubeconfig, "--image", img, "--timeout", "3m").CombinedOutput(); err != nil {
-		t.Fatalf("gantry install: %v\n%s\n%s", err, out, s.kubectlOrErr("-n", "gantry-system", "describe", "pods"))
-	}
-	t.Logf("installed in %s", time.Since(began).Round(time.Millisecond))
+	c.install(t)
 	if out := s.mustKubectl("-n", "gantry-system", "get", "pods", "-l", "app=gantry-controller", "-o", "jsonpath={.items[*].spec.containers[0].image}"); out != img {
 		t.Errorf("controller image %q, want %q", out, img)
 	}
-
-	// A Knative Service with two revisions, 50/50, the second tagged and quick to scale to zero.
-	digest := buildImageByDigest(t, ports[4], "hello")
-	s.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
-	applyYAML(t, s, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
-kind: Service
-metadata: {name: hello, namespace: default}
-spec:
-  template:
-    spec:
-      containers:
-      - image: %s
-`, digest))
-	s.eventually("hello-00001 ready", func(out string) bool { return out == "True" },
-		"get", "revision", "hello-00001", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
-	applyYAML(t, s, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
-kind: Service
-metadata: {name: hello, namespace: default}
-spec:
-  template:
-    metadata:
-      annotations: {autoscaling.knative.dev/window: "6s"}
-    spec:
-      containers:
-      - image: %s
-        env: [{name: TARGET, value: Two}]
-  traffic:
-  - {revisionName: hello-00001, percent: 50}
-  - {latestRevision: true, percent: 50, tag: two}
-`, digest))
-	s.eventually("the split in the Route's status", func(out string) bool { return out == "hello-00001 hello-00002" },
-		"get", "route", "hello", "-o", "jsonpath={.status.traffic[*].revisionName}")
-	gw := s.mustKubectl("-n", "gantry-system", "get", "service", install.GatewayServiceName, "-o", "jsonpath={.spec.clusterIP}")
-	get := func(host string) (string, error) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+gw+"/", nil)
-		req.Host = host
-		c := &http.Client{Timeout: 30 * time.Second}
-		resp, err := c.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("%s: %s", resp.Status, b)
-		}
-		return strings.TrimSpace(string(b)), err
-	}
+	c.helloSplit(t)
 	poll.Until(t, "hello answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
-		out, err := get("hello.default.localhost")
+		out, err := c.get("hello.default.localhost")
 		return err == nil && strings.HasPrefix(out, "Hello"), err
 	})
 	counts := map[string]int{}
 	const n = 60
 	for range n {
-		out, err := get("hello.default.localhost")
+		out, err := c.get("hello.default.localhost")
 		if err != nil {
 			t.Fatalf("request through the gateway: %v", err)
 		}
 		counts[out]++
 	}
-	// 50/50 of 60: each side between 15 and 45 but with a chance of about 1e-4 of failing.
+	// 50/50 of 60: each side under 15 has a chance of about 1e-4.
 	if counts["Hello World!"] < 15 || counts["Hello Two!"] < 15 || counts["Hello World!"]+counts["Hello Two!"] != n {
 		t.Errorf("answers %v, want about half each of Hello World! and Hello Two!", counts)
 	}
-	if out, err := get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
+	if out, err := c.get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
 		t.Errorf("the tag's host: %q, %v", out, err)
 	}
 
@@ -201,34 +265,17 @@ spec:
 		if err != nil {
 			return false, err
 		}
-		return out == "", fmt.Errorf("pods %q", out)
+		return out == "", fmt.Errorf("pods %q; kpa %s; controller log: %s", out,
+			s.kubectlOrErr("get", "kpa", "hello-00002", "-o", "jsonpath={.status}"),
+			s.kubectlOrErr("-n", "gantry-system", "logs", "deploy/gantry-controller", "--tail=15"))
 	})
-	began = time.Now()
-	if out, err := get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
+	began := time.Now()
+	if out, err := c.get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
 		t.Fatalf("from zero: %q, %v", out, err)
 	}
 	t.Logf("hello-00002 answered from zero in %s", time.Since(began).Round(time.Millisecond))
 
-	if out, err := exec.Command(gantryBin, "uninstall", "--kubeconfig", kubeconfig, "--timeout", "2m").CombinedOutput(); err != nil {
-		t.Fatalf("gantry uninstall: %v\n%s", err, out)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Pods of the deleted Deployments may take a moment to go.
-	poll.Until(t, "nothing of Gantry's serving stack left", time.Minute, func(ctx context.Context) (bool, error) {
-		left, err := install.Leftovers(ctx, cfg)
-		if err != nil {
-			return false, err
-		}
-		return len(left) == 0, fmt.Errorf("left: %s", strings.Join(left, ", "))
-	})
-	// What the plain server keeps in gantry-system is still there.
-	s.mustKubectl("-n", "gantry-system", "get", "configmap", "config-metering")
-	if out := s.mustKubectl("get", "crd", "-o", "name"); strings.Contains(out, "knative") {
-		t.Errorf("CRDs left: %s", out)
-	}
+	c.uninstall(t)
 }
 
 // buildImageByDigest builds test/images/<name> into the server's registry and returns it
@@ -261,4 +308,67 @@ func (s *server) kubectlOrErr(args ...string) string {
 		return err.Error()
 	}
 	return out
+}
+
+// TestClusterModeGatewayAPI installs the stack with --ingress gateway-api onto a plain
+// cluster that serves Gateway API's HTTPRoute kind (its CRD from sigs.k8s.io/gateway-api;
+// no Gateway implementation runs here): a 50/50 split with a tag gets the HTTPRoutes
+// net-gateway-api would make from the same Ingress, and uninstall takes them away with the
+// rest while the Gateway API CRD, not Gantry's, stays.
+func TestClusterModeGatewayAPI(t *testing.T) {
+	c := startPlainCluster(t)
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		t.Fatalf("finding sigs.k8s.io/gateway-api: %v", err)
+	}
+	crd := filepath.Join(strings.TrimSpace(string(dir)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml")
+	c.mustKubectl("apply", "--server-side", "-f", crd)
+	c.eventually("the HTTPRoute CRD established", func(out string) bool { return out == "True" },
+		"get", "crd", "httproutes.gateway.networking.k8s.io", "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}")
+
+	c.install(t, "--ingress", "gateway-api", "--gateway-api-gateway", "gateways/external", "--gateway-api-local-gateway", "gateways/local")
+	// Tags by header too (Knative's tag-header-based-routing), so the main host's route has
+	// a Knative-Serving-Tag match.
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-features", "--type=merge", "-p", `{"data":{"tag-header-based-routing":"enabled"}}`)
+	c.helloSplit(t)
+
+	// The HTTPRoutes in the cluster are what the translation makes of the Ingress there.
+	var ing netv1alpha1.Ingress
+	if err := json.Unmarshal([]byte(c.mustKubectl("get", "ingresses.networking.internal.knative.dev", "hello", "-o", "json")), &ing); err != nil {
+		t.Fatal(err)
+	}
+	want := gatewayapi.MakeHTTPRoutes(&ing, gatewayapi.Gateways{
+		External: types.NamespacedName{Namespace: "gateways", Name: "external"},
+		Local:    types.NamespacedName{Namespace: "gateways", Name: "local"},
+	})
+	if len(want) != 4 { // hello and two-hello, each public and cluster-local
+		t.Fatalf("%d HTTPRoutes made from the Ingress, want 4", len(want))
+	}
+	for _, w := range want {
+		var got gwv1.HTTPRoute
+		c.eventually("HTTPRoute "+w.Name, func(out string) bool {
+			got = gwv1.HTTPRoute{}
+			return json.Unmarshal([]byte(out), &got) == nil && equality.Semantic.DeepDerivative(w.Spec, got.Spec)
+		}, "get", "httproutes.gateway.networking.k8s.io", w.Name, "-o", "json")
+		if !metav1.IsControlledBy(&got, &ing) {
+			t.Errorf("HTTPRoute %s is not owned by Ingress hello", w.Name)
+		}
+	}
+	// What net-gateway-api makes of a split and a tag, spelled out.
+	out := c.mustKubectl("get", "httproutes.gateway.networking.k8s.io", "hello.default.localhost", "-o",
+		`jsonpath={.spec.rules[0].matches[0].headers[0].name}={.spec.rules[0].matches[0].headers[0].value} {.spec.rules[0].backendRefs[*].name} | {.spec.rules[1].backendRefs[*].name} {.spec.rules[1].backendRefs[*].weight} {.spec.parentRefs[0].namespace}/{.spec.parentRefs[0].name}`)
+	if want := "Knative-Serving-Tag=two hello-00002 | hello-00001 hello-00002 50 50 gateways/external"; out != want {
+		t.Errorf("HTTPRoute hello.default.localhost:\n got %s\nwant %s", out, want)
+	}
+	// Gantry's gateway still serves the Routes.
+	poll.Until(t, "two-hello answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("two-hello.default.localhost")
+		return err == nil && out == "Hello Two!", fmt.Errorf("%q, %v", out, err)
+	})
+
+	c.uninstall(t)
+	if out, err := c.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name"); err != nil || out != "" {
+		t.Errorf("HTTPRoutes left: %q, %v", out, err)
+	}
+	c.mustKubectl("get", "crd", "httproutes.gateway.networking.k8s.io")
 }
