@@ -260,7 +260,7 @@ func TestClusterMode(t *testing.T) {
 	}
 
 	// hello-00002 scales to zero, and a request brings it back through the activator.
-	poll.Until(t, "hello-00002 at zero pods", 2*time.Minute, func(context.Context) (bool, error) {
+	poll.Until(t, "hello-00002 at zero pods", 3*time.Minute, func(context.Context) (bool, error) {
 		out, err := s.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
 		if err != nil {
 			return false, err
