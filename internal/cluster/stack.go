@@ -70,7 +70,7 @@ type Options struct {
 	// to Gateways).
 	Ingress  string
 	Gateways gatewayapi.Gateways
-	Logger              *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Validate names the flag of each wrong field.

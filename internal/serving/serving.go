@@ -99,7 +99,7 @@ const LeaderElectionID = "gantry-serving-controller"
 // ingress).
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s), gwv1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s), gwv1.Install(s)); err != nil {
 		panic(fmt.Sprintf("building the serving scheme: %v", err))
 	}
 	return s

@@ -363,7 +363,10 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	// Gantry's gateway still serves the Routes.
 	poll.Until(t, "two-hello answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
 		out, err := c.get("two-hello.default.localhost")
-		return err == nil && out == "Hello Two!", fmt.Errorf("%q, %v", out, err)
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
 	})
 
 	c.uninstall(t)
