@@ -56,6 +56,7 @@ func waitKubeProxyLock(t *testing.T) {
 		if err == nil {
 			return
 		}
+		t.Logf("waiting for the kube-proxy lock (%s): another gantry server runs kube-proxy", kubeProxyLock)
 		if time.Now().After(deadline) {
 			t.Skipf("another gantry server on this host runs kube-proxy (%s) for 5m; cluster mode needs ClusterIPs", kubeProxyLock)
 		}
@@ -107,6 +108,37 @@ func startPlainCluster(t *testing.T) *plainCluster {
 		t.Fatalf("gantry image wrap: %v\n%s", err, out)
 	}
 	return &plainCluster{server: s, ports: ports, kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"), image: strings.TrimSpace(string(out))}
+}
+
+// leader is the name of the controller pod that holds the lease, once exactly one of the
+// running replicas is ready.
+func (c *plainCluster) leader(t *testing.T) string {
+	t.Helper()
+	var holder string
+	poll.Until(t, "one leader among the controller's replicas", 2*time.Minute, func(context.Context) (bool, error) {
+		ready, err := c.kubectl("-n", "gantry-system", "get", "pods", "-l", "app=gantry-controller", "-o",
+			`jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}`)
+		if err != nil {
+			return false, err
+		}
+		if holder, err = c.kubectl("-n", "gantry-system", "get", "lease", "gantry-serving-controller", "-o", "jsonpath={.spec.holderIdentity}"); err != nil {
+			return false, err
+		}
+		fields := strings.Fields(ready)
+		readyPods := 0
+		for _, f := range fields {
+			name, status, _ := strings.Cut(f, "=")
+			if status == "True" {
+				readyPods++
+				if !strings.HasPrefix(holder, name) {
+					return false, fmt.Errorf("ready pod %s is not the lease holder %q", name, holder)
+				}
+			}
+		}
+		return len(fields) == 2 && readyPods == 1, fmt.Errorf("pods %q, holder %q", ready, holder)
+	})
+	name, _, _ := strings.Cut(holder, "_")
+	return name
 }
 
 // install runs gantry install with extra flags.
@@ -260,6 +292,7 @@ func TestClusterMode(t *testing.T) {
 	}
 
 	// hello-00002 scales to zero, and a request brings it back through the activator.
+	idle := time.Now()
 	poll.Until(t, "hello-00002 at zero pods", 3*time.Minute, func(context.Context) (bool, error) {
 		out, err := s.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
 		if err != nil {
@@ -269,6 +302,7 @@ func TestClusterMode(t *testing.T) {
 			s.kubectlOrErr("get", "kpa", "hello-00002", "-o", "jsonpath={.status}"),
 			s.kubectlOrErr("-n", "gantry-system", "logs", "deploy/gantry-controller", "--tail=15"))
 	})
+	t.Logf("hello-00002 at zero pods %s after its last request", time.Since(idle).Round(time.Second))
 	began := time.Now()
 	if out, err := c.get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
 		t.Fatalf("from zero: %q, %v", out, err)
@@ -326,7 +360,9 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	c.eventually("the HTTPRoute CRD established", func(out string) bool { return out == "True" },
 		"get", "crd", "httproutes.gateway.networking.k8s.io", "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}")
 
-	c.install(t, "--ingress", "gateway-api", "--gateway-api-gateway", "gateways/external", "--gateway-api-local-gateway", "gateways/local")
+	// Two replicas: one leads and is ready, the other waits.
+	c.install(t, "--replicas", "2", "--ingress", "gateway-api", "--gateway-api-gateway", "gateways/external", "--gateway-api-local-gateway", "gateways/local")
+	leader := c.leader(t)
 	// Tags by header too (Knative's tag-header-based-routing), so the main host's route has
 	// a Knative-Serving-Tag match.
 	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-features", "--type=merge", "-p", `{"data":{"tag-header-based-routing":"enabled"}}`)
@@ -362,6 +398,23 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	}
 	// Gantry's gateway still serves the Routes.
 	poll.Until(t, "two-hello answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("two-hello.default.localhost")
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
+	})
+
+	// The leader goes; the other replica takes the lease and serves.
+	c.mustKubectl("-n", "gantry-system", "delete", "pod", leader, "--wait=false")
+	poll.Until(t, "another replica leads", 2*time.Minute, func(context.Context) (bool, error) {
+		holder, err := c.kubectl("-n", "gantry-system", "get", "lease", "gantry-serving-controller", "-o", "jsonpath={.spec.holderIdentity}")
+		if err != nil {
+			return false, err
+		}
+		return holder != "" && !strings.HasPrefix(holder, leader), fmt.Errorf("holder %q", holder)
+	})
+	poll.Until(t, "two-hello answers through the new leader", time.Minute, func(context.Context) (bool, error) {
 		out, err := c.get("two-hello.default.localhost")
 		if err != nil {
 			return false, err
