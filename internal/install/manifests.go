@@ -286,6 +286,15 @@ func deployment(o Options) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(o.Replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: sel},
+			// Only the leader is ready, so a surge pod would wait for a lease the old pods
+			// hold and a rollout would never end: an old pod goes first.
+			Strategy: appsv1.DeploymentStrategy{
+				Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{
+					MaxSurge:       ptr.To(intstr.FromInt32(0)),
+					MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+				},
+			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels("app", ControllerName)},
 				Spec: corev1.PodSpec{
