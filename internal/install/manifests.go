@@ -88,7 +88,7 @@ const CreatedAnnotation = "gantry.dev/created-by-install"
 func (o Options) Validate() error {
 	var errs []error
 	if o.Image == "" {
-		errs = append(errs, errors.New("--image: must name the gantry image the cluster's nodes pull (gantry image build ./cmd/gantry REF)"))
+		errs = append(errs, errors.New("--image: must name the gantry image the cluster's nodes pull (gantry image wrap \"$(command -v gantry)\" REF --user 65532)"))
 	} else if _, err := image.ParseReference(o.Image); err != nil {
 		errs = append(errs, fmt.Errorf("--image: %w", err))
 	}
@@ -286,15 +286,11 @@ func deployment(o Options) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(o.Replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			// Only the leader is ready, so a surge pod would wait for a lease the old pods
-			// hold and a rollout would never end: an old pod goes first.
-			Strategy: appsv1.DeploymentStrategy{
-				Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxSurge:       ptr.To(intstr.FromInt32(0)),
-					MaxUnavailable: ptr.To(intstr.FromInt32(1)),
-				},
-			},
+			// Only the leader is ready, so a rolling update never ends: a surge pod waits for
+			// the lease the old leader holds, and the leader is the one pod the update may
+			// not take down. The old pods go first (the leader lets its lease go as it
+			// stops); the stack is away for the seconds a new pod takes to lead.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels("app", ControllerName)},
 				Spec: corev1.PodSpec{

@@ -103,8 +103,8 @@ func TestManifestsController(t *testing.T) {
 	if *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %d, want 2", *d.Spec.Replicas)
 	}
-	if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge.IntValue() != 0 || ru.MaxUnavailable.IntValue() != 1 {
-		t.Errorf("rolling update %+v, want no surge (a new pod is ready only once it leads)", d.Spec.Strategy.RollingUpdate)
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy %+v, want Recreate (a new pod is ready only once it leads)", d.Spec.Strategy)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
 	if c.Image != o.Image {
