@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -33,5 +35,38 @@ whose entrypoint is the program, and push it to REF, e.g. to the embedded regist
 			return nil
 		},
 	})
+	var user string
+	wrap := &cobra.Command{
+		Use: "wrap FILE REF",
+		Example: `  # The gantry image for cluster mode: this gantry binary, as a non-root user
+  gantry image wrap "$(command -v gantry)" 127.0.0.1:5000/gantry-system/gantry --user 65532`,
+		Short: "Wrap a static Linux binary into a one-layer image and push it to REF",
+		Long: `Wrap the static Linux binary FILE into a one-layer image whose entrypoint it is (at
+/app, as "gantry image build" makes them) and push it to REF. Wrapping gantry itself gives the
+image "gantry install" runs the serving stack and the queue-proxies from.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if user != "" {
+				uid, gid, hasGID := strings.Cut(user, ":")
+				ids := []string{uid}
+				if hasGID {
+					ids = append(ids, gid)
+				}
+				for _, id := range ids {
+					if _, err := strconv.ParseUint(id, 10, 32); err != nil {
+						return fmt.Errorf("--user: %q is not a uid or uid:gid", user)
+					}
+				}
+			}
+			digest, err := image.PushBinary(cmd.Context(), args[0], args[1], user)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s@%s\n", args[1], digest)
+			return nil
+		},
+	}
+	wrap.Flags().StringVar(&user, "user", "", "user the image runs as: a uid, or uid:gid (default root)")
+	cmd.AddCommand(wrap)
 	return cmd
 }

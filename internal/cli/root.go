@@ -44,7 +44,7 @@ Start it with "gantry server"; talk to it with "gantry kubectl".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newAgentCommand(), newKubectlCommand(), newQueueProxyCommand(), newImageCommand(), newCleanupCommand(), newUsageCommand(), newEtcdSnapshotCommand())
+	root.AddCommand(newServerCommand(), newAgentCommand(), newKubectlCommand(), newQueueProxyCommand(), newImageCommand(), newCleanupCommand(), newUsageCommand(), newEtcdSnapshotCommand(), newControllerCommand(), newInstallCommand(), newUninstallCommand())
 	root.AddCommand(knCommands()...)
 	return root
 }

@@ -70,6 +70,9 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 					all.DiskReserveBytes = -1 // the option's "off"
 				}
 			}
+			if !all.Serving && !cmd.Flags().Changed("dashboard") {
+				all.Dashboard = false // the dashboard is part of the serving stack
+			}
 			log, err := tracing.NewLogger(os.Stderr, logFormat, level.Level)
 			if err != nil {
 				return fmt.Errorf("--log-format: %w", err)
@@ -95,6 +98,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.BoolVar(&cfg.WatchCache, "watch-cache", cfg.WatchCache, "keep the API server's watch cache: a decoded copy of every object, which spares etcd reads when many clients watch, at the cost of memory")
 	f.StringVar(&cfg.ComponentLog, "component-log", cfg.ComponentLog, `file for the logs of etcd and the Kubernetes components (default <data-dir>/logs/components.log; "-" for stderr)`)
 	f.IntVarP(&cfg.Verbosity, "v", "v", cfg.Verbosity, "log verbosity of the Kubernetes components")
+	f.BoolVar(&all.Serving, "serving", all.Serving, "run Gantry's serving stack; --serving=false leaves a plain Kubernetes API and node, a cluster for \"gantry install\" (docs/cluster-mode.md)")
 	f.StringVar(&all.Domain, "domain", all.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")
 	f.StringVar(&all.HTTPAddress, "http-address", all.HTTPAddress, "IP address the gateway serves Routes on (0.0.0.0 serves the network)")
 	f.IntVar(&all.HTTPPort, "http-port", all.HTTPPort, "port the gateway serves Routes on")
@@ -154,7 +158,7 @@ func runServer(ctx context.Context, cfg standalone.Config, log *slog.Logger) err
 		"kubeconfig", cp.KubeconfigPath(),
 		"dataDir", cp.DataDir(),
 		"registry", srv.Registry.Addr(),
-		"gateway", srv.Gateway.Addrs(),
+		"gateway", gatewayAddrs(srv),
 		"firstStart", cp.Fresh(),
 		"elapsed", time.Since(began).Round(time.Millisecond))
 	if srv.Dashboard != nil {
@@ -166,6 +170,14 @@ func runServer(ctx context.Context, cfg standalone.Config, log *slog.Logger) err
 	}
 
 	return runUntilDone(ctx, stop, srv, log)
+}
+
+// gatewayAddrs are the gateway's addresses; none with --serving=false.
+func gatewayAddrs(srv *standalone.Server) []string {
+	if srv.Gateway == nil {
+		return nil
+	}
+	return srv.Gateway.Addrs()
 }
 
 // running is a started server or agent: its parts run until one fails or it is stopped.

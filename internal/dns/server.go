@@ -55,6 +55,9 @@ type Options struct {
 	// domain; default DefaultResolvConf. Without a nameserver there, such names get
 	// SERVFAIL.
 	ResolvConf string
+	// WithoutIngresses leaves Knative's Ingresses out of the zone: a cluster without the
+	// serving stack has no such kind to watch (gantry server --serving=false).
+	WithoutIngresses bool
 	// Logger receives the server's logs; nil means none.
 	Logger *slog.Logger
 }

@@ -31,15 +31,19 @@ func (s *Server) SetupWithManager(ctx context.Context, mgr manager.Manager) erro
 		return err
 	}
 	var synced []toolscache.InformerSynced
-	for _, w := range []struct {
+	type watch struct {
 		obj    client.Object
 		set    func(client.Object)
 		delete func(types.NamespacedName)
-	}{
+	}
+	watches := []watch{
 		{&corev1.Service{}, func(o client.Object) { s.zone.SetService(o.(*corev1.Service)) }, s.zone.DeleteService},
 		{&discoveryv1.EndpointSlice{}, func(o client.Object) { s.zone.SetEndpointSlice(o.(*discoveryv1.EndpointSlice)) }, s.zone.DeleteEndpointSlice},
-		{&netv1alpha1.Ingress{}, func(o client.Object) { s.zone.SetIngress(o.(*netv1alpha1.Ingress)) }, s.zone.DeleteIngress},
-	} {
+	}
+	if !s.opts.WithoutIngresses {
+		watches = append(watches, watch{&netv1alpha1.Ingress{}, func(o client.Object) { s.zone.SetIngress(o.(*netv1alpha1.Ingress)) }, s.zone.DeleteIngress})
+	}
+	for _, w := range watches {
 		inf, err := mgr.GetCache().GetInformer(ctx, w.obj)
 		if err != nil {
 			return fmt.Errorf("dns: informer for %T: %w", w.obj, err)

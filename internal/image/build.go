@@ -120,7 +120,14 @@ func goBuild(ctx context.Context, dir, out string, pkgs ...string) error {
 
 // pushBinary wraps a static binary into an image and pushes it to ref.
 func pushBinary(ctx context.Context, bin, ref string) (v1.Hash, error) {
-	img, err := binaryImage(bin)
+	return PushBinary(ctx, bin, ref, "")
+}
+
+// PushBinary wraps the static linux binary bin into a single-layer image as BuildGoImage
+// does (the binary at /app, Entrypoint ["/app"]), running as user (a uid, or uid:gid; empty
+// means root), and pushes it to ref. It returns the pushed image's manifest digest.
+func PushBinary(ctx context.Context, bin, ref, user string) (v1.Hash, error) {
+	img, err := binaryImage(bin, user)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -143,7 +150,7 @@ func pushBinary(ctx context.Context, bin, ref string) (v1.Hash, error) {
 var buildEpoch = time.Unix(0, 0).UTC()
 
 // binaryImage makes the single-layer image for a static binary.
-func binaryImage(bin string) (v1.Image, error) {
+func binaryImage(bin, user string) (v1.Image, error) {
 	layerTar, err := binaryLayerTar(bin)
 	if err != nil {
 		return nil, err
@@ -171,6 +178,7 @@ func binaryImage(bin string) (v1.Image, error) {
 	cf.Config.Entrypoint = []string{"/app"}
 	cf.Config.Env = []string{DefaultPath}
 	cf.Config.WorkingDir = "/"
+	cf.Config.User = user
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("making image: %w", err)

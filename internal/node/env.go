@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,8 +18,14 @@ type Sources interface {
 	Secret(name string) (map[string][]byte, error)
 }
 
-// Env builds a container's environment as the kubelet does: the image's variables, then
-// envFrom, then env (later entries win), with $(VAR) references to earlier variables
+// apiServerSource is the Sources that knows the API server's Service.
+type apiServerSource interface {
+	APIServer() (ip string, port int32, ok bool)
+}
+
+// Env builds a container's environment as the kubelet does: the image's variables, the API
+// server's Service (KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT and the Docker-link
+// style KUBERNETES_PORT*, which in-cluster clients read), then envFrom, then env (later entries win), with $(VAR) references to earlier variables
 // expanded. A missing source that is not optional is an error naming it.
 func Env(pod *corev1.Pod, c *corev1.Container, imageEnv []string, src Sources) ([]string, error) {
 	order := []string{}
@@ -32,6 +39,20 @@ func Env(pod *corev1.Pod, c *corev1.Container, imageEnv []string, src Sources) (
 	for _, kv := range imageEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)
+	}
+	if as, ok := src.(apiServerSource); ok {
+		if ip, port, ok := as.APIServer(); ok {
+			p := strconv.Itoa(int(port))
+			addr := "tcp://" + net.JoinHostPort(ip, p)
+			set("KUBERNETES_SERVICE_HOST", ip)
+			set("KUBERNETES_SERVICE_PORT", p)
+			set("KUBERNETES_SERVICE_PORT_HTTPS", p)
+			set("KUBERNETES_PORT", addr)
+			set("KUBERNETES_PORT_"+p+"_TCP", addr)
+			set("KUBERNETES_PORT_"+p+"_TCP_PROTO", "tcp")
+			set("KUBERNETES_PORT_"+p+"_TCP_PORT", p)
+			set("KUBERNETES_PORT_"+p+"_TCP_ADDR", ip)
+		}
 	}
 	for _, ef := range c.EnvFrom {
 		switch {

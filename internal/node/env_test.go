@@ -85,3 +85,32 @@ func TestArgv(t *testing.T) {
 		})
 	}
 }
+
+// apiSources is a Sources that knows the API server's Service, as the node's does.
+type apiSources struct{ mapSources }
+
+func (apiSources) APIServer() (string, int32, bool) { return "10.43.0.1", 443, true }
+
+func TestEnvAPIServerService(t *testing.T) {
+	pod := &corev1.Pod{}
+	c := &corev1.Container{Env: []corev1.EnvVar{{Name: "KUBERNETES_SERVICE_PORT", Value: "8443"}}}
+	got, err := Env(pod, c, []string{"PATH=/bin"}, &apiSources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"PATH=/bin",
+		"KUBERNETES_SERVICE_HOST=10.43.0.1",
+		// The container's own env wins, as on a kubelet.
+		"KUBERNETES_SERVICE_PORT=8443",
+		"KUBERNETES_SERVICE_PORT_HTTPS=443",
+		"KUBERNETES_PORT=tcp://10.43.0.1:443",
+		"KUBERNETES_PORT_443_TCP=tcp://10.43.0.1:443",
+		"KUBERNETES_PORT_443_TCP_PROTO=tcp",
+		"KUBERNETES_PORT_443_TCP_PORT=443",
+		"KUBERNETES_PORT_443_TCP_ADDR=10.43.0.1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+}

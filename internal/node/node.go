@@ -95,6 +95,9 @@ type Node struct {
 	pods     corelisters.PodLister // the shared node's and the serverless nodes' pods
 	cms      *objectCache[*corev1.ConfigMap]
 	secrets  *objectCache[*corev1.Secret]
+	// services reads the API server's Service (default/kubernetes), whose address every
+	// container gets in KUBERNETES_SERVICE_HOST and _PORT, as from a kubelet.
+	services *objectCache[*corev1.Service]
 	// serverlessCMs and serverlessSecrets read, with ServerlessClient, what the pods on
 	// serverless nodes name.
 	serverlessCMs     *objectCache[*corev1.ConfigMap]
@@ -193,6 +196,7 @@ func (n *Node) Start(ctx context.Context) error {
 	podInformer := onNode.Core().V1().Pods()
 	listers := podListers{podInformer.Lister()}
 	n.cms = newObjectCache(n.clock, configMapGetter(c))
+	n.services = newObjectCache(n.clock, serviceGetter(c))
 	n.secrets = newObjectCache(n.clock, secretGetter(c))
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { n.dispatch(ctx, o) },

@@ -57,6 +57,12 @@ func configMapGetter(client kubernetes.Interface) func(ctx context.Context, ns, 
 	}
 }
 
+func serviceGetter(client kubernetes.Interface) func(ctx context.Context, ns, name string) (*corev1.Service, error) {
+	return func(ctx context.Context, ns, name string) (*corev1.Service, error) {
+		return client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	}
+}
+
 func secretGetter(client kubernetes.Interface) func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 	return func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 		return client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})

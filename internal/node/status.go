@@ -306,13 +306,27 @@ func (w *worker) sources() Sources {
 	if onServerlessNode(w.pod) {
 		cms, secrets = w.n.serverlessCMs, w.n.serverlessSecrets
 	}
-	return listerSources{cms: cms, secrets: secrets, ns: w.pod.Namespace}
+	return listerSources{cms: cms, secrets: secrets, services: w.n.services, ns: w.pod.Namespace}
 }
 
 type listerSources struct {
-	cms     *objectCache[*corev1.ConfigMap]
-	secrets *objectCache[*corev1.Secret]
-	ns      string
+	cms      *objectCache[*corev1.ConfigMap]
+	secrets  *objectCache[*corev1.Secret]
+	services *objectCache[*corev1.Service]
+	ns       string
+}
+
+// APIServer is the ClusterIP and HTTPS port of Service default/kubernetes; ok is false
+// without one.
+func (l listerSources) APIServer() (ip string, port int32, ok bool) {
+	if l.services == nil {
+		return "", 0, false
+	}
+	svc, err := l.services.read(metav1.NamespaceDefault, "kubernetes")
+	if err != nil || svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
+		return "", 0, false
+	}
+	return svc.Spec.ClusterIP, svc.Spec.Ports[0].Port, true
 }
 
 func (l listerSources) ConfigMap(name string) (map[string]string, error) {

@@ -5,6 +5,7 @@
 package serving
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,9 +32,11 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-run/gantry/config/crd"
@@ -75,22 +79,32 @@ type Options struct {
 	// spans to, recording QueueTracingSamplingRatio of the traces it starts itself.
 	QueueTracingEndpoint      string
 	QueueTracingSamplingRatio float64
-	// LeaderElection is set when several servers run the serving stack against one cluster:
-	// the controllers and the autoscaler act on the elected leader only (a Lease in
-	// kube-system), while the webhook and the request path serve on every server.
-	LeaderElection bool
+	// Installed says the CRDs and the webhook configurations were written by `gantry
+	// install` (cluster mode): the stack neither writes them nor needs the right to.
+	Installed bool
+	// LeaderElection runs the controllers and the autoscaler on one replica at a time, holding
+	// the Lease LeaderElectionID in LeaderElectionNamespace (kube-system when empty): the servers
+	// of an HA cluster, or the replicas of cluster mode's Deployment (which also run the gateway
+	// on the leader only). The webhook serves on every replica.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// HealthProbeAddress, when set, serves /healthz and /readyz there: ready once the
+	// webhook serves and, with leader election, this replica leads.
+	HealthProbeAddress string
 	// Logger receives the configuration store's logs.
 	Logger *slog.Logger
 }
 
-// LeaderElectionID is the Lease the servers of a cluster elect the serving stack's leader by.
+// LeaderElectionID is the Lease the serving stack's leader is elected by: among the servers of
+// a cluster, or the replicas of cluster mode's Deployment.
 const LeaderElectionID = "gantry-serving-controllers"
 
-// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress and the
-// PodAutoscaler.
+// Scheme knows the Kubernetes built-ins, serving.knative.dev/v1, the Ingress, the
+// PodAutoscaler and Gateway API's v1 kinds (the HTTPRoutes of cluster mode's gateway-api
+// ingress).
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(s), servingv1.AddToScheme(s), netv1alpha1.AddToScheme(s), pav1alpha1.AddToScheme(s), gwv1.Install(s)); err != nil {
 		panic(fmt.Sprintf("building the serving scheme: %v", err))
 	}
 	return s
@@ -151,20 +165,24 @@ func New(opts Options) (*Serving, error) {
 	whServer.Register(gantrywebhook.ValidationPath, &webhook.Admission{Handler: gantrywebhook.Validation(store)})
 	whServer.Register(gantrywebhook.ConfigValidationPath, &webhook.Admission{Handler: gantrywebhook.ConfigValidation()})
 
+	probeAddr := "0"
+	if opts.HealthProbeAddress != "" {
+		probeAddr = opts.HealthProbeAddress
+	}
 	mgr, err := ctrl.NewManager(opts.RESTConfig, ctrl.Options{
 		Scheme: Scheme(),
 		// Nothing here reads managedFields, and they are often the larger part of an object:
 		// with thousands of revisions, keeping them would cost the cache most of its memory.
 		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+		HealthProbeBindAddress: probeAddr,
 		WebhookServer:          whServer,
-		// One gantry server per data dir (the data dir is locked): a single server needs no
-		// leader election; the servers of a cluster elect one.
+		// A single server needs no leader election (its data dir is locked); the servers of a
+		// cluster, or the replicas of cluster mode's Deployment, elect one.
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        LeaderElectionID,
-		LeaderElectionNamespace: metav1.NamespaceSystem,
-		// A server that stops hands the lease over at once, not after it expires.
+		LeaderElectionNamespace: cmp.Or(opts.LeaderElectionNamespace, metav1.NamespaceSystem),
+		// A replica that stops hands the lease over at once, not after it expires.
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 ptr.To(lifecycle.LeaseDuration),
 		RenewDeadline:                 ptr.To(lifecycle.RenewDeadline),
@@ -172,6 +190,26 @@ func New(opts Options) (*Serving, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the serving controller manager: %w", err)
+	}
+	if opts.HealthProbeAddress != "" {
+		started := whServer.StartedChecker()
+		elected := mgr.Elected()
+		if err := errors.Join(
+			mgr.AddHealthzCheck("ping", healthz.Ping),
+			mgr.AddReadyzCheck("webhook", started),
+			// Only the leader runs the gateway: a Service in front of the replicas sends
+			// traffic to it alone.
+			mgr.AddReadyzCheck("leader", func(*http.Request) error {
+				select {
+				case <-elected:
+					return nil
+				default:
+					return errors.New("not the leader")
+				}
+			}),
+		); err != nil {
+			return nil, err
+		}
 	}
 	return &Serving{opts: opts, mgr: mgr, store: store, client: clientset, ready: make(chan struct{})}, nil
 }
@@ -212,7 +250,11 @@ func (s *Serving) setupControllers(ctx context.Context) error {
 // registers the webhook and creates the configuration ConfigMaps that are missing; it then
 // runs until ctx ends.
 func (s *Serving) Start(ctx context.Context) error {
-	if err := InstallCRDs(ctx, s.opts.RESTConfig); err != nil {
+	if s.opts.Installed {
+		if err := WaitCRDs(ctx, s.opts.RESTConfig); err != nil {
+			return err
+		}
+	} else if err := InstallCRDs(ctx, s.opts.RESTConfig); err != nil {
 		return err
 	}
 	if err := s.setupControllers(ctx); err != nil {
@@ -267,6 +309,13 @@ func (s *Serving) finishStart(ctx context.Context, mgrDone <-chan struct{}) erro
 	if err := waitServing(ctx, s.mgr.GetWebhookServer(), mgrDone); err != nil {
 		return err
 	}
+	if s.opts.Installed {
+		// gantry install wrote the webhook configurations and the ConfigMaps.
+		if !s.mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("serving controllers: informer caches did not sync")
+		}
+		return nil
+	}
 	ca, err := os.ReadFile(s.opts.CAFile)
 	if err != nil {
 		return fmt.Errorf("reading the webhook's CA: %w", err)
@@ -298,6 +347,27 @@ func waitServing(ctx context.Context, srv webhook.Server, mgrDone <-chan struct{
 	})
 }
 
+// CRDs are the CRDs of config/crd: Knative's kinds and Gantry's own.
+func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	files, err := fs.Glob(crd.FS, "*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(files))
+	for _, f := range files {
+		data, err := crd.FS.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		c := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.UnmarshalStrict(data, c); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", f, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // InstallCRDs creates or updates the serving.knative.dev CRDs and waits until the API server
 // serves them.
 func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
@@ -306,19 +376,11 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	crds := client.ApiextensionsV1().CustomResourceDefinitions()
-	files, err := fs.Glob(crd.FS, "*.yaml")
+	all, err := CRDs()
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		data, err := crd.FS.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		want := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.UnmarshalStrict(data, want); err != nil {
-			return fmt.Errorf("decoding %s: %w", f, err)
-		}
+	for _, want := range all {
 		cur, err := crds.Get(ctx, want.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -333,20 +395,44 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 				return fmt.Errorf("updating CRD %s: %w", want.Name, err)
 			}
 		}
-		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			c, err := crds.Get(ctx, want.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil //nolint:nilerr // retried until the timeout
-			}
-			for _, cond := range c.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		}); err != nil {
+		if err := waitEstablished(ctx, client, want.Name, 30*time.Second); err != nil {
 			return fmt.Errorf("CRD %s not established: %w", want.Name, err)
 		}
 	}
 	return nil
+}
+
+// WaitCRDs waits until the API server serves every CRD of config/crd (installed by someone
+// else: gantry install); it writes nothing.
+func WaitCRDs(ctx context.Context, cfg *rest.Config) error {
+	client, err := apiextensionsclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	crds, err := CRDs()
+	if err != nil {
+		return err
+	}
+	for _, want := range crds {
+		if err := waitEstablished(ctx, client, want.Name, 5*time.Minute); err != nil {
+			return fmt.Errorf("CRD %s (installed by gantry install): %w", want.Name, err)
+		}
+	}
+	return nil
+}
+
+func waitEstablished(ctx context.Context, client apiextensionsclient.Interface, name string, timeout time.Duration) error {
+	crds := client.ApiextensionsV1().CustomResourceDefinitions()
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		c, err := crds.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil //nolint:nilerr // retried until the timeout
+		}
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }

@@ -24,6 +24,10 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gantry-run/gantry/internal/activator"
 	"github.com/gantry-run/gantry/internal/autoscaler/hpa"
@@ -86,6 +90,10 @@ const (
 // Config is the whole server's configuration.
 type Config struct {
 	ControlPlane controlplane.Config
+	// Serving runs Gantry's serving stack (CRDs, webhook, controllers, autoscaler, activator,
+	// gateway, dashboard). Without it the server is a plain Kubernetes API and node: a cluster
+	// for `gantry install` to install the stack onto (cluster mode).
+	Serving bool
 	// Domain is the suffix of Route hosts (default localhost).
 	Domain string
 	// HTTPAddress and HTTPPort are where the gateway serves Routes (0.0.0.0 serves the
@@ -170,6 +178,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		ControlPlane:        controlplane.DefaultConfig(),
+		Serving:             true,
 		Domain:              serving.DefaultDomain,
 		HTTPAddress:         DefaultHTTPAddress,
 		HTTPPort:            DefaultHTTPPort,
@@ -267,6 +276,14 @@ func (c Config) Validate() error {
 	if c.OTLPSamplingRatio < 0 || c.OTLPSamplingRatio > 1 {
 		errs = append(errs, fmt.Errorf("--otlp-sampling-ratio: %v is not between 0 and 1", c.OTLPSamplingRatio))
 	}
+	if !c.Serving {
+		if c.Dashboard {
+			errs = append(errs, errors.New("--dashboard: needs the serving stack; --serving=false runs none (add --dashboard=false)"))
+		}
+		if c.OTLPEndpoint != "" {
+			errs = append(errs, errors.New("--otlp-endpoint: traces the serving stack's request path; --serving=false runs none"))
+		}
+	}
 	if c.Dashboard {
 		if c.DashboardAddress != "" {
 			if _, _, err := net.SplitHostPort(c.DashboardAddress); err != nil {
@@ -359,10 +376,11 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	webhookAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WebhookPort))
-	listeners := []controlplane.Listener{
-		{Flag: "--webhook-port", Addr: webhookAddr},
-		{Flag: "--registry-addr", Addr: cfg.RegistryAddr},
-		{Flag: "--http-port", Addr: httpAddr(cfg)},
+	listeners := []controlplane.Listener{{Flag: "--registry-addr", Addr: cfg.RegistryAddr}}
+	if cfg.Serving {
+		listeners = append(listeners,
+			controlplane.Listener{Flag: "--webhook-port", Addr: webhookAddr},
+			controlplane.Listener{Flag: "--http-port", Addr: httpAddr(cfg)})
 	}
 	if cfg.Node {
 		listeners = append(listeners, controlplane.Listener{Flag: "--kubelet-port", Addr: kubeletAddr(cfg)})
@@ -453,113 +471,125 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		if tracer != nil {
 			queueTracing = "http://" + net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort))
 		}
-		s.DNS = dns.New(dns.Options{Addr: gw, Gateway: gw, Logger: cfg.Logger})
+		s.DNS = dns.New(dns.Options{Addr: gw, Gateway: gw, WithoutIngresses: !cfg.Serving, Logger: cfg.Logger})
 	}
 	s.Store, err = image.NewStore(cp.DataDirJoin(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger, MinFreeBytes: diskReserve(cfg)})
 	if err != nil {
 		return nil, err
 	}
 
-	certs := cp.Certs()
-	s.Serving, err = serving.New(serving.Options{
-		RESTConfig:      cp.GantryRESTConfig(),
-		Domain:          cfg.Domain,
-		WebhookHost:     "127.0.0.1",
-		WebhookPort:     cfg.WebhookPort,
-		WebhookCertFile: certs.WebhookCert(),
-		WebhookKeyFile:  certs.WebhookKey(),
-		CAFile:          certs.CACert(),
-		Resolver:        s.Store,
-		Logger:          cfg.Logger,
-		// The queue-proxies trace when the server does, at its ratio.
-		QueueTracingEndpoint:      queueTracing,
-		QueueTracingSamplingRatio: cfg.OTLPSamplingRatio,
-		LeaderElection:            cfg.ControlPlane.Clustered(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("serving controllers: %w", err)
-	}
-	// The data plane joins the serving manager: the autoscaler scales revisions, the
-	// activator holds requests for revisions without a free pod (and asks the autoscaler for
-	// one), the gateway serves Routes' hosts and hands requests to it.
-	mgr := s.Serving.Manager()
 	var registerer prometheus.Registerer
-	var gatherer prometheus.Gatherer
-	switch {
-	case s.Metrics != nil:
-		registerer, gatherer = s.Metrics.Registry, s.Metrics.Registry
-	case cfg.Dashboard:
-		// The dashboard draws from the parts' metrics: they are collected, not served.
-		reg := prometheus.NewRegistry()
-		registerer, gatherer = reg, reg
+	if s.Metrics != nil {
+		registerer = s.Metrics.Registry
 	}
-	s.Autoscaler = kpa.New(kpa.Options{
-		Client:     mgr.GetClient(),
-		Config:     s.Serving.Config(),
-		Recorder:   mgr.GetEventRecorder("autoscaler"),
-		Registerer: registerer,
-		Logger:     cfg.Logger,
-	})
-	s.Activator = activator.New(activator.Options{
-		Client:     mgr.GetClient(),
-		Scaler:     s.Autoscaler,
-		Reporter:   s.Autoscaler,
-		Registerer: registerer,
-		QueueDepth: int64(cfg.ActivatorQueueDepth),
-		Logger:     cfg.Logger,
-		Tracer:     tracer,
-	})
-	if cfg.Dashboard {
-		token, err := cfg.dashboardToken()
-		if err != nil {
-			return nil, err
+	if !cfg.Serving {
+		// A plain cluster: the pods' DNS still answers, from a manager of its own.
+		if s.DNS != nil {
+			if err := s.addBareDNS(cfg); err != nil {
+				return nil, err
+			}
 		}
-		kube, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
-		if err != nil {
-			return nil, err
-		}
-		s.Dashboard = dashboard.New(dashboard.Options{
-			Gatherer: gatherer,
-			Kube:     kube,
-			UsageDB:  cp.DataDirJoin(metering.DBPath),
-			Token:    token,
-			Addr:     cfg.DashboardAddress,
-			// The URLs of Routes have no port; the page's links take the gateway's.
-			GatewayPort: cfg.HTTPPort,
-			Logger:      cfg.Logger,
+	} else {
+		certs := cp.Certs()
+		s.Serving, err = serving.New(serving.Options{
+			RESTConfig:      cp.GantryRESTConfig(),
+			Domain:          cfg.Domain,
+			WebhookHost:     "127.0.0.1",
+			WebhookPort:     cfg.WebhookPort,
+			WebhookCertFile: certs.WebhookCert(),
+			WebhookKeyFile:  certs.WebhookKey(),
+			CAFile:          certs.CACert(),
+			Resolver:        s.Store,
+			Logger:          cfg.Logger,
+			// The queue-proxies trace when the server does, at its ratio.
+			QueueTracingEndpoint:      queueTracing,
+			QueueTracingSamplingRatio: cfg.OTLPSamplingRatio,
+			LeaderElection:            cfg.ControlPlane.Clustered(),
 		})
-		s.Serving.Add(s.Dashboard)
+		if err != nil {
+			return nil, fmt.Errorf("serving controllers: %w", err)
+		}
+		// The data plane joins the serving manager: the autoscaler scales revisions, the
+		// activator holds requests for revisions without a free pod (and asks the autoscaler for
+		// one), the gateway serves Routes' hosts and hands requests to it.
+		mgr := s.Serving.Manager()
+		var gatherer prometheus.Gatherer
+		switch {
+		case s.Metrics != nil:
+			registerer, gatherer = s.Metrics.Registry, s.Metrics.Registry
+		case cfg.Dashboard:
+			// The dashboard draws from the parts' metrics: they are collected, not served.
+			reg := prometheus.NewRegistry()
+			registerer, gatherer = reg, reg
+		}
+		s.Autoscaler = kpa.New(kpa.Options{
+			Client:     mgr.GetClient(),
+			Config:     s.Serving.Config(),
+			Recorder:   mgr.GetEventRecorder("autoscaler"),
+			Registerer: registerer,
+			Logger:     cfg.Logger,
+		})
+		s.Activator = activator.New(activator.Options{
+			Client:     mgr.GetClient(),
+			Scaler:     s.Autoscaler,
+			Reporter:   s.Autoscaler,
+			Registerer: registerer,
+			QueueDepth: int64(cfg.ActivatorQueueDepth),
+			Logger:     cfg.Logger,
+			Tracer:     tracer,
+		})
+		if cfg.Dashboard {
+			token, err := cfg.dashboardToken()
+			if err != nil {
+				return nil, err
+			}
+			kube, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+			if err != nil {
+				return nil, err
+			}
+			s.Dashboard = dashboard.New(dashboard.Options{
+				Gatherer: gatherer,
+				Kube:     kube,
+				UsageDB:  cp.DataDirJoin(metering.DBPath),
+				Token:    token,
+				Addr:     cfg.DashboardAddress,
+				// The URLs of Routes have no port; the page's links take the gateway's.
+				GatewayPort: cfg.HTTPPort,
+				Logger:      cfg.Logger,
+			})
+			s.Serving.Add(s.Dashboard)
+		}
+		var console gateway.Console
+		if s.Dashboard != nil {
+			console = s.Dashboard
+		}
+		s.Gateway = gateway.New(gateway.Options{
+			Console:    console,
+			Client:     mgr.GetClient(),
+			Revisions:  s.Activator,
+			Listeners:  gatewayListeners,
+			Logger:     cfg.Logger,
+			Tracer:     tracer,
+			TraceRelay: traceRelay,
+		})
+		s.Serving.Add(s.Autoscaler)
+		s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))
+		s.Serving.Add(s.Activator)
+		s.Serving.Add(s.Gateway)
+		if s.DNS != nil {
+			s.Serving.Add(s.DNS)
+		}
+		s.group.Add("serving controllers", s.Serving)
+		// Serverless profiles: pod and profile admission and the profile controller join the
+		// serving manager; their webhook configurations are registered once it serves.
+		profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		s.Profiles = serverlessadmission.NewWebhooks(profilesClient, "https://"+webhookAddr, certs.CACert(), s.Serving.Config())
+		s.Serving.Add(s.Profiles)
+		s.group.Add("serverless admission", s.Profiles)
 	}
-	var console gateway.Console
-	if s.Dashboard != nil {
-		console = s.Dashboard
-	}
-	s.Gateway = gateway.New(gateway.Options{
-		Console:    console,
-		Client:     mgr.GetClient(),
-		Revisions:  s.Activator,
-		Listeners:  gatewayListeners,
-		Logger:     cfg.Logger,
-		Tracer:     tracer,
-		TraceRelay: traceRelay,
-	})
-	s.Serving.Add(s.Autoscaler)
-	s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))
-	s.Serving.Add(s.Activator)
-	s.Serving.Add(s.Gateway)
-	if s.DNS != nil {
-		s.Serving.Add(s.DNS)
-	}
-	s.group.Add("serving controllers", s.Serving)
-	// Serverless profiles: pod and profile admission and the profile controller join the
-	// serving manager; their webhook configurations are registered once it serves.
-	profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
-	if err != nil {
-		return nil, err
-	}
-	s.Profiles = serverlessadmission.NewWebhooks(profilesClient, "https://"+webhookAddr, certs.CACert(), s.Serving.Config())
-	s.Serving.Add(s.Profiles)
-	s.group.Add("serverless admission", s.Profiles)
 
 	// Metering reads pods through the API, and is ready once the records left open by the
 	// last run are reconciled: before the node syncs pods again.
@@ -957,4 +987,46 @@ func (s *Server) newResourceMetrics(cfg Config) error {
 	}
 	s.group.Add("resource metrics", s.ResourceMetrics)
 	return nil
+}
+
+// addBareDNS runs the pods' DNS server without the serving stack, in a controller-runtime
+// manager of its own (--serving=false).
+func (s *Server) addBareDNS(cfg Config) error {
+	mgr, err := ctrl.NewManager(s.ControlPlane.GantryRESTConfig(), ctrl.Options{
+		Scheme:                 serving.Scheme(),
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// One gantry server per data dir: no leader election.
+		LeaderElection: false,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	s.group.Add("cluster DNS", &bareManager{mgr: mgr, setup: s.DNS, ready: make(chan struct{})})
+	return nil
+}
+
+// bareManager runs one component in a manager of its own; it is ready once the manager's
+// caches are synced.
+type bareManager struct {
+	mgr   manager.Manager
+	setup serving.Component
+	ready chan struct{}
+}
+
+func (b *bareManager) Ready() <-chan struct{} { return b.ready }
+
+func (b *bareManager) Start(ctx context.Context) error {
+	if err := b.setup.SetupWithManager(ctx, b.mgr); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.mgr.Start(ctx) }()
+	go func() {
+		if b.mgr.GetCache().WaitForCacheSync(ctx) {
+			close(b.ready)
+		}
+	}()
+	return <-done
 }

@@ -135,9 +135,16 @@ func freePorts(t *testing.T) []int {
 // ready line.
 func startServer(t *testing.T, dataDir string, ports []int, extra ...string) *server {
 	t.Helper()
-	return launchServer(t, dataDir, ports, append(serverArgs(dataDir, ports), extra...), func() {
+	return startServerOn(t, dataDir, ports, "gantry-e2e0", "10.246.0.0/16", append(serverArgs(dataDir, ports), extra...))
+}
+
+// startServerOn starts gantry with args, a server whose pods use bridge and podCIDR (its
+// cleanup removes them), and waits for its ready line.
+func startServerOn(t *testing.T, dataDir string, ports []int, bridge, podCIDR string, args []string) *server {
+	t.Helper()
+	return launchServer(t, dataDir, ports, args, func() {
 		// A stopped server leaves its pods' sandboxes running; the test leaves nothing.
-		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16").Run()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge="+bridge, "--pod-cidr="+podCIDR).Run()
 	})
 }
 

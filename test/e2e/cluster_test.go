@@ -1,0 +1,448 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gantry-run/gantry/internal/gatewayapi"
+	"github.com/gantry-run/gantry/internal/install"
+	"github.com/gantry-run/gantry/internal/poll"
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
+)
+
+// The cluster-mode test's own bridge and pod range, apart from the other e2e tests'.
+const (
+	clusterBridge  = "gantry-cm0"
+	clusterPodCIDR = "10.234.0.0/16"
+	kubeProxyLock  = "/run/gantry/kube-proxy.lock"
+)
+
+// waitKubeProxyLock waits until no gantry server on this host runs kube-proxy (its rules are
+// one per host, and the installed stack is reached through ClusterIPs); it skips the test
+// when one still does after a while.
+func waitKubeProxyLock(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		f, err := os.OpenFile(kubeProxyLock, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil && errors.Is(err, os.ErrNotExist) {
+			return // no server has ever run kube-proxy here
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		_ = f.Close() // releases it
+		if err == nil {
+			return
+		}
+		t.Logf("waiting for the kube-proxy lock (%s): another gantry server runs kube-proxy", kubeProxyLock)
+		if time.Now().After(deadline) {
+			t.Skipf("another gantry server on this host runs kube-proxy (%s) for 5m; cluster mode needs ClusterIPs", kubeProxyLock)
+		}
+		time.Sleep(5 * time.Second)
+	}
+}
+
+// plainCluster is a gantry server started without its serving stack, with the gantry image
+// in its registry.
+type plainCluster struct {
+	*server
+	ports      []int
+	kubeconfig string
+	image      string
+}
+
+// startPlainCluster starts gantry server --serving=false on the cluster-mode test's bridge,
+// with kube-proxy (the installed stack is reached through ClusterIPs) and the API server
+// where pods reach it, and pushes this gantry binary to its registry as the gantry image.
+func startPlainCluster(t *testing.T) *plainCluster {
+	t.Helper()
+	requireNode(t)
+	if err := os.MkdirAll(filepath.Dir(kubeProxyLock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitKubeProxyLock(t)
+	nodeIP, err := utilnet.ChooseHostInterface()
+	if err != nil {
+		t.Skipf("no host interface for the API server to listen on, where pods reach it: %v", err)
+	}
+	dataDir := newDataDir(t)
+	ports := freePorts(t)
+	args := serverArgs(dataDir, ports)
+	args = append(args[:len(args)-3:len(args)-3], // the shared e2e bridge, range and --node
+		"--bridge="+clusterBridge, "--pod-cidr="+clusterPodCIDR, "--node=true",
+		"--serving=false", "--kube-proxy=on", "--etcd-snapshot-interval=0",
+		// Pods reach the API server through the kubernetes Service, at the node's address.
+		"--bind-address="+nodeIP.String())
+	s := startServerOn(t, dataDir, ports, clusterBridge, clusterPodCIDR, args)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", clusterBridge).Run() })
+
+	// A plain cluster: no Knative kinds.
+	if out, err := s.kubectl("get", "crd", "-o", "name"); err != nil || strings.Contains(out, "knative") {
+		t.Fatalf("the plain server has Knative CRDs or none can be listed: %v\n%s", err, out)
+	}
+	// The gantry image: this binary, as a non-root user.
+	out, err := exec.Command(gantryBin, "image", "wrap", gantryBin, fmt.Sprintf("127.0.0.1:%d/gantry-system/gantry", ports[4]), "--user", "65532").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gantry image wrap: %v\n%s", err, out)
+	}
+	return &plainCluster{server: s, ports: ports, kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"), image: strings.TrimSpace(string(out))}
+}
+
+// leader is the name of the controller pod that holds the lease, once exactly one of the
+// running replicas is ready.
+func (c *plainCluster) leader(t *testing.T) string {
+	t.Helper()
+	var holder string
+	poll.Until(t, "one leader among the controller's replicas", 2*time.Minute, func(context.Context) (bool, error) {
+		ready, err := c.kubectl("-n", "gantry-system", "get", "pods", "-l", "app=gantry-controller", "-o",
+			`jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}`)
+		if err != nil {
+			return false, err
+		}
+		if holder, err = c.kubectl("-n", "gantry-system", "get", "lease", "gantry-serving-controllers", "-o", "jsonpath={.spec.holderIdentity}"); err != nil {
+			return false, err
+		}
+		fields := strings.Fields(ready)
+		readyPods := 0
+		for _, f := range fields {
+			name, status, _ := strings.Cut(f, "=")
+			if status == "True" {
+				readyPods++
+				if !strings.HasPrefix(holder, name) {
+					return false, fmt.Errorf("ready pod %s is not the lease holder %q", name, holder)
+				}
+			}
+		}
+		return len(fields) == 2 && readyPods == 1, fmt.Errorf("pods %q, holder %q", ready, holder)
+	})
+	name, _, _ := strings.Cut(holder, "_")
+	return name
+}
+
+// install runs gantry install with extra flags.
+func (c *plainCluster) install(t *testing.T, extra ...string) {
+	t.Helper()
+	began := time.Now()
+	args := append([]string{"install", "--kubeconfig", c.kubeconfig, "--image", c.image, "--timeout", "3m"}, extra...)
+	if out, err := exec.Command(gantryBin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("gantry install: %v\n%s\n%s", err, out, c.kubectlOrErr("-n", "gantry-system", "describe", "pods"))
+	}
+	t.Logf("installed in %s", time.Since(began).Round(time.Millisecond))
+}
+
+// uninstall runs gantry uninstall and checks nothing of the serving stack is left.
+func (c *plainCluster) uninstall(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(gantryBin, "uninstall", "--kubeconfig", c.kubeconfig, "--timeout", "2m").CombinedOutput(); err != nil {
+		t.Fatalf("gantry uninstall: %v\n%s", err, out)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := install.Leftovers(context.Background(), cfg)
+	if err != nil || len(left) > 0 {
+		t.Errorf("after uninstall: left %q, %v", left, err)
+	}
+	// What the plain server keeps in gantry-system is still there.
+	c.mustKubectl("-n", "gantry-system", "get", "configmap", "config-metering")
+	if out := c.mustKubectl("get", "crd", "-o", "name"); strings.Contains(out, "knative") {
+		t.Errorf("CRDs left: %s", out)
+	}
+}
+
+// helloSplit deploys Knative Service hello with two revisions, 50/50, the second tagged
+// "two" and quick to scale to zero.
+func (c *plainCluster) helloSplit(t *testing.T) {
+	t.Helper()
+	digest := buildImageByDigest(t, c.ports[4], "hello")
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
+	applyYAML(t, c.server, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  template:
+    spec:
+      containers:
+      - image: %s
+`, digest))
+	c.eventually("hello-00001 ready", func(out string) bool { return out == "True" },
+		"get", "revision", "hello-00001", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+	applyYAML(t, c.server, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/window: "6s"}
+    spec:
+      containers:
+      - image: %s
+        env: [{name: TARGET, value: Two}]
+  traffic:
+  - {revisionName: hello-00001, percent: 50}
+  - {latestRevision: true, percent: 50, tag: two}
+`, digest))
+	c.eventually("the split in the Route's status", func(out string) bool { return out == "hello-00001 hello-00002" },
+		"get", "route", "hello", "-o", "jsonpath={.status.traffic[*].revisionName}")
+}
+
+// get sends GET / for host to the installed gateway's Service.
+func (c *plainCluster) get(host string) (string, error) {
+	gw, err := c.kubectl("-n", "gantry-system", "get", "service", install.GatewayServiceName, "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+gw+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// TestClusterMode installs the serving stack onto a gantry server started without it (a
+// plain Kubernetes API and node): the controller runs as a pod from an image of this
+// gantry binary, a Knative Service answers through the installed gateway's Service, traffic
+// splits 50/50, a revision scales to zero and back, and uninstall leaves nothing behind.
+func TestClusterMode(t *testing.T) {
+	c := startPlainCluster(t)
+	s, img := c.server, c.image
+
+	// The dry run prints what install applies, and applies nothing.
+	out, err := exec.Command(gantryBin, "install", "--image", img, "--dry-run", "-o", "yaml").Output()
+	if err != nil {
+		t.Fatalf("gantry install --dry-run: %v", err)
+	}
+	kinds := map[string]int{}
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(out)), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("decoding the dry run: %v", err)
+			}
+			break
+		}
+		kinds[u.GetKind()]++
+	}
+	if kinds["CustomResourceDefinition"] != 7 || kinds["Deployment"] != 1 || kinds["MutatingWebhookConfiguration"] != 1 || kinds["ValidatingWebhookConfiguration"] != 2 {
+		t.Errorf("dry run kinds %v", kinds)
+	}
+	if out, err := s.kubectl("get", "crd", "-o", "name"); err != nil || strings.Contains(out, "knative") {
+		t.Fatalf("the dry run installed something: %v\n%s", err, out)
+	}
+
+	c.install(t)
+	if out := s.mustKubectl("-n", "gantry-system", "get", "pods", "-l", "app=gantry-controller", "-o", "jsonpath={.items[*].spec.containers[0].image}"); out != img {
+		t.Errorf("controller image %q, want %q", out, img)
+	}
+	c.helloSplit(t)
+	// hello-00002 scales to zero, and a request brings it back through the activator. (It
+	// gets no burst first: after one, a revision here has been seen to keep its pod for
+	// minutes; see docs/cluster-mode.md.)
+	idle := time.Now()
+	poll.Until(t, "hello-00002 at zero pods", 3*time.Minute, func(context.Context) (bool, error) {
+		out, err := s.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
+		if err != nil {
+			return false, err
+		}
+		return out == "", fmt.Errorf("pods %q; kpa %s; controller log: %s", out,
+			s.kubectlOrErr("get", "kpa", "hello-00002", "-o", "jsonpath={.status}"),
+			s.kubectlOrErr("-n", "gantry-system", "logs", "deploy/gantry-controller", "--tail=15"))
+	})
+	t.Logf("hello-00002 at zero pods %s after it was ready", time.Since(idle).Round(time.Second))
+	began := time.Now()
+	if out, err := c.get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
+		t.Fatalf("from zero: %q, %v", out, err)
+	}
+	t.Logf("hello-00002 answered from zero in %s", time.Since(began).Round(time.Millisecond))
+
+	poll.Until(t, "hello answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("hello.default.localhost")
+		return err == nil && strings.HasPrefix(out, "Hello"), err
+	})
+	counts := map[string]int{}
+	const n = 60
+	for range n {
+		out, err := c.get("hello.default.localhost")
+		if err != nil {
+			t.Fatalf("request through the gateway: %v", err)
+		}
+		counts[out]++
+	}
+	// 50/50 of 60: each side under 15 has a chance of about 1e-4.
+	if counts["Hello World!"] < 15 || counts["Hello Two!"] < 15 || counts["Hello World!"]+counts["Hello Two!"] != n {
+		t.Errorf("answers %v, want about half each of Hello World! and Hello Two!", counts)
+	}
+	if out, err := c.get("two-hello.default.localhost"); err != nil || out != "Hello Two!" {
+		t.Errorf("the tag's host: %q, %v", out, err)
+	}
+
+	c.uninstall(t)
+}
+
+// buildImageByDigest builds test/images/<name> into the server's registry and returns it
+// by digest: the controller pod does not reach the host's loopback registry to resolve a tag
+// (the node, which pulls, does).
+func buildImageByDigest(t *testing.T, registryPort int, name string) string {
+	t.Helper()
+	ref := fmt.Sprintf("127.0.0.1:%d/default/%s", registryPort, name)
+	out, err := exec.Command(gantryBin, "image", "build", "../images/"+name, ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gantry image build: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// applyYAML applies a manifest with gantry kubectl.
+func applyYAML(t *testing.T, s *server, manifest string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("apply", "-f", f)
+}
+
+// kubectlOrErr is kubectl's output, or its error, for a failure message.
+func (s *server) kubectlOrErr(args ...string) string {
+	out, err := s.kubectl(args...)
+	if err != nil {
+		return err.Error()
+	}
+	return out
+}
+
+// TestClusterModeGatewayAPI installs the stack with --ingress gateway-api onto a plain
+// cluster that serves Gateway API's HTTPRoute kind (its CRD from sigs.k8s.io/gateway-api;
+// no Gateway implementation runs here): a 50/50 split with a tag gets the HTTPRoutes
+// net-gateway-api would make from the same Ingress, and uninstall takes them away with the
+// rest while the Gateway API CRD, not Gantry's, stays.
+func TestClusterModeGatewayAPI(t *testing.T) {
+	c := startPlainCluster(t)
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		t.Fatalf("finding sigs.k8s.io/gateway-api: %v", err)
+	}
+	crd := filepath.Join(strings.TrimSpace(string(dir)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml")
+	c.mustKubectl("apply", "--server-side", "-f", crd)
+	c.eventually("the HTTPRoute CRD established", func(out string) bool { return out == "True" },
+		"get", "crd", "httproutes.gateway.networking.k8s.io", "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}")
+
+	// Two replicas: one leads and is ready, the other waits.
+	c.install(t, "--replicas", "2", "--ingress", "gateway-api", "--gateway-api-gateway", "gateways/external", "--gateway-api-local-gateway", "gateways/local")
+	leader := c.leader(t)
+	// Tags by header too (Knative's tag-header-based-routing), so the main host's route has
+	// a Knative-Serving-Tag match.
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-features", "--type=merge", "-p", `{"data":{"tag-header-based-routing":"enabled"}}`)
+	c.helloSplit(t)
+
+	// The HTTPRoutes in the cluster are what the translation makes of the Ingress there.
+	var ing netv1alpha1.Ingress
+	if err := json.Unmarshal([]byte(c.mustKubectl("get", "ingresses.networking.internal.knative.dev", "hello", "-o", "json")), &ing); err != nil {
+		t.Fatal(err)
+	}
+	want := gatewayapi.MakeHTTPRoutes(&ing, gatewayapi.Gateways{
+		External: types.NamespacedName{Namespace: "gateways", Name: "external"},
+		Local:    types.NamespacedName{Namespace: "gateways", Name: "local"},
+	})
+	if len(want) != 4 { // hello and two-hello, each public and cluster-local
+		t.Fatalf("%d HTTPRoutes made from the Ingress, want 4", len(want))
+	}
+	for _, w := range want {
+		var got gwv1.HTTPRoute
+		c.eventually("HTTPRoute "+w.Name, func(out string) bool {
+			got = gwv1.HTTPRoute{}
+			return json.Unmarshal([]byte(out), &got) == nil && equality.Semantic.DeepDerivative(w.Spec, got.Spec)
+		}, "get", "httproutes.gateway.networking.k8s.io", w.Name, "-o", "json")
+		if !metav1.IsControlledBy(&got, &ing) {
+			t.Errorf("HTTPRoute %s is not owned by Ingress hello", w.Name)
+		}
+	}
+	// What net-gateway-api makes of a split and a tag, spelled out.
+	out := c.mustKubectl("get", "httproutes.gateway.networking.k8s.io", "hello.default.localhost", "-o",
+		`jsonpath={.spec.rules[0].matches[0].headers[0].name}={.spec.rules[0].matches[0].headers[0].value} {.spec.rules[0].backendRefs[*].name} | {.spec.rules[1].backendRefs[*].name} {.spec.rules[1].backendRefs[*].weight} {.spec.parentRefs[0].namespace}/{.spec.parentRefs[0].name}`)
+	if want := "Knative-Serving-Tag=two hello-00002 | hello-00001 hello-00002 50 50 gateways/external"; out != want {
+		t.Errorf("HTTPRoute hello.default.localhost:\n got %s\nwant %s", out, want)
+	}
+	// Gantry's gateway still serves the Routes.
+	poll.Until(t, "two-hello answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("two-hello.default.localhost")
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
+	})
+
+	// The leader goes; the other replica takes the lease and serves.
+	c.mustKubectl("-n", "gantry-system", "delete", "pod", leader, "--wait=false")
+	poll.Until(t, "another replica leads", 2*time.Minute, func(context.Context) (bool, error) {
+		holder, err := c.kubectl("-n", "gantry-system", "get", "lease", "gantry-serving-controllers", "-o", "jsonpath={.spec.holderIdentity}")
+		if err != nil {
+			return false, err
+		}
+		return holder != "" && !strings.HasPrefix(holder, leader), fmt.Errorf("holder %q", holder)
+	})
+	poll.Until(t, "two-hello answers through the new leader", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("two-hello.default.localhost")
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
+	})
+
+	// A rollout ends although only the leader is ready.
+	c.mustKubectl("-n", "gantry-system", "rollout", "restart", "deployment/gantry-controller")
+	poll.Until(t, "the rollout of gantry-controller", 3*time.Minute, func(context.Context) (bool, error) {
+		out, err := c.kubectl("-n", "gantry-system", "get", "deployment", "gantry-controller", "-o",
+			"jsonpath={.metadata.generation}={.status.observedGeneration} {.status.updatedReplicas} {.status.replicas} {.status.readyReplicas}")
+		if err != nil {
+			return false, err
+		}
+		var gen, observed, updated, replicas, ready int
+		if _, err := fmt.Sscanf(out, "%d=%d %d %d %d", &gen, &observed, &updated, &replicas, &ready); err != nil {
+			return false, fmt.Errorf("status %q", out)
+		}
+		return gen == observed && updated == 2 && replicas == 2 && ready == 1, fmt.Errorf("status %q", out)
+	})
+	c.leader(t)
+
+	c.uninstall(t)
+	if out, err := c.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name"); err != nil || out != "" {
+		t.Errorf("HTTPRoutes left: %q, %v", out, err)
+	}
+	c.mustKubectl("get", "crd", "httproutes.gateway.networking.k8s.io")
+}
