@@ -24,11 +24,12 @@ type Config struct {
 	EtcdPeerPort   int
 	// ServiceCIDR is the range ClusterIPs are allocated from.
 	ServiceCIDR string
-	// WatchCache turns the API server's watch cache on. Off (the default), every list and
-	// watch is served from etcd, which runs in the same process: the cache would keep a
-	// decoded copy of every object (custom resources as unstructured maps, the largest), about
-	// 45 % of the server's live heap with a thousand Knative Services, to spare etcd the reads
-	// of the few clients a single server has.
+	// WatchCache keeps the API server's watch cache (on by default, as in Kubernetes). Off,
+	// every list and watch is served from etcd, which runs in the same process: that saves the
+	// cache's decoded copy of every object (custom resources as unstructured maps, the largest;
+	// about 45 % of the live heap with a thousand Knative Services), but etcd then sends no
+	// bookmarks, so the watches of quiet kinds restart from old revisions and etcd scans its
+	// history for them, or they list again after a compaction: idle CPU rises.
 	WatchCache bool
 	// ClusterCIDR, when set, turns on the controller-manager's node IPAM: every Node gets a
 	// spec.podCIDR of NodeCIDRMaskSize bits from it (as kube-controller-manager's
@@ -76,6 +77,7 @@ func DefaultConfig() Config {
 		EtcdClientPort: DefaultEtcdClientPort,
 		EtcdPeerPort:   DefaultEtcdPeerPort,
 		ServiceCIDR:    DefaultServiceCIDR,
+		WatchCache:     true,
 		ReadyTimeout:   DefaultReadyTimeout,
 
 		NodeCIDRMaskSize: DefaultNodeCIDRMaskSize,
