@@ -519,7 +519,7 @@ func (w *worker) checkStorage(ctx context.Context, now time.Time) {
 	}
 	w.storageAt, w.storageUsed = now, used
 	w.storageDue = now.Add(storageInterval(used, w.storageLimit, rate))
-	limit := podSpec(w.pod, w.n.defaultLimits()).EphemeralStorageBytes
+	limit := w.storageLimit
 	switch {
 	case used <= limit:
 	case onServerlessNode(w.pod):
