@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -42,15 +41,11 @@ token, and keeps them in <data-dir>/credentials.`,
 		Example: `  gantry agent --server https://10.0.0.1:6443 --token-file token --node-name worker-1`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tokenFile != "" {
-				if cmd.Flags().Changed("token") {
-					return errors.New("--token and --token-file: give one")
-				}
-				b, err := os.ReadFile(tokenFile)
-				if err != nil {
-					return fmt.Errorf("--token-file: %w", err)
-				}
-				cfg.Token = strings.TrimSpace(string(b))
+			if err := tokenFromFile(cmd, tokenFile, &cfg.Token); err != nil {
+				return err
+			}
+			if err := refuseWithoutClusterCIDR(cmd, cfg.ClusterCIDR); err != nil {
+				return err
 			}
 			log, err := tracing.NewLogger(os.Stderr, logFormat, level.Level)
 			if err != nil {

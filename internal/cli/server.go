@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -54,15 +52,11 @@ admission webhook, controllers), all in this process. The admin kubeconfig is
 written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tokenFile != "" {
-				if cmd.Flags().Changed("token") {
-					return errors.New("--token and --token-file: give one")
-				}
-				b, err := os.ReadFile(tokenFile)
-				if err != nil {
-					return fmt.Errorf("--token-file: %w", err)
-				}
-				all.JoinToken = strings.TrimSpace(string(b))
+			if err := tokenFromFile(cmd, tokenFile, &all.JoinToken); err != nil {
+				return err
+			}
+			if err := refuseWithoutClusterCIDR(cmd, cfg.ClusterCIDR); err != nil {
+				return err
 			}
 			if diskReserve.set {
 				all.DiskReserveBytes = diskReserve.bytes
