@@ -63,7 +63,11 @@ func (s *server) profiles(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		file := filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", name, n))
+		ext := ".pprof"
+		if name == "heap-text" {
+			ext = ".txt"
+		}
+		file := filepath.Join(profileDir, fmt.Sprintf("%s-%d%s", name, n, ext))
 		if err := os.WriteFile(file, b, 0o644); err != nil {
 			return err
 		}
