@@ -89,7 +89,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.IntVar(&cfg.EtcdClientPort, "etcd-client-port", cfg.EtcdClientPort, "etcd client port (loopback only)")
 	f.IntVar(&cfg.EtcdPeerPort, "etcd-peer-port", cfg.EtcdPeerPort, "etcd peer port (loopback only)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "range of Service cluster IPs")
-	f.BoolVar(&cfg.WatchCache, "watch-cache", cfg.WatchCache, "keep the API server's watch cache, a decoded copy of every object; false saves most of its memory with many objects, at the cost of idle CPU (etcd sends no bookmarks, quiet watches restart from old revisions)")
+	f.BoolVar(&cfg.WatchCache, "watch-cache", cfg.WatchCache, "keep the API server's watch cache, a decoded copy of every object and of its recent versions in memory; off, lists and watches are served from etcd, in the same process (less memory with many objects, a little more CPU per watch event)")
 	f.StringVar(&cfg.ComponentLog, "component-log", cfg.ComponentLog, `file for the logs of etcd and the Kubernetes components (default <data-dir>/logs/components.log; "-" for stderr)`)
 	f.IntVarP(&cfg.Verbosity, "v", "v", cfg.Verbosity, "log verbosity of the Kubernetes components")
 	f.BoolVar(&all.Serving, "serving", all.Serving, "run Gantry's serving stack; --serving=false leaves a plain Kubernetes API and node, a cluster for \"gantry install\" (docs/cluster-mode.md)")

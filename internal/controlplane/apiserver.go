@@ -10,6 +10,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -108,8 +109,9 @@ func firstServiceIP(cidr string) (net.IP, error) {
 	return ip, nil
 }
 
-// runAPIServer parses args into kube-apiserver's options and runs it until ctx ends.
-func runAPIServer(ctx context.Context, args []string) error {
+// runAPIServer parses args into kube-apiserver's options and runs it until ctx ends. Without
+// the watch cache, watches get their bookmarks from etcd (bookmarks.go).
+func runAPIServer(ctx context.Context, args []string, watchCache bool) error {
 	s := apiserveroptions.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {
@@ -145,5 +147,30 @@ func runAPIServer(ctx context.Context, args []string) error {
 		return fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
 	running = true
-	return apiserverapp.Run(ctx, completed)
+	// What apiserverapp.Run does, with the storage wrapped between the config and the server.
+	if completed.InformerName == nil {
+		if completed.InformerName, err = cache.NewInformerName("kube-apiserver"); err != nil {
+			return fmt.Errorf("kube-apiserver: %w", err)
+		}
+	}
+	config, err := apiserverapp.NewConfig(completed)
+	if err != nil {
+		return fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	if !watchCache {
+		bookmarkingStorages(config)
+	}
+	completedConfig, err := config.Complete()
+	if err != nil {
+		return fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	server, err := apiserverapp.CreateServerChain(completedConfig)
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	return prepared.Run(ctx)
 }

@@ -24,13 +24,18 @@ type Config struct {
 	EtcdPeerPort   int
 	// ServiceCIDR is the range ClusterIPs are allocated from.
 	ServiceCIDR string
-	// WatchCache keeps the API server's watch cache (on by default, as in Kubernetes). Off,
-	// every list and watch is served from etcd, which runs in the same process: that saves the
-	// cache's decoded copy of every object (custom resources as unstructured maps, the largest;
-	// about 45 % of the live heap with a thousand Knative Services), but etcd then sends no
-	// bookmarks, so the watches of quiet kinds restart from old revisions and etcd scans its
-	// history for them, or they list again after a compaction: idle CPU rises.
+	// WatchCache keeps the API server's watch cache, a decoded copy of every object and of its
+	// recent versions (on in Kubernetes). Off (Gantry's default), every list and watch is served
+	// from etcd, which runs in the same process: that saves the cache's copies (custom
+	// resources as unstructured maps, the largest; about 45 % of the live heap with a thousand
+	// Knative Services, and the versions a burst of writes leaves, which the cache keeps until
+	// the next writes of the same kind). Watches then get their bookmarks from etcd's progress
+	// notifications (bookmarks.go).
 	WatchCache bool
+	// WatchProgressInterval is how often etcd tells a watch without events the current
+	// revision (a bookmark for the API server's clients); 0 means
+	// DefaultWatchProgressInterval.
+	WatchProgressInterval time.Duration
 	// ClusterCIDR, when set, turns on the controller-manager's node IPAM: every Node gets a
 	// spec.podCIDR of NodeCIDRMaskSize bits from it (as kube-controller-manager's
 	// --allocate-node-cidrs --cluster-cidr --node-cidr-mask-size). Empty: off, each node's
@@ -66,6 +71,9 @@ const (
 	// DefaultNodeCIDRMaskSize is a /24 per node: 254 pods, as Kubernetes' default.
 	DefaultNodeCIDRMaskSize = 24
 	DefaultReadyTimeout     = 2 * time.Minute
+	// DefaultWatchProgressInterval keeps a quiet watch's revision a minute old at most, well
+	// inside the five minutes of history the API server leaves etcd at each compaction.
+	DefaultWatchProgressInterval = time.Minute
 )
 
 // DefaultConfig returns a Config with every default filled in.
@@ -77,7 +85,6 @@ func DefaultConfig() Config {
 		EtcdClientPort: DefaultEtcdClientPort,
 		EtcdPeerPort:   DefaultEtcdPeerPort,
 		ServiceCIDR:    DefaultServiceCIDR,
-		WatchCache:     true,
 		ReadyTimeout:   DefaultReadyTimeout,
 
 		NodeCIDRMaskSize: DefaultNodeCIDRMaskSize,

@@ -83,6 +83,9 @@ func New(cfg Config) (cp *ControlPlane, err error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
+	if cfg.WatchProgressInterval <= 0 {
+		cfg.WatchProgressInterval = DefaultWatchProgressInterval
+	}
 	// Ports first: a refused start leaves the data dir untouched.
 	if err := CheckListeners(cfg.listeners()...); err != nil {
 		return nil, err
@@ -206,7 +209,7 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	}
 	// The API server is the first component and the others are its clients: stop relies on it.
 	api := cp.run("kube-apiserver", func(ctx context.Context) error {
-		return runAPIServer(ctx, apiServerArgs(cp.cfg, cp.certs))
+		return runAPIServer(ctx, apiServerArgs(cp.cfg, cp.certs), cp.cfg.WatchCache)
 	})
 	if err := cp.waitReady(readyCtx, api); err != nil {
 		return err

@@ -96,6 +96,9 @@ func startEtcd(ctx context.Context, cfg Config, certs pki.Bundle, log io.Writer,
 	// Keep the history bounded: the API server compacts too, this is the backstop.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "1h"
+	// Progress notifications become the bookmarks of watches served without the watch cache
+	// (bookmarks.go); the cache asks for them too.
+	ec.WatchProgressNotifyInterval = cfg.WatchProgressInterval
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(log))
 
 	e, err := embed.StartEtcd(ec)

@@ -224,6 +224,8 @@ func Config(dataDir string) (standalone.Config, error) {
 	cp := &cfg.ControlPlane
 	cp.DataDir = dataDir
 	cp.HTTPSPort, cp.EtcdClientPort, cp.EtcdPeerPort = ports[0], ports[1], ports[2]
+	// Quiet watches learn the current revision within seconds (TestQuietWatchGetsBookmarks).
+	cp.WatchProgressInterval = 2 * time.Second
 	cfg.WebhookPort = ports[3]
 	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
 	cfg.KubeletPort = ports[5]

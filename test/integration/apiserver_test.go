@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -179,5 +180,56 @@ func TestAPIServerChecksKubeletCertificates(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "certificate signed by unknown authority") {
 		t.Errorf("the refusal %q (%v) does not say it is the certificate", body, err)
+	}
+}
+
+// TestQuietWatchGetsBookmarks: a watch on a kind nobody writes still learns the current
+// revision (a bookmark), with or without the API server's watch cache, so that when it starts
+// again it starts from a revision etcd still has instead of listing everything again.
+func TestQuietWatchGetsBookmarks(t *testing.T) {
+	env := testenv.Get(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	quiet := newNamespace(t, env.Client)
+	// The controller-manager writes a ConfigMap into every namespace: none carries this label.
+	selector := "gantry.test/quiet=true"
+	list, err := env.Client.CoreV1().ConfigMaps(quiet).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := env.Client.CoreV1().ConfigMaps(quiet).Watch(ctx, metav1.ListOptions{
+		LabelSelector: selector, ResourceVersion: list.ResourceVersion, AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// A write elsewhere moves etcd's revision past the watch's.
+	elsewhere := newNamespace(t, env.Client)
+	cm, err := env.Client.CoreV1().ConfigMaps(elsewhere).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "moves-the-revision"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, _ := strconv.ParseUint(cm.ResourceVersion, 10, 64)
+	// The test environment's etcd reports progress every two seconds (a minute by default);
+	// the watch cache, when on, sends its own bookmarks about as often.
+	deadline := time.After(75 * time.Second)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch ended before a bookmark")
+			}
+			if ev.Type != watch.Bookmark {
+				t.Fatalf("event %s on a watch of ConfigMaps nobody writes", ev.Type)
+			}
+			rv, _ := strconv.ParseUint(ev.Object.(*corev1.ConfigMap).ResourceVersion, 10, 64)
+			if rv >= written {
+				return
+			}
+			t.Logf("bookmark at %d, before the write at %d", rv, written)
+		case <-deadline:
+			t.Fatalf("no bookmark at or past revision %d in 75 s on a quiet watch", written)
+		}
 	}
 }
