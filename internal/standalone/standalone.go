@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -38,6 +39,7 @@ import (
 	"github.com/gantry-run/gantry/internal/dns"
 	"github.com/gantry-run/gantry/internal/etcdsnapshot"
 	"github.com/gantry-run/gantry/internal/gateway"
+	"github.com/gantry-run/gantry/internal/gatewayservice"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/kubeproxy"
@@ -342,6 +344,11 @@ type Server struct {
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
+	// GatewayService publishes this server's gateway in the Service kube-system/gantry-gateway
+	// (with the node and --cluster-cidr), which pods on agents call Knative Services through.
+	GatewayService *gatewayservice.Publisher
+	// podAddresses tells pods from the nodes' host networks on the gateway's pods' side.
+	podAddresses *gateway.PodAddresses
 	// Join keeps the agents' join token and approves their certificates.
 	Join *join.Service
 	// Dashboard is the web console (nil with --dashboard=false).
@@ -467,7 +474,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 		s.group.Add("pod network", s.PodNetwork)
 		gw := s.PodNetwork.Gateway()
-		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true})
+		// The bridge address is reached by this node's pods, other nodes' pods over the
+		// overlay, and the host networks of this node and of the others (from their addresses
+		// in the pod network): only the pods see cluster-local hosts.
+		podNetwork := cmp.Or(cfg.ControlPlane.ClusterCIDR, cfg.PodCIDR)
+		gwAddr, _ := netip.AddrFromSlice(gw)
+		if s.podAddresses, err = gateway.NewPodAddresses([]string{podNetwork}, append(gateway.NodeAddresses([]string{cfg.PodCIDR}), gwAddr.Unmap())...); err != nil {
+			return nil, fmt.Errorf("--pod-cidr, --cluster-cidr: %w", err)
+		}
+		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true, Pods: s.podAddresses.IsPod})
 		if tracer != nil {
 			queueTracing = "http://" + net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort))
 		}
@@ -576,10 +591,19 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))
 		s.Serving.Add(s.Activator)
 		s.Serving.Add(s.Gateway)
+		if s.podAddresses != nil {
+			s.Serving.Add(s.podAddresses)
+		}
 		if s.DNS != nil {
 			s.Serving.Add(s.DNS)
 		}
 		s.group.Add("serving controllers", s.Serving)
+		if cfg.Node && cfg.ControlPlane.ClusterCIDR != "" {
+			// Pods on agents reach the servers' gateways through one ClusterIP.
+			if err := s.addGatewayService(cfg); err != nil {
+				return nil, err
+			}
+		}
 		// Serverless profiles: pod and profile admission and the profile controller join the
 		// serving manager; their webhook configurations are registered once it serves.
 		profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
@@ -811,6 +835,25 @@ func (s *Server) newOverlay(cfg Config) error {
 		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin("overlay"), Logger: cfg.Logger,
 	})
 	return err
+}
+
+// addGatewayService publishes this server's gateway on the pods' bridge as an endpoint of the
+// Service kube-system/gantry-gateway, which agents' DNS answers Knative Services' cluster
+// names with.
+func (s *Server) addGatewayService(cfg Config) error {
+	kube, err := kubernetes.NewForConfig(s.ControlPlane.GantryRESTConfig())
+	if err != nil {
+		return err
+	}
+	addr, _ := netip.AddrFromSlice(s.PodNetwork.Gateway())
+	s.GatewayService, err = gatewayservice.New(gatewayservice.Options{
+		Client: kube, Node: cfg.NodeName, Address: addr.Unmap(), Port: PodHTTPPort, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.group.Add("gateway service", s.GatewayService)
+	return nil
 }
 
 // checkPodCIDRInCluster refuses a pod range outside the cluster's (node IPAM's) range.
