@@ -8,6 +8,8 @@ package standalone
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +37,7 @@ import (
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
 	"github.com/gantry-run/gantry/internal/dashboard"
 	"github.com/gantry-run/gantry/internal/dns"
 	"github.com/gantry-run/gantry/internal/etcdsnapshot"
@@ -52,6 +55,7 @@ import (
 	"github.com/gantry-run/gantry/internal/promserver"
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
+	"github.com/gantry-run/gantry/internal/scalerelay"
 	serverlessadmission "github.com/gantry-run/gantry/internal/serverless/admission"
 	"github.com/gantry-run/gantry/internal/serverless/scheduler"
 	"github.com/gantry-run/gantry/internal/serving"
@@ -62,10 +66,12 @@ import (
 // Defaults for the parts this package adds to the control plane.
 const (
 	DefaultWebhookPort = 6444
-	DefaultNodeName    = "gantry"
-	DefaultKubeletPort = 10250
-	DefaultHTTPPort    = 8080
-	DefaultHTTPAddress = "127.0.0.1"
+	// DefaultAutoscalerPort is the autoscaler's endpoint for the other servers' activators.
+	DefaultAutoscalerPort = 6446
+	DefaultNodeName       = "gantry"
+	DefaultKubeletPort    = 10250
+	DefaultHTTPPort       = 8080
+	DefaultHTTPAddress    = "127.0.0.1"
 	// PodHTTPPort is the gateway's port on the pods' bridge, where the cluster URL of a
 	// Route (http://<route>.<namespace>.svc.cluster.local) lands.
 	PodHTTPPort = 80
@@ -107,6 +113,10 @@ type Config struct {
 	ActivatorQueueDepth int
 	// WebhookPort is the admission webhook's port on loopback.
 	WebhookPort int
+	// AutoscalerPort is where, on a server of a cluster, the autoscaler takes the other
+	// servers' activators' wake-ups and loads (HTTPS on the API's bind address; the serving
+	// leader answers).
+	AutoscalerPort int
 	// RegistryAddr is the embedded registry's loopback address.
 	RegistryAddr string
 	// Node runs the serverless node; without it pods stay Pending.
@@ -186,6 +196,7 @@ func DefaultConfig() Config {
 		HTTPPort:            DefaultHTTPPort,
 		ActivatorQueueDepth: activator.DefaultQueueDepth,
 		WebhookPort:         DefaultWebhookPort,
+		AutoscalerPort:      DefaultAutoscalerPort,
 		RegistryAddr:        image.DefaultRegistryAddr,
 		Node:                true,
 		NodeName:            DefaultNodeName,
@@ -253,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("--http-port: %d is not a port (1-65535)", c.HTTPPort))
+	}
+	if c.AutoscalerPort < 1 || c.AutoscalerPort > 65535 {
+		errs = append(errs, fmt.Errorf("--autoscaler-port: %d is not a port (1-65535)", c.AutoscalerPort))
 	}
 	if c.ActivatorQueueDepth < 1 {
 		errs = append(errs, fmt.Errorf("--activator-queue-depth: %d must be at least 1", c.ActivatorQueueDepth))
@@ -344,6 +358,10 @@ type Server struct {
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
+	// ScaleServer and ScaleRelay carry the activator's wake-ups and loads to the serving
+	// leader's autoscaler, on a server of a cluster (nil on a single server).
+	ScaleServer *scalerelay.Server
+	ScaleRelay  *scalerelay.Relay
 	// GatewayService publishes this server's gateway in the Service kube-system/gantry-gateway
 	// (with the node and --cluster-cidr), which pods on agents call Knative Services through.
 	GatewayService *gatewayservice.Publisher
@@ -506,6 +524,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 	} else {
 		certs := cp.Certs()
+		// On a server of a cluster, its identity in the serving leader's Lease names its
+		// autoscaler's endpoint, where the other servers' activators reach the leader.
+		var identity, endpointAddr string
+		if cfg.ControlPlane.Clustered() {
+			endpointAddr = net.JoinHostPort(cfg.ControlPlane.BindAddress, strconv.Itoa(cfg.AutoscalerPort))
+			if identity, err = scalerelay.Identity(scalerelay.EndpointURL(cmp.Or(cfg.ControlPlane.AdvertiseAddress, "127.0.0.1"), cfg.AutoscalerPort)); err != nil {
+				return nil, err
+			}
+		}
 		s.Serving, err = serving.New(serving.Options{
 			RESTConfig:      cp.GantryRESTConfig(),
 			Domain:          cfg.Domain,
@@ -520,6 +547,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			QueueTracingEndpoint:      queueTracing,
 			QueueTracingSamplingRatio: cfg.OTLPSamplingRatio,
 			LeaderElection:            cfg.ControlPlane.Clustered(),
+			LeaderElectionIdentity:    identity,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("serving controllers: %w", err)
@@ -544,10 +572,20 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			Registerer: registerer,
 			Logger:     cfg.Logger,
 		})
+		var scaler activator.Scaler = s.Autoscaler
+		var reporter activator.Reporter = s.Autoscaler
+		if cfg.ControlPlane.Clustered() {
+			// The autoscaler acts on the serving leader only: the activator's wake-ups and
+			// loads go there, in-process on the leader, over the autoscaler's endpoint elsewhere.
+			if err := s.addScaleRelay(cfg, endpointAddr, mgr); err != nil {
+				return nil, err
+			}
+			scaler, reporter = s.ScaleRelay, s.ScaleRelay
+		}
 		s.Activator = activator.New(activator.Options{
 			Client:     mgr.GetClient(),
-			Scaler:     s.Autoscaler,
-			Reporter:   s.Autoscaler,
+			Scaler:     scaler,
+			Reporter:   reporter,
 			Registerer: registerer,
 			QueueDepth: int64(cfg.ActivatorQueueDepth),
 			Logger:     cfg.Logger,
@@ -835,6 +873,52 @@ func (s *Server) newOverlay(cfg Config) error {
 		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin("overlay"), Logger: cfg.Logger,
 	})
 	return err
+}
+
+// addScaleRelay makes the autoscaler's endpoint (on addr) and the activator's relay to the
+// leader's, both authenticated by the cluster CA: the endpoint presents the API server's
+// serving certificate and takes the certificate of Gantry's controllers, which every server
+// of the cluster has and no agent.
+func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager) error {
+	certs := s.ControlPlane.Certs()
+	caPEM, err := os.ReadFile(certs.CACert())
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("%s: no certificate", certs.CACert())
+	}
+	servingCert, err := tls.LoadX509KeyPair(certs.ServingCert(), certs.ServingKey())
+	if err != nil {
+		return fmt.Errorf("the autoscaler endpoint's certificate: %w", err)
+	}
+	client, err := tls.LoadX509KeyPair(certs.ClientCert(pki.Gantry), certs.ClientKey(pki.Gantry))
+	if err != nil {
+		return fmt.Errorf("the autoscaler relay's certificate: %w", err)
+	}
+	s.ScaleServer, err = scalerelay.NewServer(scalerelay.ServerOptions{
+		Addr: addr, Local: s.Autoscaler, Elected: mgr.Elected(),
+		Cert: servingCert, ClientCAs: pool, ClientName: pki.Gantry.User, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("--autoscaler-port: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(s.ControlPlane.GantryRESTConfig())
+	if err != nil {
+		return err
+	}
+	s.ScaleRelay, err = scalerelay.NewRelay(scalerelay.RelayOptions{
+		Local: s.Autoscaler, Elected: mgr.Elected(), Client: kube, LeaseName: serving.LeaderElectionID,
+		TLS:    &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{client}},
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.Serving.Add(s.ScaleServer)
+	s.Serving.Add(s.ScaleRelay)
+	return nil
 }
 
 // addGatewayService publishes this server's gateway on the pods' bridge as an endpoint of the

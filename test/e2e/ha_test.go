@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +22,14 @@ import (
 
 // haServerArgs are the flags of one server of a cluster on this machine: its own data dir and
 // ports, no node (so no bridge: the control plane is what is tested), no scheduled snapshots.
-// ports: https, etcd client, etcd peer, webhook, registry, metrics, gateway.
+// ports: https, etcd client, etcd peer, webhook, registry, metrics, gateway, and (for a server
+// of a cluster: extra has --cluster-init or --server) the autoscaler's endpoint.
 func haServerArgs(dataDir string, ports []int, extra ...string) []string {
+	if len(ports) > 7 && slices.ContainsFunc(extra, func(a string) bool {
+		return a == "--cluster-init" || a == "--server" || strings.HasPrefix(a, "--server=")
+	}) {
+		extra = append([]string{fmt.Sprintf("--autoscaler-port=%d", ports[7])}, extra...)
+	}
 	return append([]string{"server", "--data-dir", dataDir,
 		fmt.Sprintf("--https-port=%d", ports[0]),
 		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
@@ -36,7 +43,7 @@ func haServerArgs(dataDir string, ports []int, extra ...string) []string {
 
 func startHAServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	ports, err := freeport.Get(7)
+	ports, err := freeport.Get(8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,4 +385,111 @@ func TestHAControlPlaneAcrossMachines(t *testing.T) {
 	})
 	rest[1].eventually("after-kill on the other server", func(out string) bool { return out == "after" },
 		"get", "configmap", "after-kill", "-o", "jsonpath={.data.at}")
+}
+
+// TestHAScaleFromZeroThroughAnyServer: three servers (no node of their own) and an agent; a
+// revision at zero pods is woken by a request through a server that does not lead the serving
+// controllers: its activator asks the leader's autoscaler over the autoscaler's endpoint (the
+// leader found through the Lease gantry-serving-controllers), and the request is answered
+// within the usual cold start.
+func TestHAScaleFromZeroThroughAnyServer(t *testing.T) {
+	requireNode(t)
+	const bridge, podCIDR = "gantry-agl1", "10.238.0.0/16"
+	first := startHAServer(t, "--cluster-init")
+	tokenFile := filepath.Join(first.dataDir, "server-token")
+	servers := []*server{first,
+		startHAServer(t, "--server", first.url(), "--token-file", tokenFile),
+		startHAServer(t, "--server", first.url(), "--token-file", tokenFile),
+	}
+	kubeletPort, err := freeport.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	urls := []string{servers[0].url(), servers[1].url(), servers[2].url()}
+	agent := exec.Command(gantryBin, "agent", "--server", strings.Join(urls, ","),
+		"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "ha-agl-worker", "--data-dir", agentDir,
+		"--bridge", bridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
+		"--apiserver-port", strconv.Itoa(first.ports[0]), "--address", "127.0.0.1")
+	var out syncBuffer
+	agent.Stdout, agent.Stderr = &out, &out
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", agentDir, "--bridge", bridge, "--pod-cidr", podCIDR).Run()
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		if t.Failed() {
+			t.Logf("the agent's output:\n%s", tail(out.String(), 8<<10))
+		}
+	})
+	first.eventually("node ha-agl-worker Ready", func(out string) bool { return out == "True" },
+		"get", "node", "ha-agl-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	// The leader: the server whose autoscaler endpoint the Lease's holder names.
+	var leader *server
+	var others []*server
+	first.eventually("the serving leader's Lease naming an autoscaler endpoint", func(out string) bool {
+		leader, others = nil, nil
+		for _, s := range servers {
+			if strings.HasSuffix(out, " https://127.0.0.1:"+strconv.Itoa(s.ports[7])) {
+				leader = s
+			} else {
+				others = append(others, s)
+			}
+		}
+		return leader != nil
+	}, "-n", "kube-system", "get", "lease", "gantry-serving-controllers", "-o", "jsonpath={.spec.holderIdentity}")
+	t.Logf("the serving leader is the server with --https-port %d", leader.ports[0])
+
+	img := buildImage(t, first.ports[4], "hello")
+	first.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
+	manifest := filepath.Join(t.TempDir(), "wake.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: wake
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/window: "6s"}
+    spec:
+      containers:
+        - image: `+img+`
+          env: [{name: TARGET, value: from-zero}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first.mustKubectl("apply", "-f", manifest)
+	waitLong(t, first, 3*time.Minute, "the wake service Ready", func(out string) bool { return out == "True" },
+		"get", "ksvc", "wake", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	for round, via := range others {
+		waitLong(t, first, 3*time.Minute, "wake-00001 at zero pods", func(out string) bool { return out == "0" },
+			"get", "deployment", "wake-00001-deployment", "-o", "jsonpath={.spec.replicas}")
+		url := "http://wake.default.localhost:" + strconv.Itoa(via.ports[6]) + "/"
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		client := &http.Client{Timeout: 60 * time.Second, Transport: localhostClient.Transport}
+		resp, err := client.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("round %d: GET %s through a server that does not lead: %v", round, url, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		took := time.Since(began)
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "Hello from-zero!" {
+			t.Fatalf("round %d: GET %s: %d %q", round, url, resp.StatusCode, body)
+		}
+		t.Logf("round %d: from zero through the gateway of a server that does not lead (--http-port %d): 200 in %s",
+			round, via.ports[6], took.Round(time.Millisecond))
+		if took > 20*time.Second {
+			t.Errorf("round %d: the cold start took %s, want the usual few seconds", round, took)
+		}
+	}
 }
