@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -55,6 +56,9 @@ type RelayOptions struct {
 	// the endpoint accepts.
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// Registerer receives gantry_autoscaler_relay_requests_total and
+	// gantry_autoscaler_relay_dropped_total; nil registers them nowhere.
+	Registerer prometheus.Registerer
 }
 
 // Relay is the activator's Scaler and Reporter on a server of a cluster: it hands wake-ups
@@ -74,6 +78,9 @@ type Relay struct {
 	leaderRead time.Time
 
 	lastWarn atomic.Int64
+
+	requests *prometheus.CounterVec
+	dropCnt  prometheus.Counter
 }
 
 // NewRelay returns a Relay.
@@ -89,7 +96,7 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 	}
 	tlsConfig := opts.TLS.Clone()
 	tlsConfig.NextProtos = []string{"http/1.1"}
-	return &Relay{
+	r := &Relay{
 		opts: opts,
 		log:  opts.Logger.With("component", "autoscaler-relay"),
 		http: &http.Client{Transport: &http.Transport{
@@ -100,7 +107,29 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 			ResponseHeaderTimeout: wakeTimeout + time.Second,
 		}},
 		pending: map[types.NamespacedName]Stat{},
-	}, nil
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gantry_autoscaler_relay_requests_total",
+			Help: "Calls of this server's activator to the serving leader's autoscaler endpoint, by kind (scale_from_zero, stats) and result (ok, error); on the leader none.",
+		}, []string{"kind", "result"}),
+		dropCnt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gantry_autoscaler_relay_dropped_total",
+			Help: "Revisions' loads dropped because the batch for the serving leader was full.",
+		}),
+	}
+	if opts.Registerer != nil {
+		if err := errors.Join(opts.Registerer.Register(r.requests), opts.Registerer.Register(r.dropCnt)); err != nil {
+			return nil, fmt.Errorf("autoscaler relay: metrics: %w", err)
+		}
+	}
+	return r, nil
+}
+
+func (r *Relay) count(kind string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.requests.WithLabelValues(kind, result).Inc()
 }
 
 func (r *Relay) elected() bool {
@@ -123,6 +152,7 @@ func (r *Relay) ScaleFromZero(ctx context.Context, namespace, revision string) e
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := r.post(actx, ScaleFromZeroPath, WakeUp{Namespace: namespace, Revision: revision})
 		cancel()
+		r.count("scale_from_zero", err)
 		if err == nil {
 			return nil
 		}
@@ -149,6 +179,7 @@ func (r *Relay) Report(namespace, name string, now time.Time, concurrency, rps f
 	defer r.mu.Unlock()
 	if _, ok := r.pending[key]; !ok && len(r.pending) >= maxPending {
 		r.dropped.Add(1)
+		r.dropCnt.Inc()
 		return
 	}
 	r.pending[key] = Stat{Namespace: namespace, Revision: name, Concurrency: concurrency, RPS: rps}
@@ -193,7 +224,9 @@ func (r *Relay) flush(ctx context.Context) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	if err := r.post(sctx, StatsPath, batch); err != nil {
+	err := r.post(sctx, StatsPath, batch)
+	r.count("stats", err)
+	if err != nil {
 		r.forgetLeader()
 		if ctx.Err() == nil {
 			r.warn("sending the activator's loads to the serving leader", "revisions", len(batch), "err", err)

@@ -577,7 +577,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		if cfg.ControlPlane.Clustered() {
 			// The autoscaler acts on the serving leader only: the activator's wake-ups and
 			// loads go there, in-process on the leader, over the autoscaler's endpoint elsewhere.
-			if err := s.addScaleRelay(cfg, endpointAddr, mgr); err != nil {
+			if err := s.addScaleRelay(cfg, endpointAddr, mgr, registerer); err != nil {
 				return nil, err
 			}
 			scaler, reporter = s.ScaleRelay, s.ScaleRelay
@@ -879,7 +879,7 @@ func (s *Server) newOverlay(cfg Config) error {
 // leader's, both authenticated by the cluster CA: the endpoint presents the API server's
 // serving certificate and takes the certificate of Gantry's controllers, which every server
 // of the cluster has and no agent.
-func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager) error {
+func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager, registerer prometheus.Registerer) error {
 	certs := s.ControlPlane.Certs()
 	caPEM, err := os.ReadFile(certs.CACert())
 	if err != nil {
@@ -911,7 +911,7 @@ func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager) err
 	s.ScaleRelay, err = scalerelay.NewRelay(scalerelay.RelayOptions{
 		Local: s.Autoscaler, Elected: mgr.Elected(), Client: kube, LeaseName: serving.LeaderElectionID,
 		TLS:    &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{client}},
-		Logger: cfg.Logger,
+		Logger: cfg.Logger, Registerer: registerer,
 	})
 	if err != nil {
 		return err

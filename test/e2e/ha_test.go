@@ -491,5 +491,38 @@ spec:
 		if took > 20*time.Second {
 			t.Errorf("round %d: the cold start took %s, want the usual few seconds", round, took)
 		}
+		// The wake-up went over the autoscaler endpoint: the server's relay counted it.
+		if v, err := via.metric(`gantry_autoscaler_relay_requests_total{kind="scale_from_zero",result="ok"}`); err != nil || v == "0" {
+			t.Errorf("round %d: the server's relay to the leader: %q %v, want wake-ups sent", round, v, err)
+		}
 	}
+	// The leader calls its own autoscaler in-process.
+	if v, err := leader.metric(`gantry_autoscaler_relay_requests_total{kind="scale_from_zero",result="ok"}`); err == nil {
+		t.Errorf("the leader sent wake-ups over the network: %s", v)
+	}
+}
+
+// metric reads one sample (name with its labels, as exposed) of the server's Gantry metrics.
+func (s *server) metric(sample string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/metrics", s.host(), s.ports[5]), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("no %s in the metrics", sample)
 }
