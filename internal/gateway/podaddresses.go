@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,25 +14,31 @@ import (
 
 // PodAddresses tells the pods' addresses from the nodes' own in the pod network. A request to
 // the gateway's pods' side is from a pod when its source lies in the pod network (every
-// node's pods with the overlay) and is not a node's own address there: the first two
-// addresses of each Node's spec.podCIDRs, which flannel's device and the pods' bridge take.
-// A node's host network reaches other nodes' pod ranges from those addresses (its traffic
-// leaves through the overlay device, or is masqueraded to it), so they count as the host's.
-// It is safe for concurrent use.
+// node's pods with the overlay, and each Node's spec.podCIDRs) and is not a node's own address
+// there: the first two addresses of each Node's spec.podCIDRs, which flannel's device and the
+// pods' bridge take. A node's host network reaches other nodes' pod ranges from those
+// addresses (its traffic leaves through the overlay device, or is masqueraded to it), so they
+// count as the host's. It is safe for concurrent use.
 type PodAddresses struct {
 	networks []netip.Prefix
 	static   map[netip.Addr]struct{}
 
 	mu     sync.RWMutex
-	nodes  map[string][]netip.Addr
+	nodes  map[string]nodeRanges
 	synced func() bool
+}
+
+// nodeRanges are a Node's pod ranges and its own addresses in them.
+type nodeRanges struct {
+	ranges []netip.Prefix
+	addrs  []netip.Addr
 }
 
 // NewPodAddresses returns the pod addresses of networks (CIDRs), apart from exclude (this
 // node's own addresses, known before its Node is read) and those of the Nodes once
 // SetupWithManager has read them.
 func NewPodAddresses(networks []string, exclude ...netip.Addr) (*PodAddresses, error) {
-	p := &PodAddresses{static: map[netip.Addr]struct{}{}, nodes: map[string][]netip.Addr{}}
+	p := &PodAddresses{static: map[netip.Addr]struct{}{}, nodes: map[string]nodeRanges{}}
 	for _, n := range networks {
 		pfx, err := netip.ParsePrefix(n)
 		if err != nil {
@@ -61,10 +68,15 @@ func NodeAddresses(podCIDRs []string) []netip.Addr {
 
 // SetNode records the pod ranges of the Node name.
 func (p *PodAddresses) SetNode(name string, podCIDRs []string) {
-	addrs := NodeAddresses(podCIDRs)
+	n := nodeRanges{addrs: NodeAddresses(podCIDRs)}
+	for _, c := range podCIDRs {
+		if pfx, err := netip.ParsePrefix(c); err == nil {
+			n.ranges = append(n.ranges, pfx.Masked())
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.nodes[name] = addrs
+	p.nodes[name] = n
 }
 
 // DeleteNode forgets the Node name.
@@ -81,29 +93,19 @@ func (p *PodAddresses) IsPod(addr netip.Addr) bool {
 	if _, ok := p.static[addr]; ok {
 		return false
 	}
-	in := false
-	for _, n := range p.networks {
-		if n.Contains(addr) {
-			in = true
-			break
-		}
-	}
-	if !in {
-		return false
-	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.synced != nil && !p.synced() {
 		return false
 	}
-	for _, addrs := range p.nodes {
-		for _, a := range addrs {
-			if a == addr {
-				return false
-			}
+	in := slices.ContainsFunc(p.networks, func(n netip.Prefix) bool { return n.Contains(addr) })
+	for _, n := range p.nodes {
+		if slices.Contains(n.addrs, addr) {
+			return false
 		}
+		in = in || slices.ContainsFunc(n.ranges, func(r netip.Prefix) bool { return r.Contains(addr) })
 	}
-	return true
+	return in
 }
 
 // SetupWithManager keeps the Nodes' ranges from the manager's Node informer; IsPod says no

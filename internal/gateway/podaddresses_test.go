@@ -32,6 +32,17 @@ func TestPodAddresses(t *testing.T) {
 			t.Errorf("IsPod(%s) = %v, want %v", tc.addr, got, tc.pod)
 		}
 	}
+	// An agent without the overlay, on the server's machine: its range is its Node's.
+	p.SetNode("agent-b", []string{"10.241.0.0/16"})
+	for addr, want := range map[string]bool{"10.241.0.9": true, "10.241.0.1": false, "10.241.0.0": false} {
+		if got := p.IsPod(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("IsPod(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	p.DeleteNode("agent-b")
+	if p.IsPod(netip.MustParseAddr("10.241.0.9")) {
+		t.Error("a deleted Node's range is still the pods'")
+	}
 	p.DeleteNode("agent-a")
 	if !p.IsPod(netip.MustParseAddr("10.224.16.1")) {
 		t.Error("a deleted Node's address is still a node's")

@@ -184,8 +184,7 @@ func New(opts Options) (*Serving, error) {
 		}
 	}
 	mgr, err := ctrl.NewManager(opts.RESTConfig, ctrl.Options{
-		LeaderElectionResourceLockInterface: lock,
-		Scheme:                              Scheme(),
+		Scheme: Scheme(),
 		// Nothing here reads managedFields, and they are often the larger part of an object:
 		// with thousands of revisions, keeping them would cost the cache most of its memory.
 		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
@@ -197,6 +196,8 @@ func New(opts Options) (*Serving, error) {
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: cmp.Or(opts.LeaderElectionNamespace, metav1.NamespaceSystem),
+		// With an identity of our own, the lock is built here (nil: controller-runtime's).
+		LeaderElectionResourceLockInterface: lock,
 		// A replica that stops hands the lease over at once, not after it expires.
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 ptr.To(lifecycle.LeaseDuration),
