@@ -388,10 +388,11 @@ func TestHAControlPlaneAcrossMachines(t *testing.T) {
 }
 
 // TestHAScaleFromZeroThroughAnyServer: three servers (no node of their own) and an agent; a
-// revision at zero pods is woken by a request through a server that does not lead the serving
-// controllers: its activator asks the leader's autoscaler over the autoscaler's endpoint (the
-// leader found through the Lease gantry-serving-controllers), and the request is answered
-// within the usual cold start.
+// revision at zero pods is woken by a request through each server that does not lead the
+// serving controllers: its activator asks the leader's autoscaler over the autoscaler's
+// endpoint (the leader found through the Lease gantry-serving-controllers), and the request is
+// answered within the usual cold start. After kill -9 of the leader, a request through a
+// surviving server is answered once another server leads.
 func TestHAScaleFromZeroThroughAnyServer(t *testing.T) {
 	requireNode(t)
 	const bridge, podCIDR = "gantry-agl1", "10.238.0.0/16"
@@ -466,30 +467,38 @@ spec:
 	waitLong(t, first, 3*time.Minute, "the wake service Ready", func(out string) bool { return out == "True" },
 		"get", "ksvc", "wake", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 
-	for round, via := range others {
-		waitLong(t, first, 3*time.Minute, "wake-00001 at zero pods", func(out string) bool { return out == "0" },
+	atZero := func(kubectl *server) {
+		t.Helper()
+		waitLong(t, kubectl, 3*time.Minute, "wake-00001 at zero pods", func(out string) bool { return out == "0" },
 			"get", "deployment", "wake-00001-deployment", "-o", "jsonpath={.spec.replicas}")
+	}
+	// fromZero sends one request through via's gateway and returns how long its answer took.
+	fromZero := func(what string, via *server, timeout time.Duration) time.Duration {
+		t.Helper()
 		url := "http://wake.default.localhost:" + strconv.Itoa(via.ports[6]) + "/"
 		began := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		client := &http.Client{Timeout: 60 * time.Second, Transport: localhostClient.Transport}
+		client := &http.Client{Timeout: timeout, Transport: localhostClient.Transport}
 		resp, err := client.Do(req)
 		if err != nil {
-			cancel()
-			t.Fatalf("round %d: GET %s through a server that does not lead: %v", round, url, err)
+			t.Fatalf("%s: GET %s: %v", what, url, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		cancel()
-		took := time.Since(began)
 		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "Hello from-zero!" {
-			t.Fatalf("round %d: GET %s: %d %q", round, url, resp.StatusCode, body)
+			t.Fatalf("%s: GET %s: %d %q", what, url, resp.StatusCode, body)
 		}
-		t.Logf("round %d: from zero through the gateway of a server that does not lead (--http-port %d): 200 in %s",
-			round, via.ports[6], took.Round(time.Millisecond))
-		if took > 20*time.Second {
-			t.Errorf("round %d: the cold start took %s, want the usual few seconds", round, took)
+		took := time.Since(began)
+		t.Logf("%s (--http-port %d): 200 in %s", what, via.ports[6], took.Round(time.Millisecond))
+		return took
+	}
+	for round, via := range others {
+		atZero(first)
+		what := fmt.Sprintf("round %d: from zero through the gateway of a server that does not lead", round)
+		if took := fromZero(what, via, time.Minute); took > 20*time.Second {
+			t.Errorf("%s: the cold start took %s, want the usual few seconds", what, took)
 		}
 		// The wake-up went over the autoscaler endpoint: the server's relay counted it.
 		if v, err := via.metric(`gantry_autoscaler_relay_requests_total{kind="scale_from_zero",result="ok"}`); err != nil || v == "0" {
@@ -500,6 +509,17 @@ spec:
 	if v, err := leader.metric(`gantry_autoscaler_relay_requests_total{kind="scale_from_zero",result="ok"}`); err == nil {
 		t.Errorf("the leader sent wake-ups over the network: %s", v)
 	}
+
+	// The leader dies (kill -9) with the revision at zero: a request through a surviving server
+	// waits while the leader changes (the Lease expires within 20 s), and the new leader, which
+	// gets the held request's load, wakes the revision.
+	atZero(others[0])
+	leader.kill()
+	fromZero("after kill -9 of the serving leader, from zero through a surviving server", others[1], 90*time.Second)
+	others[0].eventually("a surviving server leads", func(out string) bool {
+		return strings.HasSuffix(out, " https://127.0.0.1:"+strconv.Itoa(others[0].ports[7])) ||
+			strings.HasSuffix(out, " https://127.0.0.1:"+strconv.Itoa(others[1].ports[7]))
+	}, "-n", "kube-system", "get", "lease", "gantry-serving-controllers", "-o", "jsonpath={.spec.holderIdentity}")
 }
 
 // metric reads one sample (name with its labels, as exposed) of the server's Gantry metrics.
