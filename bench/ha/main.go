@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/gantry-run/gantry/bench/internal/server"
+	"github.com/gantry-run/gantry/internal/freeport"
 )
 
 // The bridges and ranges of this benchmark's servers (their nodes are off, so neither is
@@ -83,6 +84,14 @@ func run(bin string, creates int) error {
 		wg.Wait()
 	}()
 	start := func(name string, i int, args ...string) (*server.Server, error) {
+		if len(args) > 0 {
+			// A server of a cluster has an autoscaler endpoint: one port each on one machine.
+			port, err := freeport.Get(1)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, fmt.Sprintf("--autoscaler-port=%d", port[0]))
+		}
 		s, err := server.Start(ctx, server.Options{Bin: bin, DataDir: filepath.Join(tmp, name),
 			Bridge: networks[i][0], PodCIDR: networks[i][1],
 			Args: append([]string{"--node=false", "--etcd-snapshot-interval=0", "--dashboard=false"}, args...)})

@@ -15,6 +15,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gantry-run/gantry/internal/dns"
+	"github.com/gantry-run/gantry/internal/gatewayservice"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 )
 
@@ -26,8 +27,11 @@ type clusterDNS struct {
 	server     *dns.Server
 }
 
+// The agent runs no gateway: a Knative Service's cluster names resolve to the ClusterIP of the
+// servers' gateways (kube-system/gantry-gateway), which its kube-proxy sends to a server's
+// gateway over the overlay.
 func newClusterDNS(restConfig *rest.Config, gateway net.IP, log *slog.Logger) *clusterDNS {
-	return &clusterDNS{restConfig: restConfig, server: dns.New(dns.Options{Addr: gateway, Gateway: gateway, Logger: log})}
+	return &clusterDNS{restConfig: restConfig, server: dns.New(dns.Options{Addr: gateway, GatewayService: gatewayservice.Key, Logger: log})}
 }
 
 // Ready is closed once the zone holds the whole cluster and the server answers.

@@ -42,3 +42,18 @@ func refuseWithoutClusterCIDR(cmd *cobra.Command, clusterCIDR string) error {
 	}
 	return nil
 }
+
+// refuseAutoscalerPortAlone refuses --autoscaler-port on a single server, which has no
+// autoscaler endpoint for it to move.
+func refuseAutoscalerPortAlone(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	if !f.Changed("autoscaler-port") {
+		return nil
+	}
+	init, _ := f.GetBool("cluster-init")
+	server, _ := f.GetString("server")
+	if init || server != "" {
+		return nil
+	}
+	return errors.New("--autoscaler-port: only a server of a cluster (--cluster-init or --server) has the autoscaler's endpoint")
+}

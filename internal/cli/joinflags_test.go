@@ -35,3 +35,26 @@ func TestOverlayFlagsNeedAClusterCIDR(t *testing.T) {
 		t.Errorf("--node-cidr-mask-size without --cluster-cidr: %v", err)
 	}
 }
+
+// TestAutoscalerPortNeedsACluster: --autoscaler-port on a single server is refused by name.
+func TestAutoscalerPortNeedsACluster(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		refuse bool
+	}{
+		{[]string{"--autoscaler-port=7446"}, true},
+		{[]string{"--autoscaler-port=7446", "--cluster-init"}, false},
+		{[]string{"--autoscaler-port=7446", "--server=https://10.0.0.1:6443"}, false},
+		{[]string{"--cluster-init"}, false},
+		{nil, false},
+	} {
+		c := newServerCommand()
+		if err := c.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := refuseAutoscalerPortAlone(c)
+		if tc.refuse != (err != nil) || (err != nil && !strings.Contains(err.Error(), "--autoscaler-port")) {
+			t.Errorf("%v: %v, want a refusal: %v", tc.args, err, tc.refuse)
+		}
+	}
+}

@@ -58,6 +58,9 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 			if err := refuseWithoutClusterCIDR(cmd, cfg.ClusterCIDR); err != nil {
 				return err
 			}
+			if err := refuseAutoscalerPortAlone(cmd); err != nil {
+				return err
+			}
 			if diskReserve.set {
 				all.DiskReserveBytes = diskReserve.bytes
 				if all.DiskReserveBytes == 0 {
@@ -98,6 +101,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.IntVar(&all.HTTPPort, "http-port", all.HTTPPort, "port the gateway serves Routes on")
 	f.IntVar(&all.ActivatorQueueDepth, "activator-queue-depth", all.ActivatorQueueDepth, "requests that may wait for one revision's pods in the activator; more get 503")
 	f.IntVar(&all.WebhookPort, "webhook-port", all.WebhookPort, "port of the admission webhook (loopback only)")
+	f.IntVar(&all.AutoscalerPort, "autoscaler-port", all.AutoscalerPort, "with --cluster-init or --server: port of the autoscaler's endpoint (HTTPS on --bind-address), where the other servers' activators reach the serving leader's autoscaler")
 	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")
 	f.BoolVar(&all.Node, "node", all.Node, "run the serverless node (needs root, runc and the CNI plugins); without it pods stay Pending")
 	f.StringVar(&all.NodeName, "node-name", all.NodeName, "name of the serverless node")

@@ -13,6 +13,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"golang.org/x/net/netutil"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // DefaultPort is where pods' resolvers ask.
@@ -49,8 +50,12 @@ type Options struct {
 	// Port is the port; default DefaultPort.
 	Port int
 	// Gateway is the address Knative Routes' cluster hosts resolve to: the gateway's
-	// listener for pods. Default Addr.
+	// listener for pods. Default Addr, unless GatewayService is set.
 	Gateway net.IP
+	// GatewayService, when set, is the Service in front of the gateways (on a node without a
+	// gateway of its own: an agent's): the cluster hosts resolve to its ClusterIPs, and to
+	// Gateway (none when nil) while it has none.
+	GatewayService types.NamespacedName
 	// ResolvConf names the host's resolvers, which get every name outside the cluster
 	// domain; default DefaultResolvConf. Without a nameserver there, such names get
 	// SERVFAIL.
@@ -83,7 +88,7 @@ func New(opts Options) *Server {
 	if opts.Port == 0 {
 		opts.Port = DefaultPort
 	}
-	if opts.Gateway == nil {
+	if opts.Gateway == nil && opts.GatewayService.Name == "" {
 		opts.Gateway = opts.Addr
 	}
 	if opts.Logger == nil {
@@ -93,10 +98,14 @@ func New(opts Options) *Server {
 	if opts.Addr != nil {
 		self = net.JoinHostPort(opts.Addr.String(), strconv.Itoa(opts.Port))
 	}
+	zone := NewZone(opts.Gateway)
+	if opts.GatewayService.Name != "" {
+		zone.SetGatewayService(opts.GatewayService)
+	}
 	return &Server{
 		opts:     opts,
 		log:      opts.Logger.With("component", "dns"),
-		zone:     NewZone(opts.Gateway),
+		zone:     zone,
 		fwd:      newForwarder(opts.ResolvConf, self),
 		forwards: make(chan struct{}, maxForwards),
 		ready:    make(chan struct{}),

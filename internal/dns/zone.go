@@ -27,6 +27,9 @@ const TTL = 5
 type Zone struct {
 	origin  string // "cluster.local."
 	gateway net.IP
+	// gatewaySvc, when set, is the Service in front of the gateways: the Routes' cluster
+	// hosts answer with its ClusterIPs while it has them, else with gateway.
+	gatewaySvc types.NamespacedName
 
 	mu       sync.RWMutex
 	services map[types.NamespacedName]*service
@@ -81,6 +84,28 @@ func NewZone(gateway net.IP) *Zone {
 		ingressHosts: map[types.NamespacedName][]string{},
 		names:        map[string]int{},
 	}
+}
+
+// SetGatewayService has the Routes' cluster hosts answer with the ClusterIPs of the Service
+// key (the gateways' Service, which reaches a gateway from every node) while it has them, and
+// with the zone's gateway address (none when nil) otherwise. Call it before the zone answers.
+func (z *Zone) SetGatewayService(key types.NamespacedName) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.gatewaySvc = key
+}
+
+// gatewayIPs are the addresses a Route's cluster host answers with.
+func (z *Zone) gatewayIPs() []net.IP {
+	if z.gatewaySvc.Name != "" {
+		if s, ok := z.services[z.gatewaySvc]; ok && len(s.clusterIPs) > 0 {
+			return s.clusterIPs
+		}
+	}
+	if z.gateway == nil {
+		return nil
+	}
+	return []net.IP{z.gateway}
 }
 
 // Origin is the zone's apex, "cluster.local.".
@@ -349,7 +374,7 @@ func (z *Zone) lookupSvc(qname string, labels []string, qtype uint16) Result {
 // the Knative Service), then a Kubernetes Service.
 func (z *Zone) lookupService(qname, name, ns string, qtype uint16) Result {
 	if _, ok := z.hosts[strings.ToLower(qname)]; ok {
-		return Result{Exists: true, Answer: addressRRs(qname, qtype, []net.IP{z.gateway})}
+		return Result{Exists: true, Answer: addressRRs(qname, qtype, z.gatewayIPs())}
 	}
 	key := types.NamespacedName{Namespace: ns, Name: name}
 	s, ok := z.services[key]

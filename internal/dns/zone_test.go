@@ -251,3 +251,31 @@ func TestZonePublishNotReady(t *testing.T) {
 		t.Errorf("publishNotReadyAddresses: %v, want both endpoints", got)
 	}
 }
+
+// On an agent, which has no gateway: the Routes' cluster hosts answer with the ClusterIP of
+// the gateways' Service while it has one, and with no address before.
+func TestZoneGatewayService(t *testing.T) {
+	gw := types.NamespacedName{Namespace: "kube-system", Name: "gantry-gateway"}
+	a := func(z *Zone) []string { return rrs(z.Lookup("hello.default.svc.cluster.local.", mdns.TypeA).Answer) }
+	z := NewZone(nil)
+	z.SetGatewayService(gw)
+	z.SetIngress(ingress("default", "hello", netv1alpha1.IngressVisibilityClusterLocal, "hello.default.svc.cluster.local"))
+	if got := z.Lookup("hello.default.svc.cluster.local.", mdns.TypeA); !got.Exists || len(got.Answer) != 0 {
+		t.Errorf("before the Service: %+v, want the name with no address", got)
+	}
+	z.SetService(clusterIPService("kube-system", "gantry-gateway", "10.43.0.20"))
+	if diff := cmp.Diff([]string{"hello.default.svc.cluster.local. 5 IN A 10.43.0.20"}, a(z)); diff != "" {
+		t.Errorf("with the Service (-want +got):\n%s", diff)
+	}
+	z.DeleteService(gw)
+	if got := a(z); len(got) != 0 {
+		t.Errorf("after the Service: %v, want none", got)
+	}
+	// With a gateway of its own (a server), that is the fallback.
+	z = NewZone(gatewayIP)
+	z.SetGatewayService(gw)
+	z.SetIngress(ingress("default", "hello", netv1alpha1.IngressVisibilityClusterLocal, "hello.default.svc.cluster.local"))
+	if diff := cmp.Diff([]string{"hello.default.svc.cluster.local. 5 IN A " + gatewayIP.String()}, a(z)); diff != "" {
+		t.Errorf("fallback (-want +got):\n%s", diff)
+	}
+}

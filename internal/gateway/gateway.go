@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,10 @@ type Revisions interface {
 type Listener struct {
 	Addr     string
 	FromPods bool
+	// Pods, on a FromPods listener, tells which clients are pods: a request from any other
+	// address (a node's host network, which reaches the bridge address too) is served as on
+	// the host's side. Nil: every client of the listener is a pod.
+	Pods func(netip.Addr) bool
 }
 
 // Options configure a Gateway.
@@ -140,9 +145,9 @@ func (g *Gateway) serve(ctx context.Context) error {
 	servers := make([]*http.Server, len(g.listeners))
 	errs := make(chan error, len(g.listeners))
 	for i, ln := range g.listeners {
-		fromPods := g.opts.Listeners[i].FromPods
+		l := g.opts.Listeners[i]
 		srv := &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, fromPods) }),
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, l.fromPods(r)) }),
 			ReadHeaderTimeout: readHeaderTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
@@ -173,6 +178,18 @@ func (g *Gateway) serve(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// fromPods reports whether r came from a pod.
+func (l Listener) fromPods(r *http.Request) bool {
+	if !l.FromPods {
+		return false
+	}
+	if l.Pods == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && l.Pods(ap.Addr())
 }
 
 // serveHTTP routes one request by its host.

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -88,6 +89,11 @@ type Options struct {
 	// on the leader only). The webhook serves on every replica.
 	LeaderElection          bool
 	LeaderElectionNamespace string
+	// LeaderElectionIdentity, when set, is this replica's identity in the Lease (its
+	// holderIdentity while it leads); default controller-runtime's (the host name and a UUID).
+	// The servers of a cluster put the URL of their autoscaler's endpoint in it, where the
+	// other servers' activators find the leader (package scalerelay).
+	LeaderElectionIdentity string
 	// HealthProbeAddress, when set, serves /healthz and /readyz there: ready once the
 	// webhook serves and, with leader election, this replica leads.
 	HealthProbeAddress string
@@ -169,6 +175,14 @@ func New(opts Options) (*Serving, error) {
 	if opts.HealthProbeAddress != "" {
 		probeAddr = opts.HealthProbeAddress
 	}
+	var lock resourcelock.Interface
+	if opts.LeaderElection && opts.LeaderElectionIdentity != "" {
+		lock, err = resourcelock.New(resourcelock.LeasesResourceLock, cmp.Or(opts.LeaderElectionNamespace, metav1.NamespaceSystem),
+			LeaderElectionID, clientset.CoreV1(), clientset.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: opts.LeaderElectionIdentity})
+		if err != nil {
+			return nil, fmt.Errorf("the serving leader's lease: %w", err)
+		}
+	}
 	mgr, err := ctrl.NewManager(opts.RESTConfig, ctrl.Options{
 		Scheme: Scheme(),
 		// Nothing here reads managedFields, and they are often the larger part of an object:
@@ -182,6 +196,8 @@ func New(opts Options) (*Serving, error) {
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: cmp.Or(opts.LeaderElectionNamespace, metav1.NamespaceSystem),
+		// With an identity of our own, the lock is built here (nil: controller-runtime's).
+		LeaderElectionResourceLockInterface: lock,
 		// A replica that stops hands the lease over at once, not after it expires.
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 ptr.To(lifecycle.LeaseDuration),

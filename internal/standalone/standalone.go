@@ -8,11 +8,14 @@ package standalone
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -34,10 +37,12 @@ import (
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/controlplane/pki"
 	"github.com/gantry-run/gantry/internal/dashboard"
 	"github.com/gantry-run/gantry/internal/dns"
 	"github.com/gantry-run/gantry/internal/etcdsnapshot"
 	"github.com/gantry-run/gantry/internal/gateway"
+	"github.com/gantry-run/gantry/internal/gatewayservice"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
 	"github.com/gantry-run/gantry/internal/kubeproxy"
@@ -50,6 +55,7 @@ import (
 	"github.com/gantry-run/gantry/internal/promserver"
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
+	"github.com/gantry-run/gantry/internal/scalerelay"
 	serverlessadmission "github.com/gantry-run/gantry/internal/serverless/admission"
 	"github.com/gantry-run/gantry/internal/serverless/scheduler"
 	"github.com/gantry-run/gantry/internal/serving"
@@ -60,10 +66,12 @@ import (
 // Defaults for the parts this package adds to the control plane.
 const (
 	DefaultWebhookPort = 6444
-	DefaultNodeName    = "gantry"
-	DefaultKubeletPort = 10250
-	DefaultHTTPPort    = 8080
-	DefaultHTTPAddress = "127.0.0.1"
+	// DefaultAutoscalerPort is the autoscaler's endpoint for the other servers' activators.
+	DefaultAutoscalerPort = 6446
+	DefaultNodeName       = "gantry"
+	DefaultKubeletPort    = 10250
+	DefaultHTTPPort       = 8080
+	DefaultHTTPAddress    = "127.0.0.1"
 	// PodHTTPPort is the gateway's port on the pods' bridge, where the cluster URL of a
 	// Route (http://<route>.<namespace>.svc.cluster.local) lands.
 	PodHTTPPort = 80
@@ -105,6 +113,10 @@ type Config struct {
 	ActivatorQueueDepth int
 	// WebhookPort is the admission webhook's port on loopback.
 	WebhookPort int
+	// AutoscalerPort is where, on a server of a cluster, the autoscaler takes the other
+	// servers' activators' wake-ups and loads (HTTPS on the API's bind address; the serving
+	// leader answers).
+	AutoscalerPort int
 	// RegistryAddr is the embedded registry's loopback address.
 	RegistryAddr string
 	// Node runs the serverless node; without it pods stay Pending.
@@ -184,6 +196,7 @@ func DefaultConfig() Config {
 		HTTPPort:            DefaultHTTPPort,
 		ActivatorQueueDepth: activator.DefaultQueueDepth,
 		WebhookPort:         DefaultWebhookPort,
+		AutoscalerPort:      DefaultAutoscalerPort,
 		RegistryAddr:        image.DefaultRegistryAddr,
 		Node:                true,
 		NodeName:            DefaultNodeName,
@@ -251,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("--http-port: %d is not a port (1-65535)", c.HTTPPort))
+	}
+	if c.AutoscalerPort < 1 || c.AutoscalerPort > 65535 {
+		errs = append(errs, fmt.Errorf("--autoscaler-port: %d is not a port (1-65535)", c.AutoscalerPort))
 	}
 	if c.ActivatorQueueDepth < 1 {
 		errs = append(errs, fmt.Errorf("--activator-queue-depth: %d must be at least 1", c.ActivatorQueueDepth))
@@ -342,6 +358,15 @@ type Server struct {
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
+	// ScaleServer and ScaleRelay carry the activator's wake-ups and loads to the serving
+	// leader's autoscaler, on a server of a cluster (nil on a single server).
+	ScaleServer *scalerelay.Server
+	ScaleRelay  *scalerelay.Relay
+	// GatewayService publishes this server's gateway in the Service kube-system/gantry-gateway
+	// (with the node and --cluster-cidr), which pods on agents call Knative Services through.
+	GatewayService *gatewayservice.Publisher
+	// podAddresses tells pods from the nodes' host networks on the gateway's pods' side.
+	podAddresses *gateway.PodAddresses
 	// Join keeps the agents' join token and approves their certificates.
 	Join *join.Service
 	// Dashboard is the web console (nil with --dashboard=false).
@@ -467,7 +492,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 		s.group.Add("pod network", s.PodNetwork)
 		gw := s.PodNetwork.Gateway()
-		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true})
+		// The bridge address is reached by this node's pods, other nodes' pods over the
+		// overlay, and the host networks of this node and of the others (from their addresses
+		// in the pod network): only the pods see cluster-local hosts.
+		podNetwork := cmp.Or(cfg.ControlPlane.ClusterCIDR, cfg.PodCIDR)
+		gwAddr, _ := netip.AddrFromSlice(gw)
+		if s.podAddresses, err = gateway.NewPodAddresses([]string{podNetwork}, append(gateway.NodeAddresses([]string{cfg.PodCIDR}), gwAddr.Unmap())...); err != nil {
+			return nil, fmt.Errorf("--pod-cidr, --cluster-cidr: %w", err)
+		}
+		gatewayListeners = append(gatewayListeners, gateway.Listener{Addr: net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort)), FromPods: true, Pods: s.podAddresses.IsPod})
 		if tracer != nil {
 			queueTracing = "http://" + net.JoinHostPort(gw.String(), strconv.Itoa(PodHTTPPort))
 		}
@@ -491,6 +524,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 	} else {
 		certs := cp.Certs()
+		// On a server of a cluster, its identity in the serving leader's Lease names its
+		// autoscaler's endpoint, where the other servers' activators reach the leader.
+		var identity, endpointAddr string
+		if cfg.ControlPlane.Clustered() {
+			endpointAddr = net.JoinHostPort(cfg.ControlPlane.BindAddress, strconv.Itoa(cfg.AutoscalerPort))
+			if identity, err = scalerelay.Identity(scalerelay.EndpointURL(cmp.Or(cfg.ControlPlane.AdvertiseAddress, "127.0.0.1"), cfg.AutoscalerPort)); err != nil {
+				return nil, err
+			}
+		}
 		s.Serving, err = serving.New(serving.Options{
 			RESTConfig:      cp.GantryRESTConfig(),
 			Domain:          cfg.Domain,
@@ -505,6 +547,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			QueueTracingEndpoint:      queueTracing,
 			QueueTracingSamplingRatio: cfg.OTLPSamplingRatio,
 			LeaderElection:            cfg.ControlPlane.Clustered(),
+			LeaderElectionIdentity:    identity,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("serving controllers: %w", err)
@@ -529,10 +572,20 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			Registerer: registerer,
 			Logger:     cfg.Logger,
 		})
+		var scaler activator.Scaler = s.Autoscaler
+		var reporter activator.Reporter = s.Autoscaler
+		if cfg.ControlPlane.Clustered() {
+			// The autoscaler acts on the serving leader only: the activator's wake-ups and
+			// loads go there, in-process on the leader, over the autoscaler's endpoint elsewhere.
+			if err := s.addScaleRelay(cfg, endpointAddr, mgr, registerer); err != nil {
+				return nil, err
+			}
+			scaler, reporter = s.ScaleRelay, s.ScaleRelay
+		}
 		s.Activator = activator.New(activator.Options{
 			Client:     mgr.GetClient(),
-			Scaler:     s.Autoscaler,
-			Reporter:   s.Autoscaler,
+			Scaler:     scaler,
+			Reporter:   reporter,
 			Registerer: registerer,
 			QueueDepth: int64(cfg.ActivatorQueueDepth),
 			Logger:     cfg.Logger,
@@ -576,10 +629,19 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))
 		s.Serving.Add(s.Activator)
 		s.Serving.Add(s.Gateway)
+		if s.podAddresses != nil {
+			s.Serving.Add(s.podAddresses)
+		}
 		if s.DNS != nil {
 			s.Serving.Add(s.DNS)
 		}
 		s.group.Add("serving controllers", s.Serving)
+		if cfg.Node && cfg.ControlPlane.ClusterCIDR != "" {
+			// Pods on agents reach the servers' gateways through one ClusterIP.
+			if err := s.addGatewayService(cfg); err != nil {
+				return nil, err
+			}
+		}
 		// Serverless profiles: pod and profile admission and the profile controller join the
 		// serving manager; their webhook configurations are registered once it serves.
 		profilesClient, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
@@ -811,6 +873,71 @@ func (s *Server) newOverlay(cfg Config) error {
 		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin("overlay"), Logger: cfg.Logger,
 	})
 	return err
+}
+
+// addScaleRelay makes the autoscaler's endpoint (on addr) and the activator's relay to the
+// leader's, both authenticated by the cluster CA: the endpoint presents the API server's
+// serving certificate and takes the certificate of Gantry's controllers, which every server
+// of the cluster has and no agent.
+func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager, registerer prometheus.Registerer) error {
+	certs := s.ControlPlane.Certs()
+	caPEM, err := os.ReadFile(certs.CACert())
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("%s: no certificate", certs.CACert())
+	}
+	servingCert, err := tls.LoadX509KeyPair(certs.ServingCert(), certs.ServingKey())
+	if err != nil {
+		return fmt.Errorf("the autoscaler endpoint's certificate: %w", err)
+	}
+	client, err := tls.LoadX509KeyPair(certs.ClientCert(pki.Gantry), certs.ClientKey(pki.Gantry))
+	if err != nil {
+		return fmt.Errorf("the autoscaler relay's certificate: %w", err)
+	}
+	s.ScaleServer, err = scalerelay.NewServer(scalerelay.ServerOptions{
+		Addr: addr, Local: s.Autoscaler, Elected: mgr.Elected(),
+		Cert: servingCert, ClientCAs: pool, ClientName: pki.Gantry.User, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("--autoscaler-port: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(s.ControlPlane.GantryRESTConfig())
+	if err != nil {
+		return err
+	}
+	s.ScaleRelay, err = scalerelay.NewRelay(scalerelay.RelayOptions{
+		Local: s.Autoscaler, Elected: mgr.Elected(), Client: kube, LeaseName: serving.LeaderElectionID,
+		TLS:    &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{client}},
+		Logger: cfg.Logger, Registerer: registerer,
+	})
+	if err != nil {
+		return err
+	}
+	s.Serving.Add(s.ScaleServer)
+	s.Serving.Add(s.ScaleRelay)
+	return nil
+}
+
+// addGatewayService publishes this server's gateway on the pods' bridge as an endpoint of the
+// Service kube-system/gantry-gateway, which agents' DNS answers Knative Services' cluster
+// names with.
+func (s *Server) addGatewayService(cfg Config) error {
+	kube, err := kubernetes.NewForConfig(s.ControlPlane.GantryRESTConfig())
+	if err != nil {
+		return err
+	}
+	addr, _ := netip.AddrFromSlice(s.PodNetwork.Gateway())
+	s.GatewayService, err = gatewayservice.New(gatewayservice.Options{
+		Client: kube, Node: cfg.NodeName, Address: addr.Unmap(), Port: PodHTTPPort, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.group.Add("gateway service", s.GatewayService)
+	return nil
 }
 
 // checkPodCIDRInCluster refuses a pod range outside the cluster's (node IPAM's) range.

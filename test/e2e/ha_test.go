@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +22,14 @@ import (
 
 // haServerArgs are the flags of one server of a cluster on this machine: its own data dir and
 // ports, no node (so no bridge: the control plane is what is tested), no scheduled snapshots.
-// ports: https, etcd client, etcd peer, webhook, registry, metrics, gateway.
+// ports: https, etcd client, etcd peer, webhook, registry, metrics, gateway, and (for a server
+// of a cluster: extra has --cluster-init or --server) the autoscaler's endpoint.
 func haServerArgs(dataDir string, ports []int, extra ...string) []string {
+	if len(ports) > 7 && slices.ContainsFunc(extra, func(a string) bool {
+		return a == "--cluster-init" || a == "--server" || strings.HasPrefix(a, "--server=")
+	}) {
+		extra = append([]string{fmt.Sprintf("--autoscaler-port=%d", ports[7])}, extra...)
+	}
 	return append([]string{"server", "--data-dir", dataDir,
 		fmt.Sprintf("--https-port=%d", ports[0]),
 		fmt.Sprintf("--etcd-client-port=%d", ports[1]),
@@ -36,7 +43,7 @@ func haServerArgs(dataDir string, ports []int, extra ...string) []string {
 
 func startHAServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	ports, err := freeport.Get(7)
+	ports, err := freeport.Get(8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,4 +385,164 @@ func TestHAControlPlaneAcrossMachines(t *testing.T) {
 	})
 	rest[1].eventually("after-kill on the other server", func(out string) bool { return out == "after" },
 		"get", "configmap", "after-kill", "-o", "jsonpath={.data.at}")
+}
+
+// TestHAScaleFromZeroThroughAnyServer: three servers (no node of their own) and an agent; a
+// revision at zero pods is woken by a request through each server that does not lead the
+// serving controllers: its activator asks the leader's autoscaler over the autoscaler's
+// endpoint (the leader found through the Lease gantry-serving-controllers), and the request is
+// answered within the usual cold start. After kill -9 of the leader, a request through a
+// surviving server is answered once another server leads.
+func TestHAScaleFromZeroThroughAnyServer(t *testing.T) {
+	requireNode(t)
+	const bridge, podCIDR = "gantry-agl1", "10.238.0.0/16"
+	first := startHAServer(t, "--cluster-init")
+	tokenFile := filepath.Join(first.dataDir, "server-token")
+	servers := []*server{first,
+		startHAServer(t, "--server", first.url(), "--token-file", tokenFile),
+		startHAServer(t, "--server", first.url(), "--token-file", tokenFile),
+	}
+	kubeletPort, err := freeport.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	urls := []string{servers[0].url(), servers[1].url(), servers[2].url()}
+	agent := exec.Command(gantryBin, "agent", "--server", strings.Join(urls, ","),
+		"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "ha-agl-worker", "--data-dir", agentDir,
+		"--bridge", bridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
+		"--apiserver-port", strconv.Itoa(first.ports[0]), "--address", "127.0.0.1")
+	var out syncBuffer
+	agent.Stdout, agent.Stderr = &out, &out
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", agentDir, "--bridge", bridge, "--pod-cidr", podCIDR).Run()
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		if t.Failed() {
+			t.Logf("the agent's output:\n%s", tail(out.String(), 8<<10))
+		}
+	})
+	first.eventually("node ha-agl-worker Ready", func(out string) bool { return out == "True" },
+		"get", "node", "ha-agl-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	// The leader: the server whose autoscaler endpoint the Lease's holder names.
+	var leader *server
+	var others []*server
+	first.eventually("the serving leader's Lease naming an autoscaler endpoint", func(out string) bool {
+		leader, others = nil, nil
+		for _, s := range servers {
+			if strings.HasSuffix(out, " https://127.0.0.1:"+strconv.Itoa(s.ports[7])) {
+				leader = s
+			} else {
+				others = append(others, s)
+			}
+		}
+		return leader != nil
+	}, "-n", "kube-system", "get", "lease", "gantry-serving-controllers", "-o", "jsonpath={.spec.holderIdentity}")
+	t.Logf("the serving leader is the server with --https-port %d", leader.ports[0])
+
+	img := buildImage(t, first.ports[4], "hello")
+	first.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
+	manifest := filepath.Join(t.TempDir(), "wake.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: wake
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/window: "6s"}
+    spec:
+      containers:
+        - image: `+img+`
+          env: [{name: TARGET, value: from-zero}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first.mustKubectl("apply", "-f", manifest)
+	waitLong(t, first, 3*time.Minute, "the wake service Ready", func(out string) bool { return out == "True" },
+		"get", "ksvc", "wake", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	atZero := func(kubectl *server) {
+		t.Helper()
+		waitLong(t, kubectl, 3*time.Minute, "wake-00001 at zero pods", func(out string) bool { return out == "0" },
+			"get", "deployment", "wake-00001-deployment", "-o", "jsonpath={.spec.replicas}")
+	}
+	// fromZero sends one request through via's gateway and returns how long its answer took.
+	fromZero := func(what string, via *server, timeout time.Duration) time.Duration {
+		t.Helper()
+		url := "http://wake.default.localhost:" + strconv.Itoa(via.ports[6]) + "/"
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		client := &http.Client{Timeout: timeout, Transport: localhostClient.Transport}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: GET %s: %v", what, url, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "Hello from-zero!" {
+			t.Fatalf("%s: GET %s: %d %q", what, url, resp.StatusCode, body)
+		}
+		took := time.Since(began)
+		t.Logf("%s (--http-port %d): 200 in %s", what, via.ports[6], took.Round(time.Millisecond))
+		return took
+	}
+	for round, via := range others {
+		atZero(first)
+		what := fmt.Sprintf("round %d: from zero through the gateway of a server that does not lead", round)
+		if took := fromZero(what, via, time.Minute); took > 20*time.Second {
+			t.Errorf("%s: the cold start took %s, want the usual few seconds", what, took)
+		}
+		// The wake-up went over the autoscaler endpoint: the server's relay counted it.
+		if v, err := via.metric(`gantry_autoscaler_relay_requests_total{kind="scale_from_zero",result="ok"}`); err != nil || v == "0" {
+			t.Errorf("round %d: the server's relay to the leader: %q %v, want wake-ups sent", round, v, err)
+		}
+	}
+	// The leader calls its own autoscaler in-process.
+	if v, err := leader.metric(`gantry_autoscaler_relay_requests_total{kind="scale_from_zero",result="ok"}`); err == nil {
+		t.Errorf("the leader sent wake-ups over the network: %s", v)
+	}
+
+	// The leader dies (kill -9) with the revision at zero: a request through a surviving server
+	// waits while the leader changes (the Lease expires within 20 s), and the new leader, which
+	// gets the held request's load, wakes the revision.
+	atZero(others[0])
+	leader.kill()
+	fromZero("after kill -9 of the serving leader, from zero through a surviving server", others[1], 90*time.Second)
+	others[0].eventually("a surviving server leads", func(out string) bool {
+		return strings.HasSuffix(out, " https://127.0.0.1:"+strconv.Itoa(others[0].ports[7])) ||
+			strings.HasSuffix(out, " https://127.0.0.1:"+strconv.Itoa(others[1].ports[7]))
+	}, "-n", "kube-system", "get", "lease", "gantry-serving-controllers", "-o", "jsonpath={.spec.holderIdentity}")
+}
+
+// metric reads one sample (name with its labels, as exposed) of the server's Gantry metrics.
+func (s *server) metric(sample string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/metrics", s.host(), s.ports[5]), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("no %s in the metrics", sample)
 }

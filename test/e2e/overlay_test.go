@@ -412,3 +412,162 @@ spec:
 	})
 	t.Logf("answers through the gateway per node: %v", answered)
 }
+
+// hostGet sends GET http://addr/ with Host host from the network namespace ns ("" for the
+// host's) and returns the status.
+func hostGet(ctx context.Context, ns, addr, host string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	client := &http.Client{Timeout: 10 * time.Second}
+	if ns != "" {
+		client = netnsmachines.Client(ns, 10*time.Second)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(b), err
+}
+
+// TestOverlayPodsOnAgentsCallKnativeServices: a pod on an agent calls Knative Services by
+// their cluster names (status.address.url): its agent's DNS answers them with the ClusterIP of
+// kube-system/gantry-gateway, whose endpoint the server writes (its gateway on its pods'
+// bridge), and the agent's kube-proxy sends the request there over the overlay. A
+// cluster-local Service answers the pod and is still refused to the host networks: the
+// agent's (which reaches the server's bridge from its address in the pod network) and the
+// server's.
+func TestOverlayPodsOnAgentsCallKnativeServices(t *testing.T) {
+	c := startOverlayCluster(t, 1)
+	s := c.s
+	fetchImg := buildImage(t, c.ports[4], "fetch")
+	helloImg := buildImage(t, c.ports[4], "hello")
+	manifest := filepath.Join(t.TempDir(), "ksvc.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: v1
+kind: Pod
+metadata:
+  name: fetch-a
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: ov-a
+  containers:
+    - name: fetch
+      image: `+fetchImg+`
+---
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  template:
+    spec:
+      containers:
+        - image: `+helloImg+`
+          env: [{name: TARGET, value: public}]
+---
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: local
+  labels:
+    networking.knative.dev/visibility: cluster-local
+spec:
+  template:
+    spec:
+      containers:
+        - image: `+helloImg+`
+          env: [{name: TARGET, value: local}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("apply", "-f", manifest)
+	podIP := ""
+	waitLong(t, s, 3*time.Minute, "the fetch pod running on ov-a", func(out string) bool {
+		f := strings.Fields(out)
+		if len(f) == 3 && f[0] == "ov-a" && f[2] == "Running" {
+			podIP = f[1]
+			return true
+		}
+		return false
+	}, "get", "pod", "fetch-a", "-o", `jsonpath={.spec.nodeName} {.status.podIP} {.status.phase}`)
+	for _, name := range []string{"hello", "local"} {
+		waitLong(t, s, 3*time.Minute, "the Knative Service "+name+" Ready", func(out string) bool { return out == "True" },
+			"get", "ksvc", name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	}
+
+	// The gateways' Service, with the server's gateway on its bridge as its endpoint.
+	clusterIP := s.mustKubectl("-n", "kube-system", "get", "service", "gantry-gateway", "-o", "jsonpath={.spec.clusterIP}")
+	bridgeGW := "10.224.0.1"
+	waitLong(t, s, time.Minute, "the server's gateway as the endpoint of gantry-gateway", func(out string) bool { return out == bridgeGW },
+		"-n", "kube-system", "get", "endpointslice", "gantry-gateway", "-o", "jsonpath={.endpoints[*].addresses[*]}")
+
+	for _, tc := range []struct{ name, want string }{{"hello", "Hello public!"}, {"local", "Hello local!"}} {
+		addr := s.mustKubectl("get", "ksvc", tc.name, "-o", "jsonpath={.status.address.url}")
+		if addr != "http://"+tc.name+".default.svc.cluster.local" {
+			t.Errorf("%s's status.address.url = %q", tc.name, addr)
+		}
+		poll.Until(t, "the pod on ov-a resolves "+addr+" to the gateways' ClusterIP "+clusterIP, time.Minute, func(ctx context.Context) (bool, error) {
+			u := "http://" + net.JoinHostPort(podIP, "8080") + "/resolve?name=" + url.QueryEscape(tc.name+".default.svc.cluster.local")
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				return false, err
+			}
+			resp, err := netnsmachines.Client(c.ns("ov-a"), 15*time.Second).Do(req)
+			if err != nil {
+				return false, err
+			}
+			defer resp.Body.Close()
+			var r struct {
+				Addrs []string `json:"addrs"`
+				Error string   `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+				return false, err
+			}
+			if len(r.Addrs) != 1 || r.Addrs[0] != clusterIP {
+				return false, fmt.Errorf("resolved to %v %s", r.Addrs, r.Error)
+			}
+			return true, nil
+		})
+		poll.Until(t, "the pod on ov-a calls "+addr, time.Minute, func(ctx context.Context) (bool, error) {
+			r, err := podFetch(ctx, c.ns("ov-a"), podIP, addr)
+			if err != nil {
+				return false, err
+			}
+			if r.Status != http.StatusOK || strings.TrimSpace(r.Body) != tc.want {
+				return false, fmt.Errorf("the pod got %d %q %s", r.Status, r.Body, r.Error)
+			}
+			t.Logf("the pod on ov-a → %s: %d %q", addr, r.Status, strings.TrimSpace(r.Body))
+			return true, nil
+		})
+	}
+
+	// The host networks: the agent's reaches the server's bridge over the overlay (from its
+	// flannel device's address, inside the cluster's range), the server's is local to it.
+	// Neither is a pod: the cluster-local host is refused, the public one answers.
+	for _, from := range []struct{ what, ns string }{{"ov-a's host network", c.ns("ov-a")}, {"the server's host network", ""}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		code, body, err := hostGet(ctx, from.ns, bridgeGW+":80", "local.default.svc.cluster.local")
+		if err != nil || code != http.StatusNotFound {
+			t.Errorf("%s → the server's bridge gateway, host local.default.svc.cluster.local: %d %q %v, want 404", from.what, code, body, err)
+		}
+		code, body, err = hostGet(ctx, from.ns, bridgeGW+":80", "hello.default.svc.cluster.local")
+		if err != nil || code != http.StatusNotFound {
+			t.Errorf("%s → the server's bridge gateway, host hello.default.svc.cluster.local: %d %q %v, want 404", from.what, code, body, err)
+		}
+		code, body, err = hostGet(ctx, from.ns, bridgeGW+":80", "hello.default.localhost")
+		if err != nil || code != http.StatusOK {
+			t.Errorf("%s → the server's bridge gateway, host hello.default.localhost: %d %q %v, want 200", from.what, code, body, err)
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code, body, err := hostGet(ctx, "", "127.0.0.1:"+strconv.Itoa(c.ports[6]), "local.default.svc.cluster.local"); err != nil || code != http.StatusNotFound {
+		t.Errorf("the server's public gateway, host local.default.svc.cluster.local: %d %q %v, want 404", code, body, err)
+	}
+}
