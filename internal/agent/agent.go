@@ -224,7 +224,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		ov, err := overlay.New(overlay.Options{
 			NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, PublicIP: address,
 			VNI: cfg.VXLANVNI, Port: cfg.VXLANPort, RESTConfig: restConfig,
-			StateDir: dir.Join("overlay"), Logger: cfg.Logger,
+			StateDir: dir.Join(datadir.OverlayDir), Logger: cfg.Logger,
 		})
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
@@ -25,7 +26,8 @@ func newCleanupCommand() *cobra.Command {
 		Long: `A stopped gantry server leaves its pods' sandboxes running, so the next start
 re-adopts them. "gantry cleanup" stops and removes them all — containers,
 network namespaces, addresses, cgroups, mounts — and the bridge's pod isolation
-rules (nftables tables gantry-pods-<bridge>), for a server that is not running.
+rules (nftables tables gantry-pods-<bridge>) and the overlay's vxlan device
+(flannel.<vni>, with --cluster-cidr), for a server or agent that is not running.
 Objects in the API are not touched: a later start recreates the pods.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -63,5 +65,13 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "removed the pod isolation rules of bridge %s\n", net.Bridge)
+	// The overlay's vxlan device, and with it the routes to other nodes' pods.
+	device, err := overlay.RemoveDevice(dir.Join(datadir.OverlayDir))
+	if err != nil {
+		return err
+	}
+	if device != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "removed the overlay's device %s\n", device)
+	}
 	return nil
 }

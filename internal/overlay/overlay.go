@@ -138,7 +138,7 @@ func (o *Overlay) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	netConf := filepath.Join(o.opts.StateDir, "net-conf.json")
+	netConf := filepath.Join(o.opts.StateDir, netConfFile)
 	if err := os.WriteFile(netConf, conf, 0o600); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}

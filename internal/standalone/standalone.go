@@ -870,7 +870,7 @@ func (s *Server) newOverlay(cfg Config) error {
 	s.Overlay, err = overlay.New(overlay.Options{
 		NodeName: cfg.NodeName, ClusterCIDR: cfg.ControlPlane.ClusterCIDR,
 		PublicIP: nodeIP(cfg.ControlPlane.AdvertiseAddress), VNI: cfg.VXLANVNI, Port: cfg.VXLANPort,
-		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin("overlay"), Logger: cfg.Logger,
+		RESTConfig: nodeConfig, StateDir: s.ControlPlane.DataDirJoin(datadir.OverlayDir), Logger: cfg.Logger,
 	})
 	return err
 }

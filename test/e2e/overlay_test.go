@@ -83,10 +83,17 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 		t.Fatal(err)
 	}
 	// Registered before the server starts, so it runs after the server is killed.
+	// gantry cleanup removes the overlay's device with the sandboxes.
 	t.Cleanup(func() {
-		_ = exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge", ovServerBridge, "--pod-cidr", ovServerPodCIDR).Run()
+		out, err := exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge", ovServerBridge, "--pod-cidr", ovServerPodCIDR).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "removed the overlay's device "+ovDevice) {
+			t.Errorf("gantry cleanup after the server: %v\n%s", err, out)
+		}
+		if exec.Command("ip", "link", "show", ovDevice).Run() == nil {
+			t.Errorf("%s is still there after gantry cleanup", ovDevice)
+			_ = exec.Command("ip", "link", "del", ovDevice).Run()
+		}
 		_ = exec.Command("ip", "link", "del", ovServerBridge).Run()
-		_ = exec.Command("ip", "link", "del", ovDevice).Run()
 	})
 	// The API server on the host's LAN address, where the agents reach it; kube-proxy off:
 	// its rules are one per host, and ClusterIPs are not what these tests look at.

@@ -33,6 +33,7 @@ const (
 	ImagesDir        = "images"          // the node's unpacked image store
 	SandboxesDir     = "sandboxes"       // the node's runc sandboxes
 	NodeDir          = "node"            // the node's per-pod state
+	OverlayDir       = "overlay"         // the overlay's net-conf and kubeconfig (flannel's)
 	SharedVolumesDir = "shared-volumes"  // the shared storage's volumes, one directory per PersistentVolume
 	APIServerDir     = "apiserver"       // the API server's policy: authentication and admission configuration
 	SnapshotsDir     = "snapshots"       // etcd snapshots (gantry etcd-snapshot, gantry server --etcd-snapshot-interval)
