@@ -40,6 +40,10 @@ type Revisions interface {
 type Listener struct {
 	Addr     string
 	FromPods bool
+	// Handler, when set, serves this listener's requests instead of the routing by host:
+	// the activator's own port in cluster mode, where requests name their revision by
+	// header (the revisions' public Services point there).
+	Handler http.Handler
 }
 
 // Options configure a Gateway.
@@ -141,8 +145,12 @@ func (g *Gateway) serve(ctx context.Context) error {
 	errs := make(chan error, len(g.listeners))
 	for i, ln := range g.listeners {
 		fromPods := g.opts.Listeners[i].FromPods
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, fromPods) })
+		if g.opts.Listeners[i].Handler != nil {
+			h = g.opts.Listeners[i].Handler
+		}
 		srv := &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, fromPods) }),
+			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
