@@ -324,9 +324,8 @@ func TestClusterMode(t *testing.T) {
 		t.Errorf("controller image %q, want %q", out, img)
 	}
 	c.helloSplit(t)
-	// hello-00002 scales to zero, and a request brings it back through the activator. (It
-	// gets no burst first: after one, a revision here has been seen to keep its pod for
-	// minutes; see docs/cluster-mode.md.)
+	// hello-00002 scales to zero, and a request brings it back through the activator. (After
+	// a burst too: TestClusterModeScaleToZeroAfterBurst.)
 	idle := time.Now()
 	poll.Until(t, "hello-00002 at zero pods", 3*time.Minute, func(context.Context) (bool, error) {
 		out, err := s.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
@@ -575,4 +574,96 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 		t.Errorf("HTTPRoutes left: %q, %v", out, err)
 	}
 	c.mustKubectl("get", "crd", "httproutes.gateway.networking.k8s.io")
+}
+
+// TestClusterModeScaleToZeroAfterBurst: in cluster mode a revision goes to zero after a burst
+// of requests through the installed gateway as soon as its window and grace period allow, as
+// in standalone mode (10-12 s with these settings). It used to keep its pod for minutes in
+// about one run of three: the autoscaler's metric window kept a floating-point residue of the
+// burst (see metrics.Window), which the decider rounded up to one pod.
+func TestClusterModeScaleToZeroAfterBurst(t *testing.T) {
+	c := startPlainCluster(t)
+	c.install(t)
+	// Each decision in the controller's log, for the failure message.
+	c.mustKubectl("-n", "gantry-system", "patch", "deployment", "gantry-controller", "--type=json", "-p",
+		`[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--log-level=debug"}]`)
+	c.rolledOut(t)
+	digest := buildImageByDigest(t, c.ports[4], "hello")
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
+	applyYAML(t, c.server, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: burst, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/window: "6s"}
+    spec:
+      containers:
+      - image: %s
+`, digest))
+	c.eventually("burst ready", func(out string) bool { return out == "True" },
+		"get", "ksvc", "burst", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+	poll.Until(t, "burst answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("burst.default.localhost")
+		return err == nil && strings.HasPrefix(out, "Hello"), err
+	})
+	// 8 clients, 15 requests each, through the gateway and the activator.
+	const workers, each = 8, 15
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				if _, err := c.get("burst.default.localhost"); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatalf("burst: %v", err)
+		}
+	}
+	end := time.Now()
+	lastDecision := func() string {
+		logs := c.kubectlOrErr("-n", "gantry-system", "logs", "deploy/gantry-controller", "--since=10s")
+		last := ""
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, `"msg":"decision"`) && strings.Contains(l, "burst-00001") {
+				last = l
+			}
+		}
+		return last
+	}
+	poll.Until(t, "burst-00001 at zero pods", 90*time.Second, func(context.Context) (bool, error) {
+		pods, err := c.kubectl("get", "pods", "-l", "serving.knative.dev/revision=burst-00001", "-o", "name")
+		if err != nil {
+			return false, err
+		}
+		return pods == "", fmt.Errorf("%s after the burst: pods %q, kpa %s, last decision %s", time.Since(end).Round(time.Second), pods,
+			c.kubectlOrErr("get", "kpa", "burst-00001", "-o", "jsonpath={.status.desiredScale}/{.status.actualScale} {.status.mode}"), lastDecision())
+	})
+	took := time.Since(end)
+	t.Logf("burst-00001 at zero pods %s after the burst", took.Round(time.Second))
+	// Window 6 s, then the grace period 6 s; the pod's termination and the polls add a few.
+	if took > 40*time.Second {
+		t.Errorf("burst-00001 took %s to reach zero pods after the burst, want under 40 s; last decision %s", took.Round(time.Second), lastDecision())
+	}
+}
+
+// rolledOut waits for the single controller replica to be rolled out and ready after a
+// change of its Deployment.
+func (c *plainCluster) rolledOut(t *testing.T) {
+	t.Helper()
+	poll.Until(t, "the controller rolled out and ready", 3*time.Minute, func(context.Context) (bool, error) {
+		out, err := c.kubectl("-n", "gantry-system", "get", "deployment", "gantry-controller", "-o",
+			"jsonpath={.metadata.generation} {.status.observedGeneration} {.status.updatedReplicas} {.status.replicas} {.status.readyReplicas}")
+		if err != nil {
+			return false, err
+		}
+		f := strings.Fields(out)
+		return len(f) == 5 && f[0] == f[1] && f[2] == "1" && f[3] == "1" && f[4] == "1", fmt.Errorf("generation, observed, updated, replicas, ready: %q", out)
+	})
 }
