@@ -435,6 +435,7 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 			t.Errorf("Service %s:\n got %s\nwant %s", rev, out, want)
 		}
 	}
+	servicesVersion := c.mustKubectl("get", "service", "hello-00001", "hello-00002", "-o", "jsonpath={.items[*].metadata.resourceVersion}")
 	// hello-00001 has its pod (its window is 60 s), in mode Serve: its Service's slice is its
 	// pod's queue-proxy, and a request there with the HTTPRoute's headers gets its answer.
 	poll.Until(t, "hello-00001's Service points at its pod", time.Minute, func(context.Context) (bool, error) {
@@ -490,6 +491,11 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 		}
 		return pods != "" && addrs == pods+" :8012", fmt.Errorf("slice %q, ready pods %q", addrs, pods)
 	})
+	// Written once: what the controller builds is what the API server keeps, so the
+	// reconciles that followed (the modes, the pods) found nothing to update in them.
+	if out := c.kubectlOrErr("get", "service", "hello-00001", "hello-00002", "-o", "jsonpath={.items[*].metadata.resourceVersion}"); out != servicesVersion {
+		t.Errorf("the revisions' Services were written again: resource versions %q, then %q", servicesVersion, out)
+	}
 
 	// The HTTPRoutes in the cluster are what the translation makes of the Ingress there.
 	var ing netv1alpha1.Ingress
