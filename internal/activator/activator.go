@@ -35,6 +35,7 @@ import (
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/tracing"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -259,6 +260,20 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c, proxied: proxied})))
 }
 
+// ServeHTTP serves a request that names its revision by the headers Knative's ingresses set,
+// Knative-Serving-Namespace and Knative-Serving-Revision, as Knative's activator does: the
+// requests a Gateway API implementation sends to a revision's Service while that Service
+// points at the activator. A request without both headers is refused with 400.
+func (a *Activator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	namespace, name := r.Header.Get(netv1alpha1.NamespaceHeaderName), r.Header.Get(netv1alpha1.RevisionHeaderName)
+	if namespace == "" || name == "" {
+		http.Error(w, fmt.Sprintf("activator: the request names no revision: it needs the headers %s and %s",
+			netv1alpha1.NamespaceHeaderName, netv1alpha1.RevisionHeaderName), http.StatusBadRequest)
+		return
+	}
+	a.ServeRevision(w, r, namespace, name)
+}
+
 // state returns the revision's state, making it from the Revision and its EndpointSlices the
 // first time.
 func (a *Activator) state(ctx context.Context, namespace, name string) (*revisionState, error) {
@@ -366,11 +381,15 @@ func (a *Activator) refresh(ctx context.Context, namespace, name string) {
 
 // readyAddrs are the queue-proxy addresses of the ready endpoints of slices, once each: the
 // slice's port named "http" (the revision Service's port to the queue-proxy), else the
-// queue-proxy's port.
+// queue-proxy's port. The slices of the revision's public Service (cluster mode with the
+// Gateway API ingress) are left out: they point at the pods or at the activator itself.
 func readyAddrs(slices []discoveryv1.EndpointSlice) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, s := range slices {
+		if s.Labels[netv1alpha1.ServiceTypeLabelKey] == netv1alpha1.ServiceTypePublic {
+			continue
+		}
 		port := strconv.Itoa(contract.HTTPPort)
 		for _, p := range s.Ports {
 			if ptr.Deref(p.Name, "") == "http" && p.Port != nil {

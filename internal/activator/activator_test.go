@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
@@ -246,3 +247,85 @@ func TestServeRevisionAtZeroScalesAndWaits(t *testing.T) {
 type scalerFunc func() error
 
 func (f scalerFunc) ScaleFromZero(context.Context, string, string) error { return f() }
+
+// A request that reached the activator through a revision's public Service names its
+// revision by Knative's headers: without them it is refused, with them it wakes the revision
+// from zero and reaches its pod; the public Service's own slice (which points at the
+// activator) is never taken for a pod.
+func TestServeHTTPByRevisionHeaders(t *testing.T) {
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "awake") }))
+	defer pod.Close()
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "h-1-deployment", Namespace: ns, Labels: map[string]string{servingv1.RevisionLabelKey: "h-1"}},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](0)},
+	}
+	// The public Service's slice, here pointing at a closed port: were it taken for a pod,
+	// the request would fail with 502.
+	public := slice("h-1", "127.0.0.1:1")
+	public.Name = "h-1"
+	public.Labels[netv1alpha1.ServiceTypeLabelKey] = netv1alpha1.ServiceTypePublic
+	c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(revision("h-1", 1, corev1.ContainerPort{ContainerPort: 8080}), deploy, public).Build()
+	a := New(Options{Client: c})
+	front := httptest.NewServer(a)
+	defer front.Close()
+
+	get := func(headers map[string]string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, front.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(map[string]string{netv1alpha1.RevisionHeaderName: "h-1"}); code != http.StatusBadRequest || !strings.Contains(body, netv1alpha1.NamespaceHeaderName) {
+		t.Errorf("without the namespace header: %d %q, want 400 naming %s", code, body, netv1alpha1.NamespaceHeaderName)
+	}
+	if code, _ := get(map[string]string{netv1alpha1.RevisionHeaderName: "nope-1", netv1alpha1.NamespaceHeaderName: ns}); code != http.StatusNotFound {
+		t.Errorf("an unknown revision: %d, want 404", code)
+	}
+
+	type answer struct {
+		code int
+		body string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, body := get(map[string]string{netv1alpha1.RevisionHeaderName: "h-1", netv1alpha1.NamespaceHeaderName: ns})
+		done <- answer{code, body}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := &appsv1.Deployment{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(deploy), got); err != nil {
+			t.Fatal(err)
+		}
+		if ptr.Deref(got.Spec.Replicas, 0) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request by headers did not scale the revision from zero")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Create(context.Background(), slice("h-1", pod.Listener.Addr().String())); err != nil {
+		t.Fatal(err)
+	}
+	a.refresh(context.Background(), ns, "h-1")
+	select {
+	case got := <-done:
+		if got.code != http.StatusOK || got.body != "awake" {
+			t.Errorf("held request got %d %q, want 200 awake", got.code, got.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request was not released")
+	}
+}

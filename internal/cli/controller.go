@@ -79,6 +79,7 @@ the only one ready; every replica serves the webhook.`,
 	f.StringVar(&opts.CertDir, "cert-dir", "", "directory of the webhook's serving certificate, tls.crt and tls.key")
 	f.IntVar(&opts.HTTPPort, "http-port", opts.HTTPPort, "port of the gateway")
 	f.IntVar(&opts.HealthPort, "health-port", opts.HealthPort, "port of /healthz and /readyz")
+	f.IntVar(&opts.ActivatorPort, "activator-port", 0, fmt.Sprintf("with --ingress gateway-api: the activator's port, where requests name their revision by the Knative-Serving-Namespace/-Revision headers (default %d)", cluster.DefaultActivatorPort))
 	f.StringVar(&opts.Domain, "domain", opts.Domain, "suffix of the Routes' hosts")
 	f.StringVar(&opts.QueueProxyImage, "queue-proxy-image", "", "image of the revisions' queue-proxy container (the gantry image)")
 	f.IntVar(&opts.ActivatorQueueDepth, "activator-queue-depth", opts.ActivatorQueueDepth, "requests that may wait for one revision's pods; more get 503")

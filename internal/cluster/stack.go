@@ -7,6 +7,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/gantry-run/gantry/internal/activator"
@@ -39,6 +41,14 @@ const (
 	DefaultWebhookPort = 8443
 	DefaultHTTPPort    = 8080
 	DefaultHealthPort  = 8081
+	// DefaultActivatorPort is the activator's own port with --ingress gateway-api, Knative's
+	// 8012: requests there name their revision by the Knative-Serving-Namespace/-Revision
+	// headers.
+	DefaultActivatorPort = 8012
+	// ActivatorServiceName is the Service in front of the activator's port (in the stack's
+	// namespace): the revisions' backend Services point at its endpoints while the activator
+	// is in their path.
+	ActivatorServiceName = "gantry-activator"
 	// CertFile and KeyFile are the names of the webhook's certificate and key in CertDir (a
 	// kubernetes.io/tls Secret's keys).
 	CertFile = "tls.crt"
@@ -59,6 +69,9 @@ type Options struct {
 	CertDir     string
 	// HTTPPort is the gateway's port; HealthPort serves /healthz and /readyz.
 	HTTPPort, HealthPort int
+	// ActivatorPort, with IngressGatewayAPI, is where the activator takes requests that name
+	// their revision by header (DefaultActivatorPort when 0).
+	ActivatorPort int
 	// Domain is the suffix of Route hosts.
 	Domain string
 	// QueueProxyImage is the image of the revisions' queue-proxy container.
@@ -66,8 +79,9 @@ type Options struct {
 	// ActivatorQueueDepth bounds the requests waiting for one revision's pods.
 	ActivatorQueueDepth int
 	// Ingress is IngressGateway (the gateway serves Routes) or IngressGatewayAPI (the
-	// gateway serves them too, and every Ingress also gets Gateway API HTTPRoutes attached
-	// to Gateways).
+	// gateway serves them too, every Ingress also gets Gateway API HTTPRoutes attached to
+	// Gateways, every Revision the Service <revision> they name, and the activator listens
+	// on ActivatorPort).
 	Ingress  string
 	Gateways gatewayapi.Gateways
 	Logger   *slog.Logger
@@ -106,9 +120,17 @@ func (o Options) Validate() error {
 	}
 	switch o.Ingress {
 	case "", IngressGateway:
+		if o.ActivatorPort != 0 {
+			errs = append(errs, errors.New("--activator-port: only with --ingress gateway-api (the gateway hands requests to the activator in process)"))
+		}
 	case IngressGatewayAPI:
 		if o.Gateways.External.Name == "" || o.Gateways.External.Namespace == "" {
 			errs = append(errs, errors.New("--gateway-api-gateway: --ingress gateway-api needs the Gateway the HTTPRoutes attach to, as namespace/name"))
+		}
+		if p := o.ActivatorPort; p != 0 && (p < 1 || p > 65535) {
+			errs = append(errs, fmt.Errorf("--activator-port: %d is not a port (1-65535)", p))
+		} else if p := cmp.Or(p, DefaultActivatorPort); p == o.HTTPPort || p == o.WebhookPort || p == o.HealthPort {
+			errs = append(errs, fmt.Errorf("--activator-port: %d is taken by another of the stack's ports", p))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--ingress: %q is not one of %s, %s", o.Ingress, IngressGateway, IngressGatewayAPI))
@@ -178,10 +200,18 @@ func New(opts Options) (*Stack, error) {
 		QueueDepth: int64(opts.ActivatorQueueDepth),
 		Logger:     opts.Logger,
 	})
+	listeners := []gateway.Listener{{Addr: net.JoinHostPort("", strconv.Itoa(opts.HTTPPort))}}
+	if opts.Ingress == IngressGatewayAPI {
+		// The revisions' backend Services point here while the activator is in their path.
+		listeners = append(listeners, gateway.Listener{
+			Addr:    net.JoinHostPort("", strconv.Itoa(cmp.Or(opts.ActivatorPort, DefaultActivatorPort))),
+			Handler: s.Activator,
+		})
+	}
 	s.Gateway = gateway.New(gateway.Options{
 		Client:    mgr.GetClient(),
 		Revisions: s.Activator,
-		Listeners: []gateway.Listener{{Addr: net.JoinHostPort("", strconv.Itoa(opts.HTTPPort))}},
+		Listeners: listeners,
 		Logger:    opts.Logger,
 	})
 	srv.Add(s.Autoscaler)
@@ -193,6 +223,11 @@ func New(opts Options) (*Stack, error) {
 			opts.Gateways.Local = opts.Gateways.External
 		}
 		srv.Add(&gatewayapi.Reconciler{Client: mgr.GetClient(), Gateways: opts.Gateways})
+		srv.Add(&gatewayapi.BackendReconciler{
+			Client:    mgr.GetClient(),
+			Activator: types.NamespacedName{Namespace: opts.Namespace, Name: ActivatorServiceName},
+			Logger:    opts.Logger,
+		})
 	}
 	return s, nil
 }

@@ -45,6 +45,13 @@ func TestOptionsValidate(t *testing.T) {
 		{"queue depth", func(o *Options) { o.ActivatorQueueDepth = 0 }, "--activator-queue-depth: 0"},
 		{"ingress", func(o *Options) { o.Ingress = "istio" }, `--ingress: "istio"`},
 		{"gateway-api without a Gateway", func(o *Options) { o.Ingress = IngressGatewayAPI }, "--gateway-api-gateway:"},
+		{"activator port without gateway-api", func(o *Options) { o.ActivatorPort = 9000 }, "--activator-port: only with --ingress gateway-api"},
+		{"activator port out of range", func(o *Options) {
+			o.Ingress, o.Gateways.External, o.ActivatorPort = IngressGatewayAPI, types.NamespacedName{Namespace: "gw", Name: "external"}, 70000
+		}, "--activator-port: 70000"},
+		{"activator port taken by the gateway", func(o *Options) {
+			o.Ingress, o.Gateways.External, o.HTTPPort = IngressGatewayAPI, types.NamespacedName{Namespace: "gw", Name: "external"}, DefaultActivatorPort
+		}, "--activator-port: 8012 is taken"},
 		{"leader election without a namespace", func(o *Options) { o.Namespace = "" }, "--namespace:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,6 +45,10 @@ type Listener struct {
 	// address (a node's host network, which reaches the bridge address too) is served as on
 	// the host's side. Nil: every client of the listener is a pod.
 	Pods func(netip.Addr) bool
+	// Handler, when set, serves this listener's requests instead of the routing by host:
+	// the activator's own port in cluster mode, where requests name their revision by
+	// header (the revisions' public Services point there).
+	Handler http.Handler
 }
 
 // Options configure a Gateway.
@@ -146,8 +150,12 @@ func (g *Gateway) serve(ctx context.Context) error {
 	errs := make(chan error, len(g.listeners))
 	for i, ln := range g.listeners {
 		l := g.opts.Listeners[i]
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, l.fromPods(r)) })
+		if l.Handler != nil {
+			h = l.Handler
+		}
 		srv := &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(w, r, l.fromPods(r)) }),
+			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,5 +55,35 @@ func TestServeHTTPRoutesAndForwards(t *testing.T) {
 	g.serveHTTP(w, httptest.NewRequest(http.MethodGet, "http://other.ns.localhost/", nil), false)
 	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), `"other.ns.localhost"`) {
 		t.Errorf("unknown host: %d %q, want 404 naming the host", w.Code, w.Body.String())
+	}
+}
+
+// A listener with its own Handler serves with it, beside a listener that routes by host.
+func TestListenerWithHandler(t *testing.T) {
+	g := New(Options{Revisions: &recorder{}, Listeners: []Listener{
+		{Addr: "127.0.0.1:0"},
+		{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })},
+	}})
+	for range g.opts.Listeners {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.listeners = append(g.listeners, ln)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-g.serving
+	for i, want := range []int{http.StatusNotFound, http.StatusTeapot} {
+		resp, err := http.Get("http://" + g.Addrs()[i] + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("listener %d: %d, want %d", i, resp.StatusCode, want)
+		}
 	}
 }

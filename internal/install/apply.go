@@ -161,9 +161,11 @@ func ptrOr(p *int32, def int32) int32 {
 var namespacedKinds = []string{"ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Secret", "Deployment", "Service"}
 
 // identities are the objects install writes, without their contents: what Uninstall
-// deletes and Leftovers looks for.
+// deletes and Leftovers looks for. They are those of --ingress gateway-api, which writes
+// all the other ingress does and more (the activator's Service).
 func identities() ([]*unstructured.Unstructured, error) {
-	return Manifests(Options{Image: "gantry.invalid/gantry:uninstall", Replicas: 1, Domain: "invalid", Ingress: IngressGateway, GatewayServiceType: corev1.ServiceTypeClusterIP})
+	return Manifests(Options{Image: "gantry.invalid/gantry:uninstall", Replicas: 1, Domain: "invalid",
+		Ingress: IngressGatewayAPI, GatewayAPIGateway: "invalid/invalid", GatewayServiceType: corev1.ServiceTypeClusterIP})
 }
 
 // Uninstall removes everything Install wrote: the webhook configurations first (nothing is
@@ -366,6 +368,9 @@ var leftoverKinds = []schema.GroupVersionKind{
 	{Group: "apps", Version: "v1", Kind: "DeploymentList"},
 	{Group: "apps", Version: "v1", Kind: "ReplicaSetList"},
 	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
+	// The revisions' backend Services' slices (--ingress gateway-api), and those of the
+	// Services the stack made.
+	{Group: "discovery.k8s.io", Version: "v1", Kind: "EndpointSliceList"},
 	// Only in clusters that serve Gateway API.
 	{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRouteList"},
 }

@@ -39,7 +39,11 @@ const (
 	ControllerName     = "gantry-controller"
 	WebhookServiceName = "gantry-webhook"
 	GatewayServiceName = "gantry-gateway"
-	CertSecretName     = "gantry-webhook-certs"
+	// ActivatorServiceName, with IngressGatewayAPI, is the Service in front of the
+	// activator's port: the revisions' Services point at its endpoints while the activator
+	// is in their path.
+	ActivatorServiceName = cluster.ActivatorServiceName
+	CertSecretName       = "gantry-webhook-certs"
 	// PartOfLabel marks every object install writes; Uninstall and the tests find them by it.
 	PartOfLabel = "app.kubernetes.io/part-of"
 	PartOf      = "gantry"
@@ -169,7 +173,8 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 			Data:       map[string]string{config.ExampleKey: config.Example(name)},
 		})
 	}
-	objs = append(objs, rbac(o.Ingress == IngressGatewayAPI)...)
+	gatewayAPI := o.Ingress == IngressGatewayAPI
+	objs = append(objs, rbac(gatewayAPI)...)
 	objs = append(objs,
 		&corev1.Secret{
 			TypeMeta:   typeMeta("v1", "Secret"),
@@ -181,6 +186,12 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 		service(WebhookServiceName, corev1.ServiceTypeClusterIP, corev1.ServicePort{Name: "https-webhook", Port: 443, TargetPort: intstr.FromString("https-webhook")}),
 		service(GatewayServiceName, o.GatewayServiceType, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}),
 	)
+	if gatewayAPI {
+		// Its port is named as the revisions' Services' ports (Knative's "http"), and its
+		// EndpointSlices are what those Services' slices copy while the activator is in the path.
+		objs = append(objs, service(ActivatorServiceName, corev1.ServiceTypeClusterIP,
+			corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromString(activatorPortName)}))
+	}
 	whs, err := webhookConfigurations(o.Certs.CA)
 	if err != nil {
 		return nil, err
@@ -239,7 +250,10 @@ func rbac(gatewayAPI bool) []runtime.Object {
 		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: read},
 	}
 	if gatewayAPI {
-		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: verbsAll})
+		rules = append(rules,
+			rbacv1.PolicyRule{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: verbsAll},
+			// The revisions' Services have no selector: the stack keeps their EndpointSlices.
+			rbacv1.PolicyRule{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: verbsAll})
 	}
 	return []runtime.Object{
 		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(ControllerName, Namespace)},
@@ -280,6 +294,14 @@ func deployment(o Options) *appsv1.Deployment {
 	}
 	liveness := probe("/healthz")
 	liveness.PeriodSeconds, liveness.InitialDelaySeconds = 10, 10
+	ports := []corev1.ContainerPort{
+		port("https-webhook", cluster.DefaultWebhookPort),
+		port("http", cluster.DefaultHTTPPort),
+		port("health", cluster.DefaultHealthPort),
+	}
+	if o.Ingress == IngressGatewayAPI {
+		ports = append(ports, port(activatorPortName, cluster.DefaultActivatorPort))
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: meta(ControllerName, Namespace, "app", ControllerName),
@@ -309,11 +331,7 @@ func deployment(o Options) *appsv1.Deployment {
 							"--health-port=" + strconv.Itoa(cluster.DefaultHealthPort),
 							"--ingress=" + o.Ingress,
 						}, gatewayArgs(o)...),
-						Ports: []corev1.ContainerPort{
-							port("https-webhook", cluster.DefaultWebhookPort),
-							port("http", cluster.DefaultHTTPPort),
-							port("health", cluster.DefaultHealthPort),
-						},
+						Ports:          ports,
 						ReadinessProbe: probe("/readyz"),
 						LivenessProbe:  liveness,
 						VolumeMounts: []corev1.VolumeMount{
@@ -342,6 +360,9 @@ func deployment(o Options) *appsv1.Deployment {
 		},
 	}
 }
+
+// activatorPortName is the controller container's port of the activator (gateway-api only).
+const activatorPortName = "http-activator"
 
 func gatewayArgs(o Options) []string {
 	var out []string

@@ -274,6 +274,26 @@ func TestManifestsGatewayAPI(t *testing.T) {
 	if !found {
 		t.Error("the controller may not write HTTPRoutes")
 	}
+	found = false
+	for _, r := range role.Rules {
+		found = found || slices.Contains(r.APIGroups, "discovery.k8s.io") && slices.Contains(r.Resources, "endpointslices") && slices.Contains(r.Verbs, "create") && slices.Contains(r.Verbs, "update")
+	}
+	if !found {
+		t.Error("the controller may not write the revisions' EndpointSlices")
+	}
+	// The activator's Service reaches the controller's activator port.
+	var svc corev1.Service
+	find(t, objs, "Service", ActivatorServiceName, &svc)
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http" || svc.Spec.Ports[0].TargetPort.String() != "http-activator" || svc.Spec.Selector["app"] != ControllerName {
+		t.Errorf("Service %s: %+v", ActivatorServiceName, svc.Spec)
+	}
+	havePort := false
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		havePort = havePort || p.Name == "http-activator" && p.ContainerPort == 8012
+	}
+	if !havePort {
+		t.Errorf("the controller has no port http-activator 8012: %+v", d.Spec.Template.Spec.Containers[0].Ports)
+	}
 	// Without gateway-api, it may not.
 	objs, err = Manifests(testOptions(t))
 	if err != nil {
@@ -283,6 +303,14 @@ func TestManifestsGatewayAPI(t *testing.T) {
 	for _, r := range role.Rules {
 		if slices.Contains(r.APIGroups, "gateway.networking.k8s.io") {
 			t.Error("the gateway ingress's controller may write Gateway API objects")
+		}
+		if slices.Contains(r.Resources, "endpointslices") && slices.Contains(r.Verbs, "create") {
+			t.Error("the gateway ingress's controller may write EndpointSlices")
+		}
+	}
+	for _, o := range objs {
+		if o.GetName() == ActivatorServiceName {
+			t.Errorf("the gateway ingress installs %s %s", o.GetKind(), o.GetName())
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -233,6 +234,59 @@ func (c *plainCluster) get(host string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// getBackend sends GET / to the Service <revision> (the backend an HTTPRoute names) through
+// its ClusterIP, with the host and the Knative-Serving-Namespace/-Revision headers the
+// HTTPRoute's filter sets; withHeaders false leaves those out.
+func (c *plainCluster) getBackend(revision, host string, withHeaders bool) (string, error) {
+	ip, err := c.kubectl("get", "service", revision, "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+ip+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	if withHeaders {
+		req.Header.Set(netv1alpha1.RevisionHeaderName, revision)
+		req.Header.Set(netv1alpha1.NamespaceHeaderName, "default")
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// backendAddrs are the addresses and port of the EndpointSlice of the Service <revision>,
+// as "ip ip … :port".
+func (c *plainCluster) backendAddrs(revision string) (string, error) {
+	return c.kubectl("get", "endpointslices.discovery.k8s.io", revision, "-o", `jsonpath={.endpoints[*].addresses[0]} :{.ports[0].port}`)
+}
+
+// readyIPs are the IPs of the ready pods matching selector in namespace, sorted, as "ip ip …".
+func (c *plainCluster) readyIPs(namespace, selector string) (string, error) {
+	out, err := c.kubectl("-n", namespace, "get", "pods", "-l", selector, "-o",
+		`jsonpath={range .items[*]}{.status.podIP}={.status.conditions[?(@.type=="Ready")].status} {end}`)
+	if err != nil {
+		return "", err
+	}
+	var ips []string
+	for _, f := range strings.Fields(out) {
+		if ip, ready, _ := strings.Cut(f, "="); ready == "True" && ip != "" {
+			ips = append(ips, ip)
+		}
+	}
+	slices.Sort(ips)
+	return strings.Join(ips, " "), nil
+}
+
 // TestClusterMode installs the serving stack onto a gantry server started without it (a
 // plain Kubernetes API and node): the controller runs as a pod from an image of this
 // gantry binary, a Knative Service answers through the installed gateway's Service, traffic
@@ -270,9 +324,8 @@ func TestClusterMode(t *testing.T) {
 		t.Errorf("controller image %q, want %q", out, img)
 	}
 	c.helloSplit(t)
-	// hello-00002 scales to zero, and a request brings it back through the activator. (It
-	// gets no burst first: after one, a revision here has been seen to keep its pod for
-	// minutes; see docs/cluster-mode.md.)
+	// hello-00002 scales to zero, and a request brings it back through the activator. (After
+	// a burst too: TestClusterModeScaleToZeroAfterBurst.)
 	idle := time.Now()
 	poll.Until(t, "hello-00002 at zero pods", 3*time.Minute, func(context.Context) (bool, error) {
 		out, err := s.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
@@ -368,7 +421,81 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	// Tags by header too (Knative's tag-header-based-routing), so the main host's route has
 	// a Knative-Serving-Tag match.
 	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-features", "--type=merge", "-p", `{"data":{"tag-header-based-routing":"enabled"}}`)
+	// No burst capacity asked: a revision with a ready pod takes requests itself (mode
+	// Serve), so its Service points at its pod, not at the activator.
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"target-burst-capacity":"0"}}`)
 	c.helloSplit(t)
+
+	// The Services the HTTPRoutes name exist: <revision>, port 80, no selector, Knative's
+	// labels, owned by the revision.
+	for _, rev := range []string{"hello-00001", "hello-00002"} {
+		out := c.mustKubectl("get", "service", rev, "-o",
+			`jsonpath={.spec.ports[0].name}:{.spec.ports[0].port} selector={.spec.selector} {.metadata.labels.networking\.internal\.knative\.dev/serviceType} {.metadata.labels.serving\.knative\.dev/revision} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}`)
+		if want := "http:80 selector= Public " + rev + " Revision/" + rev; out != want {
+			t.Errorf("Service %s:\n got %s\nwant %s", rev, out, want)
+		}
+	}
+	servicesVersion := c.mustKubectl("get", "service", "hello-00001", "hello-00002", "-o", "jsonpath={.items[*].metadata.resourceVersion}")
+	// hello-00001 has its pod (its window is 60 s), in mode Serve: its Service's slice is its
+	// pod's queue-proxy, and a request there with the HTTPRoute's headers gets its answer.
+	poll.Until(t, "hello-00001's Service points at its pod", time.Minute, func(context.Context) (bool, error) {
+		pods, err := c.readyIPs("default", "serving.knative.dev/revision=hello-00001")
+		if err != nil {
+			return false, err
+		}
+		addrs, err := c.backendAddrs("hello-00001")
+		if err != nil {
+			return false, err
+		}
+		return pods != "" && addrs == pods+" :8012", fmt.Errorf("slice %q, ready pods %q, kpa %s", addrs, pods,
+			c.kubectlOrErr("get", "kpa", "hello-00001", "-o", "jsonpath={.status.mode}"))
+	})
+	if out, err := c.getBackend("hello-00001", "hello.default.localhost", true); err != nil || out != "Hello World!" {
+		t.Fatalf("hello-00001 through its Service: %q, %v", out, err)
+	}
+	// hello-00002 (window 6 s) goes to zero: its Service's slice becomes the activator's
+	// endpoint (the leader's pod, port 8012). A request without the headers is refused there;
+	// with them it wakes the revision and gets its answer.
+	poll.Until(t, "hello-00002 at zero, its Service pointing at the activator", 3*time.Minute, func(context.Context) (bool, error) {
+		pods, err := c.kubectl("get", "pods", "-l", "serving.knative.dev/revision=hello-00002", "-o", "name")
+		if err != nil {
+			return false, err
+		}
+		activator, err := c.readyIPs("gantry-system", "app=gantry-controller")
+		if err != nil {
+			return false, err
+		}
+		addrs, err := c.backendAddrs("hello-00002")
+		if err != nil {
+			return false, err
+		}
+		return pods == "" && activator != "" && addrs == activator+" :8012", fmt.Errorf("pods %q, slice %q, activator %q", pods, addrs, activator)
+	})
+	if _, err := c.getBackend("hello-00002", "two-hello.default.localhost", false); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("at the activator without the revision headers: %v, want 400", err)
+	}
+	began := time.Now()
+	if out, err := c.getBackend("hello-00002", "two-hello.default.localhost", true); err != nil || out != "Hello Two!" {
+		t.Fatalf("hello-00002 from zero through its Service: %q, %v", out, err)
+	}
+	t.Logf("hello-00002 answered from zero through its Service in %s", time.Since(began).Round(time.Millisecond))
+	// Now with its pod ready, its Service points at the pod again.
+	poll.Until(t, "hello-00002's Service points at its pod", time.Minute, func(context.Context) (bool, error) {
+		pods, err := c.readyIPs("default", "serving.knative.dev/revision=hello-00002")
+		if err != nil {
+			return false, err
+		}
+		addrs, err := c.backendAddrs("hello-00002")
+		if err != nil {
+			return false, err
+		}
+		return pods != "" && addrs == pods+" :8012", fmt.Errorf("slice %q, ready pods %q", addrs, pods)
+	})
+	// Written once: what the controller builds is what the API server keeps, so the
+	// reconciles that followed (the modes, the pods) found nothing to update in them.
+	if out := c.kubectlOrErr("get", "service", "hello-00001", "hello-00002", "-o", "jsonpath={.items[*].metadata.resourceVersion}"); out != servicesVersion {
+		t.Errorf("the revisions' Services were written again: resource versions %q, then %q", servicesVersion, out)
+	}
 
 	// The HTTPRoutes in the cluster are what the translation makes of the Ingress there.
 	var ing netv1alpha1.Ingress
@@ -439,10 +566,110 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 		return gen == observed && updated == 2 && replicas == 2 && ready == 1, fmt.Errorf("status %q", out)
 	})
 	c.leader(t)
+	// The revisions' Services follow the new leader's activator.
+	poll.Until(t, "hello-00002 answers through its Service after the rollout", 2*time.Minute, func(context.Context) (bool, error) {
+		out, err := c.getBackend("hello-00002", "two-hello.default.localhost", true)
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
+	})
 
 	c.uninstall(t)
 	if out, err := c.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name"); err != nil || out != "" {
 		t.Errorf("HTTPRoutes left: %q, %v", out, err)
 	}
 	c.mustKubectl("get", "crd", "httproutes.gateway.networking.k8s.io")
+}
+
+// TestClusterModeScaleToZeroAfterBurst: in cluster mode a revision goes to zero after a burst
+// of requests through the installed gateway as soon as its window and grace period allow, as
+// in standalone mode (10-12 s with these settings). It used to keep its pod for minutes in
+// about one run of three: the autoscaler's metric window kept a floating-point residue of the
+// burst (see metrics.Window), which the decider rounded up to one pod.
+func TestClusterModeScaleToZeroAfterBurst(t *testing.T) {
+	c := startPlainCluster(t)
+	c.install(t)
+	// Each decision in the controller's log, for the failure message.
+	c.mustKubectl("-n", "gantry-system", "patch", "deployment", "gantry-controller", "--type=json", "-p",
+		`[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--log-level=debug"}]`)
+	c.rolledOut(t)
+	digest := buildImageByDigest(t, c.ports[4], "hello")
+	c.mustKubectl("-n", "gantry-system", "patch", "configmap", "config-autoscaler", "--type=merge", "-p", `{"data":{"scale-to-zero-grace-period":"6s"}}`)
+	applyYAML(t, c.server, fmt.Sprintf(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: burst, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/window: "6s"}
+    spec:
+      containers:
+      - image: %s
+`, digest))
+	c.eventually("burst ready", func(out string) bool { return out == "True" },
+		"get", "ksvc", "burst", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+	poll.Until(t, "burst answers through the installed gateway", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("burst.default.localhost")
+		return err == nil && strings.HasPrefix(out, "Hello"), err
+	})
+	// 8 clients, 15 requests each, through the gateway and the activator.
+	const workers, each = 8, 15
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				if _, err := c.get("burst.default.localhost"); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatalf("burst: %v", err)
+		}
+	}
+	end := time.Now()
+	lastDecision := func() string {
+		logs := c.kubectlOrErr("-n", "gantry-system", "logs", "deploy/gantry-controller", "--since=10s")
+		last := ""
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, `"msg":"decision"`) && strings.Contains(l, "burst-00001") {
+				last = l
+			}
+		}
+		return last
+	}
+	poll.Until(t, "burst-00001 at zero pods", 90*time.Second, func(context.Context) (bool, error) {
+		pods, err := c.kubectl("get", "pods", "-l", "serving.knative.dev/revision=burst-00001", "-o", "name")
+		if err != nil {
+			return false, err
+		}
+		return pods == "", fmt.Errorf("%s after the burst: pods %q, kpa %s, last decision %s", time.Since(end).Round(time.Second), pods,
+			c.kubectlOrErr("get", "kpa", "burst-00001", "-o", "jsonpath={.status.desiredScale}/{.status.actualScale} {.status.mode}"), lastDecision())
+	})
+	took := time.Since(end)
+	t.Logf("burst-00001 at zero pods %s after the burst", took.Round(time.Second))
+	// Window 6 s, then the grace period 6 s; the pod's termination and the polls add a few.
+	if took > 40*time.Second {
+		t.Errorf("burst-00001 took %s to reach zero pods after the burst, want under 40 s; last decision %s", took.Round(time.Second), lastDecision())
+	}
+}
+
+// rolledOut waits for the single controller replica to be rolled out and ready after a
+// change of its Deployment.
+func (c *plainCluster) rolledOut(t *testing.T) {
+	t.Helper()
+	poll.Until(t, "the controller rolled out and ready", 3*time.Minute, func(context.Context) (bool, error) {
+		out, err := c.kubectl("-n", "gantry-system", "get", "deployment", "gantry-controller", "-o",
+			"jsonpath={.metadata.generation} {.status.observedGeneration} {.status.updatedReplicas} {.status.replicas} {.status.readyReplicas}")
+		if err != nil {
+			return false, err
+		}
+		f := strings.Fields(out)
+		return len(f) == 5 && f[0] == f[1] && f[2] == "1" && f[3] == "1" && f[4] == "1", fmt.Errorf("generation, observed, updated, replicas, ready: %q", out)
+	})
 }

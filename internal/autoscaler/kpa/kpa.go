@@ -406,6 +406,13 @@ func (a *Autoscaler) decideErr(ctx context.Context, key types.NamespacedName) er
 		ActivatorSince: pa.Status.ActivatorSince(),
 	}
 	res := r.decider.Decide(in, now)
+	// What each decision saw and made, at debug level (--log-level debug): the first thing
+	// to read when a revision keeps pods it should not.
+	if a.log.Enabled(ctx, slog.LevelDebug) {
+		a.log.Debug("decision", "revision", key.String(), "readyPods", in.ReadyPods, "haveMetrics", in.HaveMetrics,
+			"stable", stable, "panic", panicAvg, "valid", res.Valid, "desired", res.DesiredScale,
+			"activatorInPath", res.ActivatorInPath, "inactive", res.Inactive, "activatorSince", in.ActivatorSince)
+	}
 	r.quiet = in.ReadyPods == 0 && !in.HaveMetrics && (!res.Valid || res.DesiredScale == 0)
 	r.quietTicks = 0
 	a.gauges.record(pa, s, in, res)

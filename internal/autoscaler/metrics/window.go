@@ -13,9 +13,15 @@ import (
 // to the last one: a second skipped between two records counts as zero, but the seconds after
 // the last record do not count at all, so a revision nobody reports on keeps its last average
 // until those records leave the window. A Window is not safe for concurrent use.
+//
+// The average is summed from the buckets each time, not kept as a running total: adding
+// and later subtracting fractional records leaves a floating-point residue (about 1e-19)
+// once they have all left, and a decider that rounds demand up (ceil(load / target)) reads
+// any positive residue as one pod's worth of load, so a revision would never reach zero.
+// A bucket is zeroed when its second comes round again, so a window of zero records sums
+// to exactly zero.
 type Window struct {
 	buckets []float64 // a ring: second s is at s mod len
-	total   float64   // the sum of buckets
 	// first and last are the first second of the current run of records and the last second
 	// recorded; written is false until the first record.
 	first, last int64
@@ -46,14 +52,11 @@ func (w *Window) Record(now time.Time, v float64) {
 	case !w.written || sec-w.last >= w.size():
 		// Nothing recorded within a window: start a new run.
 		clear(w.buckets)
-		w.total = 0
 		w.first, w.last, w.written = sec, sec, true
 	case sec > w.last:
 		// Seconds skipped since the last record are zero; their slots still hold a window ago.
 		for s := w.last + 1; s <= sec; s++ {
-			i := w.slot(s)
-			w.total -= w.buckets[i]
-			w.buckets[i] = 0
+			w.buckets[w.slot(s)] = 0
 		}
 		w.last = sec
 	case sec <= w.last-w.size():
@@ -62,7 +65,6 @@ func (w *Window) Record(now time.Time, v float64) {
 		w.first = sec
 	}
 	w.buckets[w.slot(sec)] += v
-	w.total += v
 }
 
 // Empty reports whether nothing was recorded within the window before now.
@@ -75,16 +77,14 @@ func (w *Window) Average(now time.Time) float64 {
 	if w.Empty(now) {
 		return 0
 	}
-	sec := now.Unix()
-	sum, stale := w.total, int64(0)
-	if sec > w.last {
-		// Slots after the last record hold seconds from before the window.
-		stale = sec - w.last
-		for s := w.last + 1; s <= sec; s++ {
-			sum -= w.buckets[w.slot(s)]
-		}
-	}
+	// The seconds averaged end at the last record; the slots after it (up to now) hold
+	// seconds from before the window.
+	stale := max(now.Unix()-w.last, 0)
 	seconds := min(w.last-w.first+1, w.size()-stale)
+	sum := 0.0
+	for s := w.last - seconds + 1; s <= w.last; s++ {
+		sum += w.buckets[w.slot(s)]
+	}
 	return sum / float64(seconds)
 }
 
@@ -102,8 +102,6 @@ func (w *Window) Resize(d time.Duration) {
 	keep := min(int64(n), int64(len(old.buckets)))
 	w.first = max(w.first, w.last-keep+1)
 	for s := w.last - keep + 1; s <= w.last; s++ {
-		v := old.buckets[old.slot(s)]
-		w.buckets[w.slot(s)] = v
-		w.total += v
+		w.buckets[w.slot(s)] = old.buckets[old.slot(s)]
 	}
 }

@@ -126,3 +126,35 @@ func TestWindow(t *testing.T) {
 		})
 	}
 }
+
+// Once every second of a window is zero, the average is exactly zero, whatever was recorded
+// before. (A running total kept by adding and subtracting each record drifted: after the
+// activator's and the pods' fractional reports of a burst had left the window, it kept a
+// residue of about 1e-19, and the decider's ceil(residue / target) held a revision at one
+// pod for minutes.)
+func TestWindowAverageOfZerosIsExactlyZero(t *testing.T) {
+	// Fractional loads as a burst through the activator gives them: several per second.
+	burst := []float64{0.03750583941681313, 0.01945316555295541, 0.012605463347781811,
+		0.007894714521119013, 0.011154001464585346, 0.0029434433140382433, 0.1, 0.2, 0.7, 1.3}
+	for size := 1; size <= 8; size++ {
+		for shift := range burst {
+			w := NewWindow(time.Duration(size) * time.Second)
+			at := 0.0
+			for i := range burst {
+				// Two reports in some seconds, as the activator's and a scrape's.
+				w.Record(sec(at), burst[(i+shift)%len(burst)])
+				if i%3 == 0 {
+					w.Record(sec(at+0.5), burst[(i+shift+1)%len(burst)]/3)
+				}
+				at++
+			}
+			for range size + 2 {
+				w.Record(sec(at), 0)
+				at++
+			}
+			if got := w.Average(sec(at - 1)); got != 0 {
+				t.Errorf("window %ds, burst shifted by %d: average %g after a window of zeros, want 0", size, shift, got)
+			}
+		}
+	}
+}

@@ -132,8 +132,8 @@ func split(namespace, revision string, percent int) netv1alpha1.IngressBackendSp
 		IngressBackend: netv1alpha1.IngressBackend{ServiceNamespace: namespace, ServiceName: revision},
 		Percent:        percent,
 		AppendHeaders: map[string]string{
-			"Knative-Serving-Revision":  revision,
-			"Knative-Serving-Namespace": namespace,
+			netv1alpha1.RevisionHeaderName:  revision,
+			netv1alpha1.NamespaceHeaderName: namespace,
 		},
 	}
 }
