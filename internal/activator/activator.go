@@ -201,6 +201,15 @@ func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) e
 	return err
 }
 
+// DashboardCollectors are the activator's request metrics, which the dashboard samples every
+// two seconds, for a registry of the dashboard's own. Nil without a Registerer.
+func (a *Activator) DashboardCollectors() []prometheus.Collector {
+	if a.metrics == nil {
+		return nil
+	}
+	return []prometheus.Collector{a.metrics.count, a.metrics.latency}
+}
+
 // ServeRevision sends r to a pod of the revision namespace/name, waiting (bounded by the
 // revision's timeout) while it has none free. A full queue answers 503, a wait past the
 // timeout 504.

@@ -460,6 +460,16 @@ func (a *Autoscaler) scale(ctx context.Context, pa *pav1alpha1.PodAutoscaler, wa
 	return nil
 }
 
+// DashboardCollectors are the autoscaler's metrics the dashboard samples every two seconds
+// (the stable concurrency), for a registry of the dashboard's own: gathering them there skips
+// the other gauges of every revision. Nil without a Registerer.
+func (a *Autoscaler) DashboardCollectors() []prometheus.Collector {
+	if a.gauges == nil {
+		return nil
+	}
+	return []prometheus.Collector{a.gauges.stable}
+}
+
 // ScaleFromZero is the activator's request for a revision it holds requests for and that has
 // no pod: it counts one request in the revision's windows and decides at once, at most once
 // a second per revision.
