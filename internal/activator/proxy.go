@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-run/gantry/internal/h1transport"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
@@ -41,6 +42,9 @@ func newProxy() *httputil.ReverseProxy {
 	h2c := h1.Clone()
 	h2c.Protocols = new(http.Protocols)
 	h2c.Protocols.SetUnencryptedHTTP2(true)
+	// Simple requests are sent in the handler's goroutine (h1transport), the rest by h1.
+	inline := &h1transport.Transport{Fallback: h1, DialContext: h1.DialContext,
+		MaxIdlePerHost: h1.MaxIdleConnsPerHost, IdleTimeout: h1.IdleConnTimeout}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t, _ := pr.In.Context().Value(targetKey{}).(target)
@@ -64,7 +68,7 @@ func newProxy() *httputil.ReverseProxy {
 			if t, _ := r.Context().Value(targetKey{}).(target); t.h2c {
 				return h2c.RoundTrip(r)
 			}
-			return h1.RoundTrip(r)
+			return inline.RoundTrip(r)
 		}),
 		BufferPool: bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-run/gantry/internal/h1transport"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
@@ -64,9 +65,17 @@ func newUserTransport(protocol string, idle int) http.RoundTripper {
 	case contract.UserProtocolH2C:
 		return newTransport(true, idle)
 	case "http1":
-		return newTransport(false, idle)
+		return newH1Transport(idle)
 	}
-	return &autoTransport{h1: newTransport(false, idle), h2c: newTransport(true, idle)}
+	return &autoTransport{h1: newH1Transport(idle), h2c: newTransport(true, idle)}
+}
+
+// newH1Transport sends simple requests in the handler's goroutine (h1transport), the rest
+// through net/http's Transport.
+func newH1Transport(idle int) http.RoundTripper {
+	fallback := newTransport(false, idle)
+	return &h1transport.Transport{Fallback: fallback, DialContext: fallback.DialContext,
+		MaxIdlePerHost: idle, IdleTimeout: fallback.IdleConnTimeout}
 }
 
 func newTransport(h2c bool, idle int) *http.Transport {
