@@ -139,7 +139,10 @@ func httpFetch() metrics.FetchFunc {
 
 // SetupWithManager reconciles PodAutoscalers of class KPA and runs the scrape and decision
 // loops with the manager.
-func (a *Autoscaler) SetupWithManager(_ context.Context, mgr manager.Manager) error {
+func (a *Autoscaler) SetupWithManager(ctx context.Context, mgr manager.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, podRevisionIndex, podRevision); err != nil {
+		return fmt.Errorf("autoscaler: %w", err)
+	}
 	isKPA := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		pa, ok := o.(*pav1alpha1.PodAutoscaler)
 		return ok && pa.Class() == autoscaling.KPA
@@ -339,11 +342,23 @@ func (a *Autoscaler) scrape(ctx context.Context, key types.NamespacedName) {
 	a.collector.Record(key, res.At, res.Stat)
 }
 
+// podRevisionIndex indexes pods by their revision's name (within their namespace), so that the
+// pods of one revision are found without going over every pod of its namespace: the scrape
+// looks every second for every revision's, most of which have none.
+const podRevisionIndex = "kpa.gantry.dev/revision"
+
+func podRevision(o client.Object) []string {
+	if rev := o.GetLabels()[servingv1.RevisionLabelKey]; rev != "" {
+		return []string{rev}
+	}
+	return nil
+}
+
 // readyPods are the revision's pods that are ready, with an address.
 func (a *Autoscaler) readyPods(ctx context.Context, rev types.NamespacedName) ([]metrics.Pod, error) {
 	list := &corev1.PodList{}
 	if err := a.opts.Client.List(ctx, list, client.InNamespace(rev.Namespace),
-		client.MatchingLabels{servingv1.RevisionLabelKey: rev.Name}); err != nil {
+		client.MatchingFields{podRevisionIndex: rev.Name}); err != nil {
 		return nil, fmt.Errorf("listing the pods of %s: %w", rev, err)
 	}
 	var out []metrics.Pod

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -107,7 +108,7 @@ func TestQuietRevisionsAreDecidedRarely(t *testing.T) {
 }
 
 func TestANewPodAutoscalerUnderAnOldNameStartsAfresh(t *testing.T) {
-	a := New(Options{Client: reconcilertest.NewClient().Build(), Config: config.Static{}})
+	a := New(Options{Client: reconcilertest.NewClient().WithIndex(&corev1.Pod{}, podRevisionIndex, podRevision).Build(), Config: config.Static{}})
 	pa := &pav1alpha1.PodAutoscaler{}
 	pa.Namespace, pa.Name, pa.UID = "ns", "hello-00001", "first"
 	ctx := context.Background()
