@@ -292,6 +292,108 @@ func TestAgentFailsOver(t *testing.T) {
 		"get", "node", "ha-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 }
 
+// TestAgentLearnsServers: an agent given only the first server of three (each in a network
+// namespace of its own, advertising its own address) learns the other two from the kubernetes
+// EndpointSlice; after kill -9 of the first it renews its node's lease through another, and
+// the node stays Ready.
+func TestAgentLearnsServers(t *testing.T) {
+	requireNode(t)
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	const bridge, prefix = "gantry-cfo0", "10.242.0."
+	const agentBridge, podCIDR = "gantry-cfo1", "10.242.64.0/18"
+	machines := []string{"gantry-cfo-a", "gantry-cfo-b", "gantry-cfo-c"}
+	ipCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() {
+		for _, ns := range machines {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+		}
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+	})
+	ipCmd("link", "add", bridge, "type", "bridge")
+	ipCmd("addr", "add", prefix+"254/24", "dev", bridge) // the host (and the agent) reach the machines
+	ipCmd("link", "set", bridge, "up")
+	for i, ns := range machines {
+		veth := fmt.Sprintf("vgantry-cfo%d", i)
+		ipCmd("netns", "add", ns)
+		ipCmd("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		ipCmd("link", "set", veth, "master", bridge, "up")
+		ipCmd("-n", ns, "addr", "add", fmt.Sprintf("%s%d/24", prefix, i+1), "dev", "eth0")
+		ipCmd("-n", ns, "link", "set", "eth0", "up")
+		ipCmd("-n", ns, "link", "set", "lo", "up")
+	}
+	defaults := []int{6443, 2379, 2380, 6444, 5000, 9095, 8080}
+	start := func(i int, extra ...string) *server {
+		t.Helper()
+		ip := fmt.Sprintf("%s%d", prefix, i+1)
+		dataDir := newDataDir(t)
+		args := append([]string{"server", "--data-dir", dataDir, "--advertise-address", ip, "--bind-address", "0.0.0.0",
+			"--metrics-address", ip + ":9095", "--node=false", "--etcd-snapshot-interval=0"}, extra...)
+		s := launchServerIn(t, machines[i], dataDir, defaults, args, nil)
+		s.addr = ip
+		return s
+	}
+	first := start(0, "--cluster-init")
+	token := filepath.Join(first.dataDir, "server-token")
+	second := start(1, "--server", first.url(), "--token-file", token)
+	third := start(2, "--server", second.url(), "--token-file", token)
+
+	kubeletPort, err := freeport.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	agent := exec.Command(gantryBin, "agent", "--server", first.url(),
+		"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "cfo-worker", "--data-dir", agentDir,
+		"--bridge", agentBridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
+		"--address", prefix+"254")
+	var out syncBuffer
+	agent.Stdout, agent.Stderr = &out, &out
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", agentDir, "--bridge", agentBridge, "--pod-cidr", podCIDR).Run()
+		_ = exec.Command("ip", "link", "del", agentBridge).Run()
+		if t.Failed() {
+			t.Logf("the agent's output:\n%s", out.String())
+		}
+	})
+	second.eventually("node cfo-worker Ready", func(out string) bool { return out == "True" },
+		"get", "node", "cfo-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	learned := time.Now()
+	poll.Until(t, "the agent lists the three servers", 60*time.Second, func(context.Context) (bool, error) {
+		for line := range strings.Lines(out.String()) {
+			if strings.Contains(line, "msg=servers") && strings.Contains(line, prefix+"2:6443") && strings.Contains(line, prefix+"3:6443") {
+				t.Logf("%s after Ready: %s", time.Since(learned).Round(time.Second), strings.TrimSpace(line))
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+
+	first.kill()
+	killed := time.Now()
+	second.eventually("the node's lease renewed after the kill", func(out string) bool {
+		renewed, err := time.Parse(time.RFC3339Nano, out)
+		return err == nil && renewed.After(killed)
+	}, "-n", "kube-node-lease", "get", "lease", "cfo-worker", "-o", "jsonpath={.spec.renewTime}")
+	t.Logf("lease renewed through a learned server %s after kill -9 of the only one given", time.Since(killed).Round(time.Millisecond))
+	if !strings.Contains(out.String(), "server changed") {
+		t.Errorf("the agent does not say it changed servers:\n%s", out.String())
+	}
+	third.eventually("node cfo-worker still Ready", func(out string) bool { return out == "True" },
+		"get", "node", "cfo-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+}
+
 // syncBuffer is a bytes.Buffer that a process writes while the test reads it.
 type syncBuffer struct {
 	mu  sync.Mutex
