@@ -295,7 +295,8 @@ func TestAgentFailsOver(t *testing.T) {
 // TestAgentLearnsServers: an agent given only the first server of three (each in a network
 // namespace of its own, advertising its own address) learns the other two from the kubernetes
 // EndpointSlice; after kill -9 of the first it renews its node's lease through another, and
-// the node stays Ready.
+// the node stays Ready. gantry kubectl with the killed server's data dir reaches the others
+// through the list that server kept in <data-dir>/api-servers.
 func TestAgentLearnsServers(t *testing.T) {
 	requireNode(t)
 	if os.Geteuid() != 0 {
@@ -380,8 +381,20 @@ func TestAgentLearnsServers(t *testing.T) {
 		return false, nil
 	})
 
+	// Each server keeps the list in its data dir, for gantry kubectl.
+	poll.Until(t, "the first server's api-servers file lists the three", 60*time.Second, func(context.Context) (bool, error) {
+		data, err := os.ReadFile(filepath.Join(first.dataDir, "api-servers"))
+		return err == nil && strings.Count(string(data), ":6443\n") == 3, fmt.Errorf("%q: %v", data, err)
+	})
+
 	first.kill()
 	killed := time.Now()
+	// gantry kubectl on the dead server's machine, with its data dir, reaches another server.
+	out1, err := first.kubectl("get", "node", "cfo-worker", "-o", "name")
+	if err != nil || strings.TrimSpace(out1) != "node/cfo-worker" {
+		t.Errorf("gantry kubectl with the killed server's data dir: %q, %v", out1, err)
+	}
+	t.Logf("gantry kubectl through the other servers answered %s after kill -9 of its own", time.Since(killed).Round(time.Millisecond))
 	second.eventually("the node's lease renewed after the kill", func(out string) bool {
 		renewed, err := time.Parse(time.RFC3339Nano, out)
 		return err == nil && renewed.After(killed)
