@@ -36,7 +36,9 @@ func newKubectlCommand() *cobra.Command {
   gantry kubectl apply -f service.yaml`,
 		Short: "Run kubectl against this machine's gantry server",
 		Long: `The real kubectl, built in. Without KUBECONFIG or --kubeconfig it uses
-<data-dir>/kubeconfig.yaml (data dir: GANTRY_DATA_DIR, default /var/lib/gantry).`,
+<data-dir>/kubeconfig.yaml (data dir: GANTRY_DATA_DIR, default /var/lib/gantry).
+On a server of a cluster whose own API server is down, it goes to the cluster's other
+servers, those the server last listed in <data-dir>/api-servers.`,
 		DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error {
 			runKubectl(args)
@@ -93,7 +95,8 @@ const checkTimeout = time.Second
 // server takes TCP connections, they are args as they are. When it does not (the server is
 // down) and the server is one of a cluster, which keeps the API servers it last saw in
 // <data-dir>/api-servers, kubectl goes through a load balancer in this process (the agents'),
-// which tries the kubeconfig's server, then those: --server names the load balancer. The
+// which tries the kubeconfig's server, then those of them that take connections now (if
+// none does, args are left alone): --server names the load balancer. The
 // kubeconfig's credentials work on every server of the cluster, and every server's
 // certificate covers 127.0.0.1, where the load balancer listens. A --server, --context or
 // --cluster of the user's is kept, with no load balancer.
@@ -127,9 +130,15 @@ func failover(ctx context.Context, dataDir string, args []string, stderr io.Writ
 	if err != nil || len(others) == 0 {
 		return args
 	}
+	// Only when another server takes connections: else kubectl fails at once, as it would
+	// without this, rather than retrying through a load balancer with nowhere to go.
 	urls := []string{cluster.Server}
 	for _, o := range others {
-		if o != own.Host {
+		if o == own.Host {
+			continue
+		}
+		if conn, err := d.DialContext(ctx, "tcp", o); err == nil {
+			_ = conn.Close()
 			urls = append(urls, "https://"+o)
 		}
 	}

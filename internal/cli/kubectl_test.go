@@ -24,7 +24,7 @@ import (
 func TestKubectlFailover(t *testing.T) {
 	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "other") }))
 	defer other.Close()
-	ports, err := freeport.Get(1)
+	ports, err := freeport.Get(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,14 @@ func TestKubectlFailover(t *testing.T) {
 	if got := failover(ctx, dataDir, args, io.Discard); len(got) != 2 {
 		t.Errorf("without %s the args became %v", apiservers.FileName, got)
 	}
-	if err := apiservers.WriteFile(filepath.Join(dataDir, apiservers.FileName), []string{strings.TrimPrefix(other.URL, "https://")}); err != nil {
+	// A list of servers that do not answer either: kubectl fails as it would without it.
+	if err := apiservers.WriteFile(filepath.Join(dataDir, apiservers.FileName), []string{"127.0.0.1:" + strconv.Itoa(ports[1])}); err != nil {
+		t.Fatal(err)
+	}
+	if got := failover(ctx, dataDir, args, io.Discard); len(got) != 2 {
+		t.Errorf("with no other server answering the args became %v", got)
+	}
+	if err := apiservers.WriteFile(filepath.Join(dataDir, apiservers.FileName), []string{"127.0.0.1:" + strconv.Itoa(ports[1]), strings.TrimPrefix(other.URL, "https://")}); err != nil {
 		t.Fatal(err)
 	}
 	var said strings.Builder
@@ -58,7 +65,7 @@ func TestKubectlFailover(t *testing.T) {
 	if len(got) != 3 || !strings.HasPrefix(got[0], "--server=https://127.0.0.1:") || got[1] != "get" {
 		t.Fatalf("with its server down the args are %v", got)
 	}
-	if !strings.Contains(said.String(), down+" does not answer") {
+	if !strings.Contains(said.String(), down+" does not answer") || strings.Contains(said.String(), strconv.Itoa(ports[1])) {
 		t.Errorf("gantry kubectl said %q", said.String())
 	}
 	client := other.Client()
