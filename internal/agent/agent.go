@@ -192,6 +192,9 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		}
 	}()
 	server := a.lb.URL()
+	if err := a.lb.Check(ctx); err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
 	creds, err := join.Join(ctx, join.NodeOptions{
 		Server: server, Token: tok, NodeName: cfg.NodeName,
 		Dir:       dir.Join("credentials"),

@@ -97,6 +97,16 @@ func (lb *LoadBalancer) SetLearned(learned []string) bool {
 	return true
 }
 
+// Check dials the servers as a connection through the proxy would, and says why none takes a
+// connection if none does (a client through the proxy sees only its connection closed).
+func (lb *LoadBalancer) Check(ctx context.Context) error {
+	conn, err := lb.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("no server takes connections: %w", err)
+	}
+	return conn.Close()
+}
+
 // Servers is the list the proxy tries, in order.
 func (lb *LoadBalancer) Servers() []string {
 	lb.mu.Lock()

@@ -18,7 +18,6 @@ func TestFailsOverToTheNextServer(t *testing.T) {
 		return s
 	}
 	a, b := serve("a"), serve("b")
-	defer b.Close()
 	lb, err := New([]string{a.URL, b.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +54,13 @@ func TestFailsOverToTheNextServer(t *testing.T) {
 	}
 	if lb.Server() == aAddr {
 		t.Errorf("the server in use is still %s", aAddr)
+	}
+	if err := lb.Check(context.Background()); err != nil {
+		t.Errorf("Check with b up: %v", err)
+	}
+	b.Close()
+	if err := lb.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("Check with every server gone = %v, want connection refused", err)
 	}
 	if _, err := New([]string{"http://x:1"}, nil); err == nil {
 		t.Error("New accepted a URL that is not https")

@@ -384,7 +384,7 @@ func TestAgentLearnsServers(t *testing.T) {
 	// Each server keeps the list in its data dir, for gantry kubectl.
 	poll.Until(t, "the first server's api-servers file lists the three", 60*time.Second, func(context.Context) (bool, error) {
 		data, err := os.ReadFile(filepath.Join(first.dataDir, "api-servers"))
-		return err == nil && strings.Count(string(data), ":6443\n") == 3, fmt.Errorf("%q: %v", data, err)
+		return err == nil && strings.Count(string(data), ":6443\n") == 3, fmt.Errorf("%q: %w", data, err)
 	})
 
 	first.kill()
