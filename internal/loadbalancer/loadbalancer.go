@@ -1,5 +1,7 @@
-// Package loadbalancer is an agent's way to the API servers of a cluster of several, as k3s's
-// agents reach theirs: a TCP proxy on loopback that the agent's clients use as their server.
+// Package loadbalancer is an agent's way to the API servers of a cluster, as k3s's agents
+// reach theirs (and gantry kubectl's when its own server is down): a TCP proxy on loopback
+// that the clients use as their server. It tries the servers it was given, then those it
+// learned (SetLearned).
 // Each connection goes to the server in use while it accepts connections; when it does not,
 // the proxy tries the others in order and keeps the first that does. TLS passes through
 // untouched (the servers' certificates cover 127.0.0.1), so the clients still verify the
