@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/gantry-run/gantry/internal/apiservers"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
@@ -192,6 +193,11 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		}
 	}()
 	server := a.lb.URL()
+	// The servers it learned before a restart, should those of --server be down now.
+	learned := dir.Join(apiservers.FileName)
+	if known, err := apiservers.ReadFile(learned); err == nil && len(known) > 0 {
+		a.lb.SetLearned(known)
+	}
 	if err := a.lb.Check(ctx); err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
@@ -213,7 +219,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		return nil, err
 	}
 
-	a.group.Add("api servers", &serverLearner{client: client, lb: a.lb, log: cfg.Logger.With("component", "agent")})
+	a.group.Add("api servers", &serverLearner{client: client, lb: a.lb, file: learned, log: cfg.Logger.With("component", "agent")})
 
 	info := node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir)
 	if cfg.ClusterCIDR != "" {

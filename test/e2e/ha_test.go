@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -350,15 +351,20 @@ func TestAgentLearnsServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentDir := filepath.Join(t.TempDir(), "agent")
-	agent := exec.Command(gantryBin, "agent", "--server", first.url(),
-		"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "cfo-worker", "--data-dir", agentDir,
-		"--bridge", agentBridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
-		"--address", prefix+"254")
 	var out syncBuffer
-	agent.Stdout, agent.Stderr = &out, &out
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
+	var agent *exec.Cmd
+	startAgent := func() {
+		t.Helper()
+		agent = exec.Command(gantryBin, "agent", "--server", first.url(),
+			"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "cfo-worker", "--data-dir", agentDir,
+			"--bridge", agentBridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
+			"--address", prefix+"254")
+		agent.Stdout, agent.Stderr = &out, &out
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	startAgent()
 	t.Cleanup(func() {
 		_ = agent.Process.Kill()
 		_ = agent.Wait()
@@ -405,6 +411,25 @@ func TestAgentLearnsServers(t *testing.T) {
 	}
 	third.eventually("node cfo-worker still Ready", func(out string) bool { return out == "True" },
 		"get", "node", "cfo-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	// Restarted while the one server it is given is down, the agent starts from the list it
+	// kept in its data dir.
+	if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Wait(); err != nil {
+		t.Fatalf("the agent after SIGTERM: %v", err)
+	}
+	restarted := time.Now()
+	startAgent()
+	second.eventually("the node's lease renewed by the restarted agent", func(out string) bool {
+		renewed, err := time.Parse(time.RFC3339Nano, out)
+		return err == nil && renewed.After(restarted)
+	}, "-n", "kube-node-lease", "get", "lease", "cfo-worker", "-o", "jsonpath={.spec.renewTime}")
+	t.Logf("the agent restarted with its one server down renewed its lease %s after its start", time.Since(restarted).Round(time.Millisecond))
+	if n := strings.Count(out.String(), "server changed"); n < 2 {
+		t.Errorf("the restarted agent did not say it changed servers (%d lines):\n%s", n, out.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer that a process writes while the test reads it.
