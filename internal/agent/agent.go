@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/gantry-run/gantry/internal/apiservers"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/join"
@@ -142,8 +143,8 @@ type Agent struct {
 	group *lifecycle.Group
 	dir   *datadir.Dir
 	Node  *node.Node
-	// lb fails over between the servers of a cluster (nil with one server); stopLB ends it
-	// and waits.
+	// lb fails over between the servers of a cluster: those of --server, then those the
+	// cluster lists; stopLB ends it and waits.
 	lb     *loadbalancer.LoadBalancer
 	stopLB func()
 }
@@ -172,27 +173,33 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
 	a := &Agent{group: lifecycle.NewGroup(cfg.Logger), dir: dir, stopLB: func() {}}
-	server := cfg.servers()[0]
-	if servers := cfg.servers(); len(servers) > 1 {
-		// Every client of the agent (the join, the node) goes through the load balancer.
-		if a.lb, err = loadbalancer.New(servers, cfg.Logger); err != nil {
-			return nil, fmt.Errorf("--server: %w", err)
+	// Every client of the agent (the join, the node) goes through the load balancer, even
+	// with one --server: it learns the cluster's other servers once joined.
+	if a.lb, err = loadbalancer.New(cfg.servers(), cfg.Logger); err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	lbCtx, cancel := context.WithCancel(context.Background())
+	lbDone := make(chan struct{})
+	go func() {
+		defer close(lbDone)
+		if err := a.lb.Start(lbCtx); err != nil {
+			cfg.Logger.Error("api load balancer stopped", "err", err)
 		}
-		lbCtx, cancel := context.WithCancel(context.Background())
-		lbDone := make(chan struct{})
-		go func() {
-			defer close(lbDone)
-			if err := a.lb.Start(lbCtx); err != nil {
-				cfg.Logger.Error("api load balancer stopped", "err", err)
-			}
-		}()
-		a.stopLB = func() { cancel(); <-lbDone }
-		server = a.lb.URL()
-		defer func() {
-			if !started {
-				a.stopLB()
-			}
-		}()
+	}()
+	a.stopLB = func() { cancel(); <-lbDone }
+	defer func() {
+		if !started {
+			a.stopLB()
+		}
+	}()
+	server := a.lb.URL()
+	// The servers it learned before a restart, should those of --server be down now.
+	learned := dir.Join(apiservers.FileName)
+	if known, err := apiservers.ReadFile(learned); err == nil && len(known) > 0 {
+		a.lb.SetLearned(known)
+	}
+	if err := a.lb.Check(ctx); err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
 	}
 	creds, err := join.Join(ctx, join.NodeOptions{
 		Server: server, Token: tok, NodeName: cfg.NodeName,
@@ -211,6 +218,8 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	if err != nil {
 		return nil, err
 	}
+
+	a.group.Add("api servers", &serverLearner{client: client, lb: a.lb, file: learned, log: cfg.Logger.With("component", "agent")})
 
 	info := node.MachineInfo(cfg.NodeName, address, cfg.KubeletPort, cfg.DataDir)
 	if cfg.ClusterCIDR != "" {

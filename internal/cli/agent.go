@@ -60,7 +60,7 @@ token, and keeps them in <data-dir>/credentials.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Server, "server", cfg.Server, "URL of the gantry server's API (https://HOST:PORT); for a cluster of servers, their URLs comma-separated: the agent fails over between them")
+	f.StringVar(&cfg.Server, "server", cfg.Server, "URL of the gantry server's API (https://HOST:PORT); for a cluster of servers, one or more of their URLs comma-separated: the agent fails over between them and the servers the cluster lists")
 	f.StringVar(&cfg.Token, "token", cfg.Token, "the server's join token, K10<ca-hash>::<id>.<secret> (env GANTRY_TOKEN)")
 	f.StringVar(&tokenFile, "token-file", tokenFile, "file holding the join token (the server's <data-dir>/token)")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node (default: the host name)")

@@ -202,6 +202,10 @@ func ensureClusterInfo(ctx context.Context, client kubernetes.Interface, server 
 const (
 	clusterInfoReader = "gantry:cluster-info-reader"
 	agentBootstrapper = "gantry:agent-bootstrapper"
+	// APIServersReader lets nodes (group system:nodes) read the EndpointSlice "kubernetes" in
+	// default, in which the API servers list their addresses: agents learn the cluster's
+	// servers from it, as k3s's agents do from the kubernetes Endpoints.
+	APIServersReader = "gantry:api-servers-reader"
 )
 
 func ensureRBAC(ctx context.Context, client kubernetes.Interface) error {
@@ -231,7 +235,25 @@ func ensureRBAC(ctx context.Context, client kubernetes.Interface) error {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:node-bootstrapper"},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: AgentGroup}},
 	}
-	return createOrUpdate(ctx, crb, rbac.ClusterRoleBindings().Create, rbac.ClusterRoleBindings().Update)
+	if err := createOrUpdate(ctx, crb, rbac.ClusterRoleBindings().Create, rbac.ClusterRoleBindings().Update); err != nil {
+		return err
+	}
+	servers := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: APIServersReader, Namespace: metav1.NamespaceDefault},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"},
+			ResourceNames: []string{"kubernetes"}, Verbs: []string{"get"},
+		}},
+	}
+	if err := createOrUpdate(ctx, servers, rbac.Roles(servers.Namespace).Create, rbac.Roles(servers.Namespace).Update); err != nil {
+		return err
+	}
+	serversBinding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: APIServersReader, Namespace: metav1.NamespaceDefault},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: APIServersReader},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:nodes"}},
+	}
+	return createOrUpdate(ctx, serversBinding, rbac.RoleBindings(serversBinding.Namespace).Create, rbac.RoleBindings(serversBinding.Namespace).Update)
 }
 
 // createOrUpdate creates obj, or replaces what an earlier start wrote.

@@ -1,5 +1,7 @@
-// Package loadbalancer is an agent's way to the API servers of a cluster of several, as k3s's
-// agents reach theirs: a TCP proxy on loopback that the agent's clients use as their server.
+// Package loadbalancer is an agent's way to the API servers of a cluster, as k3s's agents
+// reach theirs (and gantry kubectl's when its own server is down): a TCP proxy on loopback
+// that the clients use as their server. It tries the servers it was given, then those it
+// learned (SetLearned).
 // Each connection goes to the server in use while it accepts connections; when it does not,
 // the proxy tries the others in order and keeps the first that does. TLS passes through
 // untouched (the servers' certificates cover 127.0.0.1), so the clients still verify the
@@ -15,6 +17,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,7 +31,8 @@ type LoadBalancer struct {
 	ln      net.Listener
 	log     *slog.Logger
 	mu      sync.Mutex
-	servers []string // host:port, in order
+	given   []string // host:port of the URLs New was given, in order
+	servers []string // host:port, in order: given, then learned (see Merge)
 	current int
 	conns   sync.WaitGroup
 }
@@ -56,7 +61,59 @@ func New(urls []string, log *slog.Logger) (*LoadBalancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &LoadBalancer{ln: ln, log: log.With("component", "api-load-balancer"), servers: servers}, nil
+	servers = Merge(servers, nil)
+	return &LoadBalancer{ln: ln, log: log.With("component", "api-load-balancer"), given: servers, servers: servers}, nil
+}
+
+// Merge is the order the proxy tries servers in: those it was given, then those it learned
+// that are not among them, each once. The given ones stay, as a fallback, even when the
+// cluster no longer lists them, as k3s's agents keep the server they were started with.
+func Merge(given, learned []string) []string {
+	out := make([]string, 0, len(given)+len(learned))
+	seen := make(map[string]bool, len(given)+len(learned))
+	for _, list := range [][]string{given, learned} {
+		for _, s := range list {
+			if s != "" && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// SetLearned makes the servers the proxy tries those it was given, then learned (host:port,
+// e.g. from the kubernetes EndpointSlice in default). The server in use stays in use while it
+// is in the list. It returns whether the list changed.
+func (lb *LoadBalancer) SetLearned(learned []string) bool {
+	servers := Merge(lb.given, learned)
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if slices.Equal(servers, lb.servers) {
+		return false
+	}
+	inUse := lb.servers[lb.current]
+	lb.servers = servers
+	lb.current = max(slices.Index(servers, inUse), 0)
+	lb.log.Info("servers", "servers", strings.Join(servers, ","), "in_use", servers[lb.current])
+	return true
+}
+
+// Check dials the servers as a connection through the proxy would, and says why none takes a
+// connection if none does (a client through the proxy sees only its connection closed).
+func (lb *LoadBalancer) Check(ctx context.Context) error {
+	conn, err := lb.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("no server takes connections: %w", err)
+	}
+	return conn.Close()
+}
+
+// Servers is the list the proxy tries, in order.
+func (lb *LoadBalancer) Servers() []string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return slices.Clone(lb.servers)
 }
 
 // URL is the servers' URL for the agent's clients: the proxy's address.
@@ -130,7 +187,7 @@ func (lb *LoadBalancer) dial(ctx context.Context) (net.Conn, error) {
 		}
 		if n != start {
 			lb.mu.Lock()
-			if lb.current == start {
+			if lb.current == start && slices.Equal(lb.servers, servers) {
 				lb.current = n
 				lb.log.Info("server changed", "from", servers[start], "to", servers[n])
 			}

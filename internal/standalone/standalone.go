@@ -34,6 +34,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gantry-run/gantry/internal/activator"
+	"github.com/gantry-run/gantry/internal/apiservers"
 	"github.com/gantry-run/gantry/internal/autoscaler/hpa"
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
 	"github.com/gantry-run/gantry/internal/controlplane"
@@ -436,6 +437,15 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("join", s.Join)
+	if cfg.ControlPlane.Clustered() {
+		// <data-dir>/api-servers: where gantry kubectl finds the other servers when this one
+		// is down.
+		client, err := kubernetes.NewForConfig(cp.GantryRESTConfig())
+		if err != nil {
+			return nil, err
+		}
+		s.group.Add("api servers list", &apiservers.Cache{Client: client, Path: cp.DataDirJoin(apiservers.FileName), Log: cfg.Logger.With("component", "api-servers")})
+	}
 	if cfg.ControlPlane.ClusterCIDR != "" {
 		// Every node's overlay (the agents' too) watches all Nodes.
 		client, err := kubernetes.NewForConfig(cp.GantryRESTConfig())

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -290,6 +291,145 @@ func TestAgentFailsOver(t *testing.T) {
 	}
 	third.eventually("node ha-worker still Ready", func(out string) bool { return out == "True" },
 		"get", "node", "ha-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+}
+
+// TestAgentLearnsServers: an agent given only the first server of three (each in a network
+// namespace of its own, advertising its own address) learns the other two from the kubernetes
+// EndpointSlice; after kill -9 of the first it renews its node's lease through another, and
+// the node stays Ready. gantry kubectl with the killed server's data dir reaches the others
+// through the list that server kept in <data-dir>/api-servers.
+func TestAgentLearnsServers(t *testing.T) {
+	requireNode(t)
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	const bridge, prefix = "gantry-cfo0", "10.242.0."
+	const agentBridge, podCIDR = "gantry-cfo1", "10.242.64.0/18"
+	machines := []string{"gantry-cfo-a", "gantry-cfo-b", "gantry-cfo-c"}
+	ipCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() {
+		for _, ns := range machines {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+		}
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+	})
+	ipCmd("link", "add", bridge, "type", "bridge")
+	ipCmd("addr", "add", prefix+"254/24", "dev", bridge) // the host (and the agent) reach the machines
+	ipCmd("link", "set", bridge, "up")
+	for i, ns := range machines {
+		veth := fmt.Sprintf("vgantry-cfo%d", i)
+		ipCmd("netns", "add", ns)
+		ipCmd("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		ipCmd("link", "set", veth, "master", bridge, "up")
+		ipCmd("-n", ns, "addr", "add", fmt.Sprintf("%s%d/24", prefix, i+1), "dev", "eth0")
+		ipCmd("-n", ns, "link", "set", "eth0", "up")
+		ipCmd("-n", ns, "link", "set", "lo", "up")
+	}
+	defaults := []int{6443, 2379, 2380, 6444, 5000, 9095, 8080}
+	start := func(i int, extra ...string) *server {
+		t.Helper()
+		ip := fmt.Sprintf("%s%d", prefix, i+1)
+		dataDir := newDataDir(t)
+		args := append([]string{"server", "--data-dir", dataDir, "--advertise-address", ip, "--bind-address", "0.0.0.0",
+			"--metrics-address", ip + ":9095", "--node=false", "--etcd-snapshot-interval=0"}, extra...)
+		s := launchServerIn(t, machines[i], dataDir, defaults, args, nil)
+		s.addr = ip
+		return s
+	}
+	first := start(0, "--cluster-init")
+	token := filepath.Join(first.dataDir, "server-token")
+	second := start(1, "--server", first.url(), "--token-file", token)
+	third := start(2, "--server", second.url(), "--token-file", token)
+
+	kubeletPort, err := freeport.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	var out syncBuffer
+	var agent *exec.Cmd
+	startAgent := func() {
+		t.Helper()
+		agent = exec.Command(gantryBin, "agent", "--server", first.url(),
+			"--token-file", filepath.Join(first.dataDir, "token"), "--node-name", "cfo-worker", "--data-dir", agentDir,
+			"--bridge", agentBridge, "--pod-cidr", podCIDR, "--kubelet-port", strconv.Itoa(kubeletPort[0]),
+			"--address", prefix+"254")
+		agent.Stdout, agent.Stderr = &out, &out
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startAgent()
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		_ = exec.Command(gantryBin, "cleanup", "--data-dir", agentDir, "--bridge", agentBridge, "--pod-cidr", podCIDR).Run()
+		_ = exec.Command("ip", "link", "del", agentBridge).Run()
+		if t.Failed() {
+			t.Logf("the agent's output:\n%s", out.String())
+		}
+	})
+	second.eventually("node cfo-worker Ready", func(out string) bool { return out == "True" },
+		"get", "node", "cfo-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	learned := time.Now()
+	poll.Until(t, "the agent lists the three servers", 60*time.Second, func(context.Context) (bool, error) {
+		for line := range strings.Lines(out.String()) {
+			if strings.Contains(line, "msg=servers") && strings.Contains(line, prefix+"2:6443") && strings.Contains(line, prefix+"3:6443") {
+				t.Logf("%s after Ready: %s", time.Since(learned).Round(time.Second), strings.TrimSpace(line))
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+
+	// Each server keeps the list in its data dir, for gantry kubectl.
+	poll.Until(t, "the first server's api-servers file lists the three", 60*time.Second, func(context.Context) (bool, error) {
+		data, err := os.ReadFile(filepath.Join(first.dataDir, "api-servers"))
+		return err == nil && strings.Count(string(data), ":6443\n") == 3, fmt.Errorf("%q: %w", data, err)
+	})
+
+	first.kill()
+	killed := time.Now()
+	// gantry kubectl on the dead server's machine, with its data dir, reaches another server.
+	out1, err := first.kubectl("get", "node", "cfo-worker", "-o", "name")
+	if err != nil || strings.TrimSpace(out1) != "node/cfo-worker" {
+		t.Errorf("gantry kubectl with the killed server's data dir: %q, %v", out1, err)
+	}
+	t.Logf("gantry kubectl through the other servers answered %s after kill -9 of its own", time.Since(killed).Round(time.Millisecond))
+	second.eventually("the node's lease renewed after the kill", func(out string) bool {
+		renewed, err := time.Parse(time.RFC3339Nano, out)
+		return err == nil && renewed.After(killed)
+	}, "-n", "kube-node-lease", "get", "lease", "cfo-worker", "-o", "jsonpath={.spec.renewTime}")
+	t.Logf("lease renewed through a learned server %s after kill -9 of the only one given", time.Since(killed).Round(time.Millisecond))
+	if !strings.Contains(out.String(), "server changed") {
+		t.Errorf("the agent does not say it changed servers:\n%s", out.String())
+	}
+	third.eventually("node cfo-worker still Ready", func(out string) bool { return out == "True" },
+		"get", "node", "cfo-worker", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+
+	// Restarted while the one server it is given is down, the agent starts from the list it
+	// kept in its data dir.
+	if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Wait(); err != nil {
+		t.Fatalf("the agent after SIGTERM: %v", err)
+	}
+	restarted := time.Now()
+	startAgent()
+	second.eventually("the node's lease renewed by the restarted agent", func(out string) bool {
+		renewed, err := time.Parse(time.RFC3339Nano, out)
+		return err == nil && renewed.After(restarted)
+	}, "-n", "kube-node-lease", "get", "lease", "cfo-worker", "-o", "jsonpath={.spec.renewTime}")
+	t.Logf("the agent restarted with its one server down renewed its lease %s after its start", time.Since(restarted).Round(time.Millisecond))
+	if n := strings.Count(out.String(), "server changed"); n < 2 {
+		t.Errorf("the restarted agent did not say it changed servers (%d lines):\n%s", n, out.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer that a process writes while the test reads it.
