@@ -169,10 +169,10 @@ func TestAPodLeavingUnderLoadStallsNoRequest(t *testing.T) {
 	// joined once the replacement is ready.
 	waitFor(t, "the pod gone and its replacement ready", 90*time.Second, func(ctx context.Context) (bool, error) {
 		if _, err := env.Client.CoreV1().Pods(ns).Get(ctx, leaving.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("pod %s still there (%v)", leaving.Name, err)
+			return false, fmt.Errorf("pod %s still there (%w)", leaving.Name, err)
 		}
 		n, err := readyPods(ctx, env, ns, "fall-00001")
-		return n == 2, fmt.Errorf("%d ready pods (%v)", n, err)
+		return n == 2, fmt.Errorf("%d ready pods (%w)", n, err)
 	})
 	// The stall came a moment after the veth left.
 	time.Sleep(3 * time.Second)
