@@ -168,11 +168,16 @@ func TestAPodLeavingUnderLoadStallsNoRequest(t *testing.T) {
 	// The pod is gone once its sandbox, and its veth with it, is; its replacement's veth has
 	// joined once the replacement is ready.
 	waitFor(t, "the pod gone and its replacement ready", 90*time.Second, func(ctx context.Context) (bool, error) {
-		if _, err := env.Client.CoreV1().Pods(ns).Get(ctx, leaving.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("pod %s still there (%w)", leaving.Name, err)
+		if _, err := env.Client.CoreV1().Pods(ns).Get(ctx, leaving.Name, metav1.GetOptions{}); err == nil {
+			return false, fmt.Errorf("pod %s still there", leaving.Name)
+		} else if !apierrors.IsNotFound(err) {
+			return false, err
 		}
 		n, err := readyPods(ctx, env, ns, "fall-00001")
-		return n == 2, fmt.Errorf("%d ready pods (%w)", n, err)
+		if err != nil {
+			return false, err
+		}
+		return n == 2, fmt.Errorf("%d ready pods", n)
 	})
 	// The stall came a moment after the veth left.
 	time.Sleep(3 * time.Second)
