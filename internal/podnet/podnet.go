@@ -9,13 +9,15 @@
 //
 // The bridge is made exactly as the CNI bridge plugin (isGateway, host-local IPAM) would make
 // it, so the plugin adopts it: the same name, the first address of the pod range with the
-// range's prefix length. It is left in place on stop, and so are the rules: the pods outlive
-// gantry server.
+// range's prefix length; unlike the plugin's, its MAC address is set, so pods coming and
+// going never change the gateway's address under the others. It is left in place on stop,
+// and so are the rules: the pods outlive gantry server.
 package podnet
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -171,7 +173,8 @@ func (n *Network) lock() (unlock func(), err error) {
 }
 
 // EnsureBridge makes bridge name, or adopts an existing one, with the address gw (the
-// gateway address and the pod range's mask), and brings it up. Another IPv4 address in the
+// gateway address and the pod range's mask) and a MAC address of its own that pods coming
+// and going do not change (pinHardwareAddr), and brings it up. Another IPv4 address in the
 // same range on the bridge is an error, as it is for the CNI bridge plugin.
 func EnsureBridge(name string, gw *net.IPNet) error {
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: -1}}
@@ -207,10 +210,45 @@ func EnsureBridge(name string, gw *net.IPNet) error {
 			return fmt.Errorf("bridge %s: adding %s: %w", name, gw, err)
 		}
 	}
+	if err := pinHardwareAddr(link); err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("bridge %s: bringing it up: %w", name, err)
 	}
 	return nil
+}
+
+// pinHardwareAddr gives the bridge its MAC address explicitly: the one it has, or a random
+// locally administered one when it has none. A Linux bridge whose address was never set
+// takes the lowest address of its ports, so it changes whenever a pod with a lower one comes
+// or goes; every other pod still sends to the gateway's old address, whose frames the host
+// no longer takes, and its connections stall until its ARP entry is renewed (about a second,
+// for every request in flight, each time a revision scales). An address set by hand stays.
+// Setting the address the bridge already has changes nothing on the wire, so adopting a
+// bridge with pods on it is safe.
+func pinHardwareAddr(link netlink.Link) error {
+	mac := link.Attrs().HardwareAddr
+	if len(mac) != 6 || isZero(mac) || mac[0]&1 == 1 {
+		mac = make(net.HardwareAddr, 6)
+		if _, err := rand.Read(mac); err != nil {
+			return fmt.Errorf("choosing a MAC address: %w", err)
+		}
+		mac[0] = mac[0]&^1 | 2 // unicast, locally administered
+	}
+	if err := netlink.LinkSetHardwareAddr(link, mac); err != nil {
+		return fmt.Errorf("setting its MAC address to %s: %w", mac, err)
+	}
+	return nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // EnableBridgeNetfilter passes bridged IPv4 (and IPv6) traffic through netfilter, as k3s's
