@@ -203,20 +203,7 @@ func TestServeRevisionAtZeroScalesAndWaits(t *testing.T) {
 		done <- string(b)
 	}()
 	// The request asked for a pod at once.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := &appsv1.Deployment{}
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(deploy), got); err != nil {
-			t.Fatal(err)
-		}
-		if ptr.Deref(got.Spec.Replicas, 0) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the deployment was not scaled to 1")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitScaledToOne(t, c, deploy, "the deployment was not scaled to 1")
 	// The pod appears: the held request goes to it.
 	if err := c.Create(context.Background(), slice("z-1", pod.Listener.Addr().String())); err != nil {
 		t.Fatal(err)
@@ -302,20 +289,7 @@ func TestServeHTTPByRevisionHeaders(t *testing.T) {
 		code, body := get(map[string]string{netv1alpha1.RevisionHeaderName: "h-1", netv1alpha1.NamespaceHeaderName: ns})
 		done <- answer{code, body}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := &appsv1.Deployment{}
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(deploy), got); err != nil {
-			t.Fatal(err)
-		}
-		if ptr.Deref(got.Spec.Replicas, 0) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the request by headers did not scale the revision from zero")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitScaledToOne(t, c, deploy, "the request by headers did not scale the revision from zero")
 	if err := c.Create(context.Background(), slice("h-1", pod.Listener.Addr().String())); err != nil {
 		t.Fatal(err)
 	}
@@ -327,5 +301,24 @@ func TestServeHTTPByRevisionHeaders(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the held request was not released")
+	}
+}
+
+// waitScaledToOne waits up to 5 s for deploy's replicas to be 1, else fails with msg.
+func waitScaledToOne(t *testing.T, c client.Client, deploy *appsv1.Deployment, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := &appsv1.Deployment{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(deploy), got); err != nil {
+			t.Fatal(err)
+		}
+		if ptr.Deref(got.Spec.Replicas, 0) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

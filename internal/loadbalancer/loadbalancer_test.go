@@ -13,37 +13,14 @@ import (
 // TestFailsOverToTheNextServer: requests through the proxy reach the first server; once it is
 // gone they reach the second, which stays in use when the first comes back.
 func TestFailsOverToTheNextServer(t *testing.T) {
-	serve := func(name string) *httptest.Server {
-		s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) }))
-		return s
-	}
 	a, b := serve("a"), serve("b")
 	lb, err := New([]string{a.URL, b.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- lb.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer run(t, lb)()
 	// The clients verify the servers' certificate through the proxy: it passes TLS through.
-	client := a.Client()
-	client.Transport.(*http.Transport).DisableKeepAlives = true
-	get := func() string {
-		t.Helper()
-		resp, err := client.Get(lb.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	get := getter(t, a, lb)
 	if got := get(); got != "a" {
 		t.Fatalf("first request reached %q, want a", got)
 	}
@@ -81,36 +58,14 @@ func TestMergeKeepsTheGivenFirst(t *testing.T) {
 // TestUsesALearnedServer: a proxy given one server learns a second; once the first is gone,
 // requests reach the learned one, and a later list without the first keeps it as a fallback.
 func TestUsesALearnedServer(t *testing.T) {
-	serve := func(name string) *httptest.Server {
-		return httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) }))
-	}
 	a, b := serve("a"), serve("b")
 	defer b.Close()
 	lb, err := New([]string{a.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- lb.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	client := a.Client()
-	client.Transport.(*http.Transport).DisableKeepAlives = true
-	get := func() string {
-		t.Helper()
-		resp, err := client.Get(lb.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	defer run(t, lb)()
+	get := getter(t, a, lb)
 	aAddr, bAddr := strings.TrimPrefix(a.URL, "https://"), strings.TrimPrefix(b.URL, "https://")
 	if !lb.SetLearned([]string{bAddr, aAddr}) {
 		t.Fatal("SetLearned with a new server says nothing changed")
@@ -132,5 +87,41 @@ func TestUsesALearnedServer(t *testing.T) {
 	}
 	if lb.Server() != bAddr {
 		t.Errorf("the server in use is %s, want %s", lb.Server(), bAddr)
+	}
+}
+
+// serve is a TLS server that answers its name.
+func serve(name string) *httptest.Server {
+	return httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) }))
+}
+
+// run starts lb; the function it returns stops it.
+func run(t *testing.T, lb *LoadBalancer) func() {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Start(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// getter sends GET through lb with a client that trusts s's certificate (every test server's),
+// a new connection each time, and returns the body.
+func getter(t *testing.T, s *httptest.Server, lb *LoadBalancer) func() string {
+	client := s.Client()
+	client.Transport.(*http.Transport).DisableKeepAlives = true
+	return func() string {
+		t.Helper()
+		resp, err := client.Get(lb.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
 	}
 }

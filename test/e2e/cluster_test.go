@@ -212,33 +212,24 @@ spec:
 
 // get sends GET / for host to the installed gateway's Service.
 func (c *plainCluster) get(host string) (string, error) {
-	gw, err := c.kubectl("-n", "gantry-system", "get", "service", install.GatewayServiceName, "-o", "jsonpath={.spec.clusterIP}")
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequest(http.MethodGet, "http://"+gw+"/", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Host = host
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return strings.TrimSpace(string(b)), err
+	return c.getService("gantry-system", install.GatewayServiceName, host, nil)
 }
 
 // getBackend sends GET / to the Service <revision> (the backend an HTTPRoute names) through
 // its ClusterIP, with the host and the Knative-Serving-Namespace/-Revision headers the
 // HTTPRoute's filter sets; withHeaders false leaves those out.
 func (c *plainCluster) getBackend(revision, host string, withHeaders bool) (string, error) {
-	ip, err := c.kubectl("get", "service", revision, "-o", "jsonpath={.spec.clusterIP}")
+	var headers map[string]string
+	if withHeaders {
+		headers = map[string]string{netv1alpha1.RevisionHeaderName: revision, netv1alpha1.NamespaceHeaderName: "default"}
+	}
+	return c.getService("default", revision, host, headers)
+}
+
+// getService sends GET / for host, with headers, to the ClusterIP of the Service
+// namespace/name, and returns the answer's body; an answer other than 200 is an error.
+func (c *plainCluster) getService(namespace, name, host string, headers map[string]string) (string, error) {
+	ip, err := c.kubectl("-n", namespace, "get", "service", name, "-o", "jsonpath={.spec.clusterIP}")
 	if err != nil {
 		return "", err
 	}
@@ -247,9 +238,8 @@ func (c *plainCluster) getBackend(revision, host string, withHeaders bool) (stri
 		return "", err
 	}
 	req.Host = host
-	if withHeaders {
-		req.Header.Set(netv1alpha1.RevisionHeaderName, revision)
-		req.Header.Set(netv1alpha1.NamespaceHeaderName, "default")
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)

@@ -303,48 +303,10 @@ func TestAgentLearnsServers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
 	}
-	const bridge, prefix = "gantry-cfo0", "10.242.0."
 	const agentBridge, podCIDR = "gantry-cfo1", "10.242.64.0/18"
-	machines := []string{"gantry-cfo-a", "gantry-cfo-b", "gantry-cfo-c"}
-	ipCmd := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	t.Cleanup(func() {
-		for _, ns := range machines {
-			_ = exec.Command("ip", "netns", "del", ns).Run()
-		}
-		_ = exec.Command("ip", "link", "del", bridge).Run()
-	})
-	ipCmd("link", "add", bridge, "type", "bridge")
-	ipCmd("addr", "add", prefix+"254/24", "dev", bridge) // the host (and the agent) reach the machines
-	ipCmd("link", "set", bridge, "up")
-	for i, ns := range machines {
-		veth := fmt.Sprintf("vgantry-cfo%d", i)
-		ipCmd("netns", "add", ns)
-		ipCmd("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		ipCmd("link", "set", veth, "master", bridge, "up")
-		ipCmd("-n", ns, "addr", "add", fmt.Sprintf("%s%d/24", prefix, i+1), "dev", "eth0")
-		ipCmd("-n", ns, "link", "set", "eth0", "up")
-		ipCmd("-n", ns, "link", "set", "lo", "up")
-	}
-	defaults := []int{6443, 2379, 2380, 6444, 5000, 9095, 8080}
-	start := func(i int, extra ...string) *server {
-		t.Helper()
-		ip := fmt.Sprintf("%s%d", prefix, i+1)
-		dataDir := newDataDir(t)
-		args := append([]string{"server", "--data-dir", dataDir, "--advertise-address", ip, "--bind-address", "0.0.0.0",
-			"--metrics-address", ip + ":9095", "--node=false", "--etcd-snapshot-interval=0"}, extra...)
-		s := launchServerIn(t, machines[i], dataDir, defaults, args, nil)
-		s.addr = ip
-		return s
-	}
-	first := start(0, "--cluster-init")
-	token := filepath.Join(first.dataDir, "server-token")
-	second := start(1, "--server", first.url(), "--token-file", token)
-	third := start(2, "--server", second.url(), "--token-file", token)
+	first, second, third := startHAMachines(t, "gantry-cfo0", "10.242.0.", "vgantry-cfo",
+		[]string{"gantry-cfo-a", "gantry-cfo-b", "gantry-cfo-c"})
+	const prefix = "10.242.0."
 
 	kubeletPort, err := freeport.Get(1)
 	if err != nil {
@@ -458,48 +420,8 @@ func TestHAControlPlaneAcrossMachines(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
 	}
-	const bridge, prefix = "gantry-ha1", "10.231.0."
-	machines := []string{"gantry-ha-a", "gantry-ha-b", "gantry-ha-c"}
-	ipCmd := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	t.Cleanup(func() {
-		for _, ns := range machines {
-			_ = exec.Command("ip", "netns", "del", ns).Run()
-		}
-		_ = exec.Command("ip", "link", "del", bridge).Run()
-	})
-	ipCmd("link", "add", bridge, "type", "bridge")
-	ipCmd("addr", "add", prefix+"254/24", "dev", bridge) // the host reaches the machines
-	ipCmd("link", "set", bridge, "up")
-	for i, ns := range machines {
-		veth := fmt.Sprintf("vgantry-ha%d", i)
-		ipCmd("netns", "add", ns)
-		ipCmd("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		ipCmd("link", "set", veth, "master", bridge, "up")
-		ipCmd("-n", ns, "addr", "add", fmt.Sprintf("%s%d/24", prefix, i+1), "dev", "eth0")
-		ipCmd("-n", ns, "link", "set", "eth0", "up")
-		ipCmd("-n", ns, "link", "set", "lo", "up")
-	}
-	// Every machine on the defaults: https 6443, etcd 2379/2380, metrics 9095 (on its address).
-	defaults := []int{6443, 2379, 2380, 6444, 5000, 9095, 8080}
-	start := func(i int, extra ...string) *server {
-		t.Helper()
-		ip := fmt.Sprintf("%s%d", prefix, i+1)
-		dataDir := newDataDir(t)
-		args := append([]string{"server", "--data-dir", dataDir, "--advertise-address", ip, "--bind-address", "0.0.0.0",
-			"--metrics-address", ip + ":9095", "--node=false", "--etcd-snapshot-interval=0"}, extra...)
-		s := launchServerIn(t, machines[i], dataDir, defaults, args, nil)
-		s.addr = ip
-		return s
-	}
-	first := start(0, "--cluster-init")
-	token := filepath.Join(first.dataDir, "server-token")
-	second := start(1, "--server", first.url(), "--token-file", token)
-	third := start(2, "--server", second.url(), "--token-file", token)
+	first, second, third := startHAMachines(t, "gantry-ha1", "10.231.0.", "vgantry-ha",
+		[]string{"gantry-ha-a", "gantry-ha-b", "gantry-ha-c"})
 	servers := []*server{first, second, third}
 
 	var leader *server
@@ -685,4 +607,52 @@ func (s *server) metric(sample string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no %s in the metrics", sample)
+}
+
+// startHAMachines starts three servers of one cluster, each in a network namespace of its own
+// (a "machine", its eth0 at prefix+1..3 on bridge, which the host reaches at prefix+254), on
+// the default ports, advertising their own addresses; --node=false.
+func startHAMachines(t *testing.T, bridge, prefix, vethPrefix string, machines []string) (first, second, third *server) {
+	t.Helper()
+	ipCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() {
+		for _, ns := range machines {
+			_ = exec.Command("ip", "netns", "del", ns).Run()
+		}
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+	})
+	ipCmd("link", "add", bridge, "type", "bridge")
+	ipCmd("addr", "add", prefix+"254/24", "dev", bridge) // the host reaches the machines
+	ipCmd("link", "set", bridge, "up")
+	for i, ns := range machines {
+		veth := fmt.Sprintf("%s%d", vethPrefix, i)
+		ipCmd("netns", "add", ns)
+		ipCmd("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		ipCmd("link", "set", veth, "master", bridge, "up")
+		ipCmd("-n", ns, "addr", "add", fmt.Sprintf("%s%d/24", prefix, i+1), "dev", "eth0")
+		ipCmd("-n", ns, "link", "set", "eth0", "up")
+		ipCmd("-n", ns, "link", "set", "lo", "up")
+	}
+	// Every machine on the defaults: https 6443, etcd 2379/2380, metrics 9095 (on its address).
+	defaults := []int{6443, 2379, 2380, 6444, 5000, 9095, 8080}
+	start := func(i int, extra ...string) *server {
+		t.Helper()
+		ip := fmt.Sprintf("%s%d", prefix, i+1)
+		dataDir := newDataDir(t)
+		args := append([]string{"server", "--data-dir", dataDir, "--advertise-address", ip, "--bind-address", "0.0.0.0",
+			"--metrics-address", ip + ":9095", "--node=false", "--etcd-snapshot-interval=0"}, extra...)
+		s := launchServerIn(t, machines[i], dataDir, defaults, args, nil)
+		s.addr = ip
+		return s
+	}
+	first = start(0, "--cluster-init")
+	token := filepath.Join(first.dataDir, "server-token")
+	second = start(1, "--server", first.url(), "--token-file", token)
+	third = start(2, "--server", second.url(), "--token-file", token)
+	return first, second, third
 }
