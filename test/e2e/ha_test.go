@@ -65,9 +65,15 @@ func (s *server) host() string {
 // etcdMetric reads one of the server's etcd gauges (etcd_server_is_leader, …) from its
 // components' metrics.
 func (s *server) etcdMetric(name string) (string, error) {
+	return s.metricAt("/metrics/components", name)
+}
+
+// metricAt reads one sample (name with its labels, as exposed) from the server's metrics
+// endpoint at path.
+func (s *server) metricAt(path, sample string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/metrics/components", s.host(), s.ports[5]), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d%s", s.host(), s.ports[5], path), nil)
 	if err != nil {
 		return "", err
 	}
@@ -81,11 +87,11 @@ func (s *server) etcdMetric(name string) (string, error) {
 		return "", err
 	}
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("no %s in the metrics", name)
+	return "", fmt.Errorf("no %s in the metrics at %s", sample, path)
 }
 
 // TestHAControlPlane: three servers form one control plane (--cluster-init, then --server
@@ -585,29 +591,7 @@ spec:
 }
 
 // metric reads one sample (name with its labels, as exposed) of the server's Gantry metrics.
-func (s *server) metric(sample string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/metrics", s.host(), s.ports[5]), nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("no %s in the metrics", sample)
-}
+func (s *server) metric(sample string) (string, error) { return s.metricAt("/metrics", sample) }
 
 // startHAMachines starts three servers of one cluster, each in a network namespace of its own
 // (a "machine", its eth0 at prefix+1..3 on bridge, which the host reaches at prefix+254), on
