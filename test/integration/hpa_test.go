@@ -260,8 +260,10 @@ func TestDefaultClassHPA(t *testing.T) {
 	if err := env.Ctrl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "before-00001"}, rev); err != nil {
 		t.Fatal(err)
 	}
+	// A patch, not an update: the revision's controller writes its status meanwhile.
+	unchanged := rev.DeepCopy()
 	rev.Labels["touched"] = "yes"
-	if err := env.Ctrl.Update(ctx, rev); err != nil {
+	if err := env.Ctrl.Patch(ctx, rev, client.MergeFrom(unchanged)); err != nil {
 		t.Fatal(err)
 	}
 	var pa *pav1alpha1.PodAutoscaler
