@@ -100,6 +100,21 @@ func (t *throttler) acquire(ctx context.Context, noPods func()) (*pod, func(), e
 	}
 }
 
+// tryAcquire takes a slot on a ready pod at once, when one is free and no request waits for
+// one; false otherwise.
+func (t *throttler) tryAcquire() (*pod, func(), bool) {
+	t.mu.Lock()
+	var p *pod
+	if t.waiting == 0 && len(t.pods) > 0 {
+		p = t.pick(t.pods, t.capacity)
+	}
+	t.mu.Unlock()
+	if p == nil {
+		return nil, nil, false
+	}
+	return p, func() { t.release(p) }, true
+}
+
 func (t *throttler) release(p *pod) {
 	p.release()
 	if t.capacity > 0 {

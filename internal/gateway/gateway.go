@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/gantry-run/gantry/internal/h1proxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/tracing"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
@@ -146,7 +147,7 @@ func (g *Gateway) Addrs() []string {
 
 // serve runs the HTTP servers until ctx ends, then lets requests in flight finish.
 func (g *Gateway) serve(ctx context.Context) error {
-	servers := make([]*http.Server, len(g.listeners))
+	servers := make([]server, len(g.listeners))
 	errs := make(chan error, len(g.listeners))
 	for i, ln := range g.listeners {
 		l := g.opts.Listeners[i]
@@ -165,8 +166,12 @@ func (g *Gateway) serve(ctx context.Context) error {
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
 		servers[i] = srv
+		if fast := g.fastPath(l); fast != nil {
+			servers[i] = &h1proxy.Server{Handler: fast, Fallback: srv, ReadHeaderTimeout: readHeaderTimeout,
+				IdleTimeout: idleTimeout, MaxIdlePerHost: 100, UpstreamIdleTimeout: 90 * time.Second, Log: g.log}
+		}
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := servers[i].Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("gateway on %s: %w", ln.Addr(), err)
 			}
 		}()
@@ -188,15 +193,25 @@ func (g *Gateway) serve(ctx context.Context) error {
 	return err
 }
 
+// server is one listener's HTTP server: net/http's, or the fast path in front of one.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // fromPods reports whether r came from a pod.
-func (l Listener) fromPods(r *http.Request) bool {
+func (l Listener) fromPods(r *http.Request) bool { return l.fromPodsAddr(r.RemoteAddr) }
+
+// fromPodsAddr reports whether a request from remote (ip:port) came from a pod.
+func (l Listener) fromPodsAddr(remote string) bool {
 	if !l.FromPods {
 		return false
 	}
 	if l.Pods == nil {
 		return true
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	ap, err := netip.ParseAddrPort(remote)
 	return err == nil && l.Pods(ap.Addr())
 }
 
@@ -246,27 +261,33 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods boo
 // 7239 Forwarded element, the scheme to X-Forwarded-Proto, and the original host to
 // K-Original-Host.
 func setForwarded(r *http.Request) {
-	client, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		client = r.RemoteAddr
-	}
-	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-		r.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+client)
-	} else {
-		r.Header.Set("X-Forwarded-For", client)
-	}
+	xff, fwd := forwardedValues(r.RemoteAddr, r.Host, r.Header.Values("X-Forwarded-For"), r.Header.Values("Forwarded"))
+	r.Header.Set("X-Forwarded-For", xff)
 	r.Header.Set("X-Forwarded-Proto", "http")
+	r.Header.Set("Forwarded", fwd)
+	r.Header.Set("K-Original-Host", r.Host)
+}
+
+// forwardedValues are the X-Forwarded-For and Forwarded values of a request from remote
+// (host:port) for host, which came with the values priorXFF and priorFwd.
+func forwardedValues(remote, host string, priorXFF, priorFwd []string) (xff, fwd string) {
+	client, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		client = remote
+	}
+	xff = client
+	if len(priorXFF) > 0 {
+		xff = strings.Join(priorXFF, ", ") + ", " + client
+	}
 	forNode := client
 	if strings.Contains(client, ":") {
 		forNode = `"[` + client + `]"`
 	}
-	elem := "for=" + forNode + ";host=" + quoteIfNeeded(r.Host) + ";proto=http"
-	if prior := r.Header.Values("Forwarded"); len(prior) > 0 {
-		r.Header.Set("Forwarded", strings.Join(prior, ", ")+", "+elem)
-	} else {
-		r.Header.Set("Forwarded", elem)
+	fwd = "for=" + forNode + ";host=" + quoteIfNeeded(host) + ";proto=http"
+	if len(priorFwd) > 0 {
+		fwd = strings.Join(priorFwd, ", ") + ", " + fwd
 	}
-	r.Header.Set("K-Original-Host", r.Host)
+	return xff, fwd
 }
 
 // quoteIfNeeded quotes a Forwarded value that is not a plain token (a host with a port is not).

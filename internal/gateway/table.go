@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"math/rand/v2"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -62,7 +61,7 @@ func (t *table) lookup(host string, fromPods bool) *rule {
 
 // choose picks the path whose headers the request carries (the first such), then a backend of
 // it by the splits' percentages; roll is a number in [0, 100).
-func (r *rule) choose(h http.Header, roll int) (*netv1alpha1.HTTPIngressPath, *netv1alpha1.IngressBackendSplit) {
+func (r *rule) choose(h headerGetter, roll int) (*netv1alpha1.HTTPIngressPath, *netv1alpha1.IngressBackendSplit) {
 	for i := range r.paths {
 		p := &r.paths[i]
 		if !headersMatch(p.Headers, h) || len(p.Splits) == 0 {
@@ -79,7 +78,10 @@ func (r *rule) choose(h http.Header, roll int) (*netv1alpha1.HTTPIngressPath, *n
 	return nil, nil
 }
 
-func headersMatch(want map[string]netv1alpha1.HeaderMatch, h http.Header) bool {
+// headerGetter reads a request's header: an http.Header, or the fast path's request.
+type headerGetter interface{ Get(name string) string }
+
+func headersMatch(want map[string]netv1alpha1.HeaderMatch, h headerGetter) bool {
 	for k, m := range want {
 		if h.Get(k) != m.Exact {
 			return false

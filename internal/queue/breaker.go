@@ -46,6 +46,19 @@ func NewBreaker(capacity, queueDepth int) (*Breaker, error) {
 	}, nil
 }
 
+// TryAcquire takes a free slot when nobody waits for one, without waiting; on true the caller
+// must call Release exactly once.
+func (b *Breaker) TryAcquire() bool {
+	if !incrementBelow(&b.admitted, b.total) {
+		return false
+	}
+	if b.waiting.Load() == 0 && incrementBelow(&b.running, b.capacity) {
+		return true
+	}
+	b.admitted.Add(-1)
+	return false
+}
+
 // Acquire takes a slot, waiting in the queue while every slot is taken. It returns
 // ErrQueueFull at once when the queue is full too, and ctx's error when ctx ends while
 // waiting. After a nil error the caller must call Release exactly once.

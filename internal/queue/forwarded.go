@@ -26,7 +26,11 @@ func forwardedHandler(next http.Handler) http.Handler {
 // carries the first hop's for=, host= and proto=, and each further X-Forwarded-For hop adds
 // an element with its for=. It is empty when there is nothing to build from.
 func forwardedFromX(h http.Header) string {
-	xff, xfh, xfp := h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Host"), h.Get("X-Forwarded-Proto")
+	return forwardedFrom(h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Host"), h.Get("X-Forwarded-Proto"))
+}
+
+// forwardedFrom is forwardedFromX of the first X-Forwarded-For, -Host and -Proto values.
+func forwardedFrom(xff, xfh, xfp string) string {
 	if xff == "" && xfh == "" && xfp == "" {
 		return ""
 	}
@@ -66,12 +70,21 @@ func forwardedNode(node string) string {
 // address of the peer that sent the request appended (what a Go reverse proxy does by
 // default).
 func proxyForwardedFor(in *http.Request) []string {
-	ip, _, err := net.SplitHostPort(in.RemoteAddr)
-	if err != nil {
-		return in.Header["X-Forwarded-For"]
+	if v, ok := appendForwardedFor(in.Header["X-Forwarded-For"], in.RemoteAddr); ok {
+		return []string{v}
 	}
-	if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+	return in.Header["X-Forwarded-For"]
+}
+
+// appendForwardedFor joins the X-Forwarded-For values prior and the address of the peer
+// remote (host:port); false when remote is not one.
+func appendForwardedFor(prior []string, remote string) (string, bool) {
+	ip, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return "", false
+	}
+	if len(prior) > 0 {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
-	return []string{ip}
+	return ip, true
 }

@@ -38,20 +38,22 @@ func testConfig(userPort int) Config {
 		Configuration: "hello", Revision: "hello-00001", Pod: "hello-00001-deployment-abc"}
 }
 
-// startQueue serves cfg's queue-proxy chain on loopback (HTTP/1.1 and h2c).
+// startQueue serves cfg's queue-proxy serving port on loopback as Serve does: the fast path
+// in front of the chain (HTTP/1.1 and h2c).
 func startQueue(t *testing.T, cfg Config) (*QueueProxy, string) {
 	t.Helper()
 	q, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewUnstartedServer(q.Handler())
-	s.Config.Protocols = new(http.Protocols)
-	s.Config.Protocols.SetHTTP1(true)
-	s.Config.Protocols.SetUnencryptedHTTP2(true)
-	s.Start()
-	t.Cleanup(s.Close)
-	return q, s.URL
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := q.servingServer()
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(func() { _ = s.Close() })
+	return q, "http://" + l.Addr().String()
 }
 
 // get sends a GET with headers and returns the status and the body.

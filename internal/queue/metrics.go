@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -180,5 +181,8 @@ func isKubeletProbe(r *http.Request) bool {
 		return true
 	}
 	ua := r.Header["User-Agent"]
-	return len(ua) > 0 && len(ua[0]) >= len("kube-probe/") && ua[0][:len("kube-probe/")] == "kube-probe/"
+	return len(ua) > 0 && isProbeAgent(ua[0])
 }
+
+// isProbeAgent reports whether a User-Agent is the kubelet's prober.
+func isProbeAgent(ua string) bool { return strings.HasPrefix(ua, "kube-probe/") }

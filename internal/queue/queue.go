@@ -26,6 +26,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/gantry-run/gantry/internal/h1proxy"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
 
@@ -157,17 +158,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // running then are cut, and Serve says how many. Serve closes the listeners. It returns nil
 // after a clean drain, and an error when a server fails.
 func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	serving := &http.Server{
-		Handler:           q.drainer,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute, // longer than clients keep idle connections (90 s in Go)
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(q.log.Handler(), slog.LevelWarn),
-	}
+	front := q.servingServer()
 	side := func(h http.Handler) *http.Server {
 		return &http.Server{
 			Handler:           h,
@@ -182,9 +173,9 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 	admin, stats, metrics := side(q.AdminHandler()), side(q.StatsHandler()), side(q.MetricsHandler())
 	servers := []struct {
 		name string
-		srv  *http.Server
+		srv  server
 		l    net.Listener
-	}{{"serving", serving, ls.Serving}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
+	}{{"serving", front, ls.Serving}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
 
 	bg, stopBackground := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -230,7 +221,7 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 	cancelAccept()
 
 	var errs []error
-	if err := serving.Shutdown(deadline); err != nil {
+	if err := front.Shutdown(deadline); err != nil {
 		errs = append(errs, fmt.Errorf("queue-proxy: draining the serving port: %w", err))
 	}
 	if err := q.drainer.waitIdle(deadline); err != nil {
@@ -245,6 +236,44 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 	cancelFlush()
 	q.log.Info("queue-proxy drained", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
+}
+
+// servingServer is the serving port's server: the handler chain over HTTP/1.1 and h2c, and in
+// front of it the fast path for plain HTTP/1.1 requests (all but those it declines).
+func (q *QueueProxy) servingServer() server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	serving := &http.Server{
+		Handler:           q.drainer,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute, // longer than clients keep idle connections (90 s in Go)
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(q.log.Handler(), slog.LevelWarn),
+	}
+	fast := newFastPath(q)
+	if fast == nil {
+		return serving
+	}
+	return &h1proxy.Server{Handler: fast, Fallback: serving, ReadHeaderTimeout: serving.ReadHeaderTimeout,
+		IdleTimeout: serving.IdleTimeout, MaxIdlePerHost: q.maxIdle(), UpstreamIdleTimeout: 90 * time.Second, Log: q.log}
+}
+
+// server is an HTTP server of the queue-proxy: net/http's, or the fast path in front of one.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// maxIdle is how many idle connections to the user container are kept: as many as may be in
+// flight (Knative's 1000 when unlimited).
+func (q *QueueProxy) maxIdle() int {
+	if q.cfg.ContainerConcurrency > 0 {
+		return q.cfg.ContainerConcurrency
+	}
+	return 1000
 }
 
 // report publishes the stats every reporting period until ctx ends.

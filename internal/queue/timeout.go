@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// timeoutBody is the body of the 504 of a request whose response did not start in time.
+const timeoutBody = "queue-proxy: request timed out before the response started\n"
+
 // The causes a request's context ends with when one of its timeouts passes.
 var (
 	ErrTimeout              = errors.New("request timeout")
@@ -44,7 +47,7 @@ func newTimeoutHandler(next http.Handler, total, responseStart, idle time.Durati
 	}
 	return &timeoutHandler{
 		next: next, total: total, responseStart: responseStart, idle: idle,
-		body: "queue-proxy: request timed out before the response started\n",
+		body: timeoutBody,
 	}
 }
 

@@ -1,0 +1,1050 @@
+// Package h1proxy is the fast path of Gantry's proxy hops (the gateway towards the pods, the
+// queue-proxy towards the user container) for the requests they forward most: plain
+// HTTP/1.1 requests without a body. net/http's server builds a Request, a header map, a
+// context and a response writer for every request, and its client hands each request over
+// between goroutines; on two cores, with a load generator, a proxy hop and the app sharing
+// them, that costs the hop about as much as the app's whole work. Here a connection's
+// goroutine reads a request's head in place, lets the hop's Handler decide where it goes,
+// writes the head on to a kept upstream connection and relays the answer as it arrives,
+// without a Request or a header map.
+//
+// Everything else goes to a net/http server, the Fallback, which then owns the connection:
+// heads that are large, unusual or invalid (net/http answers or refuses them by its own
+// rules), requests with a body, upgrades, HTTP/1.0, HTTP/2 (h2c), and every request the
+// Handler declines (one that must wait, be traced, or be answered by the hop itself). What the
+// fast path accepts is a strict subset that every HTTP/1.1 parser reads the same way, so a
+// request cannot mean one thing here and another upstream.
+package h1proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler decides where the fast path sends a request.
+type Handler interface {
+	// Route fills f for r and returns true, or returns false to leave r (and its connection
+	// from then on) to the fallback server. r's contents are valid only during the call.
+	Route(r *Request, f *Forward) bool
+}
+
+// Request is the head of a request the fast path read: a GET, HEAD or OPTIONS without a
+// body, in HTTP/1.1 with a Host.
+type Request struct {
+	Method     string
+	Host       string
+	RemoteAddr string
+	h          *head
+}
+
+// Get returns the first value of the field name ("" when there is none).
+func (r *Request) Get(name string) string {
+	v, _ := r.h.get(name)
+	return string(v)
+}
+
+// Has reports whether the request has a field name.
+func (r *Request) Has(name string) bool {
+	_, ok := r.h.get(name)
+	return ok
+}
+
+// Values returns every value of the field name, in order.
+func (r *Request) Values(name string) []string {
+	var out []string
+	for _, f := range r.h.fields {
+		if equalFold(r.h.bytes(f.name), name) {
+			out = append(out, string(r.h.bytes(f.value)))
+		}
+	}
+	return out
+}
+
+// Path is the request's target (origin form: the path and query).
+func (r *Request) Path() string { return string(r.h.bytes(r.h.line[1])) }
+
+// Forward is where and how a request goes on.
+type Forward struct {
+	// Addr is the upstream's host:port.
+	Addr string
+	// Host replaces the request's Host; empty keeps it.
+	Host string
+	// ResponseStart bounds the wait for the answer's head, Total the whole exchange, Idle
+	// the time without a byte of the answer (from the start too); zero does not bound. Past ResponseStart or
+	// Total before the answer began the client gets 504 with TimeoutBody; after, the
+	// connection is cut, so a truncated answer cannot pass for a whole one.
+	ResponseStart, Total, Idle time.Duration
+	TimeoutBody                string
+	// ErrorBody is the body of the 502 a client gets when the upstream cannot be reached or
+	// answers with something that is not HTTP/1.1.
+	ErrorBody string
+	// Done, if set, is called once the exchange ended, with the status the client got: 0
+	// when it left before an answer.
+	Done func(status int)
+
+	set  []setField
+	drop []string
+}
+
+type setField struct{ name, value string }
+
+// Set sends the field name with value instead of any the request has.
+func (f *Forward) Set(name, value string) { f.set = append(f.set, setField{name, value}) }
+
+// Drop removes the request's fields named name.
+func (f *Forward) Drop(name string) { f.drop = append(f.drop, name) }
+
+func (f *Forward) reset() {
+	set, drop := f.set[:0], f.drop[:0]
+	*f = Forward{set: set, drop: drop}
+}
+
+// Server serves connections with the fast path and the Fallback.
+type Server struct {
+	Handler  Handler
+	Fallback *http.Server
+	// ReadHeaderTimeout bounds the reading of a head once its first byte arrived, IdleTimeout
+	// the wait for the next request on a kept connection.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// MaxIdlePerHost bounds the idle upstream connections kept per address (default 100),
+	// UpstreamIdleTimeout how long one is kept idle (default 90 s).
+	MaxIdlePerHost      int
+	UpstreamIdleTimeout time.Duration
+	Log                 *slog.Logger
+
+	once     sync.Once
+	pool     *pool
+	handoff  *handoffListener
+	shutting atomic.Bool
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	lns      []net.Listener
+}
+
+const bufferSize = 8 << 10
+
+// aLongTimeAgo is a deadline that makes a blocked read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ErrServerClosed is what Serve returns after Shutdown or Close.
+var ErrServerClosed = http.ErrServerClosed
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		if s.Log == nil {
+			s.Log = slog.New(slog.DiscardHandler)
+		}
+		p := &pool{maxIdle: s.MaxIdlePerHost, idleTimeout: s.UpstreamIdleTimeout}
+		if p.maxIdle <= 0 {
+			p.maxIdle = 100
+		}
+		if p.idleTimeout <= 0 {
+			p.idleTimeout = 90 * time.Second
+		}
+		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+		p.dial = d.DialContext
+		s.pool = p
+		s.handoff = newHandoffListener()
+		s.conns = map[*conn]struct{}{}
+		go func() {
+			if err := s.Fallback.Serve(s.handoff); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.Log.Warn("h1proxy: fallback server", "err", err)
+			}
+		}()
+	})
+}
+
+// Serve accepts connections on ln until Shutdown or Close, which close ln; then it returns
+// ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.handoff.setAddr(ln.Addr())
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+		if !s.track(c, true) {
+			_ = nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.shutting.Load() {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// Shutdown stops accepting, closes idle connections, waits for the fast path's requests in
+// flight to end and for the fallback server's Shutdown, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.shutting.Store(true)
+	s.closeListeners()
+	fallback := make(chan error, 1)
+	go func() { fallback <- s.Fallback.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	s.pool.close()
+	select {
+	case err := <-fallback:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.init()
+	s.shutting.Store(true)
+	s.closeListeners()
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.pool.close()
+	return s.Fallback.Close()
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.lns {
+		_ = ln.Close()
+	}
+}
+
+// closeIdle wakes the connections that wait for a request, which then close, and returns how
+// many connections the fast path still has.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosing) {
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	return len(s.conns)
+}
+
+// Connection states: a connection is idle while it waits for a request's first byte, active
+// from then until its answer was sent.
+const (
+	stateActive int32 = iota
+	stateIdle
+	stateClosing
+)
+
+// conn is one client connection on the fast path.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	state  atomic.Int32
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	// pending holds a byte the watcher read from the client while an answer was on its way.
+	pending []byte
+	req     head
+	resp    head
+	out     []byte
+	fwd     Forward
+}
+
+// Read reads the client, after what the watcher read.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.nc.Read(p)
+}
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferSize) }}
+)
+
+func (c *conn) serve() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+	handedOff := false
+	defer func() {
+		c.s.track(c, false)
+		if !handedOff {
+			_ = c.nc.Close()
+			c.br.Reset(nil)
+			readers.Put(c.br)
+		}
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+	}()
+	for {
+		if c.s.shutting.Load() {
+			return
+		}
+		c.state.Store(stateIdle)
+		if c.br.Buffered() == 0 {
+			if c.s.IdleTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // Shutdown closed it while it was idle
+		}
+		if c.s.ReadHeaderTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+		}
+		raw, err := peekHead(c.br)
+		if errors.Is(err, errNotPlain) {
+			handedOff = c.handOff()
+			return
+		}
+		if err != nil {
+			return
+		}
+		_ = c.nc.SetReadDeadline(time.Time{})
+		req, closeAfter, ok := c.plain(raw)
+		if !ok {
+			handedOff = c.handOff()
+			return
+		}
+		c.fwd.reset()
+		if !c.s.Handler.Route(req, &c.fwd) {
+			handedOff = c.handOff()
+			return
+		}
+		keep := c.forward(req, &c.fwd, closeAfter || c.s.shutting.Load())
+		if !keep || closeAfter {
+			return
+		}
+	}
+}
+
+// handOff gives the connection, with what was read of it, to the fallback server.
+func (c *conn) handOff() bool {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return c.s.handoff.deliver(&handoffConn{Conn: c.nc, r: c.br})
+}
+
+// plain parses raw and tells whether the fast path takes it, and whether the client asked to
+// close the connection after it.
+func (c *conn) plain(raw []byte) (req *Request, closeAfter, ok bool) {
+	h := &c.req
+	if h.parse(raw) != nil || string(h.bytes(h.line[2])) != "HTTP/1.1" {
+		return nil, false, false
+	}
+	var method string
+	switch m := h.bytes(h.line[0]); string(m) {
+	case http.MethodGet:
+		method = http.MethodGet
+	case http.MethodHead:
+		method = http.MethodHead
+	case http.MethodOptions:
+		method = http.MethodOptions
+	default:
+		return nil, false, false
+	}
+	if t := h.bytes(h.line[1]); len(t) == 0 || t[0] != '/' {
+		return nil, false, false
+	}
+	host, hosts := []byte(nil), 0
+	for _, f := range h.fields {
+		name, value := h.bytes(f.name), h.bytes(f.value)
+		switch {
+		case equalFold(name, "host"):
+			host = value
+			hosts++
+		case equalFold(name, "content-length"):
+			if string(value) != "0" {
+				return nil, false, false
+			}
+		case equalFold(name, "transfer-encoding"), equalFold(name, "upgrade"), equalFold(name, "expect"):
+			return nil, false, false
+		case equalFold(name, "connection"):
+			if hasToken(value, "upgrade") {
+				return nil, false, false
+			}
+			closeAfter = closeAfter || hasToken(value, "close")
+		}
+	}
+	if hosts != 1 || len(host) == 0 || h.count("content-length") > 1 {
+		return nil, false, false
+	}
+	return &Request{Method: method, Host: string(host), RemoteAddr: c.remote, h: h}, closeAfter, true
+}
+
+// forward sends req on as f says and relays the answer. It returns whether the client's
+// connection may serve another request.
+func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
+	start := time.Now()
+	status := 0
+	if f.Done != nil {
+		defer func() { f.Done(status) }()
+	}
+	c.out = c.requestHead(c.out[:0], req, f)
+	// The client's head is written on; from here its buffer may be read again.
+	_, _ = c.br.Discard(len(c.req.raw))
+
+	var w watcher
+	defer w.stop(c)
+	var up *upstream
+	for attempt := 0; ; attempt++ {
+		u, reused, err := c.s.pool.get(f.Addr)
+		if err != nil {
+			status = http.StatusBadGateway
+			return c.answer(status, f.ErrorBody+err.Error()+"\n", closeClient)
+		}
+		err = c.awaitHead(u, req, f, start, &w)
+		if err == nil {
+			up = u
+			break
+		}
+		_ = u.nc.Close()
+		switch {
+		case w.gone.Load():
+			return false
+		case errors.Is(err, errTimeout):
+			status = http.StatusGatewayTimeout
+			return c.answer(status, f.TimeoutBody, closeClient)
+		case reused && attempt == 0 && u.br.Buffered() == 0 && !errors.Is(err, errBadResponse):
+			// A kept connection the upstream had closed: once more, on a new one.
+			continue
+		}
+		status = http.StatusBadGateway
+		msg := err.Error()
+		if errors.Is(err, errBadResponse) {
+			msg = errBadResponse.Error()
+		}
+		return c.answer(status, f.ErrorBody+msg+"\n", closeClient)
+	}
+	status, keep = c.relay(up, req, f, start, closeClient, &w)
+	return keep && !w.gone.Load()
+}
+
+// requestHead appends the head sent upstream: the request line, Host, the client's fields
+// but those that belong to its connection or that f drops or sets, then f's fields.
+func (c *conn) requestHead(b []byte, req *Request, f *Forward) []byte {
+	h := &c.req
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = append(b, h.bytes(h.line[1])...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	if f.Host != "" {
+		b = append(b, f.Host...)
+	} else {
+		b = append(b, req.Host...)
+	}
+	b = append(b, "\r\n"...)
+	connection := connectionTokens(h)
+fields:
+	for _, fl := range h.fields {
+		name := h.bytes(fl.name)
+		if equalFold(name, "host") || hopByHop(name) || (len(connection) > 0 && listedIn(connection, name)) {
+			continue
+		}
+		for _, d := range f.drop {
+			if equalFold(name, d) {
+				continue fields
+			}
+		}
+		for _, s := range f.set {
+			if equalFold(name, s.name) {
+				continue fields
+			}
+		}
+		b = append(b, h.raw[fl.name.start:fl.value.end]...)
+		b = append(b, "\r\n"...)
+	}
+	for _, s := range f.set {
+		b = append(b, s.name...)
+		b = append(b, ": "...)
+		b = append(b, s.value...)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// connectionTokens returns the values of h's Connection fields: the names they list are
+// fields of that connection only.
+func connectionTokens(h *head) [][]byte {
+	var out [][]byte
+	for _, f := range h.fields {
+		if equalFold(h.bytes(f.name), "connection") {
+			out = append(out, h.bytes(f.value))
+		}
+	}
+	return out
+}
+
+var errTimeout = errors.New("h1proxy: upstream timeout")
+
+// watchAfter is how long an answer may take before a watcher starts to notice a client that
+// leaves (net/http's server reads in the background for the same reason); quick answers go
+// without one.
+const watchAfter = 50 * time.Millisecond
+
+// awaitHead writes c.out to u and waits for the answer's head, relaying informational
+// answers. The head is parsed into c.resp.
+func (c *conn) awaitHead(u *upstream, req *Request, f *Forward, start time.Time, w *watcher) error {
+	deadline := earliest(start, f.ResponseStart, f.Total, f.Idle)
+	_ = u.nc.SetWriteDeadline(start.Add(dialTimeout))
+	if _, err := u.nc.Write(c.out); err != nil {
+		return err
+	}
+	_ = u.nc.SetWriteDeadline(time.Time{})
+	for {
+		wait := deadline
+		if !w.started() && (wait.IsZero() || time.Until(wait) > watchAfter) {
+			wait = time.Now().Add(watchAfter)
+		}
+		_ = u.nc.SetReadDeadline(wait)
+		raw, err := peekHead(u.br)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if !w.started() && (deadline.IsZero() || time.Now().Before(deadline)) {
+					w.start(c, u)
+					continue
+				}
+				return errTimeout
+			}
+			if errors.Is(err, errNotPlain) {
+				return errBadResponse
+			}
+			return err
+		}
+		if err := c.resp.parse(raw); err != nil {
+			return errBadResponse
+		}
+		code, ok := statusCode(&c.resp)
+		if !ok || code == http.StatusSwitchingProtocols {
+			return errBadResponse
+		}
+		if code >= 200 {
+			return nil
+		}
+		// 100 Continue, 103 Early Hints: passed on as they came.
+		if _, err := c.bw.Write(raw); err != nil {
+			return err
+		}
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		_, _ = u.br.Discard(len(raw))
+	}
+}
+
+// statusCode reads a status line's version and code.
+func statusCode(h *head) (int, bool) {
+	if v := string(h.bytes(h.line[0])); v != "HTTP/1.1" && v != "HTTP/1.0" {
+		return 0, false
+	}
+	code := h.bytes(h.line[1])
+	if len(code) != 3 {
+		return 0, false
+	}
+	n := 0
+	for _, d := range code {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n, n >= 100
+}
+
+// earliest is the first of start+d for the positive durations ds; zero when there is none.
+func earliest(start time.Time, ds ...time.Duration) time.Time {
+	first := time.Duration(0)
+	for _, d := range ds {
+		if d > 0 && (first == 0 || d < first) {
+			first = d
+		}
+	}
+	if first == 0 {
+		return time.Time{}
+	}
+	return start.Add(first)
+}
+
+// body framings of an answer.
+const (
+	noBody = iota
+	sized
+	chunked
+	untilClose
+)
+
+// relay writes the answer whose head is in c.resp to the client, and its body as it arrives.
+func (c *conn) relay(u *upstream, req *Request, f *Forward, start time.Time, closeClient bool, w *watcher) (status int, keep bool) {
+	h := &c.resp
+	status, _ = statusCode(h)
+	framing, length := noBody, int64(0)
+	te, hasTE := h.get("transfer-encoding")
+	switch {
+	case req.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified:
+	case hasTE:
+		if !lastTokenIs(te, "chunked") || h.count("transfer-encoding") > 1 {
+			return c.badAnswer(u, f, closeClient)
+		}
+		framing = chunked
+	default:
+		if v, ok := h.get("content-length"); ok {
+			n, valid := parseLength(v)
+			if !valid || !sameLengths(h, v) {
+				return c.badAnswer(u, f, closeClient)
+			}
+			framing, length = sized, n
+		} else {
+			framing = untilClose
+		}
+	}
+	upConnection := connectionTokens(h)
+	keepUp := string(h.bytes(h.line[0])) == "HTTP/1.1" && framing != untilClose
+	for _, v := range upConnection {
+		if hasToken(v, "close") {
+			keepUp = false
+		}
+	}
+	closeClient = closeClient || framing == untilClose
+
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = append(b, h.raw[h.line[1].start:h.line[2].end]...)
+	b = append(b, "\r\n"...)
+	for _, fl := range h.fields {
+		name := h.bytes(fl.name)
+		// The chunks pass as they are, so their framing stays announced.
+		framingField := framing == chunked && (equalFold(name, "transfer-encoding") || equalFold(name, "trailer"))
+		if !framingField && (hopByHop(name) || (len(upConnection) > 0 && listedIn(upConnection, name)) ||
+			(framing == chunked && equalFold(name, "content-length"))) {
+			continue
+		}
+		b = append(b, h.raw[fl.name.start:fl.value.end]...)
+		b = append(b, "\r\n"...)
+	}
+	if closeClient {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	c.out = b
+	_, _ = u.br.Discard(len(h.raw))
+	if f.Total > 0 {
+		_ = c.nc.SetWriteDeadline(start.Add(f.Total))
+		defer func() { _ = c.nc.SetWriteDeadline(time.Time{}) }()
+	}
+	if _, err := c.bw.Write(b); err != nil {
+		_ = u.nc.Close()
+		return status, false
+	}
+	r := &bodyReader{u: u, f: f, start: start, c: c}
+	var err error
+	switch framing {
+	case sized:
+		err = r.copyN(length)
+	case chunked:
+		err = r.copyChunked()
+	case untilClose:
+		err = r.copyN(-1)
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		// A cut answer: the client must not take it for a whole one.
+		_ = u.nc.Close()
+		return status, false
+	}
+	if keepUp {
+		w.stop(c)
+		if w.gone.Load() {
+			_ = u.nc.Close()
+			return status, false
+		}
+		c.s.pool.put(u)
+	} else {
+		_ = u.nc.Close()
+	}
+	return status, !closeClient
+}
+
+// badAnswer answers 502 for an answer whose head cannot be relayed.
+func (c *conn) badAnswer(u *upstream, f *Forward, closeClient bool) (int, bool) {
+	_ = u.nc.Close()
+	return http.StatusBadGateway, c.answer(http.StatusBadGateway, f.ErrorBody+errBadResponse.Error()+"\n", closeClient)
+}
+
+// sameLengths reports whether every Content-Length field of h says v.
+func sameLengths(h *head, v []byte) bool {
+	for _, f := range h.fields {
+		if equalFold(h.bytes(f.name), "content-length") && string(h.bytes(f.value)) != string(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// lastTokenIs reports whether the last item of a comma-separated list is tok.
+func lastTokenIs(list []byte, tok string) bool {
+	last := list
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i] == ',' {
+			last = list[i+1:]
+			break
+		}
+	}
+	return equalFold(trimSpace(last), tok)
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// answer writes the hop's own answer (502, 504) and returns whether the connection may go on.
+func (c *conn) answer(status int, body string, closeClient bool) bool {
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	if closeClient {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	c.out = b
+	if _, err := c.bw.Write(b); err != nil {
+		return false
+	}
+	return c.bw.Flush() == nil && !closeClient
+}
+
+// bodyReader copies an answer's body from the upstream to the client, flushing what it has
+// before it waits for more (so streams and events reach the client as they come), within the
+// Forward's idle and total bounds.
+type bodyReader struct {
+	u     *upstream
+	f     *Forward
+	start time.Time
+	c     *conn
+}
+
+// fill makes at least one byte of the body available.
+func (r *bodyReader) fill() error {
+	if r.u.br.Buffered() > 0 {
+		return nil
+	}
+	return r.more(1)
+}
+
+// more waits until n bytes of the body are buffered, flushing the client first (so that what
+// it has goes out before the wait), within the idle and total bounds.
+func (r *bodyReader) more(n int) error {
+	if err := r.c.bw.Flush(); err != nil {
+		return err
+	}
+	deadline := time.Time{}
+	if r.f.Idle > 0 {
+		deadline = time.Now().Add(r.f.Idle)
+	}
+	if total := earliest(r.start, r.f.Total); !total.IsZero() && (deadline.IsZero() || total.Before(deadline)) {
+		deadline = total
+	}
+	_ = r.u.nc.SetReadDeadline(deadline)
+	_, err := r.u.br.Peek(n)
+	return err
+}
+
+// copyN copies n bytes, or (n < 0) everything until the upstream closes.
+func (r *bodyReader) copyN(n int64) error {
+	for n != 0 {
+		if err := r.fill(); err != nil {
+			if n < 0 && errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		avail := int64(r.u.br.Buffered())
+		if n > 0 {
+			avail = min(avail, n)
+		}
+		b, _ := r.u.br.Peek(int(avail))
+		if _, err := r.c.bw.Write(b); err != nil {
+			return err
+		}
+		_, _ = r.u.br.Discard(len(b))
+		if n > 0 {
+			n -= avail
+		}
+	}
+	return nil
+}
+
+// copyChunked copies a chunked body as it is: each chunk's size line and data, then the
+// trailer section through its empty line.
+func (r *bodyReader) copyChunked() error {
+	for {
+		line, err := r.line()
+		if err != nil {
+			return err
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return errBadResponse
+		}
+		if err := r.copyN(int64(len(line))); err != nil {
+			return err
+		}
+		if size == 0 {
+			for {
+				t, err := r.line()
+				if err != nil {
+					return err
+				}
+				if err := r.copyN(int64(len(t))); err != nil {
+					return err
+				}
+				if len(t) == 2 {
+					return nil
+				}
+			}
+		}
+		if err := r.copyN(size); err != nil {
+			return err
+		}
+		end, err := r.line()
+		if err != nil {
+			return err
+		}
+		if len(end) != 2 {
+			return errBadResponse
+		}
+		if err := r.copyN(2); err != nil {
+			return err
+		}
+	}
+}
+
+// line peeks at the next line of the body, CRLF included, without consuming it.
+func (r *bodyReader) line() ([]byte, error) {
+	for {
+		if err := r.fill(); err != nil {
+			return nil, err
+		}
+		buf, _ := r.u.br.Peek(r.u.br.Buffered())
+		for i := 0; i+1 < len(buf); i++ {
+			if buf[i] == '\n' {
+				return nil, errBadResponse
+			}
+			if buf[i] == '\r' {
+				if buf[i+1] != '\n' {
+					return nil, errBadResponse
+				}
+				return buf[:i+2], nil
+			}
+		}
+		if len(buf) >= maxChunkLine {
+			return nil, errBadResponse
+		}
+		if err := r.more(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+const maxChunkLine = 4 << 10
+
+// chunkSize reads a chunk's size line (hex, then optional extensions, then CRLF).
+func chunkSize(line []byte) (int64, bool) {
+	line = line[:len(line)-2]
+	n, digits := int64(0), 0
+	for _, d := range line {
+		var v byte
+		switch {
+		case d >= '0' && d <= '9':
+			v = d - '0'
+		case d >= 'a' && d <= 'f':
+			v = d - 'a' + 10
+		case d >= 'A' && d <= 'F':
+			v = d - 'A' + 10
+		case d == ';' || d == ' ' || d == '\t':
+			return n, digits > 0
+		default:
+			return 0, false
+		}
+		if digits++; digits > 15 {
+			return 0, false
+		}
+		n = n<<4 | int64(v)
+	}
+	return n, digits > 0
+}
+
+// watcher notices, while an answer is on its way, that the client closed its connection,
+// and then closes the upstream connection so that the upstream stops working for nobody.
+type watcher struct {
+	gone atomic.Bool
+	done chan struct{}
+}
+
+func (w *watcher) started() bool { return w.done != nil }
+
+func (w *watcher) start(c *conn, u *upstream) {
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		var b [1]byte
+		n, err := c.nc.Read(b[:])
+		if n > 0 {
+			// The next request, pipelined: kept for the connection's reader.
+			c.pending = append(c.pending[:0], b[0])
+			return
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return // stopped
+		}
+		w.gone.Store(true)
+		_ = u.nc.Close()
+	}()
+}
+
+// stop ends the watcher and waits for it.
+func (w *watcher) stop(c *conn) {
+	if w.done == nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	<-w.done
+	_ = c.nc.SetReadDeadline(time.Time{})
+	w.done = nil
+}
+
+// handoffConn is a connection the fallback server takes over, with what was read of it.
+type handoffConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (h *handoffConn) Read(p []byte) (int, error) { return h.r.Read(p) }
+
+// handoffListener is the fallback server's listener: it accepts the connections the fast
+// path hands over.
+type handoffListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	addr   net.Addr
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *handoffListener) deliver(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *handoffListener) setAddr(a net.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.addr == nil {
+		l.addr = a
+	}
+}
+
+func (l *handoffListener) Addr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.addr == nil {
+		return &net.TCPAddr{}
+	}
+	return l.addr
+}
