@@ -216,11 +216,8 @@ func (a *Activator) DashboardCollectors() []prometheus.Collector {
 func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namespace, name string) {
 	st, err := a.state(r.Context(), namespace, name)
 	if err != nil {
-		status := http.StatusServiceUnavailable
-		if apierrors.IsNotFound(err) {
-			status = http.StatusNotFound
-		}
-		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), status)
+		status, msg := stateError(namespace, name, err)
+		http.Error(w, msg, status)
 		return
 	}
 	// The response's status and time are for the metrics and the trace: without either, the
@@ -243,7 +240,34 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 		st.load.begin(time.Now())
 		defer func() { st.load.end(time.Now()) }()
 	}
-	wait, cancel := context.WithTimeout(r.Context(), st.timeout)
+	p, release, status, msg := a.waitForPod(r.Context(), st, namespace, name)
+	if p == nil {
+		if status != 0 {
+			http.Error(w, msg, status)
+		}
+		return
+	}
+	defer release()
+	a.opts.Tracer.Inject(r.Context(), r.Header)
+	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c, proxied: proxied})))
+}
+
+// stateError is the status and message of a request for a revision whose state could not be
+// had: 404 when it does not exist, else 503.
+func stateError(namespace, name string, err error) (int, string) {
+	status := http.StatusServiceUnavailable
+	if apierrors.IsNotFound(err) {
+		status = http.StatusNotFound
+	}
+	return status, fmt.Sprintf("revision %s/%s: %v", namespace, name, err)
+}
+
+// waitForPod waits, within the revision's timeout, for a slot on one of its pods, asking for
+// a pod when it has none, and returns the pod with the func that gives the slot back. When no
+// slot came it returns the status and message to answer: 503 when too many requests wait
+// already, 504 past the timeout, status 0 when ctx ended first (the client left).
+func (a *Activator) waitForPod(ctx context.Context, st *revisionState, namespace, name string) (*pod, func(), int, string) {
+	wait, cancel := context.WithTimeout(ctx, st.timeout)
 	defer cancel()
 	// The wait for a pod is a span of its own: for a revision at zero it is the cold start,
 	// from the request for a pod to the pod ready.
@@ -255,18 +279,13 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 	waitSpan.EndErr(err)
 	switch {
 	case errors.Is(err, ErrQueueFull):
-		http.Error(w, fmt.Sprintf("revision %s/%s: %v", namespace, name, err), http.StatusServiceUnavailable)
-		return
+		return nil, nil, http.StatusServiceUnavailable, fmt.Sprintf("revision %s/%s: %v", namespace, name, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		http.Error(w, fmt.Sprintf("revision %s/%s: no pod could take the request within %s", namespace, name, st.timeout), http.StatusGatewayTimeout)
-		return
+		return nil, nil, http.StatusGatewayTimeout, fmt.Sprintf("revision %s/%s: no pod could take the request within %s", namespace, name, st.timeout)
 	case err != nil:
-		// The client went away while waiting.
-		return
+		return nil, nil, 0, ""
 	}
-	defer release()
-	a.opts.Tracer.Inject(r.Context(), r.Header)
-	a.proxy.ServeHTTP(w, r.WithContext(withTarget(r.Context(), target{addr: p.addr, h2c: st.h2c, proxied: proxied})))
+	return p, release, 0, ""
 }
 
 // ServeHTTP serves a request that names its revision by the headers Knative's ingresses set,

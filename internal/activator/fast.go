@@ -10,35 +10,39 @@ import (
 	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
-// TryServe is ServeRevision for the gateway's fast path (internal/h1proxy): when a ready pod
-// of the revision has a free slot now and no request waits for one, it fills f to send the
-// request there, with the same headers, load and metrics as ServeRevision, and returns true.
-// Otherwise (a revision not seen yet, no free pod, h2c, tracing on) it returns false and the
-// request goes to ServeRevision, which waits.
-func (a *Activator) TryServe(namespace, name string, f *h1proxy.Forward) bool {
+// ServeFast is ServeRevision for the gateway's fast path (internal/h1proxy): it fills f to
+// send the request to a pod of the revision, with the same headers, load and metrics, taking a
+// free slot at once when there is one and otherwise waiting as ServeRevision does (on the
+// request's context, which ends when its client leaves); when no pod takes the request, f
+// replies 404, 503 or 504 as ServeRevision would. It returns false, leaving the request to
+// ServeRevision, for what it does not serve: h2c revisions, and everything while tracing.
+func (a *Activator) ServeFast(r *h1proxy.Request, namespace, name string, f *h1proxy.Forward) bool {
 	if a.opts.Tracer != nil {
 		return false
 	}
 	a.mu.Lock()
-	st, ok := a.revs[types.NamespacedName{Namespace: namespace, Name: name}]
+	st := a.revs[types.NamespacedName{Namespace: namespace, Name: name}]
 	a.mu.Unlock()
-	if !ok || st.h2c {
-		return false
+	if st == nil {
+		var err error
+		if st, err = a.state(r.Context(), namespace, name); err != nil {
+			status, msg := stateError(namespace, name, err)
+			f.Reply(status, msg+"\n")
+			return true
+		}
 	}
-	p, release, ok := st.th.tryAcquire()
-	if !ok {
+	if st.h2c {
 		return false
 	}
 	began := time.Now()
 	proxied := !st.serve.Load()
 	if proxied {
 		st.load.begin(began)
-		f.Set(contract.ProxyHeader, contract.ActivatorProxy)
 	}
-	f.Addr = p.addr
-	f.ErrorBody = "activator: pod: "
-	f.Done = func(status int) {
-		release()
+	finish := func(release func(), status int) {
+		if release != nil {
+			release()
+		}
 		end := time.Now()
 		if proxied {
 			st.load.end(end)
@@ -48,5 +52,23 @@ func (a *Activator) TryServe(namespace, name string, f *h1proxy.Forward) bool {
 		}
 		a.metrics.observe(namespace, st.service, st.configuration, name, status, end.Sub(began))
 	}
+	p, release, ok := st.th.tryAcquire()
+	if !ok {
+		var status int
+		var msg string
+		if p, release, status, msg = a.waitForPod(r.Context(), st, namespace, name); p == nil {
+			finish(nil, status)
+			if status != 0 {
+				f.Reply(status, msg+"\n")
+			}
+			return true
+		}
+	}
+	if proxied {
+		f.Set(contract.ProxyHeader, contract.ActivatorProxy)
+	}
+	f.Addr = p.addr
+	f.ErrorBody = "activator: pod: "
+	f.Done = func(status int) { finish(release, status) }
 	return true
 }

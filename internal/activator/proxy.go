@@ -50,15 +50,15 @@ func newProxy() *httputil.ReverseProxy {
 			t, _ := pr.In.Context().Value(targetKey{}).(target)
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = t.addr
-			// The gateway set the forwarding headers (Rewrite drops the X-Forwarded-* ones from
-			// the outgoing request); keep them and the client's Host.
+			// The gateway set the forwarding headers (Rewrite drops Forwarded and X-Forwarded-*
+			// from the outgoing request); keep them and the client's Host.
 			pr.Out.Host = pr.In.Host
 			// The queue-proxy counts what came through the activator apart (the activator
 			// reports that demand to the autoscaler itself) while the activator is in the path.
 			if t.proxied {
 				pr.Out.Header.Set(contract.ProxyHeader, contract.ActivatorProxy)
 			}
-			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 				if v, ok := pr.In.Header[h]; ok {
 					pr.Out.Header[h] = v
 				}

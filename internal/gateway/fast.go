@@ -6,15 +6,16 @@ import (
 	"github.com/gantry-run/gantry/internal/h1proxy"
 )
 
-// FastRevisions is a Revisions that can also send a request on without waiting, for the fast
-// path (internal/h1proxy): the activator's TryServe.
+// FastRevisions is a Revisions that serves the fast path's requests too (internal/h1proxy):
+// the activator's ServeFast. It fills f, or makes it reply, and returns true; false leaves the
+// request to ServeRevision.
 type FastRevisions interface {
-	TryServe(namespace, name string, f *h1proxy.Forward) bool
+	ServeFast(r *h1proxy.Request, namespace, name string, f *h1proxy.Forward) bool
 }
 
-// fastRoute routes a listener's plain HTTP/1.1 requests as serveHTTP does, when the chosen
-// revision has a pod free now. It declines (and serveHTTP answers) the rest: unknown hosts
-// (404, the console), the trace relay, requests that must wait for a pod, traced requests.
+// fastRoute routes a listener's plain HTTP/1.1 requests as serveHTTP does. It declines (and
+// serveHTTP answers) the rest: unknown hosts (404, the console), the trace relay, and what the
+// revisions leave to ServeRevision.
 type fastRoute struct {
 	g    *Gateway
 	l    Listener
@@ -42,7 +43,7 @@ func (fr *fastRoute) Route(r *h1proxy.Request, f *h1proxy.Forward) bool {
 		return false
 	}
 	path, split := rule.choose(r, roll())
-	if split == nil || !fr.revs.TryServe(split.ServiceNamespace, split.ServiceName, f) {
+	if split == nil || !fr.revs.ServeFast(r, split.ServiceNamespace, split.ServiceName, f) {
 		return false
 	}
 	for k, v := range path.AppendHeaders {

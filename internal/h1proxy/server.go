@@ -44,6 +44,7 @@ type Request struct {
 	Host       string
 	RemoteAddr string
 	h          *head
+	c          *conn
 }
 
 // Get returns the first value of the field name ("" when there is none).
@@ -72,12 +73,27 @@ func (r *Request) Values(name string) []string {
 // Path is the request's target (origin form: the path and query).
 func (r *Request) Path() string { return string(r.h.bytes(r.h.line[1])) }
 
+// Context is cancelled when the client closes its connection, or once the exchange ended. A
+// Route that waits (for a pod, for a slot) waits on it; it costs a goroutine that watches the
+// connection, so a Route that does not wait should not ask for it.
+func (r *Request) Context() context.Context {
+	c := r.c
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		c.w.start(c)
+	}
+	return c.ctx
+}
+
 // Forward is where and how a request goes on.
 type Forward struct {
 	// Addr is the upstream's host:port.
 	Addr string
 	// Host replaces the request's Host; empty keeps it.
 	Host string
+	// Began is when the bounds below start counting (a Route that waited sets it to when
+	// the request came); zero is when the request is sent on.
+	Began time.Time
 	// ResponseStart bounds the wait for the answer's head, Total the whole exchange, Idle
 	// the time without a byte of the answer (from the start too); zero does not bound. Past ResponseStart or
 	// Total before the answer began the client gets 504 with TimeoutBody; after, the
@@ -93,7 +109,14 @@ type Forward struct {
 
 	set  []setField
 	drop []string
+	// reply, when not zero, is the status the hop answers itself with replyBody.
+	reply     int
+	replyBody string
 }
+
+// Reply makes the hop answer the request itself, with status and a plain-text body, instead
+// of sending it on (a full queue, a wait that timed out).
+func (f *Forward) Reply(status int, body string) { f.reply, f.replyBody = status, body }
 
 type setField struct{ name, value string }
 
@@ -225,10 +248,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { fallback <- s.Fallback.Shutdown(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if s.closeIdle() == 0 {
-			break
-		}
+	for s.closeIdle() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -298,9 +318,15 @@ type conn struct {
 	// pending holds a byte the watcher read from the client while an answer was on its way.
 	pending []byte
 	req     head
+	r       Request
 	resp    head
 	out     []byte
 	fwd     Forward
+	// w watches the client while a request waits or its answer is on its way; ctx, made by
+	// Request.Context, ends when the client leaves or the exchange ended.
+	w      watcher
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Read reads the client, after what the watcher read.
@@ -369,14 +395,49 @@ func (c *conn) serve() {
 		}
 		c.fwd.reset()
 		if !c.s.Handler.Route(req, &c.fwd) {
-			handedOff = c.handOff()
+			gone := c.w.gone.Load()
+			c.endExchange()
+			if !gone {
+				handedOff = c.handOff()
+			}
 			return
 		}
-		keep := c.forward(req, &c.fwd, closeAfter || c.s.shutting.Load())
+		keep := c.exchange(req, &c.fwd, closeAfter || c.s.shutting.Load())
+		c.endExchange()
 		if !keep || closeAfter {
 			return
 		}
 	}
+}
+
+// exchange answers req as the Handler said: with its own reply, or by forwarding it.
+func (c *conn) exchange(req *Request, f *Forward, closeClient bool) bool {
+	if c.w.gone.Load() {
+		if f.Done != nil {
+			f.Done(0)
+		}
+		return false
+	}
+	if f.reply == 0 {
+		return c.forward(req, f, closeClient)
+	}
+	_, _ = c.br.Discard(len(c.req.raw))
+	c.w.stop(c)
+	keep := c.answer(f.reply, f.replyBody, closeClient)
+	if f.Done != nil {
+		f.Done(f.reply)
+	}
+	return keep
+}
+
+// endExchange stops watching the client and ends the request's context.
+func (c *conn) endExchange() {
+	c.w.stop(c)
+	if c.cancel != nil {
+		c.cancel()
+		c.ctx, c.cancel = nil, nil
+	}
+	c.w.gone.Store(false)
 }
 
 // handOff gives the connection, with what was read of it, to the fallback server.
@@ -429,13 +490,17 @@ func (c *conn) plain(raw []byte) (req *Request, closeAfter, ok bool) {
 	if hosts != 1 || len(host) == 0 || h.count("content-length") > 1 {
 		return nil, false, false
 	}
-	return &Request{Method: method, Host: string(host), RemoteAddr: c.remote, h: h}, closeAfter, true
+	c.r = Request{Method: method, Host: string(host), RemoteAddr: c.remote, h: h, c: c}
+	return &c.r, closeAfter, true
 }
 
 // forward sends req on as f says and relays the answer. It returns whether the client's
 // connection may serve another request.
 func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
-	start := time.Now()
+	start := f.Began
+	if start.IsZero() {
+		start = time.Now()
+	}
 	status := 0
 	if f.Done != nil {
 		defer func() { f.Done(status) }()
@@ -444,8 +509,7 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 	// The client's head is written on; from here its buffer may be read again.
 	_, _ = c.br.Discard(len(c.req.raw))
 
-	var w watcher
-	defer w.stop(c)
+	w := &c.w
 	var up *upstream
 	for attempt := 0; ; attempt++ {
 		u, reused, err := c.s.pool.get(f.Addr)
@@ -453,7 +517,11 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 			status = http.StatusBadGateway
 			return c.answer(status, f.ErrorBody+err.Error()+"\n", closeClient)
 		}
-		err = c.awaitHead(u, req, f, start, &w)
+		if !w.watch(u) {
+			_ = u.nc.Close()
+			return false
+		}
+		err = c.awaitHead(u, req, f, start, w)
 		if err == nil {
 			up = u
 			break
@@ -476,7 +544,7 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 		}
 		return c.answer(status, f.ErrorBody+msg+"\n", closeClient)
 	}
-	status, keep = c.relay(up, req, f, start, closeClient, &w)
+	status, keep = c.relay(up, req, f, start, closeClient, w)
 	return keep && !w.gone.Load()
 }
 
@@ -562,7 +630,7 @@ func (c *conn) awaitHead(u *upstream, req *Request, f *Forward, start time.Time,
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if !w.started() && (deadline.IsZero() || time.Now().Before(deadline)) {
-					w.start(c, u)
+					w.start(c)
 					continue
 				}
 				return errTimeout
@@ -952,11 +1020,18 @@ func chunkSize(line []byte) (int64, bool) {
 type watcher struct {
 	gone atomic.Bool
 	done chan struct{}
+	up   atomic.Pointer[upstream] // the connection the answer is awaited on
+}
+
+// watch makes u the connection to close when the client leaves; false if it left already.
+func (w *watcher) watch(u *upstream) bool {
+	w.up.Store(u)
+	return !w.gone.Load()
 }
 
 func (w *watcher) started() bool { return w.done != nil }
 
-func (w *watcher) start(c *conn, u *upstream) {
+func (w *watcher) start(c *conn) {
 	w.done = make(chan struct{})
 	go func() {
 		defer close(w.done)
@@ -972,7 +1047,12 @@ func (w *watcher) start(c *conn, u *upstream) {
 			return // stopped
 		}
 		w.gone.Store(true)
-		_ = u.nc.Close()
+		if c.cancel != nil {
+			c.cancel()
+		}
+		if u := w.up.Load(); u != nil {
+			_ = u.nc.Close()
+		}
 	}()
 }
 
@@ -985,6 +1065,7 @@ func (w *watcher) stop(c *conn) {
 	<-w.done
 	_ = c.nc.SetReadDeadline(time.Time{})
 	w.done = nil
+	w.up.Store(nil)
 }
 
 // handoffConn is a connection the fallback server takes over, with what was read of it.

@@ -114,7 +114,7 @@ func TestForwardsAndKeepsConnections(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		want := fmt.Sprintf("GET /path?i=%d host=%s", i, addr)
-		if resp.StatusCode != 200 || string(b) != want || resp.Header.Get("X-Served-By") != "" {
+		if resp.StatusCode != http.StatusOK || string(b) != want || resp.Header.Get("X-Served-By") != "" {
 			t.Fatalf("answer %d: %d %q (served by %q), want 200 %q from the fast path", i, resp.StatusCode, b, resp.Header.Get("X-Served-By"), want)
 		}
 	}
@@ -338,7 +338,7 @@ func TestRetriesAClosedKeptConnection(t *testing.T) {
 	_, addr := start(t, &route{addr: strings.TrimPrefix(s.URL, "http://")})
 	for i := range 3 {
 		resp, body := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-		if resp.StatusCode != 200 || body != "ok" {
+		if resp.StatusCode != http.StatusOK || body != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -587,5 +587,95 @@ func TestShutdown(t *testing.T) {
 	wg.Wait()
 	if slowBody != "done" {
 		t.Errorf("the request in flight got %q, want it finished", slowBody)
+	}
+}
+
+// waitingRoute waits on the request's context before it replies or sends the request on,
+// as the activator waits for a pod.
+type waitingRoute struct {
+	addr    string
+	release chan struct{}
+	ended   chan error // the context's error when the wait ended
+	done    chan int
+}
+
+func (wr *waitingRoute) Route(r *Request, f *Forward) bool {
+	f.Done = func(status int) { wr.done <- status }
+	select {
+	case <-wr.release:
+		wr.ended <- nil
+	case <-r.Context().Done():
+		wr.ended <- r.Context().Err()
+		return true
+	}
+	if r.Path() == "/full" {
+		f.Reply(http.StatusServiceUnavailable, "queue full\n")
+		return true
+	}
+	f.Addr = wr.addr
+	return true
+}
+
+// TestRouteWaits: a Route may wait; its context ends when the client leaves, and a Route
+// may answer itself (Reply) on a connection that then goes on.
+func TestRouteWaits(t *testing.T) {
+	up, _ := upstreamServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "from upstream") }))
+	wr := &waitingRoute{addr: up, release: make(chan struct{}), ended: make(chan error, 1), done: make(chan int, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: wr, Fallback: &http.Server{Handler: fallbackHandler}}
+	go func() { _ = s.Serve(ln) }()
+	defer s.Close()
+
+	// The client leaves while the Route waits.
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	_ = c.Close()
+	select {
+	case err := <-wr.ended:
+		if err == nil {
+			t.Fatal("the wait ended without its context")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the Route's context did not end when its client left")
+	}
+	if got := <-wr.done; got != 0 {
+		t.Errorf("Done got %d for a client that left, want 0", got)
+	}
+
+	// A reply, then a request sent on, on one connection.
+	c, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{{"/full", 503, "queue full\n"}, {"/next", 200, "from upstream"}} {
+		_, _ = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", tc.path)
+		time.Sleep(50 * time.Millisecond)
+		wr.release <- struct{}{}
+		<-wr.ended
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.code || string(b) != tc.body {
+			t.Errorf("%s: %d %q, want %d %q", tc.path, resp.StatusCode, b, tc.code, tc.body)
+		}
+		if got := <-wr.done; got != tc.code {
+			t.Errorf("%s: Done got %d, want %d", tc.path, got, tc.code)
+		}
 	}
 }

@@ -1,7 +1,10 @@
 package queue
 
 import (
+	"context"
+	"errors"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -11,9 +14,9 @@ import (
 
 // fastPath routes the serving port's plain HTTP/1.1 requests (internal/h1proxy) to the user
 // container with the same rules as the handler chain: forwarded headers, the autoscaler's
-// stats, the breaker, timeouts and request metrics. It declines what the chain must see:
-// probes, requests while draining, requests that would wait for a slot, traced requests, and
-// everything when the user container speaks h2c.
+// stats, the breaker and its queue, timeouts and request metrics. It declines what the chain
+// must see: probes, requests while draining, traced requests, and everything when the user
+// container speaks h2c.
 type fastPath struct {
 	q      *QueueProxy
 	target string
@@ -38,13 +41,49 @@ func (p *fastPath) Route(r *h1proxy.Request, f *h1proxy.Forward) bool {
 	if r.Has(contract.ProbeHeader) || r.Has("K-Kubelet-Probe") || isProbeAgent(r.Get("User-Agent")) || q.drainer.draining.Load() {
 		return false
 	}
-	if q.breaker != nil && !q.breaker.TryAcquire() {
-		return false // it waits in the breaker's queue, or is refused there
-	}
-	start := time.Now()
+	began := time.Now()
 	proxied := r.Get(contract.ProxyHeader) == contract.ActivatorProxy
 	q.drainer.inflight.Add(1)
-	q.stats.In(start, proxied)
+	q.stats.In(began, proxied) // waiting for a slot counts as concurrency: it is demand
+	admitted := q.breaker == nil || q.breaker.TryAcquire()
+	if !admitted {
+		// Wait in the breaker's queue, within the request's own bounds, as the chain does.
+		ctx := r.Context()
+		if deadline := p.firstDeadline(began); !deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		err := q.breaker.Acquire(ctx)
+		switch {
+		case err == nil:
+			admitted = true
+		case errors.Is(err, ErrQueueFull):
+			f.Reply(http.StatusServiceUnavailable, "queue-proxy: "+err.Error()+"\n")
+		case errors.Is(err, context.DeadlineExceeded):
+			f.Reply(http.StatusGatewayTimeout, timeoutBody)
+		}
+		// Otherwise the client left: nobody hears an answer.
+	}
+	f.Done = func(status int) {
+		if status == 0 {
+			status = http.StatusOK // as the chain records a client that left
+		}
+		end := time.Now()
+		d := end.Sub(began)
+		if admitted {
+			q.metrics.app.record(status, d)
+			if q.breaker != nil {
+				q.breaker.Release()
+			}
+		}
+		q.metrics.requests.record(status, d)
+		q.stats.Out(end, proxied)
+		q.drainer.inflight.Add(-1)
+	}
+	if !admitted {
+		return true
+	}
 
 	f.Addr = p.target
 	if h := r.Get(contract.OriginalHostHeader); h != "" {
@@ -64,22 +103,24 @@ func (p *fastPath) Route(r *h1proxy.Request, f *h1proxy.Forward) bool {
 	if v, ok := appendForwardedFor(xff, r.RemoteAddr); ok {
 		f.Set("X-Forwarded-For", v)
 	}
+	f.Began = began
 	f.Total, f.ResponseStart, f.Idle = p.total, p.start, q.cfg.IdleTimeout
 	f.TimeoutBody = timeoutBody
 	f.ErrorBody = "queue-proxy: error reaching the user container: "
-	f.Done = func(status int) {
-		if status == 0 {
-			status = 200 // as the chain records a client that left
-		}
-		end := time.Now()
-		d := end.Sub(start)
-		q.metrics.app.record(status, d)
-		q.metrics.requests.record(status, d)
-		q.stats.Out(end, proxied)
-		if q.breaker != nil {
-			q.breaker.Release()
-		}
-		q.drainer.inflight.Add(-1)
-	}
 	return true
+}
+
+// firstDeadline is when the first of the request's bounds passes for a request that came at
+// began and has not started its answer; zero when none bounds it.
+func (p *fastPath) firstDeadline(began time.Time) time.Time {
+	first := time.Duration(0)
+	for _, d := range []time.Duration{p.total, p.start, p.q.cfg.IdleTimeout} {
+		if d > 0 && (first == 0 || d < first) {
+			first = d
+		}
+	}
+	if first == 0 {
+		return time.Time{}
+	}
+	return began.Add(first)
 }
