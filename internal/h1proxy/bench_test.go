@@ -11,34 +11,19 @@ import (
 // BenchmarkForward: one client connection sending requests one after another through the
 // fast path to an upstream that answers from a raw socket; reports the hop's allocations.
 func BenchmarkForward(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	up := rawUpstream(b, func(c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := ln.Accept()
+			raw, err := peekHead(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					raw, err := peekHead(br)
-					if err != nil {
-						return
-					}
-					_, _ = br.Discard(len(raw))
-					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello World!\n"); err != nil {
-						return
-					}
-				}
-			}()
+			_, _ = br.Discard(len(raw))
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello World!\n"); err != nil {
+				return
+			}
 		}
-	}()
-	rt := &route{addr: ln.Addr().String(), prepare: func(r *Request, f *Forward) {
+	})
+	rt := &route{addr: up, prepare: func(r *Request, f *Forward) {
 		f.Set("X-Forwarded-For", r.RemoteAddr)
 		f.Done = func(int) {}
 	}}

@@ -77,6 +77,30 @@ func upstreamServer(t *testing.T, h http.Handler) (addr string, conns *atomic.In
 	return strings.TrimPrefix(s.URL, "http://"), conns
 }
 
+// rawUpstream serves each connection with answer, which gets the connection and a reader of
+// it; it returns the address.
+func rawUpstream(tb testing.TB, answer func(c net.Conn, br *bufio.Reader)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				answer(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // exchange writes raw on a new connection and reads one response.
 func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
 	t.Helper()
@@ -276,25 +300,11 @@ func TestResponseFramings(t *testing.T) {
 // TestUntilCloseBody: an answer that ends when the upstream closes reaches the client whole,
 // and the client is told the connection closes after it.
 func TestUntilCloseBody(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = peekHead(bufio.NewReader(c))
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
-			}()
-		}
-	}()
-	_, addr := start(t, &route{addr: ln.Addr().String()})
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		_, _ = peekHead(br)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+	})
+	_, addr := start(t, &route{addr: up})
 	resp, body := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	if body != "until the end" || !resp.Close {
 		t.Errorf("answer %q close=%v, want the whole body and Connection: close", body, resp.Close)
@@ -472,26 +482,11 @@ func TestBadUpstreams(t *testing.T) {
 	deadAddr := dead.Addr().String()
 	_ = dead.Close()
 	raw := func(answer string) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					_, _ = peekHead(bufio.NewReader(c))
-					_, _ = io.WriteString(c, answer)
-					time.Sleep(time.Second)
-				}()
-			}
-		}()
-		return ln.Addr().String()
+		return rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+			_, _ = peekHead(br)
+			_, _ = io.WriteString(c, answer)
+			time.Sleep(time.Second)
+		})
 	}
 	for _, tc := range []struct{ name, addr string }{
 		{"nobody listens", deadAddr},
