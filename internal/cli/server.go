@@ -37,8 +37,8 @@ func newServerCommand() *cobra.Command {
 
   # A second server on one machine: its own data dir, ports, bridge and pod range.
   gantry server --data-dir /tmp/g2 --https-port 7443 --etcd-client-port 3379 --etcd-peer-port 3380 \
-    --webhook-port 7444 --registry-addr 127.0.0.1:6000 --kubelet-port 11250 --http-port 9080 \
-    --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16
+    --webhook-port 7444 --registry-addr 127.0.0.1:6000 --registry-node-port 7445 --kubelet-port 11250 \
+    --http-port 9080 --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16
 
   # A highly available control plane (docs/ha.md): the first server starts the cluster...
   gantry server --cluster-init --advertise-address 10.0.0.1 --bind-address 0.0.0.0
