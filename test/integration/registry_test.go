@@ -50,6 +50,10 @@ func TestRegistryServesNodesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	blob, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tlsOf := func(cfg *rest.Config) *tls.Config {
 		t.Helper()
@@ -92,7 +96,7 @@ func TestRegistryServesNodesOnly(t *testing.T) {
 		want         int
 	}{
 		{http.MethodGet, manifest, http.StatusOK},
-		{http.MethodGet, "/v2/registry-nodes/only/blobs/" + digest.String(), http.StatusOK},
+		{http.MethodGet, "/v2/registry-nodes/only/blobs/" + blob.String(), http.StatusOK},
 		{http.MethodPut, manifest, http.StatusMethodNotAllowed},
 		{http.MethodPost, "/v2/registry-nodes/only/blobs/uploads/", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/v2/_catalog", http.StatusForbidden},
