@@ -284,6 +284,8 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		if storeOpts.Transport, err = registryMirror(cfg, creds, a.lb); err != nil {
 			return nil, err
 		}
+		cfg.Logger.Info("pulling the server registry's images from the servers", "component", "agent",
+			"registry", cfg.RegistryAddr, "servers", strings.Join(RegistryEndpoints(a.lb.Servers(), cfg.RegistryNodePort), ","))
 	}
 	images, err := image.NewStore(dir.Join(datadir.ImagesDir), storeOpts)
 	if err != nil {
