@@ -116,17 +116,13 @@ func run(bin string, rounds, n int) (err error) {
 		}
 	}()
 	for i, lm := range lanMachines {
-		fwd, err := netnsmachines.Forward(lm.Netns, fmt.Sprintf("127.0.0.1:%d", srv.RegistryPort))
-		if err != nil {
-			return err
-		}
-		defer fwd.Close()
 		m := &machine{Machine: lm, node: "bench-ov-" + lm.Name, bridge: fmt.Sprintf("gantry-ov%d", i+2), dir: filepath.Join(tmp, "agent-"+lm.Name)}
 		m.cmd = exec.Command("nsenter", "--net="+netnsmachines.Path(lm.Netns), bin, "agent",
 			"--server", cfg.Host, "--token-file", filepath.Join(tmp, "server", "token"), "--node-name", m.node,
 			"--data-dir", m.dir, "--bridge", m.bridge, "--cluster-cidr", clusterCIDR,
 			"--vxlan-vni", strconv.Itoa(vni), "--vxlan-port", strconv.Itoa(vxlan[0]), "--address", lm.IP,
-			"--apiserver-port", strings.TrimPrefix(cfg.Host[strings.LastIndex(cfg.Host, ":"):], ":"))
+			"--apiserver-port", strings.TrimPrefix(cfg.Host[strings.LastIndex(cfg.Host, ":"):], ":"),
+			"--registry-addr", fmt.Sprintf("127.0.0.1:%d", srv.RegistryPort), "--registry-node-port", strconv.Itoa(srv.RegistryNodePort))
 		log, err := os.Create(filepath.Join(tmp, "agent-"+lm.Name+".log"))
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +71,15 @@ type Config struct {
 	KubeletPort int
 	// APIServerPort is the port pods reach the API server on (the server's --https-port).
 	APIServerPort int
-	Logger        *slog.Logger
+	// RegistryAddr is the servers' embedded registry as pods' images name it (the server's
+	// --registry-addr, on its loopback); RegistryNodePort the port where the servers let
+	// nodes read it (the server's --registry-node-port). The node pulls those images from
+	// the servers, trying each, then RegistryAddr on this machine ("" is
+	// image.DefaultRegistryAddr). RegistryNodePort 0 pulls them from RegistryAddr on this
+	// machine only.
+	RegistryAddr     string
+	RegistryNodePort int
+	Logger           *slog.Logger
 }
 
 // Validate checks the configuration and names the flag of each wrong field.
@@ -123,6 +132,12 @@ func (c Config) Validate() error {
 	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		errs = append(errs, fmt.Errorf("--kubelet-port: %d is not a port", c.KubeletPort))
+	}
+	if err := image.CheckLoopback(cmp.Or(c.RegistryAddr, image.DefaultRegistryAddr)); err != nil {
+		errs = append(errs, fmt.Errorf("--registry-addr: the server's --registry-addr, %w", err))
+	}
+	if c.RegistryNodePort < 0 || c.RegistryNodePort > 65535 {
+		errs = append(errs, fmt.Errorf("--registry-node-port: %d is not a port (1-65535, or 0 for none)", c.RegistryNodePort))
 	}
 	return errors.Join(errs...)
 }
@@ -263,7 +278,16 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	if err != nil {
 		return nil, err
 	}
-	images, err := image.NewStore(dir.Join(datadir.ImagesDir), image.StoreOptions{Logger: cfg.Logger})
+	storeOpts := image.StoreOptions{Logger: cfg.Logger}
+	if cfg.RegistryNodePort != 0 {
+		cfg.RegistryAddr = cmp.Or(cfg.RegistryAddr, image.DefaultRegistryAddr)
+		if storeOpts.Transport, err = registryMirror(cfg, creds, a.lb); err != nil {
+			return nil, err
+		}
+		cfg.Logger.Info("pulling the server registry's images from the servers", "component", "agent",
+			"registry", cfg.RegistryAddr, "servers", strings.Join(RegistryEndpoints(a.lb.Servers(), cfg.RegistryNodePort), ","))
+	}
+	images, err := image.NewStore(dir.Join(datadir.ImagesDir), storeOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/agent"
 	"github.com/gantry-run/gantry/internal/controlplane"
+	"github.com/gantry-run/gantry/internal/image"
 	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
@@ -26,6 +27,7 @@ func newAgentCommand() *cobra.Command {
 		PodCIDR: agent.DefaultPodCIDR, ServiceCIDR: agent.DefaultServiceCIDR, KubeletPort: agent.DefaultKubeletPort,
 		APIServerPort: controlplane.DefaultHTTPSPort,
 		VXLANVNI:      overlay.DefaultVNI, VXLANPort: overlay.DefaultPort, KubeProxy: "auto",
+		RegistryAddr: image.DefaultRegistryAddr, RegistryNodePort: image.DefaultNodeAccessPort,
 	}
 	var tokenFile string
 	var level logLevel
@@ -75,6 +77,8 @@ token, and keeps them in <data-dir>/credentials.`,
 	f.StringVar(&cfg.Address, "address", cfg.Address, "the node's address, where the API server reaches its kubelet API (default: the host's default interface)")
 	f.IntVar(&cfg.KubeletPort, "kubelet-port", cfg.KubeletPort, "port of the node's kubelet API")
 	f.IntVar(&cfg.APIServerPort, "apiserver-port", cfg.APIServerPort, "port pods reach the API server on (the server's --https-port)")
+	f.StringVar(&cfg.RegistryAddr, "registry-addr", cfg.RegistryAddr, "the server's --registry-addr: images that pods name with it are pulled from the servers (--registry-node-port), then from this address on this machine")
+	f.IntVar(&cfg.RegistryNodePort, "registry-node-port", cfg.RegistryNodePort, "the servers' --registry-node-port, where this node reads their embedded registry with its client certificate; 0 pulls from --registry-addr on this machine only")
 	f.Var(&level, "log-level", "level of the agent's log: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", logFormat, "format of the agent's log: text or json")
 	if v := os.Getenv("GANTRY_TOKEN"); v != "" {

@@ -37,8 +37,8 @@ func newServerCommand() *cobra.Command {
 
   # A second server on one machine: its own data dir, ports, bridge and pod range.
   gantry server --data-dir /tmp/g2 --https-port 7443 --etcd-client-port 3379 --etcd-peer-port 3380 \
-    --webhook-port 7444 --registry-addr 127.0.0.1:6000 --kubelet-port 11250 --http-port 9080 \
-    --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16
+    --webhook-port 7444 --registry-addr 127.0.0.1:6000 --registry-node-port 7445 --kubelet-port 11250 \
+    --http-port 9080 --metrics-address 127.0.0.1:9096 --bridge gantry1 --pod-cidr 10.250.0.0/16
 
   # A highly available control plane (docs/ha.md): the first server starts the cluster...
   gantry server --cluster-init --advertise-address 10.0.0.1 --bind-address 0.0.0.0
@@ -103,6 +103,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.IntVar(&all.WebhookPort, "webhook-port", all.WebhookPort, "port of the admission webhook (loopback only)")
 	f.IntVar(&all.AutoscalerPort, "autoscaler-port", all.AutoscalerPort, "with --cluster-init or --server: port of the autoscaler's endpoint (HTTPS on --bind-address), where the other servers' activators reach the serving leader's autoscaler")
 	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")
+	f.IntVar(&all.RegistryNodePort, "registry-node-port", all.RegistryNodePort, "port where agents read the embedded registry (HTTPS on --bind-address; a node's client certificate required, pulls only); 0 serves none")
 	f.BoolVar(&all.Node, "node", all.Node, "run the serverless node (needs root, runc and the CNI plugins); without it pods stay Pending")
 	f.StringVar(&all.NodeName, "node-name", all.NodeName, "name of the serverless node")
 	f.IntVar(&all.KubeletPort, "kubelet-port", all.KubeletPort, "port of the node's kubelet API (kubectl logs, exec), on the node's InternalIP (--advertise-address, else the host's default interface)")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -85,6 +86,10 @@ type StoreOptions struct {
 	// a layer with less free is refused, and an unpack stops when it falls below (checked
 	// every 64 MiB). Zero means no reserve.
 	MinFreeBytes int64
+	// Transport carries the requests to registries; nil means go-containerregistry's
+	// default. An agent's is a Mirror: its pods' images of the server's registry come from
+	// the servers.
+	Transport http.RoundTripper
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -177,11 +182,15 @@ type refRecord struct {
 }
 
 func (s *Store) remoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{
+	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(s.opts.Keychain),
 		remote.WithPlatform(*s.opts.Platform),
 	}
+	if s.opts.Transport != nil {
+		opts = append(opts, remote.WithTransport(s.opts.Transport))
+	}
+	return opts
 }
 
 // Resolve returns the digest reference (repo@sha256:…) that ref names now, asking the

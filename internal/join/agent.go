@@ -133,6 +133,8 @@ type Credentials struct {
 	Kubeconfig string
 	// CAFile is the cluster CA; ServingCert and ServingKey the kubelet API's.
 	CAFile, ServingCert, ServingKey string
+	// ClientCert and ClientKey are the node's client certificate and key (the kubeconfig's).
+	ClientCert, ClientKey string
 }
 
 // NodeOptions say who the agent is and where it keeps its credentials.
@@ -171,6 +173,7 @@ func Join(ctx context.Context, o NodeOptions) (Credentials, error) {
 	subject := &pkix.Name{CommonName: nodePrefix + o.NodeName, Organization: []string{nodesGroup}}
 
 	certFile, keyFile := filepath.Join(o.Dir, "node.crt"), filepath.Join(o.Dir, "node.key")
+	creds.ClientCert, creds.ClientKey = certFile, keyFile
 	if err := ensureCert(ctx, boot, certFile, keyFile, subject, nil, nil, certificatesv1.KubeAPIServerClientKubeletSignerName,
 		[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment, certificatesv1.UsageClientAuth}); err != nil {
 		return Credentials{}, fmt.Errorf("the node's client certificate: %w", err)

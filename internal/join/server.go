@@ -46,6 +46,9 @@ type EnsureOptions struct {
 	// gives what a joining server takes; both are for --cluster-init and --server only.
 	ServerTokenFile string
 	ServerBootstrap func() (ServerBootstrap, error)
+	// AgentFlags are more flags the printed agent command needs (the registry's, when not
+	// the defaults).
+	AgentFlags []string
 }
 
 // Ensure makes the cluster joinable with the token in opts.TokenFile: the bootstrap token's
@@ -314,7 +317,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("agents join with", "command", "gantry agent --server "+s.opts.Server+" --token-file "+s.opts.TokenFile)
+	s.log.Info("agents join with", "command", strings.Join(append([]string{"gantry agent --server " + s.opts.Server + " --token-file " + s.opts.TokenFile}, s.opts.AgentFlags...), " "))
 	if s.opts.ServerTokenFile != "" {
 		s.log.Info("servers join with", "command", "gantry server --server "+s.opts.Server+" --token-file "+s.opts.ServerTokenFile)
 	}

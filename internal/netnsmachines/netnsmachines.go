@@ -1,24 +1,20 @@
 // Package netnsmachines makes "machines" on one host for tests and benchmarks of several
 // nodes: one network namespace per machine, each with an eth0 on a LAN bridge of the host, and
 // no route but the LAN's (so nothing reaches another machine's pods but the overlay). It also
-// reaches into a machine: running code in its namespace, an HTTP client whose connections
-// start there, and a forwarder from its loopback to the host's (for the server's embedded
-// registry, which listens on the host's loopback only). hack/netns-machines.sh does the same
-// by hand.
+// reaches into a machine: running code in its namespace, and an HTTP client whose connections
+// start there. hack/netns-machines.sh does the same by hand.
 package netnsmachines
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -183,55 +179,4 @@ func Client(ns string, timeout time.Duration) *http.Client {
 			return DialContext(ctx, ns, network, addr)
 		},
 	}}
-}
-
-// Forward listens on addr inside ns and forwards each connection to addr in this process's
-// namespace, until Close.
-func Forward(ns, addr string) (io.Closer, error) {
-	var ln net.Listener
-	if err := InNetns(ns, func() error {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("listening on %s in %s: %w", addr, ns, err)
-	}
-	f := &forwarder{ln: ln}
-	f.wg.Add(1)
-	go f.serve(addr)
-	return f, nil
-}
-
-type forwarder struct {
-	ln net.Listener
-	wg sync.WaitGroup
-}
-
-func (f *forwarder) serve(addr string) {
-	defer f.wg.Done()
-	for {
-		in, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer func() { _ = in.Close() }()
-			out, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				return
-			}
-			defer func() { _ = out.Close() }()
-			done := make(chan struct{}, 2)
-			go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
-			go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
-			<-done
-		}()
-	}
-}
-
-// Close stops listening; connections under way end on their own.
-func (f *forwarder) Close() error {
-	err := f.ln.Close()
-	f.wg.Wait()
-	return err
 }

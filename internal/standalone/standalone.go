@@ -121,6 +121,10 @@ type Config struct {
 	AutoscalerPort int
 	// RegistryAddr is the embedded registry's loopback address.
 	RegistryAddr string
+	// RegistryNodePort is where nodes read the embedded registry over the network (HTTPS on
+	// the API's bind address, a node's client certificate required): agents on other machines
+	// pull the images pods name with RegistryAddr from there. 0 serves none.
+	RegistryNodePort int
 	// Node runs the serverless node; without it pods stay Pending.
 	Node bool
 	// NodeName is the Node's name.
@@ -200,6 +204,7 @@ func DefaultConfig() Config {
 		WebhookPort:         DefaultWebhookPort,
 		AutoscalerPort:      DefaultAutoscalerPort,
 		RegistryAddr:        image.DefaultRegistryAddr,
+		RegistryNodePort:    image.DefaultNodeAccessPort,
 		Node:                true,
 		NodeName:            DefaultNodeName,
 		KubeletPort:         DefaultKubeletPort,
@@ -237,6 +242,9 @@ func (c Config) Validate() error {
 	}
 	if err := image.CheckLoopback(c.RegistryAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--registry-addr: %w", err))
+	}
+	if c.RegistryNodePort < 0 || c.RegistryNodePort > 65535 {
+		errs = append(errs, fmt.Errorf("--registry-node-port: %d is not a port (1-65535, or 0 for none)", c.RegistryNodePort))
 	}
 	if c.Node {
 		if c.KubeletPort < 1 || c.KubeletPort > 65535 {
@@ -342,7 +350,10 @@ func (c Config) dashboardToken() (string, error) {
 type Server struct {
 	ControlPlane *controlplane.ControlPlane
 	Registry     *image.Registry
-	Store        *image.Store
+	// RegistryNodes serves the registry to the cluster's nodes (nil with
+	// --registry-node-port=0).
+	RegistryNodes *image.NodeAccess
+	Store         *image.Store
 	// PodNetwork, DNS and KubeProxy let pods call Services by name, and run with the node:
 	// the bridge with the pods' gateway address, the cluster DNS on that address (in the
 	// serving manager), and kube-proxy for ClusterIPs (nil with --kube-proxy=off).
@@ -404,6 +415,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	webhookAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WebhookPort))
 	listeners := []controlplane.Listener{{Flag: "--registry-addr", Addr: cfg.RegistryAddr}}
+	if cfg.RegistryNodePort != 0 {
+		listeners = append(listeners, controlplane.Listener{Flag: "--registry-node-port", Addr: registryNodeAddr(cfg)})
+	}
 	if cfg.Serving {
 		listeners = append(listeners,
 			controlplane.Listener{Flag: "--webhook-port", Addr: webhookAddr},
@@ -460,6 +474,11 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.group.Add("embedded registry", s.Registry)
+	if cfg.RegistryNodePort != 0 {
+		if err := s.addRegistryNodes(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MetricsAddress != "" {
 		if s.Metrics, err = promserver.New(cfg.MetricsAddress, promserver.Options{
 			Profiling: cfg.Profiling,
@@ -938,6 +957,38 @@ func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager, reg
 	return nil
 }
 
+// registryNodeAddr is where nodes read the embedded registry: the API server's bind address.
+func registryNodeAddr(cfg Config) string {
+	return net.JoinHostPort(cfg.ControlPlane.BindAddress, strconv.Itoa(cfg.RegistryNodePort))
+}
+
+// addRegistryNodes serves the embedded registry to the cluster's nodes, as the API server is
+// served: its serving certificate (which covers the addresses agents reach the server at),
+// and the cluster CA for the clients, of which only nodes' certificates are taken.
+func (s *Server) addRegistryNodes(cfg Config) error {
+	certs := s.ControlPlane.Certs()
+	caPEM, err := os.ReadFile(certs.CACert())
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("%s: no certificate", certs.CACert())
+	}
+	cert, err := tls.LoadX509KeyPair(certs.ServingCert(), certs.ServingKey())
+	if err != nil {
+		return fmt.Errorf("the registry's certificate for nodes: %w", err)
+	}
+	s.RegistryNodes, err = s.Registry.NewNodeAccess(image.NodeAccessOptions{
+		Addr: registryNodeAddr(cfg), Cert: cert, ClientCAs: pool, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("--registry-node-port: %w", err)
+	}
+	s.group.Add("registry for nodes", s.RegistryNodes)
+	return nil
+}
+
 // addGatewayService publishes this server's gateway on the pods' bridge as an endpoint of the
 // Service kube-system/gantry-gateway, which agents' DNS answers Knative Services' cluster
 // names with.
@@ -1050,6 +1101,13 @@ func newJoin(cfg Config, cp *controlplane.ControlPlane) (*join.Service, error) {
 		TokenFile: cp.DataDirJoin(datadir.JoinToken),
 		Server:    "https://" + net.JoinHostPort(host, strconv.Itoa(cfg.ControlPlane.HTTPSPort)),
 		CA:        ca,
+	}
+	// The agent's registry flags say where this server's registry is, when not the defaults.
+	if cfg.RegistryAddr != image.DefaultRegistryAddr {
+		opts.AgentFlags = append(opts.AgentFlags, "--registry-addr "+cfg.RegistryAddr)
+	}
+	if cfg.RegistryNodePort != image.DefaultNodeAccessPort {
+		opts.AgentFlags = append(opts.AgentFlags, "--registry-node-port "+strconv.Itoa(cfg.RegistryNodePort))
 	}
 	if cfg.ControlPlane.Clustered() {
 		opts.Clustered = true

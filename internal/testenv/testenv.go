@@ -216,7 +216,7 @@ func Get(t testing.TB) *Env {
 
 // Config is a standalone configuration in dataDir on free loopback ports.
 func Config(dataDir string) (standalone.Config, error) {
-	ports, err := freeport.Get(7)
+	ports, err := freeport.Get(8)
 	if err != nil {
 		return standalone.Config{}, err
 	}
@@ -230,6 +230,7 @@ func Config(dataDir string) (standalone.Config, error) {
 	cfg.RegistryAddr = fmt.Sprintf("127.0.0.1:%d", ports[4])
 	cfg.KubeletPort = ports[5]
 	cfg.HTTPPort = ports[6]
+	cfg.RegistryNodePort = ports[7]
 	// Metrics on a port the kernel picks.
 	cfg.MetricsAddress = "127.0.0.1:0"
 	// A shallow activator queue, so overload tests reach it quickly.

@@ -24,7 +24,8 @@ import (
 // haServerArgs are the flags of one server of a cluster on this machine: its own data dir and
 // ports, no node (so no bridge: the control plane is what is tested), no scheduled snapshots.
 // ports: https, etcd client, etcd peer, webhook, registry, metrics, gateway, and (for a server
-// of a cluster: extra has --cluster-init or --server) the autoscaler's endpoint.
+// of a cluster: extra has --cluster-init or --server) the autoscaler's endpoint; a ninth, if
+// given, is the registry's for nodes (else none).
 func haServerArgs(dataDir string, ports []int, extra ...string) []string {
 	if len(ports) > 7 && slices.ContainsFunc(extra, func(a string) bool {
 		return a == "--cluster-init" || a == "--server" || strings.HasPrefix(a, "--server=")
@@ -39,6 +40,7 @@ func haServerArgs(dataDir string, ports []int, extra ...string) []string {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--metrics-address=127.0.0.1:%d", ports[5]),
 		fmt.Sprintf("--http-port=%d", ports[6]),
+		registryNodePortFlag(ports, 8),
 		"--node=false", "--etcd-snapshot-interval=0"}, extra...)
 }
 

@@ -105,10 +105,20 @@ func serverArgs(dataDir string, ports []int) []string {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
 		fmt.Sprintf("--http-port=%d", ports[6]),
+		registryNodePortFlag(ports, 7),
 		"--metrics-address=127.0.0.1:0",
 		// Off the default bridge and range, which a running gantry server may use.
 		"--bridge=gantry-e2e0", "--pod-cidr=10.246.0.0/16",
 		fmt.Sprintf("--node=%t", nodeSkip == "")}
+}
+
+// registryNodePortFlag is --registry-node-port on ports[i], or 0 (none) when ports has no
+// such port: the default, 6445, is one per host.
+func registryNodePortFlag(ports []int, i int) string {
+	if len(ports) > i {
+		return fmt.Sprintf("--registry-node-port=%d", ports[i])
+	}
+	return "--registry-node-port=0"
 }
 
 // newDataDir is a fresh data directory for a server. Every directory above it lets others
@@ -124,7 +134,7 @@ func newDataDir(t *testing.T) string {
 
 func freePorts(t *testing.T) []int {
 	t.Helper()
-	ports, err := freeport.Get(7)
+	ports, err := freeport.Get(8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,12 +103,6 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 		"--vxlan-vni="+strconv.Itoa(ovVNI), "--vxlan-port="+strconv.Itoa(vxlan[0]), "--kube-proxy=off")
 	server := fmt.Sprintf("https://%s:%d", ovLAN.HostIP(), ports[0])
 	for _, m := range machines {
-		// The embedded registry listens on the host's loopback: each machine gets it on its own.
-		fwd, err := netnsmachines.Forward(m.ns, fmt.Sprintf("127.0.0.1:%d", ports[4]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = fwd.Close() })
 		agentDir := filepath.Join(t.TempDir(), "agent")
 		// nsenter --net, not ip netns exec: that one mounts a /sys of its own, without the
 		// cgroup hierarchy the sandboxes need.
@@ -115,7 +110,10 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 			"--server", server, "--token-file", filepath.Join(dataDir, "token"), "--node-name", m.name,
 			"--data-dir", agentDir, "--bridge", m.bridge, "--cluster-cidr", ovClusterCIDR,
 			"--vxlan-vni", strconv.Itoa(ovVNI), "--vxlan-port", strconv.Itoa(vxlan[0]),
-			"--address", m.ip, "--apiserver-port", strconv.Itoa(ports[0]))
+			"--address", m.ip, "--apiserver-port", strconv.Itoa(ports[0]),
+			// The images pods name with the server's loopback registry come from the
+			// server's registry for nodes: the machine does not reach the host's loopback.
+			"--registry-addr", fmt.Sprintf("127.0.0.1:%d", ports[4]), "--registry-node-port", strconv.Itoa(ports[7]))
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -149,6 +147,41 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 		return ready == want
 	}, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR} {.metadata.annotations.flannel\.alpha\.coreos\.com/public-ip} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
 	return c
+}
+
+// checkAgentsReadTheServersRegistry: the agents' pods run an image that is only in the server's
+// embedded registry, on the host's loopback, which the machines do not reach; the agents read it
+// through the server's registry for nodes, which answers no client without a node's certificate.
+func checkAgentsReadTheServersRegistry(t *testing.T, c *overlayCluster) {
+	t.Helper()
+	ns := c.machines[0].ns
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	loopback := fmt.Sprintf("http://127.0.0.1:%d/v2/", c.ports[4])
+	if _, err := netnsmachines.Client(ns, 2*time.Second).Get(loopback); err == nil {
+		t.Errorf("machine %s reaches the server's loopback registry at %s: the pull proves nothing", ns, loopback)
+	}
+	forNodes := fmt.Sprintf("https://%s:%d/v2/", ovLAN.HostIP(), c.ports[7])
+	anonymous := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return netnsmachines.DialContext(ctx, ns, network, addr)
+		},
+		// Not trusting the server is not what is tested: the server's asking for a client
+		// certificate is.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // see above
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, forNodes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := anonymous.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Errorf("GET %s from machine %s without a client certificate: %s, want the handshake refused", forNodes, ns, resp.Status)
+	} else {
+		t.Logf("the registry for nodes refuses a client without a certificate: %v", err)
+	}
 }
 
 // ns is the namespace of node's machine ("" for the server's, the host).
@@ -237,6 +270,7 @@ spec:
 		}
 		return len(ips) == len(nodes)
 	}, "get", "pods", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.status.podIP} {.status.phase}{"\n"}{end}`)
+	checkAgentsReadTheServersRegistry(t, c)
 	for _, node := range nodes {
 		cidr := s.mustKubectl("get", "node", node, "-o", "jsonpath={.spec.podCIDR}")
 		_, n, err := net.ParseCIDR(cidr)

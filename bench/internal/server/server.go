@@ -49,10 +49,11 @@ type Server struct {
 	opts Options
 	// Cmd is the process.
 	Cmd *exec.Cmd
-	// RegistryPort is the image registry's port on 127.0.0.1; HTTPPort the gateway's;
-	// HTTPSPort the API server's.
-	RegistryPort, HTTPPort, HTTPSPort int
-	exited                            chan struct{}
+	// RegistryPort is the image registry's port on 127.0.0.1; RegistryNodePort where nodes
+	// read it (on the API server's address); HTTPPort the gateway's; HTTPSPort the API
+	// server's.
+	RegistryPort, RegistryNodePort, HTTPPort, HTTPSPort int
+	exited                                              chan struct{}
 
 	mu          sync.Mutex
 	log         bytes.Buffer
@@ -61,11 +62,11 @@ type Server struct {
 
 // Start starts gantry server and returns once it is ready, or its log when it fails.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	ports, err := freeport.Get(7)
+	ports, err := freeport.Get(8)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, RegistryPort: ports[4], HTTPPort: ports[6], HTTPSPort: ports[0], exited: make(chan struct{})}
+	s := &Server{opts: opts, RegistryPort: ports[4], RegistryNodePort: ports[7], HTTPPort: ports[6], HTTPSPort: ports[0], exited: make(chan struct{})}
 	metrics := "127.0.0.1:0"
 	if opts.NoMetrics {
 		metrics = ""
@@ -78,6 +79,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		fmt.Sprintf("--registry-addr=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--kubelet-port=%d", ports[5]),
 		fmt.Sprintf("--http-port=%d", ports[6]),
+		fmt.Sprintf("--registry-node-port=%d", ports[7]),
 		"--metrics-address=" + metrics, fmt.Sprintf("--profiling=%t", opts.Profiling),
 		"--bridge=" + opts.Bridge, "--pod-cidr=" + opts.PodCIDR}
 	if opts.KubeProxy != "" {
