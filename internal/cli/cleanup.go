@@ -49,7 +49,14 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 		return err
 	}
 	defer dir.Close()
-	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), Bridge: net.Bridge, PodCIDR: net.PodCIDR})
+	// A node in an overlay's cluster ran its pods without the bridge plugin's masquerade:
+	// removing them must not look for its rules.
+	device, err := overlay.ConfiguredDevice(dir.Join(datadir.OverlayDir))
+	if err != nil {
+		return err
+	}
+	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), Bridge: net.Bridge, PodCIDR: net.PodCIDR,
+		NoMasquerade: device != ""})
 	if err != nil {
 		return err
 	}
@@ -66,7 +73,7 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "removed the pod isolation rules of bridge %s\n", net.Bridge)
 	// The overlay's vxlan device, and with it the routes to other nodes' pods.
-	device, err := overlay.RemoveDevice(dir.Join(datadir.OverlayDir))
+	device, err = overlay.RemoveDevice(dir.Join(datadir.OverlayDir))
 	if err != nil {
 		return err
 	}

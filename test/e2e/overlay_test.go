@@ -126,8 +126,11 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 			// links and rules go with it.
 			cidr, _ := s.kubectl("get", "node", m.name, "-o", "jsonpath={.spec.podCIDR}")
 			if cidr != "" {
-				_ = exec.Command("nsenter", "--net="+netnsmachines.Path(m.ns), gantryBin, "cleanup", "--data-dir", agentDir,
-					"--bridge", m.bridge, "--pod-cidr", cidr).Run()
+				out, err := exec.Command("nsenter", "--net="+netnsmachines.Path(m.ns), gantryBin, "cleanup", "--data-dir", agentDir,
+					"--bridge", m.bridge, "--pod-cidr", cidr).CombinedOutput()
+				if err != nil {
+					t.Errorf("gantry cleanup after agent %s: %v\n%s", m.name, err, out)
+				}
 			}
 			if t.Failed() {
 				t.Logf("agent %s's output (last 8 KiB):\n%s", m.name, tail(out.String(), 8<<10))
