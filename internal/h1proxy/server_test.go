@@ -674,3 +674,29 @@ func TestRouteWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestClientAsksToClose: a request with Connection: close gets its answer marked so, and then
+// the connection closes.
+func TestClientAsksToClose(t *testing.T) {
+	up, _ := upstreamServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "bye") }))
+	_, addr := start(t, &route{addr: up})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	all, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading until the close: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(all))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if !resp.Close || string(b) != "bye" {
+		t.Errorf("answer %q close=%v, want bye with Connection: close", b, resp.Close)
+	}
+}
