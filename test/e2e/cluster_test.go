@@ -495,7 +495,7 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	want := gatewayapi.MakeHTTPRoutes(&ing, gatewayapi.Gateways{
 		External: types.NamespacedName{Namespace: "gateways", Name: "external"},
 		Local:    types.NamespacedName{Namespace: "gateways", Name: "local"},
-	})
+	}, nil) // both revisions HTTP/1
 	if len(want) != 4 { // hello and two-hello, each public and cluster-local
 		t.Fatalf("%d HTTPRoutes made from the Ingress, want 4", len(want))
 	}
