@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,7 +51,8 @@ func installedIngress(ctx context.Context, c client.Client) (string, error) {
 }
 
 // waitRollout waits until every replica of the controller runs the current template: no
-// replica of an earlier install is left.
+// replica of an earlier install is left, not even one still stopping (the Deployment's
+// counts leave those out, and it would make again what is removed).
 func waitRollout(ctx context.Context, c client.Client) error {
 	var last string
 	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
@@ -59,9 +61,21 @@ func waitRollout(ctx context.Context, c client.Client) error {
 			last = err.Error()
 			return false, nil
 		}
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(Namespace), client.MatchingLabels{"app": ControllerName}); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		stopping := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				stopping++
+			}
+		}
 		s := d.Status
-		last = fmt.Sprintf("%d of %d replicas updated, %d in all", s.UpdatedReplicas, ptrOr(d.Spec.Replicas, 1), s.Replicas)
-		return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == ptrOr(d.Spec.Replicas, 1) && s.Replicas == s.UpdatedReplicas, nil
+		last = fmt.Sprintf("%d of %d replicas updated, %d pods, %d of them stopping", s.UpdatedReplicas, ptrOr(d.Spec.Replicas, 1), len(pods.Items), stopping)
+		return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == ptrOr(d.Spec.Replicas, 1) &&
+			s.Replicas == s.UpdatedReplicas && stopping == 0 && len(pods.Items) == int(s.UpdatedReplicas), nil
 	})
 	if err != nil {
 		return fmt.Errorf("the replicas of the earlier install of %s/%s did not go (%s): %w", Namespace, ControllerName, last, err)

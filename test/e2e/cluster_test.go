@@ -569,6 +569,16 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	// Installed again with the default ingress: what gateway-api made goes (the revisions'
 	// Services and slices, the HTTPRoutes, the activator's Service), and the gateway serves.
 	c.install(t)
+	// Through the gateway first: time for a controller that should be gone to make again what
+	// was removed, were one left.
+	poll.Until(t, "two-hello answers through the gateway after the switch", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("two-hello.default.localhost")
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
+	})
+	time.Sleep(2 * time.Second)
 	for what, args := range map[string][]string{
 		"the revisions' backend Services": {"get", "service", "-n", "default", "-l", "networking.internal.knative.dev/serviceType=Public", "-o", "name"},
 		"their EndpointSlices":            {"get", "endpointslices", "-A", "-l", "endpointslice.kubernetes.io/managed-by=gateway-api.gantry.dev", "-o", "name"},
@@ -579,13 +589,6 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 			t.Errorf("after a re-install with the default ingress, %s are left: %q, %v", what, out, err)
 		}
 	}
-	poll.Until(t, "two-hello answers through the gateway after the switch", time.Minute, func(context.Context) (bool, error) {
-		out, err := c.get("two-hello.default.localhost")
-		if err != nil {
-			return false, err
-		}
-		return out == "Hello Two!", fmt.Errorf("answer %q", out)
-	})
 
 	c.uninstall(t)
 	if out, err := c.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name"); err != nil || out != "" {
