@@ -54,8 +54,9 @@ func BackendLabels(rev *servingv1.Revision) map[string]string {
 
 // MakeBackendService is the Service <revision> the HTTPRoutes send rev's share of traffic
 // to: a ClusterIP Service without a selector (MakeBackendEndpointSlice gives its endpoints),
-// port BackendPort to the queue-proxy's port; for an h2c revision the port is named http2 and
-// carries the h2c application protocol.
+// port BackendPort to the queue-proxy's port; for an h2c revision, as Knative's, the port is
+// BackendH2CPort named http2 to the queue-proxy's h2c port, and it carries the h2c application
+// protocol.
 func MakeBackendService(rev *servingv1.Revision, h2c bool) *corev1.Service {
 	port := corev1.ServicePort{
 		Name:       PortNameHTTP,
@@ -65,6 +66,7 @@ func MakeBackendService(rev *servingv1.Revision, h2c bool) *corev1.Service {
 	}
 	if h2c {
 		port.Name, port.AppProtocol = PortNameHTTP2, ptr.To(appProtocolH2C)
+		port.Port, port.TargetPort = BackendH2CPort, intstr.FromInt32(contract.H2CPort)
 	}
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
@@ -95,11 +97,15 @@ type Backends struct {
 
 // MakeBackendEndpointSlice is the EndpointSlice of rev's backend Service: the ready pods'
 // queue-proxies when b.Serve and one is ready, else the activator's ready endpoints. Each
-// keeps the port of its own Service's port named http; IPv4 endpoints are preferred, IPv6
-// ones taken when there are no others (a slice holds one address type). It also reports
-// whether the slice points at the activator.
+// keeps the port of its own Service's port named http, but an h2c revision's queue-proxies,
+// reached on their h2c port as in Knative (the activator takes h2c on its one port); IPv4
+// endpoints are preferred, IPv6 ones taken when there are no others (a slice holds one
+// address type). It also reports whether the slice points at the activator.
 func MakeBackendEndpointSlice(rev *servingv1.Revision, b Backends) (*discoveryv1.EndpointSlice, bool) {
 	eps, port, addrType := readyEndpoints(b.Pods)
+	if b.H2C {
+		port = contract.H2CPort
+	}
 	toActivator := !b.Serve || len(eps) == 0
 	if toActivator {
 		eps, port, addrType = readyEndpoints(b.Activator)

@@ -48,9 +48,9 @@ func TestMakeBackendService(t *testing.T) {
 		name: "HTTP/1",
 		port: corev1.ServicePort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8012)},
 	}, {
-		name: "h2c: the port says so to the Gateway API implementation",
+		name: "h2c: Knative's h2c port 81 to the queue-proxy's 8013, saying h2c to the Gateway API implementation",
 		h2c:  true,
-		port: corev1.ServicePort{Name: "http2", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8012), AppProtocol: ptr.To("kubernetes.io/h2c")},
+		port: corev1.ServicePort{Name: "http2", Protocol: corev1.ProtocolTCP, Port: 81, TargetPort: intstr.FromInt32(8013), AppProtocol: ptr.To("kubernetes.io/h2c")},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := &corev1.Service{
@@ -127,9 +127,14 @@ func TestMakeBackendEndpointSlice(t *testing.T) {
 		eps: []discoveryv1.Endpoint{}, addrType: v4,
 		port: discoveryv1.EndpointPort{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8012)},
 	}, {
-		name: "h2c: the port named http2 with the h2c application protocol",
+		name: "h2c: the queue-proxies' h2c port 8013, named http2 with the h2c application protocol",
 		b:    Backends{Serve: true, H2C: true, Pods: pods},
 		eps:  podEndpoints, addrType: v4,
+		port: discoveryv1.EndpointPort{Name: ptr.To("http2"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8013), AppProtocol: ptr.To("kubernetes.io/h2c")},
+	}, {
+		name:          "h2c at zero: the activator on its own port, which takes h2c",
+		b:             Backends{H2C: true, Activator: []discoveryv1.EndpointSlice{source("gantry-activator", v4, 8012, endpoint("10.0.1.1", true))}},
+		wantActivator: true, eps: activatorEndpoints, addrType: v4,
 		port: discoveryv1.EndpointPort{Name: ptr.To("http2"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8012), AppProtocol: ptr.To("kubernetes.io/h2c")},
 	}, {
 		name: "IPv6 only: an IPv6 slice",

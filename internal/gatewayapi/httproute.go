@@ -28,9 +28,16 @@ const (
 	VisibilityLabel = "networking.knative.dev/visibility"
 )
 
-// BackendPort is the port of a revision's Service that backendRefs name: Knative's HTTP/1
-// service port.
-const BackendPort = 80
+// The ports of a revision's Service that backendRefs name, Knative's service ports: HTTP/1,
+// and h2c for a revision whose port is named h2c.
+const (
+	BackendPort    = 80
+	BackendH2CPort = 81
+)
+
+// H2C says whether the revision namespace/name speaks h2c (its backendRefs then name
+// BackendH2CPort); nil says no revision does.
+type H2C func(namespace, name string) bool
 
 // Gateways are the Gateways the HTTPRoutes attach to: External for the rules of visibility
 // ExternalIP, Local for the cluster-local ones (net-gateway-api's external and local
@@ -39,14 +46,14 @@ type Gateways struct {
 	External, Local types.NamespacedName
 }
 
-// MakeHTTPRoutes are the HTTPRoutes of ing: one per rule.
-func MakeHTTPRoutes(ing *netv1alpha1.Ingress, gw Gateways) []*gwv1.HTTPRoute {
+// MakeHTTPRoutes are the HTTPRoutes of ing: one per rule; h2c tells which revisions speak h2c.
+func MakeHTTPRoutes(ing *netv1alpha1.Ingress, gw Gateways, h2c H2C) []*gwv1.HTTPRoute {
 	out := make([]*gwv1.HTTPRoute, 0, len(ing.Spec.Rules))
 	for i := range ing.Spec.Rules {
 		if len(ing.Spec.Rules[i].Hosts) == 0 {
 			continue
 		}
-		out = append(out, MakeHTTPRoute(ing, &ing.Spec.Rules[i], gw))
+		out = append(out, MakeHTTPRoute(ing, &ing.Spec.Rules[i], gw, h2c))
 	}
 	return out
 }
@@ -58,7 +65,7 @@ func LongestHost(hosts []string) string {
 }
 
 // MakeHTTPRoute is the HTTPRoute of one rule of ing.
-func MakeHTTPRoute(ing *netv1alpha1.Ingress, rule *netv1alpha1.IngressRule, gw Gateways) *gwv1.HTTPRoute {
+func MakeHTTPRoute(ing *netv1alpha1.Ingress, rule *netv1alpha1.IngressRule, gw Gateways, h2c H2C) *gwv1.HTTPRoute {
 	visibility := ""
 	parent := gw.External
 	if rule.Visibility == netv1alpha1.IngressVisibilityClusterLocal {
@@ -110,12 +117,12 @@ func MakeHTTPRoute(ing *netv1alpha1.Ingress, rule *netv1alpha1.IngressRule, gw G
 				Name:      gwv1.ObjectName(parent.Name),
 			}}},
 			Hostnames: hostnames,
-			Rules:     makeRules(rule),
+			Rules:     makeRules(rule, h2c),
 		},
 	}
 }
 
-func makeRules(rule *netv1alpha1.IngressRule) []gwv1.HTTPRouteRule {
+func makeRules(rule *netv1alpha1.IngressRule, h2c H2C) []gwv1.HTTPRouteRule {
 	rules := []gwv1.HTTPRouteRule{}
 	if rule.HTTP == nil {
 		return rules
@@ -127,13 +134,17 @@ func makeRules(rule *netv1alpha1.IngressRule) []gwv1.HTTPRouteRule {
 		}
 		backends := make([]gwv1.HTTPBackendRef, 0, len(path.Splits))
 		for _, split := range path.Splits {
+			port := gwv1.PortNumber(BackendPort)
+			if h2c != nil && h2c(split.ServiceNamespace, split.ServiceName) {
+				port = BackendH2CPort
+			}
 			backends = append(backends, gwv1.HTTPBackendRef{
 				BackendRef: gwv1.BackendRef{
 					BackendObjectReference: gwv1.BackendObjectReference{
 						Group: ptr.To(gwv1.Group("")),
 						Kind:  ptr.To(gwv1.Kind("Service")),
 						Name:  gwv1.ObjectName(split.ServiceName),
-						Port:  ptr.To(gwv1.PortNumber(BackendPort)),
+						Port:  ptr.To(port),
 					},
 					Weight: ptr.To(int32(split.Percent)), //nolint:gosec // 0-100, validated
 				},

@@ -107,9 +107,12 @@ func TestMakeHTTPRoutes(t *testing.T) {
 		Splits:  []netv1alpha1.IngressBackendSplit{split("hello-00002", 100)},
 	}
 	mainPath := netv1alpha1.HTTPIngressPath{Splits: []netv1alpha1.IngressBackendSplit{split("hello-00001", 50), split("hello-00002", 50)}}
+	h2cBackend := wantBackend("hello-00002", 50)
+	h2cBackend.Port = ptr.To(gwv1.PortNumber(81))
 	for _, tc := range []struct {
 		name string
 		ing  *netv1alpha1.Ingress
+		h2c  H2C
 		want []*gwv1.HTTPRoute
 	}{{
 		name: "one revision, external and cluster-local",
@@ -143,6 +146,15 @@ func TestMakeHTTPRoutes(t *testing.T) {
 				gwv1.HTTPRouteRule{Matches: wantMatch(), BackendRefs: []gwv1.HTTPBackendRef{wantBackend("hello-00002", 100)}}),
 		},
 	}, {
+		name: "an h2c revision beside an HTTP/1 one: its backendRef names Knative's h2c port, 81",
+		ing: ingress(netv1alpha1.IngressRule{Hosts: []string{"hello.default.example.com"}, Visibility: netv1alpha1.IngressVisibilityExternalIP,
+			HTTP: &netv1alpha1.HTTPIngressRuleValue{Paths: []netv1alpha1.HTTPIngressPath{mainPath}}}),
+		h2c: func(ns, name string) bool { return ns == "default" && name == "hello-00002" },
+		want: []*gwv1.HTTPRoute{
+			wantRoute("hello.default.example.com", "", "external", []gwv1.Hostname{"hello.default.example.com"},
+				gwv1.HTTPRouteRule{Matches: wantMatch(), BackendRefs: []gwv1.HTTPBackendRef{wantBackend("hello-00001", 50), h2cBackend}}),
+		},
+	}, {
 		name: "path headers: a set filter before the backends, header matches by name descending",
 		ing: ingress(netv1alpha1.IngressRule{Hosts: []string{"hello.default.example.com"}, Visibility: netv1alpha1.IngressVisibilityExternalIP,
 			HTTP: &netv1alpha1.HTTPIngressRuleValue{Paths: []netv1alpha1.HTTPIngressPath{{
@@ -163,7 +175,7 @@ func TestMakeHTTPRoutes(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := MakeHTTPRoutes(tc.ing, testGateways)
+			got := MakeHTTPRoutes(tc.ing, testGateways, tc.h2c)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("HTTPRoutes (-want +got):\n%s", diff)
 			}
@@ -174,7 +186,7 @@ func TestMakeHTTPRoutes(t *testing.T) {
 func TestMakeHTTPRoutesLeavesIngressAlone(t *testing.T) {
 	hosts := []string{"b.example.com", "a.example.com"}
 	ing := ingress(netv1alpha1.IngressRule{Hosts: hosts, HTTP: &netv1alpha1.HTTPIngressRuleValue{}})
-	routes := MakeHTTPRoutes(ing, testGateways)
+	routes := MakeHTTPRoutes(ing, testGateways, nil)
 	if len(routes) != 1 || routes[0].Name != "b.example.com" {
 		t.Fatalf("routes %v", routes)
 	}

@@ -45,7 +45,8 @@ func LoadOrGenerateCerts(ctx context.Context, c client.Client, now time.Time) (C
 
 // Install applies the manifests of o with server-side apply, in order, and waits until the
 // CRDs are established and the controller has a ready replica before it registers the
-// webhooks; timeout bounds the whole.
+// webhooks; with the default ingress it then removes what an earlier install with
+// --ingress gateway-api made (switchIngress). timeout bounds the whole.
 func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Duration, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -62,6 +63,10 @@ func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Dura
 		if _, err := c.RESTMapper().RESTMapping(schema.GroupKind{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"}, "v1"); err != nil {
 			return fmt.Errorf("--ingress gateway-api: the cluster does not serve gateway.networking.k8s.io/v1 HTTPRoutes (install a Gateway API implementation first): %w", err)
 		}
+	}
+	was, err := installedIngress(ctx, c)
+	if err != nil {
+		return err
 	}
 	ns := &corev1.Namespace{}
 	switch err := c.Get(ctx, client.ObjectKey{Name: Namespace}, ns); {
@@ -105,6 +110,9 @@ func Install(ctx context.Context, cfg *rest.Config, o Options, timeout time.Dura
 				return err
 			}
 		}
+	}
+	if err := switchIngress(ctx, c, was, o.Ingress, log); err != nil {
+		return err
 	}
 	log.Info("installed", "crds", len(crdNames), "objects", len(objs))
 	return nil

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,8 +47,13 @@ type Options struct {
 	// own (spec.nodeName serverless-ip-…): it watches them and writes their status. Nil
 	// leaves them to no one. Client, a node's identity, may touch only its own Node's pods.
 	ServerlessClient kubernetes.Interface
-	Sandboxes        Sandboxes // a *sandbox.Manager
-	Images           Images    // an *image.Store
+	// ServerlessNodes is where the addresses of the serverless nodes this agent serves come
+	// from (sandbox.ServerlessRange of its pod range): of the pods bound to serverless nodes,
+	// it runs those whose node's address lies there, and leaves the others' to the machines
+	// they belong to. Required with ServerlessClient.
+	ServerlessNodes netip.Prefix
+	Sandboxes       Sandboxes // a *sandbox.Manager
+	Images          Images    // an *image.Store
 	// StateDir holds the pods' volumes: <StateDir>/pods/<uid>/volumes/<name>.
 	StateDir string
 	// Executable is the gantry binary, bound into queue-proxy containers.
@@ -121,6 +127,9 @@ type Node struct {
 func New(opts Options) (*Node, error) {
 	if opts.Client == nil || opts.Sandboxes == nil || opts.Images == nil {
 		return nil, errors.New("node: a client, a sandbox manager and an image store are required")
+	}
+	if opts.ServerlessClient != nil && !opts.ServerlessNodes.IsValid() {
+		return nil, errors.New("node: serving serverless nodes needs the range of their addresses")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -214,7 +223,7 @@ func (n *Node) Start(ctx context.Context) error {
 				o.FieldSelector = fields.OneTermEqualSelector("spec.schedulerName", v1alpha1.SchedulerName).String()
 			}))
 		inf := serverless.Core().V1().Pods()
-		listers = append(listers, boundLister{inf.Lister()})
+		listers = append(listers, boundLister{inf.Lister(), n.opts.ServerlessNodes})
 		n.serverlessCMs = newObjectCache(n.clock, configMapGetter(sc))
 		n.serverlessSecrets = newObjectCache(n.clock, secretGetter(sc))
 		if _, err := inf.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
@@ -223,7 +232,7 @@ func (n *Node) Start(ctx context.Context) error {
 					o = tomb.Obj
 				}
 				pod, ok := o.(*corev1.Pod)
-				return ok && onServerlessNode(pod)
+				return ok && ServesServerlessNode(n.opts.ServerlessNodes, pod.Spec.NodeName)
 			},
 			Handler: cache.ResourceEventHandlerFuncs{
 				AddFunc:    func(o any) { n.dispatch(ctx, o) },
@@ -356,28 +365,35 @@ func (l namespaceListers) Get(name string) (*corev1.Pod, error) {
 	return nil, err
 }
 
-// boundLister holds, of the serverless scheduler's pods, those bound to a serverless node.
-type boundLister struct{ corelisters.PodLister }
+// boundLister holds, of the serverless scheduler's pods, those bound to a serverless node
+// this agent serves (its address in nodes).
+type boundLister struct {
+	corelisters.PodLister
+	nodes netip.Prefix
+}
 
 func (l boundLister) List(sel labels.Selector) ([]*corev1.Pod, error) {
 	pods, err := l.PodLister.List(sel)
-	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !onServerlessNode(p) }), err
+	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !ServesServerlessNode(l.nodes, p.Spec.NodeName) }), err
 }
 
 func (l boundLister) Pods(ns string) corelisters.PodNamespaceLister {
-	return boundNamespaceLister{l.PodLister.Pods(ns)}
+	return boundNamespaceLister{l.PodLister.Pods(ns), l.nodes}
 }
 
-type boundNamespaceLister struct{ corelisters.PodNamespaceLister }
+type boundNamespaceLister struct {
+	corelisters.PodNamespaceLister
+	nodes netip.Prefix
+}
 
 func (l boundNamespaceLister) List(sel labels.Selector) ([]*corev1.Pod, error) {
 	pods, err := l.PodNamespaceLister.List(sel)
-	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !onServerlessNode(p) }), err
+	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !ServesServerlessNode(l.nodes, p.Spec.NodeName) }), err
 }
 
 func (l boundNamespaceLister) Get(name string) (*corev1.Pod, error) {
 	pod, err := l.PodNamespaceLister.Get(name)
-	if err == nil && !onServerlessNode(pod) {
+	if err == nil && !ServesServerlessNode(l.nodes, pod.Spec.NodeName) {
 		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
 	}
 	return pod, err

@@ -76,3 +76,12 @@ func serverlessRefusal(pod *corev1.Pod) string {
 	}
 	return ""
 }
+
+// ServesServerlessNode says whether the node agent whose serverless nodes take their
+// addresses from r serves the serverless node name: its address lies in r. Every machine of a
+// cluster has a pod range of its own, so each serverless node is one machine's, and only
+// that machine's agent runs its pod, renews its lease and remakes it when it is gone.
+func ServesServerlessNode(r netip.Prefix, name string) bool {
+	ip, ok := ServerlessNodeIP(name)
+	return ok && r.Contains(ip)
+}

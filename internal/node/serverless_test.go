@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -8,8 +9,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
@@ -131,5 +136,40 @@ func TestWorkerRunsAServerlessPodAtItsSizeAndEvictsPastItsStorage(t *testing.T) 
 	if w.pod.Status.Phase != corev1.PodFailed || w.pod.Status.Reason != reasonEvicted ||
 		!strings.Contains(w.pod.Status.Message, "provisioned ephemeral storage 1Gi ("+v1alpha1.EphemeralStorageProvisionedAnnotation) {
 		t.Errorf("phase %s, reason %q, message %q; want Failed, Evicted, naming the provisioned storage", w.pod.Status.Phase, w.pod.Status.Reason, w.pod.Status.Message)
+	}
+}
+
+// TestServesOnlyItsOwnServerlessNodes: of the pods bound to serverless nodes, an agent holds
+// those whose node's address lies in its range: another machine's, and the shared node's,
+// are not its.
+func TestServesOnlyItsOwnServerlessNodes(t *testing.T) {
+	mine := netip.MustParsePrefix("10.42.128.0/17")
+	for name, want := range map[string]bool{
+		"serverless-ip-10-42-128-9":   true,
+		"serverless-ip-10-42-255-254": true,
+		"serverless-ip-10-43-128-9":   false, // another machine's range
+		"serverless-ip-10-42-0-9":     false, // the shared half of the range
+		"gantry":                      false,
+		"serverless-ip-10-042-128-9":  false, // not a name the scheduler makes
+	} {
+		if got := ServesServerlessNode(mine, name); got != want {
+			t.Errorf("ServesServerlessNode(%s, %s) = %v, want %v", mine, name, got, want)
+		}
+	}
+
+	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	for i, nodeName := range []string{"serverless-ip-10-42-128-9", "serverless-ip-10-43-128-9", ""} {
+		_ = pods.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("p%d", i)}, Spec: corev1.PodSpec{NodeName: nodeName}})
+	}
+	l := boundLister{corelisters.NewPodLister(pods), mine}
+	got, err := l.List(labels.Everything())
+	if err != nil || len(got) != 1 || got[0].Name != "p0" {
+		t.Errorf("List = %v, %v; want p0 only", got, err)
+	}
+	if _, err := l.Pods("ns").Get("p1"); !apierrors.IsNotFound(err) {
+		t.Errorf("Get of another machine's serverless pod: %v, want NotFound", err)
+	}
+	if p, err := l.Pods("ns").Get("p0"); err != nil || p.Name != "p0" {
+		t.Errorf("Get of its own serverless pod: %v, %v", p, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 // Deployment sets (contract.Env*).
 type Config struct {
 	ServingPort     int // contract.EnvServingPort, default contract.HTTPPort; HTTP/1.1 and h2c
+	H2CPort         int // contract.EnvH2CPort, default none; the same, on Knative's h2c port
 	AdminPort       int // contract.EnvAdminPort, default contract.AdminPort; readiness
 	MetricsPort     int // contract.EnvMetricsPort, default contract.MetricsPort; autoscaler stats
 	UserMetricsPort int // contract.UserMetricsPort; Prometheus request metrics
@@ -88,6 +89,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		dst  *int
 	}{
 		{contract.EnvServingPort, &c.ServingPort},
+		{contract.EnvH2CPort, &c.H2CPort},
 		{contract.EnvAdminPort, &c.AdminPort},
 		{contract.EnvMetricsPort, &c.MetricsPort},
 		{contract.EnvUserPort, &c.UserPort},

@@ -28,10 +28,10 @@ func TestConfigFromEnv(t *testing.T) {
 			"QUEUE_SERVING_PORT": "9012", "QUEUE_ADMIN_PORT": "9022", "QUEUE_METRICS_PORT": "9190", "USER_PORT": "3000",
 			"CONTAINER_CONCURRENCY": "4", "REVISION_TIMEOUT_SECONDS": "60",
 			"REVISION_RESPONSE_START_TIMEOUT_SECONDS": "10", "REVISION_IDLE_TIMEOUT_SECONDS": "5",
-			"USER_PORT_PROTOCOL":      "h2c",
+			"USER_PORT_PROTOCOL": "h2c", "QUEUE_H2C_PORT": "9013",
 			"SERVING_READINESS_PROBE": `{"httpGet":{"path":"/healthz","port":3000},"periodSeconds":2}`,
 		},
-		want: Config{ServingPort: 9012, AdminPort: 9022, MetricsPort: 9190, UserMetricsPort: 9091, UserPort: 3000,
+		want: Config{ServingPort: 9012, H2CPort: 9013, AdminPort: 9022, MetricsPort: 9190, UserMetricsPort: 9091, UserPort: 3000,
 			UserProtocol: "h2c", ContainerConcurrency: 4,
 			Timeout: time.Minute, ResponseStartTimeout: 10 * time.Second, IdleTimeout: 5 * time.Second,
 			ReadinessProbes: []*corev1.Probe{{

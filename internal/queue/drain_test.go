@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -170,5 +171,57 @@ func TestDrainIsBoundedByTheDrainTimeout(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the drain timeout")
+	}
+}
+
+// TestServesOnTheH2CPortToo: with a second serving listener (Knative's h2c port, the
+// Gateway API backend of an h2c revision), the queue-proxy serves h2c there as on its serving
+// port, and closes both when it stops.
+func TestServesOnTheH2CPortToo(t *testing.T) {
+	user := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Proto) }))
+	user.Config.Protocols = new(http.Protocols)
+	user.Config.Protocols.SetUnencryptedHTTP2(true)
+	user.Start()
+	t.Cleanup(user.Close)
+	cfg := testConfig(portOf(t, user.URL))
+	cfg.UserProtocol = "h2c"
+	cfg.QuietPeriod = 10 * time.Millisecond
+	q, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls Listeners
+	for _, dst := range []*net.Listener{&ls.Serving, &ls.H2C, &ls.Admin, &ls.Stats, &ls.Metrics} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		*dst = l
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- q.Serve(ctx, ls) }()
+	waitFor(t, "admin ready", func() bool { code, _ := get(t, "http://"+ls.Admin.Addr().String(), nil); return code == http.StatusOK })
+
+	h2c := &http.Client{Transport: &http.Transport{Protocols: new(http.Protocols)}}
+	h2c.Transport.(*http.Transport).Protocols.SetUnencryptedHTTP2(true)
+	resp, err := h2c.Get("http://" + ls.H2C.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" || string(b) != "HTTP/2.0" {
+		t.Errorf("through the h2c port: %d %s %q, want 200 over HTTP/2.0 to the user's h2c", resp.StatusCode, resp.Proto, b)
+	}
+	h2c.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", ls.H2C.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the h2c port still takes connections after the queue-proxy stopped")
 	}
 }

@@ -113,6 +113,8 @@ func (q *QueueProxy) Readiness() *Readiness { return q.readiness }
 // Listeners are where the queue-proxy serves.
 type Listeners struct {
 	Serving, Admin, Stats, Metrics net.Listener
+	// H2C is the second serving port (Config.H2CPort), nil without one.
+	H2C net.Listener
 }
 
 // Listen opens the ports of cfg on every interface of the pod.
@@ -124,7 +126,11 @@ func Listen(cfg Config) (Listeners, error) {
 		dst  *net.Listener
 	}{
 		{cfg.ServingPort, &ls.Serving}, {cfg.AdminPort, &ls.Admin}, {cfg.MetricsPort, &ls.Stats}, {cfg.UserMetricsPort, &ls.Metrics},
+		{cfg.H2CPort, &ls.H2C},
 	} {
+		if p.dst == &ls.H2C && p.port == 0 {
+			continue
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(p.port)))
 		if err != nil {
 			for _, o := range opened {
@@ -175,7 +181,7 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 		name string
 		srv  server
 		l    net.Listener
-	}{{"serving", front, ls.Serving}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
+	}{{"serving", front, ls.Serving}, {"serving h2c", front, ls.H2C}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
 
 	bg, stopBackground := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -79,6 +79,15 @@ const (
 	PodHTTPPort = 80
 )
 
+// The leases the servers of a cluster that run their node elect by, in kube-system: the
+// serverless scheduler's placement and the shared storage's provisioning. The Kubernetes
+// leases (kube-controller-manager, kube-scheduler) and the serving controllers' are beside
+// them.
+const (
+	SchedulerLease = "gantry-serverless-scheduler"
+	StorageLease   = "gantry-shared-storage"
+)
+
 // Values of --kube-proxy.
 const (
 	// KubeProxyAuto runs kube-proxy unless another gantry server on this host runs it.
@@ -717,12 +726,20 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			}
 			s.group.Add("overlay", s.Overlay)
 		}
-		if s.Scheduler, err = scheduler.New(scheduler.Options{
+		schedOpts := scheduler.Options{
 			Client:  s.serverlessClient,
 			PodCIDR: cfg.PodCIDR,
 			Agent:   s.nodeInfo,
 			Logger:  cfg.Logger,
-		}); err != nil {
+		}
+		if cfg.ControlPlane.Clustered() {
+			// Every server with a node keeps its own machine's serverless nodes; one at a
+			// time places pods (a single server needs no lease: it is the only one).
+			schedOpts.Elect = func(ctx context.Context, place func(context.Context) error) error {
+				return leaderelect.Run(ctx, cp.GantryRESTConfig(), SchedulerLease, place)
+			}
+		}
+		if s.Scheduler, err = scheduler.New(schedOpts); err != nil {
 			return nil, fmt.Errorf("serverless scheduler: %w", err)
 		}
 		s.group.Add("serverless scheduler", s.Scheduler)
@@ -732,11 +749,20 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.Storage, err = storage.NewProvisioner(storage.Options{
+		storageOpts := storage.Options{
 			Client: storageClient,
 			Dir:    cp.DataDirJoin(datadir.SharedVolumesDir),
 			Logger: cfg.Logger,
-		}); err != nil {
+		}
+		if cfg.ControlPlane.Clustered() {
+			// Each server reclaims the volumes whose directories it holds; one at a time
+			// makes new ones.
+			storageOpts.NodeName = cfg.NodeName
+			storageOpts.Elect = func(ctx context.Context, provision func(context.Context) error) error {
+				return leaderelect.Run(ctx, cp.GantryRESTConfig(), StorageLease, provision)
+			}
+		}
+		if s.Storage, err = storage.NewProvisioner(storageOpts); err != nil {
 			return nil, err
 		}
 		s.group.Add("shared storage", s.Storage)
@@ -853,6 +879,14 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 	if s.serverlessClient, err = kubernetes.NewForConfig(cp.GantryRESTConfig()); err != nil {
 		return err
 	}
+	podCIDR, err := netip.ParsePrefix(cfg.PodCIDR)
+	if err != nil {
+		return fmt.Errorf("--pod-cidr: %w", err)
+	}
+	serverlessNodes, err := sandbox.ServerlessRange(podCIDR.Masked())
+	if err != nil {
+		return fmt.Errorf("--pod-cidr: %w", err)
+	}
 	ip := nodeIP(cfg.ControlPlane.AdvertiseAddress)
 	reserved, err := cfg.reserved()
 	if err != nil {
@@ -891,6 +925,7 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		DiskReserveBytes:       cfg.DiskReserveBytes,
 		AllowHostUsers:         cfg.AllowHostUsers,
 		ServerlessClient:       s.serverlessClient,
+		ServerlessNodes:        serverlessNodes,
 		SharedVolumesDir:       cp.DataDirJoin(datadir.SharedVolumesDir),
 		Registerer:             registerer,
 	})

@@ -12,5 +12,7 @@
 // gantry server now and against any cluster later. The directories' I/O (dirs.go) goes
 // through os.Root: nothing it creates, changes or removes can lie outside the base
 // directory. Capacity is recorded on the PersistentVolume but not enforced: like EFS, a
-// shared volume is elastic.
+// shared volume is elastic. In a cluster of several servers with nodes, a volume's directory
+// is on the machine whose provisioner made it (NodeAnnotation), which alone removes it; one
+// provisioner at a time makes new volumes (Options.Elect).
 package storage

@@ -23,6 +23,9 @@ const (
 	// ProvisionedByAnnotation names the provisioner of a PersistentVolume, as Kubernetes'
 	// PersistentVolume controller and external provisioners write it.
 	ProvisionedByAnnotation = "pv.kubernetes.io/provisioned-by"
+	// NodeAnnotation names the node of the machine that holds a PersistentVolume's
+	// directory (the server whose provisioner made it, in a cluster of several).
+	NodeAnnotation = DriverName + "/node"
 )
 
 // ErrNoVolume is the failure to resolve a handle whose directory does not exist.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,16 @@ type Options struct {
 	Dir string
 	// Logger logs what the provisioner does; nil logs nowhere.
 	Logger *slog.Logger
+	// NodeName is the node of this machine, whose node agent mounts the directories under
+	// Dir. Each volume made names it (NodeAnnotation), and a provisioner removes the
+	// directories, and lets go of the volumes, of its own machine only. Empty on a single
+	// server: every volume is its own.
+	NodeName string
+	// Elect, when set, runs provision while this server holds the provisioning lease and
+	// returns once ctx ends (nil) or the lease is lost (an error): the servers of a cluster
+	// each keep their own machine's volumes, and one of them at a time makes new ones (on its
+	// machine). Nil provisions at once: a single server is the only one.
+	Elect func(ctx context.Context, provision func(ctx context.Context) error) error
 }
 
 // Provisioner makes a directory and a PersistentVolume for every pending claim whose class
@@ -51,6 +62,9 @@ type Provisioner struct {
 	classes  storagelisters.StorageClassLister
 	recorder record.EventRecorder
 	ready    chan struct{}
+	// provisioning is true while this provisioner makes volumes: always on a single server,
+	// while it holds the lease in a cluster.
+	provisioning atomic.Bool
 }
 
 // NewProvisioner checks opts and returns a provisioner that Start runs.
@@ -76,9 +90,9 @@ const (
 	volumeKey = "volume/"
 )
 
-// Start creates the class (EnsureClass), then provisions until ctx ends. A single
-// provisioner runs per server; in a cluster with several replicas it would need leader
-// election, which a single-node standalone server skips.
+// Start creates the class (EnsureClass), then provisions until ctx ends: in a cluster
+// (Options.Elect) it makes volumes while it holds the lease, and reclaims its own machine's
+// volumes all along; a single server needs no lease.
 func (p *Provisioner) Start(ctx context.Context) error {
 	if err := os.MkdirAll(p.opts.Dir, 0o700); err != nil {
 		return fmt.Errorf("shared volumes directory: %w", err)
@@ -136,8 +150,42 @@ func (p *Provisioner) Start(ctx context.Context) error {
 	}
 	close(p.ready)
 	go wait.UntilWithContext(ctx, p.work, time.Second)
+	if p.opts.Elect != nil {
+		return p.opts.Elect(ctx, p.provision)
+	}
+	p.provisioning.Store(true)
 	<-ctx.Done()
 	return nil
+}
+
+// provision makes volumes until ctx ends, first for the claims that waited while another
+// server held the lease.
+func (p *Provisioner) provision(ctx context.Context) error {
+	p.log.Info("provisioning shared volumes", "node", p.opts.NodeName)
+	p.provisioning.Store(true)
+	defer p.provisioning.Store(false)
+	claims, err := p.claims.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, c := range claims {
+		p.queue.Add(claimKey + c.Namespace + "/" + c.Name)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// owns says whether pv's directory is on this machine: the volume names this machine's node,
+// or (a volume made before volumes named theirs) its directory is here. On a single server
+// every volume is its own.
+func (p *Provisioner) owns(pv *corev1.PersistentVolume) bool {
+	if p.opts.NodeName == "" {
+		return true
+	}
+	if n, ok := pv.Annotations[NodeAnnotation]; ok {
+		return n == p.opts.NodeName
+	}
+	return pv.Spec.CSI != nil && p.dirs.Exists(pv.Spec.CSI.VolumeHandle)
 }
 
 func (p *Provisioner) work(ctx context.Context) {
@@ -199,7 +247,7 @@ func (p *Provisioner) syncClaim(ctx context.Context, ns, name string) error {
 	sc := p.class(pvc)
 	pvName := VolumeName(string(pvc.UID))
 	_, err = p.volumes.Get(pvName)
-	if !wantsVolume(pvc, sc, err == nil) {
+	if !wantsVolume(pvc, sc, err == nil) || !p.provisioning.Load() {
 		return nil
 	}
 	if err := errors.Join(CheckClass(sc), CheckClaim(pvc)); err != nil {
@@ -212,6 +260,9 @@ func (p *Provisioner) syncClaim(ctx context.Context, ns, name string) error {
 		return err
 	}
 	pv := MakePV(pvc, sc, pvName)
+	if p.opts.NodeName != "" {
+		pv.Annotations[NodeAnnotation] = p.opts.NodeName
+	}
 	if _, err := p.opts.Client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		p.recorder.Eventf(pvc, corev1.EventTypeWarning, "ProvisioningFailed", "creating PersistentVolume %s: %v", pvName, err)
 		return err
@@ -233,7 +284,11 @@ func (p *Provisioner) syncVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	switch step := volumeAction(pv); step {
+	step := volumeAction(pv)
+	if step != leave && !p.owns(pv) {
+		return nil // its directory is on another machine, whose provisioner reclaims it
+	}
+	switch step {
 	case finalize, finalizeKeepingDirectory:
 		if step == finalize {
 			if err := p.dirs.Remove(pv.Spec.CSI.VolumeHandle); err != nil {

@@ -13,6 +13,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 )
 
@@ -291,5 +292,44 @@ func TestVolumeAction(t *testing.T) {
 				t.Errorf("volumeAction = %v; want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestOwnsOnlyItsMachinesVolumes: in a cluster a provisioner reclaims the volumes that name
+// its node, and of those made before volumes named theirs, the ones whose directory is on its
+// machine; a single server's owns every volume.
+func TestOwnsOnlyItsMachinesVolumes(t *testing.T) {
+	dir := t.TempDir()
+	p, err := NewProvisioner(Options{Client: fake.NewClientset(), Dir: dir, NodeName: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.dirs.Create("pvc-here", DefaultParameters); err != nil {
+		t.Fatal(err)
+	}
+	pv := func(handle string, annotations map[string]string) *corev1.PersistentVolume {
+		return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: handle, Annotations: annotations},
+			Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: DriverName, VolumeHandle: handle}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		pv   *corev1.PersistentVolume
+		want bool
+	}{
+		{"names this node", pv("pvc-x", map[string]string{NodeAnnotation: "a"}), true},
+		{"names another node, though a directory of its name is here", pv("pvc-here", map[string]string{NodeAnnotation: "b"}), false},
+		{"names none, its directory here", pv("pvc-here", nil), true},
+		{"names none, its directory elsewhere", pv("pvc-elsewhere", nil), false},
+	} {
+		if got := p.owns(tc.pv); got != tc.want {
+			t.Errorf("%s: owns = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	single, err := NewProvisioner(Options{Client: fake.NewClientset(), Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !single.owns(pv("pvc-elsewhere", map[string]string{NodeAnnotation: "b"})) {
+		t.Error("a single server's provisioner does not own every volume")
 	}
 }

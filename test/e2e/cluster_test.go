@@ -148,7 +148,8 @@ func (c *plainCluster) install(t *testing.T, extra ...string) {
 	began := time.Now()
 	args := append([]string{"install", "--kubeconfig", c.kubeconfig, "--image", c.image, "--timeout", "3m"}, extra...)
 	if out, err := exec.Command(gantryBin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("gantry install: %v\n%s\n%s", err, out, c.kubectlOrErr("-n", "gantry-system", "describe", "pods"))
+		t.Fatalf("gantry install: %v\n%s\n%s\nlogs:\n%s", err, out, c.kubectlOrErr("-n", "gantry-system", "describe", "pods"),
+			c.kubectlOrErr("-n", "gantry-system", "logs", "-l", "app=gantry-controller", "--previous", "--tail=20"))
 	}
 	t.Logf("installed in %s", time.Since(began).Round(time.Millisecond))
 }
@@ -495,7 +496,7 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 	want := gatewayapi.MakeHTTPRoutes(&ing, gatewayapi.Gateways{
 		External: types.NamespacedName{Namespace: "gateways", Name: "external"},
 		Local:    types.NamespacedName{Namespace: "gateways", Name: "local"},
-	})
+	}, nil) // both revisions HTTP/1
 	if len(want) != 4 { // hello and two-hello, each public and cluster-local
 		t.Fatalf("%d HTTPRoutes made from the Ingress, want 4", len(want))
 	}
@@ -564,6 +565,30 @@ func TestClusterModeGatewayAPI(t *testing.T) {
 		}
 		return out == "Hello Two!", fmt.Errorf("answer %q", out)
 	})
+
+	// Installed again with the default ingress: what gateway-api made goes (the revisions'
+	// Services and slices, the HTTPRoutes, the activator's Service), and the gateway serves.
+	c.install(t)
+	// Through the gateway first: time for a controller that should be gone to make again what
+	// was removed, were one left.
+	poll.Until(t, "two-hello answers through the gateway after the switch", time.Minute, func(context.Context) (bool, error) {
+		out, err := c.get("two-hello.default.localhost")
+		if err != nil {
+			return false, err
+		}
+		return out == "Hello Two!", fmt.Errorf("answer %q", out)
+	})
+	time.Sleep(2 * time.Second)
+	for what, args := range map[string][]string{
+		"the revisions' backend Services": {"get", "service", "-n", "default", "-l", "networking.internal.knative.dev/serviceType=Public", "-o", "name"},
+		"their EndpointSlices":            {"get", "endpointslices", "-A", "-l", "endpointslice.kubernetes.io/managed-by=gateway-api.gantry.dev", "-o", "name"},
+		"the HTTPRoutes":                  {"get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name"},
+		"the activator's Service":         {"get", "service", "-n", "gantry-system", "--field-selector", "metadata.name=gantry-activator", "-o", "name"},
+	} {
+		if out, err := c.kubectl(args...); err != nil || out != "" {
+			t.Errorf("after a re-install with the default ingress, %s are left: %q, %v", what, out, err)
+		}
+	}
 
 	c.uninstall(t)
 	if out, err := c.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name"); err != nil || out != "" {

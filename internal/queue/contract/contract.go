@@ -40,6 +40,7 @@ const (
 // Port names on the sidecar and the revision's Service.
 const (
 	HTTPPortName    = "queue-port"
+	H2CPortName     = "h2c"
 	AdminPortName   = "http-queueadm"
 	MetricsPortName = "http-autometric"
 )
@@ -57,13 +58,16 @@ var ReservedPorts = map[int32]bool{
 
 // The environment the revision's Deployment sets on the sidecar.
 const (
-	EnvNamespace            = "SERVING_NAMESPACE"
-	EnvService              = "SERVING_SERVICE"
-	EnvConfiguration        = "SERVING_CONFIGURATION"
-	EnvRevision             = "SERVING_REVISION"
-	EnvPod                  = "SERVING_POD"
-	EnvPodIP                = "SERVING_POD_IP"
-	EnvServingPort          = "QUEUE_SERVING_PORT"
+	EnvNamespace     = "SERVING_NAMESPACE"
+	EnvService       = "SERVING_SERVICE"
+	EnvConfiguration = "SERVING_CONFIGURATION"
+	EnvRevision      = "SERVING_REVISION"
+	EnvPod           = "SERVING_POD"
+	EnvPodIP         = "SERVING_POD_IP"
+	EnvServingPort   = "QUEUE_SERVING_PORT"
+	// EnvH2CPort, set for a revision whose port is named h2c, is a second serving port,
+	// Knative's h2c port (H2CPort), where the Gateway API backends of such a revision send.
+	EnvH2CPort              = "QUEUE_H2C_PORT"
 	EnvAdminPort            = "QUEUE_ADMIN_PORT"
 	EnvMetricsPort          = "QUEUE_METRICS_PORT"
 	EnvUserPort             = "USER_PORT"

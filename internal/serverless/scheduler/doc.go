@@ -6,4 +6,8 @@
 // to the pod's provisioned capacity, and binds the pod to it. The node agent then runs the
 // pod at that address and size. When the pod is gone, so is its Node. One heartbeat keeps
 // every serverless node's lease fresh.
+//
+// In a cluster every server that runs its node runs a scheduler: each keeps up only its own
+// machine's serverless nodes (those whose address lies in its range), and the one holding a
+// lease places new pods (Options.Elect).
 package scheduler

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -58,6 +59,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock drives the heartbeat; nil means the real clock.
 	Clock clock.WithTicker
+	// Elect, when set, runs place while this server holds the placement's lease, and returns
+	// once ctx ends (nil) or the lease is lost (an error): the servers of a cluster each run
+	// a scheduler for the serverless nodes of their own machine, and one of them at a time
+	// places pods (on its machine). Nil places at once: a single server is the only one.
+	Elect func(ctx context.Context, place func(ctx context.Context) error) error
+	// SchedulerName is the spec.schedulerName of the pods it places; empty means
+	// v1alpha1.SchedulerName (tests run schedulers beside the server's under another).
+	SchedulerName string
 }
 
 // Scheduler places serverless pods, one per node.
@@ -66,6 +75,12 @@ type Scheduler struct {
 	log   *slog.Logger
 	clock clock.WithTicker
 	queue workqueue.TypedRateLimitingInterface[string]
+	// own is the range of the addresses of this machine's serverless nodes: the scheduler
+	// keeps up (lease, removal, registration again) only the nodes whose address is there.
+	own netip.Prefix
+	// placing is true while this scheduler places pods: always on a single server, while it
+	// holds the lease in a cluster.
+	placing atomic.Bool
 
 	pods     corelisters.PodLister
 	nodes    corelisters.NodeLister
@@ -98,21 +113,26 @@ func New(opts Options) (*Scheduler, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return &Scheduler{opts: opts, log: opts.Logger.With("component", "serverless-scheduler"), clock: opts.Clock,
+	if opts.SchedulerName == "" {
+		opts.SchedulerName = v1alpha1.SchedulerName
+	}
+	return &Scheduler{opts: opts, log: opts.Logger.With("component", "serverless-scheduler"), clock: opts.Clock, own: r,
 		addrs: newAddresses(r), reserved: map[netip.Addr]bool{}, leases: map[string]*coordinationv1.Lease{}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the scheduler places pods.
 func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 
-// Start places pods, removes the nodes of pods that are gone (those left by an earlier run
-// first) and keeps the serverless nodes' leases, until ctx ends.
+// Start places pods (in a cluster, while it holds the lease: see Options.Elect), removes
+// the nodes of pods that are gone (those left by an earlier run first) and keeps the
+// serverless nodes' leases, until ctx ends. Of the serverless nodes it keeps up only its own
+// machine's (owns), whoever placed their pods.
 func (s *Scheduler) Start(ctx context.Context) error {
 	c := s.opts.Client
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: v1alpha1.SchedulerName})
+	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: s.opts.SchedulerName})
 
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "serverless-scheduler"})
@@ -120,7 +140,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 
 	podFactory := informers.NewSharedInformerFactoryWithOptions(c, 10*time.Minute,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.schedulerName", v1alpha1.SchedulerName).String()
+			o.FieldSelector = fields.OneTermEqualSelector("spec.schedulerName", s.opts.SchedulerName).String()
 		}))
 	nodeFactory := informers.NewSharedInformerFactoryWithOptions(c, 10*time.Minute,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -175,11 +195,40 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.heartbeat(ctx)
 	}()
 	close(s.ready)
-	<-ctx.Done()
+	var err error
+	if s.opts.Elect == nil {
+		s.placing.Store(true)
+		<-ctx.Done()
+	} else {
+		err = s.opts.Elect(ctx, s.place)
+	}
 	s.queue.ShutDown()
 	wg.Wait()
+	return err
+}
+
+// place places pods until ctx ends: those that waited while another server held the lease
+// first.
+func (s *Scheduler) place(ctx context.Context) error {
+	s.log.Info("placing serverless pods", "nodes", s.own)
+	s.placing.Store(true)
+	defer s.placing.Store(false)
+	pods, err := s.pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName == "" {
+			s.queue.Add(p.Namespace + "/" + p.Name)
+		}
+	}
+	<-ctx.Done()
 	return nil
 }
+
+// owns says whether the serverless node name is this machine's: its address lies in the
+// range this scheduler hands out.
+func (s *Scheduler) owns(name string) bool { return node.ServesServerlessNode(s.own, name) }
 
 func (s *Scheduler) processNext(ctx context.Context) bool {
 	key, quit := s.queue.Get()
@@ -215,11 +264,14 @@ func (s *Scheduler) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if pod.DeletionTimestamp != nil || pod.Spec.SchedulerName != v1alpha1.SchedulerName {
+	if pod.DeletionTimestamp != nil || pod.Spec.SchedulerName != s.opts.SchedulerName {
 		return nil
 	}
 	if pod.Spec.NodeName != "" {
 		return s.ensureNode(ctx, pod)
+	}
+	if !s.placing.Load() {
+		return nil // another server places it; this one, if it takes the lease
 	}
 	size, msg := admit(pod)
 	if msg != "" {
@@ -288,12 +340,12 @@ func (s *Scheduler) sync(ctx context.Context, key string) error {
 	return nil
 }
 
-// ensureNode registers the node of a pod bound to a serverless node when it is missing (its
-// creation failed after the binding, or someone deleted it): the Node is the reservation of
-// the pod's address.
+// ensureNode registers the node of a pod bound to one of this machine's serverless nodes when
+// it is missing (its creation failed after the binding, or someone deleted it): the Node is
+// the reservation of the pod's address.
 func (s *Scheduler) ensureNode(ctx context.Context, pod *corev1.Pod) error {
 	ip, ok := node.ServerlessNodeIP(pod.Spec.NodeName)
-	if !ok {
+	if !ok || !s.owns(pod.Spec.NodeName) {
 		return nil
 	}
 	if _, err := s.nodes.Get(pod.Spec.NodeName); err == nil {
@@ -423,7 +475,9 @@ func (s *Scheduler) release(nodeName string) {
 	s.mu.Unlock()
 }
 
-// collect removes the serverless nodes whose pods are gone, with their leases.
+// collect removes this machine's serverless nodes whose pods are gone, with their leases.
+// Another machine's are its own scheduler's to remove: that one saw their pods before it made
+// them, where this one's informer may not have yet.
 func (s *Scheduler) collect(ctx context.Context) error {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
@@ -440,7 +494,7 @@ func (s *Scheduler) collect(ctx context.Context) error {
 	var errs []error
 	for _, n := range nodes {
 		uid := n.Labels[podUIDLabel]
-		if uid == "" || live[types.UID(uid)] || n.DeletionTimestamp != nil {
+		if uid == "" || live[types.UID(uid)] || n.DeletionTimestamp != nil || !s.owns(n.Name) {
 			continue
 		}
 		err := s.opts.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &n.UID}})
@@ -460,9 +514,10 @@ func (s *Scheduler) collect(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// heartbeat renews the lease of every serverless node every leaseRenewInterval, so the node
-// lifecycle controller keeps them Ready while their pods live: one loop for all of them, one
-// write per node and period.
+// heartbeat renews the lease of every serverless node of this machine every
+// leaseRenewInterval, so the node lifecycle controller keeps them Ready while their pods live
+// (and marks them NotReady when the machine is gone): one loop for all of them, one write
+// per node and period.
 func (s *Scheduler) heartbeat(ctx context.Context) {
 	tick := s.clock.NewTicker(leaseRenewInterval)
 	defer tick.Stop()
@@ -476,7 +531,7 @@ func (s *Scheduler) heartbeat(ctx context.Context) {
 	}
 }
 
-// renewLeases renews (or makes) the lease of every serverless node.
+// renewLeases renews (or makes) the lease of every serverless node of this machine.
 func (s *Scheduler) renewLeases(ctx context.Context) {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
@@ -486,7 +541,7 @@ func (s *Scheduler) renewLeases(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if n.DeletionTimestamp != nil {
+		if n.DeletionTimestamp != nil || !s.owns(n.Name) {
 			continue
 		}
 		if err := s.renewLease(ctx, n); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -48,6 +49,7 @@ func testScheduler(t *testing.T, objs ...runtime.Object) (*Scheduler, *fake.Clie
 	s.pods, s.nodes = corelisters.NewPodLister(pods), corelisters.NewNodeLister(nodes)
 	rec := record.NewFakeRecorder(10)
 	s.recorder = rec
+	s.placing.Store(true) // a single server's: Start would at once
 	return s, cs, rec
 }
 
@@ -108,5 +110,48 @@ func TestSyncMakesANodeAndBinds(t *testing.T) {
 	}
 	if bound != n.Name {
 		t.Errorf("bound to %q, want %q", bound, n.Name)
+	}
+}
+
+// TestStandbyKeepsUpOnlyItsOwnNodes: a scheduler that does not hold the placement's lease
+// leaves a pending pod alone; of the serverless nodes whose pods are gone it removes only its
+// own machine's (addresses in its range), and it renews only their leases.
+func TestStandbyKeepsUpOnlyItsOwnNodes(t *testing.T) {
+	size := node.ServerlessSize{Capacity: v1alpha1.Capacity{MilliCPU: 250, MemoryMiB: 512}}
+	gone := selectedPod(nil)
+	gone.UID = "gone"
+	mine := MakeNode(node.NodeInfo{Name: "gantry"}, gone, netip.MustParseAddr("10.42.128.7"), size, time.Unix(1e9, 0))
+	theirs := MakeNode(node.NodeInfo{Name: "other"}, gone, netip.MustParseAddr("10.43.128.7"), size, time.Unix(1e9, 0))
+	pending := selectedPod(map[string]string{v1alpha1.CapacityProvisionedAnnotation: "0.5vCPU 1GB"})
+	s, cs, _ := testScheduler(t, pending, mine, theirs)
+	s.placing.Store(false)
+	ctx := context.Background()
+
+	if err := s.sync(ctx, "ns/p"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == "create" || a.GetVerb() == "update" {
+			t.Errorf("a standby scheduler wrote for a pending pod: %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetSubresource())
+		}
+	}
+
+	s.renewLeases(ctx)
+	leases, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases.Items) != 1 || leases.Items[0].Name != mine.Name {
+		t.Errorf("leases %v, want only %s's", leases.Items, mine.Name)
+	}
+
+	if err := s.collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Nodes().Get(ctx, mine.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("its own node of a pod that is gone: %v, want removed", err)
+	}
+	if _, err := cs.CoreV1().Nodes().Get(ctx, theirs.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("another machine's node: %v, want left to its scheduler", err)
 	}
 }

@@ -80,6 +80,9 @@ func userPortName(rev *servingv1.Revision) string {
 	return ""
 }
 
+// H2C says whether rev speaks h2c: its serving container's port is named h2c.
+func H2C(rev *servingv1.Revision) bool { return userPortName(rev) == contract.UserProtocolH2C }
+
 // UserPort is the port the serving container listens on.
 func UserPort(rev *servingv1.Revision) int32 {
 	for _, c := range rev.Spec.Containers {
@@ -198,8 +201,16 @@ func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Containe
 		{Name: contract.EnvResponseStartTimeout, Value: strconv.FormatInt(ptr.Deref(rev.Spec.ResponseStartTimeoutSeconds, 0), 10)},
 		{Name: contract.EnvIdleTimeoutSeconds, Value: strconv.FormatInt(ptr.Deref(rev.Spec.IdleTimeoutSeconds, 0), 10)},
 	}
+	ports := []corev1.ContainerPort{
+		{Name: contract.AdminPortName, ContainerPort: contract.AdminPort},
+		{Name: contract.MetricsPortName, ContainerPort: contract.MetricsPort},
+		{Name: contract.HTTPPortName, ContainerPort: contract.HTTPPort},
+	}
 	if userPortName(rev) == contract.UserProtocolH2C {
-		env = append(env, corev1.EnvVar{Name: contract.EnvUserPortProtocol, Value: contract.UserProtocolH2C})
+		// Knative's h2c port too, where the Gateway API backends send (see internal/gatewayapi).
+		env = append(env, corev1.EnvVar{Name: contract.EnvUserPortProtocol, Value: contract.UserProtocolH2C},
+			corev1.EnvVar{Name: contract.EnvH2CPort, Value: strconv.Itoa(contract.H2CPort)})
+		ports = append(ports, corev1.ContainerPort{Name: contract.H2CPortName, ContainerPort: contract.H2CPort})
 	}
 	if cfg.QueueTracingEndpoint != "" {
 		env = append(env,
@@ -231,12 +242,8 @@ func queueProxy(rev *servingv1.Revision, cfg *config.Deployment) corev1.Containe
 		Name:  contract.ContainerName,
 		Image: cfg.QueueSidecarImage,
 		Args:  slices.Clone(contract.Args),
-		Ports: []corev1.ContainerPort{
-			{Name: contract.AdminPortName, ContainerPort: contract.AdminPort},
-			{Name: contract.MetricsPortName, ContainerPort: contract.MetricsPort},
-			{Name: contract.HTTPPortName, ContainerPort: contract.HTTPPort},
-		},
-		Env: env,
+		Ports: ports,
+		Env:   env,
 		// The queue-proxy is ready while the user container is and it is not draining; it
 		// debounces the user container's failures itself, so one failure here counts. It
 		// probes at the user's readiness period (the kubelet's 10 s by default): the node

@@ -92,6 +92,34 @@ func TestMakeDeployment(t *testing.T) {
 	}
 }
 
+// TestQueueH2CPort: the queue-proxy of a revision whose port is named h2c serves Knative's h2c
+// port too (declared, and told by its environment); an HTTP/1 revision's does not.
+func TestQueueH2CPort(t *testing.T) {
+	for _, h2c := range []bool{false, true} {
+		rev := revision()
+		if h2c {
+			rev.Spec.Containers[0].Ports[0].Name = "h2c"
+		}
+		d := MakeDeployment(rev, config.NewConfig())
+		var q corev1.Container
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == contract.ContainerName {
+				q = c
+			}
+		}
+		declared := false
+		for _, p := range q.Ports {
+			if p.Name == contract.H2CPortName && p.ContainerPort == contract.H2CPort {
+				declared = true
+			}
+		}
+		env, set := envMap(q)[contract.EnvH2CPort]
+		if declared != h2c || set != h2c || (h2c && env != "8013") {
+			t.Errorf("h2c %v: port %s declared %v, %s=%q set %v; want both %v (8013)", h2c, contract.H2CPortName, declared, contract.EnvH2CPort, env, set, h2c)
+		}
+	}
+}
+
 func TestInitialReplicas(t *testing.T) {
 	zeroByDefault := config.NewAutoscaler()
 	zeroByDefault.InitialScale, zeroByDefault.AllowZeroInitialScale = 0, true
