@@ -13,7 +13,7 @@ import (
 // plant (to /, up and out, to proc's magic links, in a loop, and one that stays inside): what
 // opens must be the volume itself or lie below it.
 func FuzzOpenSubPath(f *testing.F) {
-	outer := f.TempDir()
+	outer := fuzzDir(f, "opensubpath")
 	vol := filepath.Join(outer, "vol")
 	for _, d := range []string{vol, filepath.Join(vol, "dir", "deeper"), filepath.Join(outer, "outside")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -49,6 +49,29 @@ func FuzzOpenSubPath(f *testing.F) {
 			t.Fatalf("subPath %q opened %s, outside the volume %s", sub, got, vol)
 		}
 	})
+}
+
+// fuzzDir is a fresh directory for a fuzz target's files. While fuzzing, the target runs in
+// worker processes that the fuzzer kills at the end, so their t.TempDir's are never removed:
+// the directory is named by the process, and each start removes those of processes gone.
+func fuzzDir(f *testing.F, name string) string {
+	prefix := filepath.Join(os.TempDir(), "gantry-fuzz-"+name+"-")
+	stale, _ := filepath.Glob(prefix + "*")
+	for _, d := range stale {
+		pid, err := strconv.Atoi(strings.TrimPrefix(d, prefix))
+		if err == nil && pid != os.Getpid() {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+				_ = os.RemoveAll(d)
+			}
+		}
+	}
+	dir := prefix + strconv.Itoa(os.Getpid())
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // mangleMountPath escapes a path as the kernel does in /proc/self/mountinfo: space, tab,
