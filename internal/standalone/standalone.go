@@ -951,19 +951,11 @@ func (s *Server) newOverlay(cfg Config) error {
 // serving certificate and takes the certificate of Gantry's controllers, which every server
 // of the cluster has and no agent.
 func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager, registerer prometheus.Registerer) error {
+	pool, servingCert, err := s.servingTLS()
+	if err != nil {
+		return fmt.Errorf("the autoscaler endpoint: %w", err)
+	}
 	certs := s.ControlPlane.Certs()
-	caPEM, err := os.ReadFile(certs.CACert())
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s: no certificate", certs.CACert())
-	}
-	servingCert, err := tls.LoadX509KeyPair(certs.ServingCert(), certs.ServingKey())
-	if err != nil {
-		return fmt.Errorf("the autoscaler endpoint's certificate: %w", err)
-	}
 	client, err := tls.LoadX509KeyPair(certs.ClientCert(pki.Gantry), certs.ClientKey(pki.Gantry))
 	if err != nil {
 		return fmt.Errorf("the autoscaler relay's certificate: %w", err)
@@ -992,6 +984,25 @@ func (s *Server) addScaleRelay(cfg Config, addr string, mgr manager.Manager, reg
 	return nil
 }
 
+// servingTLS is what the server's own TLS endpoints beside the API server present and trust:
+// the cluster CA, to verify clients, and the API server's serving certificate.
+func (s *Server) servingTLS() (*x509.CertPool, tls.Certificate, error) {
+	certs := s.ControlPlane.Certs()
+	caPEM, err := os.ReadFile(certs.CACert())
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, tls.Certificate{}, fmt.Errorf("%s: no certificate", certs.CACert())
+	}
+	cert, err := tls.LoadX509KeyPair(certs.ServingCert(), certs.ServingKey())
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("the serving certificate: %w", err)
+	}
+	return pool, cert, nil
+}
+
 // registryNodeAddr is where nodes read the embedded registry: the API server's bind address.
 func registryNodeAddr(cfg Config) string {
 	return net.JoinHostPort(cfg.ControlPlane.BindAddress, strconv.Itoa(cfg.RegistryNodePort))
@@ -1001,18 +1012,9 @@ func registryNodeAddr(cfg Config) string {
 // served: its serving certificate (which covers the addresses agents reach the server at),
 // and the cluster CA for the clients, of which only nodes' certificates are taken.
 func (s *Server) addRegistryNodes(cfg Config) error {
-	certs := s.ControlPlane.Certs()
-	caPEM, err := os.ReadFile(certs.CACert())
+	pool, cert, err := s.servingTLS()
 	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s: no certificate", certs.CACert())
-	}
-	cert, err := tls.LoadX509KeyPair(certs.ServingCert(), certs.ServingKey())
-	if err != nil {
-		return fmt.Errorf("the registry's certificate for nodes: %w", err)
+		return fmt.Errorf("the registry for nodes: %w", err)
 	}
 	s.RegistryNodes, err = s.Registry.NewNodeAccess(image.NodeAccessOptions{
 		Addr: registryNodeAddr(cfg), Cert: cert, ClientCAs: pool, Logger: cfg.Logger,
