@@ -83,9 +83,12 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Registered before the server starts, so it runs after the server is killed.
-	// gantry cleanup removes the overlay's device with the sandboxes.
-	t.Cleanup(func() {
+	// The API server on the host's LAN address, where the agents reach it; kube-proxy off:
+	// its rules are one per host, and ClusterIPs are not what these tests look at.
+	// Once the server is killed, gantry cleanup removes the overlay's device with the sandboxes.
+	s := launchServer(t, dataDir, ports, append(serverArgs(dataDir, ports), "--bind-address="+ovLAN.HostIP(), "--advertise-address="+ovLAN.HostIP(),
+		"--bridge="+ovServerBridge, "--pod-cidr="+ovServerPodCIDR, "--cluster-cidr="+ovClusterCIDR,
+		"--vxlan-vni="+strconv.Itoa(ovVNI), "--vxlan-port="+strconv.Itoa(vxlan[0]), "--kube-proxy=off"), func() {
 		out, err := exec.Command(gantryBin, "cleanup", "--data-dir", dataDir, "--bridge", ovServerBridge, "--pod-cidr", ovServerPodCIDR).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "removed the overlay's device "+ovDevice) {
 			t.Errorf("gantry cleanup after the server: %v\n%s", err, out)
@@ -96,11 +99,6 @@ func startOverlayCluster(t *testing.T, n int) *overlayCluster {
 		}
 		_ = exec.Command("ip", "link", "del", ovServerBridge).Run()
 	})
-	// The API server on the host's LAN address, where the agents reach it; kube-proxy off:
-	// its rules are one per host, and ClusterIPs are not what these tests look at.
-	s := startServer(t, dataDir, ports, "--bind-address="+ovLAN.HostIP(), "--advertise-address="+ovLAN.HostIP(),
-		"--bridge="+ovServerBridge, "--pod-cidr="+ovServerPodCIDR, "--cluster-cidr="+ovClusterCIDR,
-		"--vxlan-vni="+strconv.Itoa(ovVNI), "--vxlan-port="+strconv.Itoa(vxlan[0]), "--kube-proxy=off")
 	server := fmt.Sprintf("https://%s:%d", ovLAN.HostIP(), ports[0])
 	for _, m := range machines {
 		agentDir := filepath.Join(t.TempDir(), "agent")
