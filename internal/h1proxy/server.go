@@ -18,6 +18,7 @@ package h1proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -521,7 +522,7 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 			_ = u.nc.Close()
 			return false
 		}
-		err = c.awaitHead(u, req, f, start, w)
+		err = c.awaitHead(u, f, start, w)
 		if err == nil {
 			up = u
 			break
@@ -612,8 +613,8 @@ const watchAfter = 50 * time.Millisecond
 
 // awaitHead writes c.out to u and waits for the answer's head, relaying informational
 // answers. The head is parsed into c.resp.
-func (c *conn) awaitHead(u *upstream, req *Request, f *Forward, start time.Time, w *watcher) error {
-	deadline := earliest(start, f.ResponseStart, f.Total, f.Idle)
+func (c *conn) awaitHead(u *upstream, f *Forward, start time.Time, w *watcher) error {
+	deadline := FirstDeadline(start, f.ResponseStart, f.Total, f.Idle)
 	_ = u.nc.SetWriteDeadline(start.Add(dialTimeout))
 	if _, err := u.nc.Write(c.out); err != nil {
 		return err
@@ -680,8 +681,9 @@ func statusCode(h *head) (int, bool) {
 	return n, n >= 100
 }
 
-// earliest is the first of start+d for the positive durations ds; zero when there is none.
-func earliest(start time.Time, ds ...time.Duration) time.Time {
+// FirstDeadline is the first of start+d for the positive durations ds; zero when there is
+// none.
+func FirstDeadline(start time.Time, ds ...time.Duration) time.Time {
 	first := time.Duration(0)
 	for _, d := range ds {
 		if d > 0 && (first == 0 || d < first) {
@@ -813,24 +815,10 @@ func sameLengths(h *head, v []byte) bool {
 
 // lastTokenIs reports whether the last item of a comma-separated list is tok.
 func lastTokenIs(list []byte, tok string) bool {
-	last := list
-	for i := len(list) - 1; i >= 0; i-- {
-		if list[i] == ',' {
-			last = list[i+1:]
-			break
-		}
+	if i := bytes.LastIndexByte(list, ','); i >= 0 {
+		list = list[i+1:]
 	}
-	return equalFold(trimSpace(last), tok)
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return equalFold(bytes.Trim(list, " \t"), tok)
 }
 
 // answer writes the hop's own answer (502, 504) and returns whether the connection may go on.
@@ -882,7 +870,7 @@ func (r *bodyReader) more(n int) error {
 	if r.f.Idle > 0 {
 		deadline = time.Now().Add(r.f.Idle)
 	}
-	if total := earliest(r.start, r.f.Total); !total.IsZero() && (deadline.IsZero() || total.Before(deadline)) {
+	if total := FirstDeadline(r.start, r.f.Total); !total.IsZero() && (deadline.IsZero() || total.Before(deadline)) {
 		deadline = total
 	}
 	_ = r.u.nc.SetReadDeadline(deadline)

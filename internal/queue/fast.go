@@ -49,7 +49,7 @@ func (p *fastPath) Route(r *h1proxy.Request, f *h1proxy.Forward) bool {
 	if !admitted {
 		// Wait in the breaker's queue, within the request's own bounds, as the chain does.
 		ctx := r.Context()
-		if deadline := p.firstDeadline(began); !deadline.IsZero() {
+		if deadline := h1proxy.FirstDeadline(began, p.total, p.start, q.cfg.IdleTimeout); !deadline.IsZero() {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, deadline)
 			defer cancel()
@@ -108,19 +108,4 @@ func (p *fastPath) Route(r *h1proxy.Request, f *h1proxy.Forward) bool {
 	f.TimeoutBody = timeoutBody
 	f.ErrorBody = "queue-proxy: error reaching the user container: "
 	return true
-}
-
-// firstDeadline is when the first of the request's bounds passes for a request that came at
-// began and has not started its answer; zero when none bounds it.
-func (p *fastPath) firstDeadline(began time.Time) time.Time {
-	first := time.Duration(0)
-	for _, d := range []time.Duration{p.total, p.start, p.q.cfg.IdleTimeout} {
-		if d > 0 && (first == 0 || d < first) {
-			first = d
-		}
-	}
-	if first == 0 {
-		return time.Time{}
-	}
-	return began.Add(first)
 }
