@@ -74,13 +74,7 @@ FUZZTIME     ?= 10s
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target (func FuzzX in a _test.go file) for FUZZTIME each (default 10s).
-	@pkgs=$$(git grep -l '^func Fuzz' -- '*_test.go' | xargs -r -n1 dirname | sort -u); \
-	for pkg in $$pkgs; do \
-		for target in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
-			echo "fuzz ./$$pkg $$target ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: integration
 integration: build ## Integration tests against the in-process Gantry (the node runs queue-proxies from bin/gantry).
