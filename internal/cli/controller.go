@@ -32,6 +32,7 @@ func newControllerCommand() *cobra.Command {
 	}
 	var kubeconfig, gatewayRef, localGatewayRef string
 	var level logLevel
+	var schedPolicy *string
 	cmd := &cobra.Command{
 		Use: "controller",
 		Example: `  # Run by the gantry-controller Deployment that "gantry install" writes; by hand, against
@@ -48,6 +49,9 @@ the only one ready; every replica serves the webhook.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := tracing.NewLogger(os.Stderr, tracing.LogJSON, level.Level)
 			if err != nil {
+				return err
+			}
+			if err := applySchedPolicy(*schedPolicy); err != nil {
 				return err
 			}
 			if opts.Gateways.External, err = parseNamespacedName("--gateway-api-gateway", gatewayRef); err != nil {
@@ -72,6 +76,7 @@ the only one ready; every replica serves the webhook.`,
 		},
 	}
 	f := cmd.Flags()
+	schedPolicy = schedPolicyFlag(f)
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, else the in-cluster service account)")
 	f.StringVar(&opts.Namespace, "namespace", opts.Namespace, "namespace of the leader-election Lease")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", opts.LeaderElection, "elect one active replica (the others serve only the webhook)")

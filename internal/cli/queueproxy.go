@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-run/gantry/internal/queue"
+	"github.com/gantry-run/gantry/internal/sched"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
 
@@ -33,6 +34,11 @@ func newQueueProxyCommand() *cobra.Command {
 				return err
 			}
 			log = log.With("revision", cfg.Namespace+"/"+cfg.Revision, "pod", cfg.Pod)
+			// A relay: batch, as gantry server's gateway (internal/sched). A pod whose
+			// seccomp profile forbids it keeps the default policy, and says so.
+			if err := sched.Apply(0, sched.Batch); err != nil {
+				log.Warn("scheduling policy batch not applied; the queue-proxy runs with the default policy", "err", err)
+			}
 			// SIGTERM starts the drain; the node sends it to the queue-proxy first and to the
 			// user containers only once it has exited.
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)

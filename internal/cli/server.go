@@ -29,6 +29,7 @@ func newServerCommand() *cobra.Command {
 	logFormat := tracing.LogText
 	var diskReserve quantityFlag
 	var tokenFile string
+	var schedPolicy *string
 	cmd := &cobra.Command{
 		Use: "server",
 		Example: `  # Start with the embedded defaults (data in /var/lib/gantry, API on 127.0.0.1:6443,
@@ -56,6 +57,9 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 				return err
 			}
 			if err := refuseWithoutClusterCIDR(cmd, cfg.ClusterCIDR); err != nil {
+				return err
+			}
+			if err := applySchedPolicy(*schedPolicy); err != nil {
 				return err
 			}
 			if err := refuseAutoscalerPortAlone(cmd); err != nil {
@@ -135,6 +139,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.JoinServer, "server", all.JoinServer, "join the cluster of the server at this URL (https://HOST:PORT) as one more server; needs --token or --token-file")
 	f.StringVar(&all.JoinToken, "token", all.JoinToken, "the cluster's server token, K10<ca-hash>::<id>.<secret> (<data-dir>/server-token of a server; an agent token is refused)")
 	f.StringVar(&tokenFile, "token-file", tokenFile, "file holding the server token")
+	schedPolicy = schedPolicyFlag(f)
 	f.Var(&level, "log-level", "level of gantry's own log: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", logFormat, "format of gantry's own log: text or json (a line about a request carries its trace_id and span_id)")
 	return cmd

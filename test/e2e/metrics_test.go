@@ -12,7 +12,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/sched"
 )
+
+// requireBatch fails t unless every thread of process pid runs under SCHED_BATCH.
+func requireBatch(t *testing.T, what string, pid int) {
+	t.Helper()
+	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	if err != nil {
+		t.Fatalf("threads of %s: %v", what, err)
+	}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		if p, err := sched.Of(tid); err != nil || p != sched.Batch {
+			t.Errorf("thread %d of %s (pid %d): policy %q, %v; want batch", tid, what, pid, p, err)
+		}
+	}
+}
 
 // knativeNames are metrics that keep Knative's exact names, which dashboards written for
 // Knative query, although Prometheus's naming rules would want a _total suffix on a counter.
@@ -51,6 +67,24 @@ spec:
 	url := "http://counted.default.localhost:" + strconv.Itoa(ports[6]) + "/"
 	for range 20 {
 		httpGetRetry(t, url)
+	}
+	// The two relays on the request path run under SCHED_BATCH: the server (the gateway's
+	// process, --sched-policy's default) and the revision's queue-proxy.
+	requireBatch(t, "gantry server", s.cmd.Process.Pid)
+	pidFiles, _ := filepath.Glob(filepath.Join(dataDir, "sandboxes", "sandboxes", "*", "containers", "queue-proxy", "pid"))
+	if len(pidFiles) == 0 {
+		t.Error("no queue-proxy's pid file under the data dir")
+	}
+	for _, f := range pidFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		requireBatch(t, "queue-proxy", pid)
 	}
 
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")

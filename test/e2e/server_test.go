@@ -254,6 +254,14 @@ func TestServerRefusesBadInput(t *testing.T) {
 			wantErr: "--https-port: address 127.0.0.1:",
 		},
 		{
+			name: "unknown scheduling policy",
+			setup: func(t *testing.T) ([]string, string) {
+				dir := t.TempDir()
+				return append(serverArgs(dir, freePorts(t)), "--sched-policy=fifo"), dir
+			},
+			wantErr: `--sched-policy: "fifo" is not a scheduling policy: batch or normal`,
+		},
+		{
 			name: "foreign data dir",
 			setup: func(t *testing.T) ([]string, string) {
 				dir := t.TempDir()

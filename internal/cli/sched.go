@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gantry-run/gantry/internal/sched"
+)
+
+// schedPolicyFlag adds --sched-policy to the commands whose process serves the gateway
+// (gantry server, gantry controller); applySchedPolicy applies its value.
+func schedPolicyFlag(f *pflag.FlagSet) *string {
+	p := string(sched.Batch)
+	f.StringVar(&p, "sched-policy", p, `Linux scheduling policy of this process's threads: "batch" (SCHED_BATCH: the gateway, woken by a request, does not preempt the sender and then serves several at once) or "normal" (SCHED_OTHER)`)
+	return &p
+}
+
+// applySchedPolicy gives every thread of this process (and those it starts later) policy.
+func applySchedPolicy(policy string) error {
+	p, err := sched.Parse(policy)
+	if err != nil {
+		return fmt.Errorf("--sched-policy: %w", err)
+	}
+	if err := sched.Apply(0, p); err != nil {
+		return fmt.Errorf("--sched-policy %s: %w", p, err)
+	}
+	return nil
+}
