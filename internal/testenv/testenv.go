@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/freeport"
 	"github.com/gantry-run/gantry/internal/image/imagetest"
+	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/serving"
 	"github.com/gantry-run/gantry/internal/standalone"
 )
@@ -166,10 +167,15 @@ func run(m *testing.M) int {
 			code = 1
 		}
 	}
-	// A stopped server leaves its sandboxes for the next start; tests leave nothing.
+	// A stopped server leaves its sandboxes for the next start; tests leave nothing: nor the
+	// pod isolation rules, which every packet on the host would go on passing through.
 	if srv.Sandboxes != nil {
-		if _, err := srv.Sandboxes.RemoveAll(stopCtx, time.Second); err != nil {
-			fmt.Fprintf(os.Stderr, "testenv: removing sandboxes: %v\n", err)
+		_, err := srv.Sandboxes.RemoveAll(stopCtx, time.Second)
+		if err == nil {
+			err = podnet.RemoveRules(stopCtx, cfg.Bridge)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: removing sandboxes and pod isolation rules: %v\n", err)
 			if code == 0 {
 				code = 1
 			}

@@ -1,0 +1,207 @@
+// Command throughput measures the request path's maximum throughput as the issue states it:
+// wrk (2 threads, 50 connections) on the same machine as a real `gantry server`, against a
+// pod of the hello test image straight on its user port, on its queue-proxy's port, and
+// through the gateway, side by side in each round. Each round runs the three with the
+// relays (the server, which holds the gateway, and the pod's queue-proxy) under both Linux
+// scheduling policies that --sched-policy offers, switched between runs on the live
+// processes, so the two are compared on the same pod in the same minute. The app keeps the
+// default policy throughout. It needs root, runc, the CNI plugins and wrk (apt-get install
+// wrk), and prints a table.
+//
+//	go run ./bench/throughput -gantry bin/gantry -rounds 3
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-run/gantry/bench/internal/server"
+	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/sched"
+)
+
+func main() {
+	bin := flag.String("gantry", "bin/gantry", "the gantry binary")
+	rounds := flag.Int("rounds", 3, "rounds, each running every target under each policy")
+	d := flag.Duration("duration", 10*time.Second, "length of each wrk run")
+	conns := flag.Int("connections", 50, "wrk's connections (its threads: 2)")
+	flag.Parse()
+	if err := run(*bin, *rounds, *d, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/throughput:", err)
+		os.Exit(1)
+	}
+}
+
+const host = "tput.default.localhost"
+
+func run(bin string, rounds int, d time.Duration, conns int) (err error) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk is not installed (apt-get install wrk)")
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+time.Duration(rounds)*7*(d+5*time.Second))
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "bench-throughput-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// Pods' user namespaces must pass through every directory above a data dir.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return err
+	}
+	dataDir := filepath.Join(tmp, "server")
+	srv, err := server.Start(ctx, server.Options{Bin: bin, DataDir: dataDir, Bridge: "gantry-tp0", PodCIDR: "10.243.0.0/16",
+		Args: []string{"--dashboard=false"}})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, srv.Stop()) }()
+	kubectl := func(stdin string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, append([]string{"kubectl", "--kubeconfig", srv.Kubeconfig()}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	ref, err := srv.BuildImage(ctx, "test/images/hello", "hello")
+	if err != nil {
+		return err
+	}
+	// One pod, kept: min-scale and max-scale 1.
+	if _, err := kubectl(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: tput
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "1"
+        autoscaling.knative.dev/max-scale: "1"
+    spec:
+      containers:
+        - image: `+ref+"\n", "apply", "-f", "-"); err != nil {
+		return err
+	}
+	if _, err := kubectl("", "wait", "--for=condition=Ready", "ksvc/tput", "--timeout=3m"); err != nil {
+		return err
+	}
+	podIP, err := kubectl("", "get", "pods", "-l", "serving.knative.dev/service=tput", "-o", "jsonpath={.items[0].status.podIP}")
+	if err != nil {
+		return err
+	}
+	qp, err := queueProxyPID(dataDir)
+	if err != nil {
+		return err
+	}
+	relays := map[string]int{"gantry server": srv.Cmd.Process.Pid, "queue-proxy": qp}
+	targets := []struct{ name, url string }{
+		{"straight to the pod (user port)", "http://" + podIP + ":8080/"},
+		{"to the pod's queue-proxy", fmt.Sprintf("http://%s:%d/", podIP, contract.HTTPPort)},
+		{"through the gateway", fmt.Sprintf("http://127.0.0.1:%d/", srv.HTTPPort)},
+	}
+	// Warm every path's connections.
+	for _, tg := range targets {
+		if _, err := wrk(ctx, tg.url, conns, 2*time.Second); err != nil {
+			return err
+		}
+	}
+	policies := []sched.Policy{sched.Normal, sched.Batch}
+	type cell struct{ rps []float64 }
+	results := map[sched.Policy][]cell{}
+	for _, p := range policies {
+		results[p] = make([]cell, len(targets))
+	}
+	for r := range rounds {
+		for _, p := range policies {
+			for what, pid := range relays {
+				if err := sched.Apply(pid, p); err != nil {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+			}
+			for i, tg := range targets {
+				rps, err := wrk(ctx, tg.url, conns, d)
+				if err != nil {
+					return err
+				}
+				results[p][i].rps = append(results[p][i].rps, rps)
+			}
+			fmt.Fprintf(os.Stderr, "round %d, %s: %.0f / %.0f / %.0f req/s\n", r+1, p, results[p][0].rps[r], results[p][1].rps[r], results[p][2].rps[r])
+		}
+	}
+	fmt.Printf("\n| hello, wrk -t2 -c%d, %s per run, %d rounds | relays SCHED_OTHER (normal): req/s (ratio to user port) | relays SCHED_BATCH (batch): req/s (ratio) |\n|---|---|---|\n", conns, d, rounds)
+	for i, tg := range targets {
+		fmt.Printf("| %s |", tg.name)
+		for _, p := range policies {
+			var parts []string
+			for r, rps := range results[p][i].rps {
+				if i == 0 {
+					parts = append(parts, fmt.Sprintf("%.0f", rps))
+				} else {
+					parts = append(parts, fmt.Sprintf("%.0f (%.2f)", rps, rps/results[p][0].rps[r]))
+				}
+			}
+			fmt.Printf(" %s |", strings.Join(parts, " / "))
+		}
+		fmt.Println()
+	}
+	for _, p := range policies {
+		var ratios []float64
+		for r := range rounds {
+			ratios = append(ratios, results[p][2].rps[r]/results[p][0].rps[r])
+		}
+		slices.Sort(ratios)
+		fmt.Printf("\n%s: median ratio gateway / user port %.2f", p, ratios[len(ratios)/2])
+	}
+	fmt.Println()
+	return nil
+}
+
+var rpsLine = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// wrk runs wrk with two threads and conns connections on url for d, with the service's
+// Host, and returns its requests per second; an answer other than 2xx or a socket error
+// fails the run.
+func wrk(ctx context.Context, url string, conns int, d time.Duration) (float64, error) {
+	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "-H", "Host: "+host, url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk %s: %w\n%s", url, err, out)
+	}
+	if bytes.Contains(out, []byte("Non-2xx")) || bytes.Contains(out, []byte("Socket errors")) {
+		return 0, fmt.Errorf("wrk %s: failed requests\n%s", url, out)
+	}
+	m := rpsLine.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("wrk %s: no Requests/sec in\n%s", url, out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// queueProxyPID is the process of the one pod's queue-proxy, from the node's sandboxes.
+func queueProxyPID(dataDir string) (int, error) {
+	files, _ := filepath.Glob(filepath.Join(dataDir, "sandboxes", "sandboxes", "*", "containers", contract.ContainerName, "pid"))
+	if len(files) != 1 {
+		return 0, fmt.Errorf("%d queue-proxy pid files under %s, want 1", len(files), dataDir)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
