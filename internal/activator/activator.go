@@ -79,6 +79,9 @@ type Options struct {
 	// Tracer records the activator's span and a cold start's wait for a pod, and sends the
 	// trace context on to the queue-proxy; nil traces nothing.
 	Tracer *tracing.Tracer
+	// DialPod connects to a pod's address; nil dials TCP. In standalone it is the node's
+	// PodDialer, which the gateway's fast path uses too.
+	DialPod func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Activator sends requests to revisions' pods, holding them while a revision has none free.
@@ -127,7 +130,7 @@ func New(opts Options) *Activator {
 	if opts.Registerer != nil {
 		a.metrics = newRequestMetrics()
 	}
-	a.proxy = newProxy()
+	a.proxy = newProxy(opts.DialPod)
 	return a
 }
 

@@ -29,11 +29,13 @@ func withTarget(ctx context.Context, t target) context.Context {
 
 // newProxy forwards to the target in the request's context. The transports keep many idle
 // connections per pod (Go's default of 2 makes a busy proxy dial for most requests), never
-// compress, and copy through pooled buffers.
-func newProxy() *httputil.ReverseProxy {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+// compress, and copy through pooled buffers. dial connects to pods (nil: TCP).
+func newProxy(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *httputil.ReverseProxy {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
 	h1 := &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		MaxIdleConns:        1000,
 		MaxIdleConnsPerHost: 100,
 		IdleConnTimeout:     90 * time.Second,

@@ -70,6 +70,9 @@ type Options struct {
 	// Console, when set, answers the hosts it serves that no Route has, on the host's side
 	// only (never to pods): the dashboard.
 	Console Console
+	// DialPod connects to a pod's address (the activator's and the fast path's upstream
+	// connections); nil dials TCP. In standalone it is the node's PodDialer.
+	DialPod func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Console is a web console the gateway serves beside the Routes.
@@ -168,7 +171,7 @@ func (g *Gateway) serve(ctx context.Context) error {
 		servers[i] = srv
 		if fast := g.fastPath(l); fast != nil {
 			servers[i] = &h1proxy.Server{Handler: fast, Fallback: srv, ReadHeaderTimeout: readHeaderTimeout,
-				IdleTimeout: idleTimeout, MaxIdlePerHost: 100, UpstreamIdleTimeout: 90 * time.Second, Log: g.log}
+				IdleTimeout: idleTimeout, MaxIdlePerHost: 100, UpstreamIdleTimeout: 90 * time.Second, Dial: g.opts.DialPod, Log: g.log}
 		}
 		go func() {
 			if err := servers[i].Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

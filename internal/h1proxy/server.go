@@ -143,7 +143,9 @@ type Server struct {
 	// UpstreamIdleTimeout how long one is kept idle (default 90 s).
 	MaxIdlePerHost      int
 	UpstreamIdleTimeout time.Duration
-	Log                 *slog.Logger
+	// Dial connects to an upstream address (within 5 s); nil dials TCP.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Log  *slog.Logger
 
 	once     sync.Once
 	pool     *pool
@@ -174,8 +176,11 @@ func (s *Server) init() {
 		if p.idleTimeout <= 0 {
 			p.idleTimeout = 90 * time.Second
 		}
-		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-		p.dial = d.DialContext
+		p.dial = s.Dial
+		if p.dial == nil {
+			d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+			p.dial = d.DialContext
+		}
 		s.pool = p
 		s.handoff = newHandoffListener()
 		s.conns = map[*conn]struct{}{}

@@ -116,6 +116,9 @@ type Node struct {
 	// metrics are nil without Options.Registerer.
 	metrics *metrics
 
+	// sockets are the revision pods' queue-proxy sockets (PodDialer).
+	sockets queueSockets
+
 	mu      sync.Mutex
 	workers map[types.UID]*worker
 	evicted map[types.UID]bool // pods evicted under disk pressure

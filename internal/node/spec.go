@@ -65,6 +65,9 @@ type specInput struct {
 	img *image.Image
 	// volumes are the host directories of the pod's volumes, by name.
 	volumes map[string]string
+	// socketDir is the host directory mounted at contract.SocketDir in the queue-proxy's
+	// container, "" for none.
+	socketDir string
 	// sources look up the ConfigMaps and Secrets the environment refers to.
 	sources Sources
 	// emptyLayer is an empty directory, the root of the queue-proxy's container.
@@ -141,6 +144,10 @@ func containerSpec(pod *corev1.Pod, c *corev1.Container, in specInput) (sandbox.
 	vmounts, err := volumeMounts(pod, c, in.volumes, env)
 	if err != nil {
 		return sandbox.ContainerSpec{}, err
+	}
+	if contract.IsSidecar(c) && in.socketDir != "" {
+		mounts = append(mounts, sandbox.Mount{Source: in.socketDir, Destination: contract.SocketDir})
+		env = append(env, contract.EnvSocket+"="+contract.SocketDir+"/"+contract.SocketName)
 	}
 	return sandbox.ContainerSpec{
 		Name:        c.Name,

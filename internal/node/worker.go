@@ -51,6 +51,7 @@ type worker struct {
 type podState struct {
 	sb         *sandbox.Sandbox
 	volumes    map[string]string
+	socketDir  string // mounted at contract.SocketDir in the queue-proxy; "" for none
 	containers map[string]*ctr
 	failed     string // reason the pod failed for good (refused, evicted)
 	failedMsg  string
@@ -300,7 +301,11 @@ func (w *worker) setup(ctx context.Context, now time.Time) bool {
 	if err != nil {
 		return failed("FailedMount", "%v", err)
 	}
-	w.volumes, w.setupBackoff, w.setupRetry = vols, 0, time.Time{}
+	socketDir, err := w.queueSocketDir()
+	if err != nil {
+		return failed("FailedMount", "the queue-proxy's socket directory: %v", err)
+	}
+	w.volumes, w.socketDir, w.setupBackoff, w.setupRetry = vols, socketDir, 0, time.Time{}
 	return true
 }
 
@@ -375,7 +380,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 		s.img, s.backoff = img, 0
 		w.n.recorder.Eventf(w.pod, corev1.EventTypeNormal, "Pulled", "Container image %q ready (%s)", c.Image, img.Digest)
 	}
-	spec, err := containerSpec(w.pod, c, specInput{img: s.img, volumes: w.volumes, sources: w.sources(),
+	spec, err := containerSpec(w.pod, c, specInput{img: s.img, volumes: w.volumes, socketDir: w.socketDir, sources: w.sources(),
 		emptyLayer: w.n.emptyLayer, exe: w.n.opts.Executable, allowUnconfined: w.n.opts.AllowUnconfinedSeccomp,
 		memoryCapacity: w.n.opts.Info.MemoryBytes, limits: w.n.defaultLimits()})
 	if err != nil {

@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -16,8 +17,11 @@ import (
 // Config is the queue-proxy's configuration, read from the environment the revision's
 // Deployment sets (contract.Env*).
 type Config struct {
-	ServingPort     int // contract.EnvServingPort, default contract.HTTPPort; HTTP/1.1 and h2c
-	H2CPort         int // contract.EnvH2CPort, default none; the same, on Knative's h2c port
+	ServingPort int // contract.EnvServingPort, default contract.HTTPPort; HTTP/1.1 and h2c
+	H2CPort     int // contract.EnvH2CPort, default none; the same, on Knative's h2c port
+	// Socket is contract.EnvSocket: a unix socket that serves what ServingPort serves, ""
+	// for none.
+	Socket          string
 	AdminPort       int // contract.EnvAdminPort, default contract.AdminPort; readiness
 	MetricsPort     int // contract.EnvMetricsPort, default contract.MetricsPort; autoscaler stats
 	UserMetricsPort int // contract.UserMetricsPort; Prometheus request metrics
@@ -78,6 +82,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Timeout:         defaultTimeout,
 		QuietPeriod:     defaultQuietPeriod,
 		UserProtocol:    getenv(contract.EnvUserPortProtocol),
+		Socket:          getenv(contract.EnvSocket),
 		Namespace:       getenv(contract.EnvNamespace),
 		Service:         getenv(contract.EnvService),
 		Configuration:   getenv(contract.EnvConfiguration),
@@ -127,6 +132,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = defaultTimeout // Knative defaults a revision's timeout of 0 too
+	}
+	if c.Socket != "" && !filepath.IsAbs(c.Socket) {
+		return Config{}, fmt.Errorf("%s: %q is not an absolute path", contract.EnvSocket, c.Socket)
 	}
 	switch c.UserProtocol {
 	case "", "http1", contract.UserProtocolH2C:

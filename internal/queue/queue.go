@@ -115,6 +115,8 @@ type Listeners struct {
 	Serving, Admin, Stats, Metrics net.Listener
 	// H2C is the second serving port (Config.H2CPort), nil without one.
 	H2C net.Listener
+	// Socket serves what Serving serves on Config.Socket, nil without one.
+	Socket net.Listener
 }
 
 // Listen opens the ports of cfg on every interface of the pod.
@@ -140,6 +142,16 @@ func Listen(cfg Config) (Listeners, error) {
 		}
 		opened = append(opened, l)
 		*p.dst = l
+	}
+	if cfg.Socket != "" {
+		l, err := listenSocket(cfg.Socket)
+		if err != nil {
+			for _, o := range opened {
+				_ = o.Close()
+			}
+			return Listeners{}, err
+		}
+		ls.Socket = l
 	}
 	return ls, nil
 }
@@ -181,7 +193,7 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 		name string
 		srv  server
 		l    net.Listener
-	}{{"serving", front, ls.Serving}, {"serving h2c", front, ls.H2C}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
+	}{{"serving", front, ls.Serving}, {"serving h2c", front, ls.H2C}, {"serving socket", front, ls.Socket}, {"admin", admin, ls.Admin}, {"stats", stats, ls.Stats}, {"metrics", metrics, ls.Metrics}}
 
 	bg, stopBackground := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -619,6 +619,16 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			}
 			scaler, reporter = s.ScaleRelay, s.ScaleRelay
 		}
+		// The gateway and the activator reach this machine's revision pods through their
+		// queue-proxies' sockets (node.PodDialer), other pods over TCP. The node is made
+		// below, before anything is served.
+		tcp := (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		dialPod := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if s.Node != nil {
+				return s.Node.PodDialer(tcp)(ctx, network, addr)
+			}
+			return tcp(ctx, network, addr)
+		}
 		s.Activator = activator.New(activator.Options{
 			Client:     mgr.GetClient(),
 			Scaler:     scaler,
@@ -627,6 +637,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			QueueDepth: int64(cfg.ActivatorQueueDepth),
 			Logger:     cfg.Logger,
 			Tracer:     tracer,
+			DialPod:    dialPod,
 		})
 		if cfg.Dashboard {
 			token, err := cfg.dashboardToken()
@@ -669,6 +680,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			Logger:     cfg.Logger,
 			Tracer:     tracer,
 			TraceRelay: traceRelay,
+			DialPod:    dialPod,
 		})
 		s.Serving.Add(s.Autoscaler)
 		s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))

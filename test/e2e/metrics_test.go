@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sched"
 )
 
@@ -28,6 +31,37 @@ func requireBatch(t *testing.T, what string, pid int) {
 			t.Errorf("thread %d of %s (pid %d): policy %q, %v; want batch", tid, what, pid, p, err)
 		}
 	}
+}
+
+// socketConns counts the connections of process pid to a queue-proxy's socket. The accepted
+// end of a unix connection lives in the connecting process's network namespace and carries
+// the socket's path; ss pairs each of pid's sockets with its peer.
+func socketConns(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "net", "unix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := map[string]bool{} // inodes
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 8 && f[5] == "03" && f[7] == contract.SocketDir+"/"+contract.SocketName {
+			accepted[f[6]] = true
+		}
+	}
+	out, err := exec.Command("ss", "-xpn").Output()
+	if err != nil {
+		t.Fatalf("ss -xpn: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		// u_str ESTAB 0 0 * <inode> * <peer inode> users:(("gantry",pid=N,fd=M))
+		f := strings.Fields(line)
+		if len(f) >= 9 && strings.Contains(f[8], fmt.Sprintf("pid=%d,", pid)) && accepted[f[7]] {
+			n++
+		}
+	}
+	return n
 }
 
 // knativeNames are metrics that keep Knative's exact names, which dashboards written for
@@ -85,6 +119,11 @@ spec:
 			t.Fatalf("%s: %v", f, err)
 		}
 		requireBatch(t, "queue-proxy", pid)
+	}
+	// The gateway reached the pod through the queue-proxy's socket: the server holds
+	// connections whose peers were accepted on it.
+	if n := socketConns(t, s.cmd.Process.Pid); n == 0 {
+		t.Error("the server holds no connection to a queue-proxy's socket after 20 requests")
 	}
 
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")

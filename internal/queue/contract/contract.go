@@ -37,6 +37,18 @@ const (
 	ProfilingPort   = 8008 // reserved, as in Knative
 )
 
+// The queue-proxy's socket: on the serverless node (runc pods) the node mounts a directory of
+// the pod's own at SocketDir into the sidecar's container only, and sets EnvSocket to
+// SocketDir/SocketName. The queue-proxy then also serves its HTTPPort's requests on that unix
+// socket, and the gateway and activator of the same machine reach the pod through it instead
+// of through the pod network (veth, bridge, netfilter and two TCP stacks per message). What
+// arrives there is treated as coming from the pod's default gateway, the address the host's
+// TCP connections come from, so the app sees the same X-Forwarded-For either way.
+const (
+	SocketDir  = "/var/run/gantry-queue"
+	SocketName = "queue.sock"
+)
+
 // Port names on the sidecar and the revision's Service.
 const (
 	HTTPPortName    = "queue-port"
@@ -67,7 +79,10 @@ const (
 	EnvServingPort   = "QUEUE_SERVING_PORT"
 	// EnvH2CPort, set for a revision whose port is named h2c, is a second serving port,
 	// Knative's h2c port (H2CPort), where the Gateway API backends of such a revision send.
-	EnvH2CPort              = "QUEUE_H2C_PORT"
+	EnvH2CPort = "QUEUE_H2C_PORT"
+	// EnvSocket, set by the serverless node, is the unix socket the queue-proxy also serves
+	// its serving port's requests on (SocketDir).
+	EnvSocket               = "QUEUE_SOCKET"
 	EnvAdminPort            = "QUEUE_ADMIN_PORT"
 	EnvMetricsPort          = "QUEUE_METRICS_PORT"
 	EnvUserPort             = "USER_PORT"

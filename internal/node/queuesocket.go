@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/sandbox"
+)
+
+// queueSocketVolume is the sandbox volume (Sandboxes.VolumeDir) that holds a revision pod's
+// queue-proxy socket. The underscore keeps it apart from the pod's own volumes, whose names
+// are DNS labels.
+const queueSocketVolume = "queue_socket"
+
+// queueSockets maps the address of each revision pod on this node to the host directory of
+// its queue-proxy's socket (contract.SocketDir).
+type queueSockets struct {
+	mu   sync.Mutex
+	dirs map[string]string
+}
+
+func (s *queueSockets) set(ip net.IP, dir string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirs == nil {
+		s.dirs = map[string]string{}
+	}
+	s.dirs[ip.String()] = dir
+}
+
+func (s *queueSockets) forget(ip net.IP) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.dirs, ip.String())
+}
+
+func (s *queueSockets) dir(host string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.dirs[host]
+	return d, ok
+}
+
+// queueSocketDir is the host directory to mount at contract.SocketDir in pod's queue-proxy,
+// "" when it gets none: pods without one, and pods that gVisor runs (its sandbox does not
+// pass host sockets through).
+func (w *worker) queueSocketDir() (string, error) {
+	if sidecarOf(w.pod) == nil || w.sb == nil || w.sb.IP == nil || runtimeOf(w.pod) != sandbox.RuntimeRunc {
+		return "", nil
+	}
+	dir, err := w.n.opts.Sandboxes.VolumeDir(w.sb.ID, queueSocketVolume)
+	if err != nil {
+		return "", err
+	}
+	w.n.sockets.set(w.sb.IP, dir)
+	return dir, nil
+}
+
+// PodDialer is how the gateway and the activator of this machine connect to pods: a revision
+// pod's queue-proxy serving port (contract.HTTPPort) on this node through its socket, which
+// spares each message the pod network (veth, bridge, netfilter, a second TCP stack); every
+// other address, and a socket that cannot be reached (a queue-proxy not listening yet), with
+// next.
+func (n *Node) PodDialer(next func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	port := strconv.Itoa(contract.HTTPPort)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, p, err := net.SplitHostPort(addr); err == nil && p == port {
+			if dir, ok := n.sockets.dir(host); ok {
+				if c, err := dialIn(ctx, dir, contract.SocketName); err == nil {
+					return c, nil
+				}
+			}
+		}
+		return next(ctx, network, addr)
+	}
+}
+
+// dialIn connects to the unix socket name in dir. A socket's path is limited to 107 bytes,
+// which a data dir's sandbox paths can pass, so it is reached through /proc/self/fd and a
+// descriptor of dir.
+func dialIn(ctx context.Context, dir, name string) (net.Conn, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", fd, name))
+}

@@ -1,0 +1,132 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/queue/contract"
+	"github.com/gantry-run/gantry/internal/sandbox"
+)
+
+// serveOnce accepts connections on l and answers each with what.
+func serveOnce(t *testing.T, l net.Listener, what string) {
+	t.Helper()
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, what)
+			_ = c.Close()
+		}
+	}()
+}
+
+func readAll(t *testing.T, c net.Conn) string {
+	t.Helper()
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A revision pod's serving port on this node is reached through its queue-proxy's socket,
+// even where the socket's path is longer than a unix address may be; other ports, other
+// addresses and a socket nobody listens on go to the next dialer.
+func TestPodDialer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100), "queue_socket")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil { // net.Listen cannot take the long path itself
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", contract.SocketName)
+	_ = os.Chdir(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOnce(t, l, "socket")
+
+	var nexts []string
+	next := func(_ context.Context, network, addr string) (net.Conn, error) {
+		nexts = append(nexts, network+" "+addr)
+		return nil, errors.New("next")
+	}
+	n := &Node{}
+	n.sockets.set(net.ParseIP("10.244.0.7"), dir)
+	dial := n.PodDialer(next)
+	ctx := context.Background()
+
+	c, err := dial(ctx, "tcp", "10.244.0.7:8012")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, c); got != "socket" {
+		t.Errorf("10.244.0.7:8012 reached %q, want the socket", got)
+	}
+	for _, addr := range []string{"10.244.0.7:9090", "10.244.0.8:8012"} {
+		if _, err := dial(ctx, "tcp", addr); err == nil || err.Error() != "next" {
+			t.Errorf("%s: %v, want the next dialer", addr, err)
+		}
+	}
+	_ = l.Close()
+	if _, err := dial(ctx, "tcp", "10.244.0.7:8012"); err == nil || err.Error() != "next" {
+		t.Errorf("a socket nobody listens on: %v, want the next dialer", err)
+	}
+	n.sockets.forget(net.ParseIP("10.244.0.7"))
+	want := []string{"tcp 10.244.0.7:9090", "tcp 10.244.0.8:8012", "tcp 10.244.0.7:8012"}
+	if strings.Join(nexts, ",") != strings.Join(want, ",") {
+		t.Errorf("next dialer got %q, want %q", nexts, want)
+	}
+	if _, ok := n.sockets.dir("10.244.0.7"); ok {
+		t.Error("a forgotten pod's socket is still known")
+	}
+}
+
+// The queue-proxy gets its socket's directory and the variable that names the socket; the
+// user's container gets neither.
+func TestQueueProxySocketInSpec(t *testing.T) {
+	pod := testPod(corev1.Container{Name: "app"}, knativeQueue)
+	in := specInput{emptyLayer: "/empty", exe: "/gantry", socketDir: "/data/sandboxes/x/volumes/queue_socket", memoryCapacity: 1 << 30}
+	qp, err := containerSpec(pod, &pod.Spec.Containers[1], in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := slices.ContainsFunc(qp.Mounts, func(m sandbox.Mount) bool {
+		return m.Source == in.socketDir && m.Destination == contract.SocketDir && !m.ReadOnly
+	})
+	if !mounted || !slices.Contains(qp.Env, "QUEUE_SOCKET=/var/run/gantry-queue/queue.sock") {
+		t.Errorf("queue-proxy: mounts %v, env %v; want the socket's directory and QUEUE_SOCKET", qp.Mounts, qp.Env)
+	}
+	in.img = &image.Image{}
+	app, err := containerSpec(pod, &pod.Spec.Containers[0], in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range app.Mounts {
+		if m.Source == in.socketDir {
+			t.Errorf("the user's container mounts the queue-proxy's socket directory at %s", m.Destination)
+		}
+	}
+	for _, e := range app.Env {
+		if strings.HasPrefix(e, "QUEUE_SOCKET=") {
+			t.Errorf("the user's container gets %s", e)
+		}
+	}
+}
