@@ -60,15 +60,11 @@ func main() {
 func run(bin string, runs int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "bench-agent-")
+	tmp, err := server.TempDir("bench-agent-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	// Pods' user namespaces must pass through every directory above a data dir.
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		return err
-	}
 	srv, err := server.Start(ctx, server.Options{Bin: bin, DataDir: filepath.Join(tmp, "server"), Bridge: serverBridge, PodCIDR: serverCIDR})
 	if err != nil {
 		return err

@@ -54,15 +54,11 @@ func run(bin string, rounds int, d time.Duration, conns int) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+time.Duration(rounds)*7*(d+5*time.Second))
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "bench-throughput-")
+	tmp, err := server.TempDir("bench-throughput-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	// Pods' user namespaces must pass through every directory above a data dir.
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		return err
-	}
 	dataDir := filepath.Join(tmp, "server")
 	srv, err := server.Start(ctx, server.Options{Bin: bin, DataDir: dataDir, Bridge: "gantry-tp0", PodCIDR: "10.243.0.0/16",
 		Args: []string{"--dashboard=false"}})

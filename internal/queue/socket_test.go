@@ -11,31 +11,6 @@ import (
 	"testing"
 )
 
-func TestDefaultGateway(t *testing.T) {
-	dir := t.TempDir()
-	write := func(body string) string {
-		f := filepath.Join(dir, "route")
-		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	const header = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
-	// As a pod on 10.244.0.0/16 behind 10.244.0.1 sees it (a little-endian machine's file).
-	gw, err := defaultGateway(write(header +
-		"eth0\t0000F40A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n" +
-		"eth0\t00000000\t0100F40A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"))
-	if err != nil || gw.String() != "10.244.0.1" {
-		t.Errorf("defaultGateway = %v, %v; want 10.244.0.1", gw, err)
-	}
-	if gw, err := defaultGateway(write(header + "eth0\t0000F40A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n")); err != nil || gw != nil {
-		t.Errorf("without a default route: %v, %v; want none", gw, err)
-	}
-	if _, err := defaultGateway(write(header + "eth0\t00000000\tZZ\t0003\n")); err == nil {
-		t.Error("a gateway that is not hex: no error")
-	}
-}
-
 // The serving port's requests are also served on the socket, by the same server (the fast
 // path and the chain), and what comes through it is from the pod's default gateway.
 func TestServesTheSocket(t *testing.T) {
@@ -50,7 +25,8 @@ func TestServesTheSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	routes := filepath.Join(dir, "route")
-	if err := os.WriteFile(routes, []byte("Iface\tDestination\tGateway\neth0\t00000000\t0100F40A\n"), 0o600); err != nil {
+	if err := os.WriteFile(routes, []byte("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"+
+		"eth0\t00000000\t0100F40A\t0003\t0\t0\t0\t00000000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	q, err := New(testConfig(port), nil)

@@ -1,13 +1,10 @@
 package sandbox
 
 import (
-	"bufio"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
-	"strings"
+
+	"github.com/gantry-run/gantry/internal/procroute"
 )
 
 // checkPodCIDR refuses a pod range that overlaps a route the host already has through
@@ -21,42 +18,18 @@ func checkPodCIDR(cidr, bridge string) error {
 	if pods.IP.To4() == nil {
 		return nil // /proc/net/route lists IPv4 only
 	}
-	f, err := os.Open("/proc/net/route")
+	routes, err := procroute.Read(procroute.File)
 	if err != nil {
 		return nil // no IPv4 routing table to check against
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 || fields[0] == bridge {
+	for _, r := range routes {
+		if r.Iface == bridge || r.Default() {
 			continue
 		}
-		dst, err1 := parseRouteHex(fields[1])
-		mask, err2 := parseRouteHex(fields[7])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		route := &net.IPNet{IP: dst, Mask: net.IPMask(mask)}
-		if ones, _ := route.Mask.Size(); ones == 0 {
-			continue // the default route
-		}
+		route := &net.IPNet{IP: r.Dst, Mask: r.Mask}
 		if route.Contains(pods.IP) || pods.Contains(route.IP) {
-			return fmt.Errorf("pod CIDR %s overlaps the host's route to %s via %s; choose another range", cidr, route, fields[0])
+			return fmt.Errorf("pod CIDR %s overlaps the host's route to %s via %s; choose another range", cidr, route, r.Iface)
 		}
 	}
 	return nil
-}
-
-// parseRouteHex reads an address of /proc/net/route: 8 hex digits in host (little-endian)
-// byte order.
-func parseRouteHex(s string) (net.IP, error) {
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 4 {
-		return nil, fmt.Errorf("bad route address %q", s)
-	}
-	ip := make(net.IP, 4)
-	binary.BigEndian.PutUint32(ip, binary.LittleEndian.Uint32(b))
-	return ip, nil
 }

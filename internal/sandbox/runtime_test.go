@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gantry-run/gantry/internal/procroute"
 )
 
 // runtimeReport is the part of test/images/runtime's report the tests check.
@@ -286,7 +288,7 @@ func TestCheckPodCIDR(t *testing.T) {
 		if len(f) < 8 || f[7] == "00000000" {
 			continue
 		}
-		dst, _ := parseRouteHex(f[1])
+		dst, _ := procroute.Addr(f[1])
 		if err := checkPodCIDR(dst.String()+"/32", "none"); err == nil {
 			t.Errorf("a pod CIDR inside the host's route via %s was accepted", f[0])
 		}

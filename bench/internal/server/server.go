@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -181,4 +182,19 @@ func (s *Server) Cleanup() error {
 		return fmt.Errorf("gantry cleanup: %w\n%s", err, out)
 	}
 	return nil
+}
+
+// TempDir makes a temporary directory for servers' data dirs: one that pods' user
+// namespaces can pass through (0711), as they must through every directory above a data dir.
+// The caller removes it.
+func TempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
 }
