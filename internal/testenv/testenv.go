@@ -46,6 +46,8 @@ type Env struct {
 	GatewayAddr string
 	// DataDir is the control plane's data directory.
 	DataDir string
+	// PodCIDR is the node's pod range.
+	PodCIDR string
 }
 
 var (
@@ -155,7 +157,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env = &Env{Config: cp.RESTConfig(), Client: clientset, Ctrl: ctrlClient, ControlPlane: cp, Server: srv,
-		RegistryHost: srv.Registry.Addr(), DataDir: cp.DataDir(), GatewayAddr: srv.Gateway.Addrs()[0]}
+		RegistryHost: srv.Registry.Addr(), DataDir: cp.DataDir(), GatewayAddr: srv.Gateway.Addrs()[0], PodCIDR: cfg.PodCIDR}
 
 	code := m.Run()
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/testenv"
 	"github.com/gantry-run/gantry/pkg/apis/autoscaling"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
@@ -236,6 +237,15 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 		if len(report.Headers[h]) == 0 {
 			t.Errorf("header %s missing; headers %v", h, report.Headers)
 		}
+	}
+	// The gateway gives the client's address; the queue-proxy appends its peer's, the pods'
+	// gateway address on the bridge, whether the gateway came through its socket or over TCP.
+	gw, err := podnet.GatewayIP(env.PodCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(report.Headers["X-Forwarded-For"], ", "), "127.0.0.1, "+gw.String(); got != want {
+		t.Errorf("X-Forwarded-For = %q, want %q", got, want)
 	}
 	if got := report.Headers["X-Custom"]; len(got) != 1 || got[0] != "kept" {
 		t.Errorf("client header X-Custom = %v, want kept", got)
