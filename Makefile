@@ -88,8 +88,10 @@ e2e: build ## End-to-end tests that run bin/gantry as a user would.
 test: test-deps fmt-check vet lint verify-codegen unit fuzz integration e2e ## The whole suite, as CI runs it (installs what it needs).
 
 .PHONY: bench
-bench: deps build ## Run the benchmarks under bench/ and print their tables (about 20 minutes).
+bench: deps build ## Run the benchmarks under bench/ and print their tables (about 25 minutes).
+	hack/install-deps.sh --bench
 	$(GO) run ./bench/startup -gantry $(CURDIR)/$(BIN)
+	$(GO) run ./bench/throughput -gantry $(CURDIR)/$(BIN)
 	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test ./bench/serving ./bench/pods -run '^$$' -bench . -benchtime 1x -timeout 40m
 
 .PHONY: clean

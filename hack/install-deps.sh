@@ -24,6 +24,10 @@ packages=(runc runsc util-linux containernetworking-plugins iptables nftables ip
 if [ "${1:-}" = "--test" ]; then
   packages+=(chromium fonts-liberation)
 fi
+# With --bench, what only the benchmarks need: wrk, bench/throughput's load generator.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(wrk)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
