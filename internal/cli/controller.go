@@ -51,7 +51,7 @@ the only one ready; every replica serves the webhook.`,
 			if err != nil {
 				return err
 			}
-			if err := applySchedPolicy(*schedPolicy); err != nil {
+			if err := applySchedPolicy(cmd, *schedPolicy, log); err != nil {
 				return err
 			}
 			if opts.Gateways.External, err = parseNamespacedName("--gateway-api-gateway", gatewayRef); err != nil {

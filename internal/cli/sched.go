@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/gantry-run/gantry/internal/sched"
@@ -17,13 +19,19 @@ func schedPolicyFlag(f *pflag.FlagSet) *string {
 }
 
 // applySchedPolicy gives every thread of this process (and those it starts later) policy.
-func applySchedPolicy(policy string) error {
+// A policy the flag named explicitly that cannot be applied is an error; the default that
+// cannot be (a seccomp profile that forbids sched_setattr) is logged, and the process keeps
+// the policy it has.
+func applySchedPolicy(cmd *cobra.Command, policy string, log *slog.Logger) error {
 	p, err := sched.Parse(policy)
 	if err != nil {
 		return fmt.Errorf("--sched-policy: %w", err)
 	}
 	if err := sched.Apply(0, p); err != nil {
-		return fmt.Errorf("--sched-policy %s: %w", p, err)
+		if cmd.Flags().Changed("sched-policy") {
+			return fmt.Errorf("--sched-policy %s: %w", p, err)
+		}
+		log.Warn("the default scheduling policy could not be applied; set --sched-policy to choose one", "policy", p, "err", err)
 	}
 	return nil
 }

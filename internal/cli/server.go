@@ -59,9 +59,6 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 			if err := refuseWithoutClusterCIDR(cmd, cfg.ClusterCIDR); err != nil {
 				return err
 			}
-			if err := applySchedPolicy(*schedPolicy); err != nil {
-				return err
-			}
 			if err := refuseAutoscalerPortAlone(cmd); err != nil {
 				return err
 			}
@@ -77,6 +74,9 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 			log, err := tracing.NewLogger(os.Stderr, logFormat, level.Level)
 			if err != nil {
 				return fmt.Errorf("--log-format: %w", err)
+			}
+			if err := applySchedPolicy(cmd, *schedPolicy, log); err != nil {
+				return err
 			}
 			// With node IPAM the server's node takes the cluster range's first block unless
 			// --pod-cidr says otherwise.
