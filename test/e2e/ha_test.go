@@ -541,6 +541,10 @@ spec:
 		t.Helper()
 		waitLong(t, kubectl, 3*time.Minute, "wake-00001 at zero pods", func(out string) bool { return out == "0" },
 			"get", "deployment", "wake-00001-deployment", "-o", "jsonpath={.spec.replicas}")
+		// And its last pod gone: one still draining may answer a request sent now, which
+		// would then not be a cold start.
+		waitLong(t, kubectl, 2*time.Minute, "no pod of wake-00001 left", func(out string) bool { return out == "" },
+			"get", "pods", "-l", "serving.knative.dev/revision=wake-00001", "-o", "name")
 	}
 	// fromZero sends one request through via's gateway and returns how long its answer took.
 	fromZero := func(what string, via *server, timeout time.Duration) time.Duration {
