@@ -176,10 +176,10 @@ func TestStatsCountRequestsAndLeaveActivatorRequestsOutOfDirectDemand(t *testing
 	port := startUser(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	q, url := startQueue(t, testConfig(port))
 	q.stats.Report(time.Now()) // start a clean window
-	get(t, url, nil)
-	get(t, url, nil)
-	get(t, url, map[string]string{"K-Proxy-Request": "activator"})
-	get(t, url, map[string]string{"User-Agent": "kube-probe/1.33"}) // not demand
+	for _, h := range []map[string]string{nil, nil, {"K-Proxy-Request": "activator"}, {"User-Agent": "kube-probe/1.33"} /* not demand */} {
+		get(t, url, h)
+		settled(t, q) // one at a time: the next must not overlap the last one's bookkeeping
+	}
 	got := q.stats.Report(time.Now())
 	if got.RequestCount != 3 || got.ProxiedRequestCount != 1 || got.PeakConcurrency != 1 {
 		t.Errorf("report = %+v, want 3 requests, 1 proxied, peak 1", got)
@@ -201,6 +201,7 @@ func TestRequestMetricsWithKnativesNames(t *testing.T) {
 	q, url := startQueue(t, cfg)
 	get(t, url, nil)
 	get(t, url+"/missing", nil)
+	settled(t, q) // the slot is free again before the blocking requests take it
 	// One blocks the slot, ten wait, one more is refused by the breaker: a 503 the user
 	// container never saw.
 	var wg sync.WaitGroup
@@ -211,6 +212,7 @@ func TestRequestMetricsWithKnativesNames(t *testing.T) {
 	get(t, url, nil)
 	close(release)
 	wg.Wait()
+	settled(t, q)
 
 	rec := httptest.NewRecorder()
 	q.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -231,6 +233,13 @@ func TestRequestMetricsWithKnativesNames(t *testing.T) {
 	if strings.Contains(rec.Body.String(), `revision_app_request_count{`+labels+`response_code="503"`) {
 		t.Error("the breaker's 503 counted as an app request")
 	}
+}
+
+// settled waits until q has finished its bookkeeping for every request: a client can read
+// its response a moment before the queue-proxy records it.
+func settled(t *testing.T, q *QueueProxy) {
+	t.Helper()
+	waitFor(t, "no request in flight", func() bool { return q.drainer.inflight.Load() == 0 })
 }
 
 func TestWebsocketUpgradePassesBothWays(t *testing.T) {
