@@ -80,7 +80,7 @@ type Options struct {
 	// trace context on to the queue-proxy; nil traces nothing.
 	Tracer *tracing.Tracer
 	// DialPod connects to a pod's address; nil dials TCP. In standalone it is the node's
-	// PodDialer, which the gateway's fast path uses too.
+	// DialPod, which the gateway's fast path uses too.
 	DialPod func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 

@@ -71,7 +71,7 @@ type Options struct {
 	// only (never to pods): the dashboard.
 	Console Console
 	// DialPod connects to a pod's address (the activator's and the fast path's upstream
-	// connections); nil dials TCP. In standalone it is the node's PodDialer.
+	// connections); nil dials TCP. In standalone it is the node's DialPod.
 	DialPod func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 

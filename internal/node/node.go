@@ -116,7 +116,7 @@ type Node struct {
 	// metrics are nil without Options.Registerer.
 	metrics *metrics
 
-	// sockets are the revision pods' queue-proxy sockets (PodDialer).
+	// sockets are the revision pods' queue-proxy sockets (DialPod).
 	sockets queueSockets
 
 	mu      sync.Mutex

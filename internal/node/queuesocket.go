@@ -63,24 +63,23 @@ func (w *worker) queueSocketDir() (string, error) {
 	return dir, nil
 }
 
-// PodDialer is how the gateway and the activator of this machine connect to pods: a revision
+// DialPod is how the gateway and the activator of this machine connect to pods: a revision
 // pod's queue-proxy serving port (contract.HTTPPort) on this node through its socket, which
 // spares each message the pod network (veth, bridge, netfilter, a second TCP stack); every
 // other address, and a socket that cannot be reached (a queue-proxy not listening yet), with
 // next.
-func (n *Node) PodDialer(next func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	port := strconv.Itoa(contract.HTTPPort)
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if host, p, err := net.SplitHostPort(addr); err == nil && p == port {
-			if dir, ok := n.sockets.dir(host); ok {
-				if c, err := dialIn(ctx, dir, contract.SocketName); err == nil {
-					return c, nil
-				}
+func (n *Node) DialPod(ctx context.Context, network, addr string, next func(ctx context.Context, network, addr string) (net.Conn, error)) (net.Conn, error) {
+	if host, p, err := net.SplitHostPort(addr); err == nil && p == servingPort {
+		if dir, ok := n.sockets.dir(host); ok {
+			if c, err := dialIn(ctx, dir, contract.SocketName); err == nil {
+				return c, nil
 			}
 		}
-		return next(ctx, network, addr)
 	}
+	return next(ctx, network, addr)
 }
+
+var servingPort = strconv.Itoa(contract.HTTPPort)
 
 // dialIn connects to the unix socket name in dir. A socket's path is limited to 107 bytes,
 // which a data dir's sandbox paths can pass, so it is reached through /proc/self/fd and a

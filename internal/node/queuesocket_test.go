@@ -47,7 +47,7 @@ func readAll(t *testing.T, c net.Conn) string {
 // A revision pod's serving port on this node is reached through its queue-proxy's socket,
 // even where the socket's path is longer than a unix address may be; other ports, other
 // addresses and a socket nobody listens on go to the next dialer.
-func TestPodDialer(t *testing.T) {
+func TestDialPod(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100), "queue_socket")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,9 @@ func TestPodDialer(t *testing.T) {
 	}
 	n := &Node{}
 	n.sockets.set(net.ParseIP("10.244.0.7"), dir)
-	dial := n.PodDialer(next)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return n.DialPod(ctx, network, addr, next)
+	}
 	ctx := context.Background()
 
 	c, err := dial(ctx, "tcp", "10.244.0.7:8012")

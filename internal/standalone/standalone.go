@@ -620,12 +620,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			scaler, reporter = s.ScaleRelay, s.ScaleRelay
 		}
 		// The gateway and the activator reach this machine's revision pods through their
-		// queue-proxies' sockets (node.PodDialer), other pods over TCP. The node is made
+		// queue-proxies' sockets (Node.DialPod), other pods over TCP. The node is made
 		// below, before anything is served.
 		tcp := (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		dialPod := func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if s.Node != nil {
-				return s.Node.PodDialer(tcp)(ctx, network, addr)
+				return s.Node.DialPod(ctx, network, addr, tcp)
 			}
 			return tcp(ctx, network, addr)
 		}
