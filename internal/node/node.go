@@ -134,6 +134,12 @@ func New(opts Options) (*Node, error) {
 	if opts.ServerlessClient != nil && !opts.ServerlessNodes.IsValid() {
 		return nil, errors.New("node: serving serverless nodes needs the range of their addresses")
 	}
+	if opts.Executable == "" {
+		return nil, errors.New("node: the gantry binary queue-proxies run from is required")
+	}
+	if err := checkExecutable(opts.Executable); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
