@@ -5,8 +5,11 @@
 // relays (the server, which holds the gateway, and the pod's queue-proxy) under both Linux
 // scheduling policies that --sched-policy offers, switched between runs on the live
 // processes, so the two are compared on the same pod in the same minute. The app keeps the
-// default policy throughout. It needs root, runc, the CNI plugins and wrk (apt-get install
-// wrk), and prints a table.
+// default policy throughout. Beside the rates it reports where the two cores went: the CPU
+// time per request of wrk, the server, the queue-proxy and the app (from their rusage and
+// /proc/<pid>/stat) and of the rest of the machine (the kernel's softirq work, other
+// processes), from /proc/stat. It needs root, runc, the CNI plugins and wrk (apt-get install
+// wrk), and prints two tables.
 //
 //	go run ./bench/throughput -gantry bin/gantry -rounds 3
 package main
@@ -102,11 +105,16 @@ spec:
 	if err != nil {
 		return err
 	}
-	qp, err := queueProxyPID(dataDir)
+	qp, err := containerPID(dataDir, contract.ContainerName)
+	if err != nil {
+		return err
+	}
+	app, err := containerPID(dataDir, "user-container")
 	if err != nil {
 		return err
 	}
 	relays := map[string]int{"gantry server": srv.Cmd.Process.Pid, "queue-proxy": qp}
+	procs := []int{srv.Cmd.Process.Pid, qp, app} // in the order of cpuParts after wrk
 	targets := []struct{ name, url string }{
 		{"straight to the pod (user port)", "http://" + podIP + ":8080/"},
 		{"to the pod's queue-proxy", fmt.Sprintf("http://%s:%d/", podIP, contract.HTTPPort)},
@@ -114,12 +122,15 @@ spec:
 	}
 	// Warm every path's connections.
 	for _, tg := range targets {
-		if _, err := wrk(ctx, tg.url, conns, 2*time.Second); err != nil {
+		if _, _, err := wrk(ctx, tg.url, conns, 2*time.Second); err != nil {
 			return err
 		}
 	}
 	policies := []sched.Policy{sched.Normal, sched.Batch}
-	type cell struct{ rps []float64 }
+	type cell struct {
+		rps []float64
+		cpu [][]float64 // per run: µs of CPU per request of each of cpuParts
+	}
 	results := map[sched.Policy][]cell{}
 	for _, p := range policies {
 		results[p] = make([]cell, len(targets))
@@ -132,11 +143,20 @@ spec:
 				}
 			}
 			for i, tg := range targets {
-				rps, err := wrk(ctx, tg.url, conns, d)
+				before, err := sample(procs)
+				if err != nil {
+					return err
+				}
+				rps, wrkCPU, err := wrk(ctx, tg.url, conns, d)
+				if err != nil {
+					return err
+				}
+				after, err := sample(procs)
 				if err != nil {
 					return err
 				}
 				results[p][i].rps = append(results[p][i].rps, rps)
+				results[p][i].cpu = append(results[p][i].cpu, perRequest(before, after, wrkCPU, rps*d.Seconds()))
 			}
 			fmt.Fprintf(os.Stderr, "round %d, %s: %.0f / %.0f / %.0f req/s\n", r+1, p, results[p][0].rps[r], results[p][1].rps[r], results[p][2].rps[r])
 		}
@@ -166,34 +186,111 @@ spec:
 		fmt.Printf("\n%s: median ratio gateway / user port %.2f", p, ratios[len(ratios)/2])
 	}
 	fmt.Println()
+	for _, p := range policies {
+		fmt.Printf("\n| CPU per request, µs (relays %s, mean of %d rounds) | %s | all |\n|---|%s---|\n", p, rounds,
+			strings.Join(cpuParts, " | "), strings.Repeat("---|", len(cpuParts)))
+		for i, tg := range targets {
+			mean := make([]float64, len(cpuParts))
+			for _, run := range results[p][i].cpu {
+				for k, v := range run {
+					mean[k] += v / float64(len(results[p][i].cpu))
+				}
+			}
+			fmt.Printf("| %s |", tg.name)
+			total := 0.0
+			for _, v := range mean {
+				fmt.Printf(" %.1f |", v)
+				total += v
+			}
+			fmt.Printf(" %.1f |\n", total)
+		}
+	}
 	return nil
+}
+
+// cpuParts are the columns of the CPU table: the load generator, the relays, the app, and
+// the rest of the busy time of the machine (mostly the kernel's softirq work for packets).
+var cpuParts = []string{"wrk", "gantry server", "queue-proxy", "app", "rest"}
+
+// usage is the CPU time, in clock ticks, of each of a run's processes and of the machine.
+type usage struct {
+	procs []float64
+	busy  float64 // every CPU's non-idle time, /proc/stat
+}
+
+// sample reads the CPU time of pids (user and system, every thread) and of the machine.
+func sample(pids []int) (usage, error) {
+	var u usage
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return u, err
+		}
+		// The fields after the command's closing parenthesis; utime and stime are 14 and 15.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		u.procs = append(u.procs, ut+st)
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return u, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	for i, v := range strings.Fields(string(line))[1:] {
+		if i == 3 || i == 4 || i >= 7 { // idle, iowait; steal and the guests
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		u.busy += n
+	}
+	return u, nil
+}
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// perRequest spreads the CPU time between two samples over n requests, in µs, in the order
+// of cpuParts; wrkCPU is wrk's own, from its rusage.
+func perRequest(before, after usage, wrkCPU time.Duration, n float64) []float64 {
+	us := func(ticks float64) float64 { return ticks * float64(clockTick/time.Microsecond) / n }
+	out := []float64{float64(wrkCPU/time.Microsecond) / n}
+	rest := us(after.busy-before.busy) - out[0]
+	for i := range before.procs {
+		v := us(after.procs[i] - before.procs[i])
+		out = append(out, v)
+		rest -= v
+	}
+	return append(out, max(rest, 0))
 }
 
 var rpsLine = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
 // wrk runs wrk with two threads and conns connections on url for d, with the service's
-// Host, and returns its requests per second; an answer other than 2xx or a socket error
-// fails the run.
-func wrk(ctx context.Context, url string, conns int, d time.Duration) (float64, error) {
-	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "-H", "Host: "+host, url).CombinedOutput()
+// Host, and returns its requests per second and the CPU time it used; an answer other than
+// 2xx or a socket error fails the run.
+func wrk(ctx context.Context, url string, conns int, d time.Duration) (float64, time.Duration, error) {
+	cmd := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "-H", "Host: "+host, url)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk %s: %w\n%s", url, err, out)
+		return 0, 0, fmt.Errorf("wrk %s: %w\n%s", url, err, out)
 	}
 	if bytes.Contains(out, []byte("Non-2xx")) || bytes.Contains(out, []byte("Socket errors")) {
-		return 0, fmt.Errorf("wrk %s: failed requests\n%s", url, out)
+		return 0, 0, fmt.Errorf("wrk %s: failed requests\n%s", url, out)
 	}
 	m := rpsLine.FindSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("wrk %s: no Requests/sec in\n%s", url, out)
+		return 0, 0, fmt.Errorf("wrk %s: no Requests/sec in\n%s", url, out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	rps, err := strconv.ParseFloat(string(m[1]), 64)
+	return rps, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), err
 }
 
-// queueProxyPID is the process of the one pod's queue-proxy, from the node's sandboxes.
-func queueProxyPID(dataDir string) (int, error) {
-	files, _ := filepath.Glob(filepath.Join(dataDir, "sandboxes", "sandboxes", "*", "containers", contract.ContainerName, "pid"))
+// containerPID is the process of the one pod's container name, from the node's sandboxes.
+func containerPID(dataDir, name string) (int, error) {
+	files, _ := filepath.Glob(filepath.Join(dataDir, "sandboxes", "sandboxes", "*", "containers", name, "pid"))
 	if len(files) != 1 {
-		return 0, fmt.Errorf("%d queue-proxy pid files under %s, want 1", len(files), dataDir)
+		return 0, fmt.Errorf("%d %s pid files under %s, want 1", len(files), name, dataDir)
 	}
 	b, err := os.ReadFile(files[0])
 	if err != nil {
