@@ -82,7 +82,7 @@ integration: build ## Integration tests against the in-process Gantry (the node 
 
 .PHONY: e2e
 e2e: build ## End-to-end tests that run bin/gantry as a user would.
-	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 20m ./test/e2e/...
+	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 25m ./test/e2e/...
 
 .PHONY: test
 test: test-deps fmt-check vet lint verify-codegen unit fuzz integration e2e ## The whole suite, as CI runs it (installs what it needs).
