@@ -312,7 +312,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	if cfg.ClusterCIDR != "" && cfg.KubeProxy != "off" && cfg.KubeProxy != "" {
 		proxy, err := kubeproxy.New(kubeproxy.Options{
 			RESTConfig: restConfig, Kubeconfig: dir.Join("kube-proxy.yaml"), NodeName: cfg.NodeName,
-			ClusterCIDR: cfg.ClusterCIDR, LockPath: kubeproxy.LockPathForThisNetns(),
+			ClusterCIDR: cfg.ClusterCIDR, LockPath: kubeproxy.LockPathForThisNetns(), DataDir: dir.Path,
 			Required: cfg.KubeProxy == "on", Logger: cfg.Logger,
 		})
 		if err != nil {

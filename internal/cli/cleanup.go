@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/kubeproxy"
 	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/sandbox"
@@ -26,8 +27,10 @@ func newCleanupCommand() *cobra.Command {
 		Long: `A stopped gantry server leaves its pods' sandboxes running, so the next start
 re-adopts them. "gantry cleanup" stops and removes them all — containers,
 network namespaces, addresses, cgroups, mounts — and the bridge's pod isolation
-rules (nftables tables gantry-pods-<bridge>) and the overlay's vxlan device
-(flannel.<vni>, with --cluster-cidr), for a server or agent that is not running.
+rules (nftables tables gantry-pods-<bridge>), the overlay's vxlan device
+(flannel.<vni>, with --cluster-cidr) and kube-proxy's rules (nftables tables
+kube-proxy) when this data dir's server or agent wrote them last and no other
+runs kube-proxy, for a server or agent that is not running.
 Objects in the API are not touched: a later start recreates the pods.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,6 +75,13 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "removed the pod isolation rules of bridge %s\n", net.Bridge)
+	// kube-proxy's rules, if this data dir's server or agent wrote them last and nothing
+	// runs kube-proxy now: they would go on sending ClusterIPs to pods that are gone.
+	said, err := kubeproxy.RemoveLeftovers(ctx, kubeproxy.LockPathForThisNetns(), dir.Path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), said)
 	// The overlay's vxlan device, and with it the routes to other nodes' pods.
 	device, err = overlay.RemoveDevice(dir.Join(datadir.OverlayDir))
 	if err != nil {

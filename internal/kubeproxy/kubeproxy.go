@@ -112,6 +112,10 @@ type Options struct {
 	MetricsAddr string
 	// LockPath is the host-wide lock; default DefaultLockPath.
 	LockPath string
+	// DataDir is the data directory of the server or agent that runs kube-proxy. The lock
+	// records it, so that "gantry cleanup" of that data directory knows the host's rules are
+	// its own to remove (RemoveLeftovers).
+	DataDir string
 	// Required makes another process holding the lock an error; otherwise this server runs
 	// without kube-proxy, says so, and its ClusterIPs are not routed.
 	Required bool
@@ -169,7 +173,7 @@ func (p *Proxy) Running() bool { return p.running.Load() }
 // otherwise warns and waits for ctx. Its errors do not say "kube-proxy": the server's group
 // names the part.
 func (p *Proxy) Start(ctx context.Context) error {
-	holder, err := lock(p.opts.LockPath)
+	holder, err := lock(p.opts.LockPath, p.opts.DataDir)
 	if err != nil {
 		if !errors.Is(err, errLocked) {
 			return err
@@ -358,10 +362,11 @@ func writeKubeconfig(path string, cfg *rest.Config, server, serverName string) e
 var errLocked = errors.New("the lock is held")
 
 // lock takes the host lock at path for the rest of the process's life (kube-proxy cannot be
-// stopped; the kernel releases the lock when the process ends, however it ends); taking it
+// stopped; the kernel releases the lock when the process ends, however it ends) and writes
+// this process and its data directory into it, where they stay after it ends; taking it
 // again is a no-op. When another process holds it, it returns errLocked and what the file
 // says of the holder.
-func lock(path string) (holder string, err error) {
+func lock(path, dataDir string) (holder string, err error) {
 	heldMu.Lock()
 	defer heldMu.Unlock()
 	if held[path] != nil {
@@ -383,7 +388,69 @@ func lock(path string) (holder string, err error) {
 		return "", fmt.Errorf("locking %s: %w", path, err)
 	}
 	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+	_, _ = f.WriteAt([]byte(holderLine(os.Getpid(), dataDir)), 0)
 	held[path] = f
 	return "", nil
+}
+
+// holderLine is what a lock says of its holder: its process and, when known, its data
+// directory.
+func holderLine(pid int, dataDir string) string {
+	line := "pid " + strconv.Itoa(pid)
+	if dataDir != "" {
+		line += " " + dataDirField + dataDir
+	}
+	return line + "\n"
+}
+
+const dataDirField = "data-dir "
+
+// removeTables is podnet.RemoveTables; tests, which must not touch the host's rules, replace it.
+var removeTables = podnet.RemoveTables
+
+// Tables are the nftables tables kube-proxy writes in each network namespace it runs for.
+var Tables = []string{"ip kube-proxy", "ip6 kube-proxy"}
+
+// RemoveLeftovers removes the rules a kube-proxy that ran for dataDir left in this network
+// namespace, as "kube-proxy --cleanup" does, when nothing runs kube-proxy any more (the lock at
+// lockPath is free) and the last one to run it was dataDir's (the lock says so). The rules
+// stay when another process holds the lock, or when another data directory's server or agent
+// wrote them last: they may still route its pods. It says what it did or why it did nothing.
+func RemoveLeftovers(ctx context.Context, lockPath, dataDir string) (string, error) {
+	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return "no kube-proxy ran on this host (no " + lockPath + ")", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }() // releases the lock
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", lockPath, err)
+	}
+	holder := strings.TrimSpace(string(b))
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Sprintf("kube-proxy's rules left in place: a running gantry (%s) holds %s", holder, lockPath), nil
+		}
+		return "", fmt.Errorf("locking %s: %w", lockPath, err)
+	}
+	if holder == "" {
+		return "no kube-proxy rules to remove: an earlier cleanup removed them", nil
+	}
+	_, owner, _ := strings.Cut(holder, " "+dataDirField)
+	if owner != dataDir {
+		if owner == "" {
+			owner = "unknown"
+		}
+		return fmt.Sprintf("kube-proxy's rules left in place: the last to write them was not %s (data dir: %s)", dataDir, owner), nil
+	}
+	if err := removeTables(ctx, Tables...); err != nil {
+		return "", fmt.Errorf("removing kube-proxy's rules: %w", err)
+	}
+	if err := f.Truncate(0); err != nil { // what it named is gone
+		return "", err
+	}
+	return "removed kube-proxy's rules (nftables tables " + strings.Join(Tables, ", ") + ")", nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/gantry-run/gantry/internal/podnet"
 )
 
 func validOptions(t *testing.T) Options {
@@ -104,22 +106,74 @@ func holdLock(t *testing.T, path, holder string) {
 
 func TestLockIsOnePerHost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "kube-proxy.lock")
-	if _, err := lock(path); err != nil {
+	if _, err := lock(path, "/var/lib/gantry"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock(path); err != nil {
+	if _, err := lock(path, "/var/lib/gantry"); err != nil {
 		t.Fatalf("taking a held lock again: %v", err)
 	}
 	b, err := os.ReadFile(path)
-	if want := "pid " + strconv.Itoa(os.Getpid()) + "\n"; err != nil || string(b) != want {
+	if want := "pid " + strconv.Itoa(os.Getpid()) + " data-dir /var/lib/gantry\n"; err != nil || string(b) != want {
 		t.Errorf("lock file says %q (%v), want %q", b, err, want)
 	}
 
 	other := filepath.Join(t.TempDir(), "kube-proxy.lock")
 	holdLock(t, other, "pid 1")
-	holder, err := lock(other)
+	holder, err := lock(other, "/var/lib/gantry")
 	if !errors.Is(err, errLocked) || holder != "pid 1" {
 		t.Errorf("a lock another process holds: %q, %v; want pid 1, errLocked", holder, err)
+	}
+}
+
+// gantry cleanup removes kube-proxy's tables only when the lock is free and names its data dir.
+func TestRemoveLeftovers(t *testing.T) {
+	var removed []string
+	removeTables = func(_ context.Context, tables ...string) error {
+		removed = append(removed, tables...)
+		return nil
+	}
+	t.Cleanup(func() { removeTables = podnet.RemoveTables })
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	held := filepath.Join(dir, "held.lock")
+	holdLock(t, held, "pid 1 data-dir /data/a")
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"never ran", filepath.Join(dir, "none.lock"), "no kube-proxy ran on this host"},
+		{"running", held, "left in place: a running gantry (pid 1 data-dir /data/a) holds"},
+		{"another data dir's", write("other.lock", "pid 7 data-dir /data/b\n"), "left in place: the last to write them was not /data/a (data dir: /data/b)"},
+		{"a lock of an older gantry", write("old.lock", "pid 7\n"), "the last to write them was not /data/a (data dir: unknown)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			said, err := RemoveLeftovers(ctx, tc.path, "/data/a")
+			if err != nil || !strings.Contains(said, tc.want) {
+				t.Errorf("said %q, %v; want %q", said, err, tc.want)
+			}
+			if len(removed) > 0 {
+				t.Errorf("removed %q", removed)
+			}
+		})
+	}
+	own := write("own.lock", "pid 7 data-dir /data/a\n")
+	said, err := RemoveLeftovers(ctx, own, "/data/a")
+	if err != nil || said != "removed kube-proxy's rules (nftables tables ip kube-proxy, ip6 kube-proxy)" {
+		t.Errorf("its own rules: %q, %v", said, err)
+	}
+	if strings.Join(removed, ",") != "ip kube-proxy,ip6 kube-proxy" {
+		t.Errorf("removed %q, want both of kube-proxy's tables", removed)
+	}
+	// The lock no longer names it: a second cleanup leaves the host alone.
+	removed = nil
+	if said, _ := RemoveLeftovers(ctx, own, "/data/a"); said != "no kube-proxy rules to remove: an earlier cleanup removed them" || len(removed) > 0 {
+		t.Errorf("a second cleanup: %q, removed %q", said, removed)
 	}
 }
 

@@ -210,14 +210,21 @@ func RemoveRules(ctx context.Context, bridge string) error {
 	if !validBridge.MatchString(bridge) {
 		return fmt.Errorf("bridge %q: only letters, digits, '.', '_' and '-' may name a bridge", bridge)
 	}
-	var script strings.Builder
-	for _, family := range []string{"inet", "bridge"} {
-		fmt.Fprintf(&script, "add table %s %s\ndelete table %s %[2]s\n", family, TableName(bridge), family)
-	}
-	if err := nft(ctx, script.String()); err != nil {
+	if err := RemoveTables(ctx, "inet "+TableName(bridge), "bridge "+TableName(bridge)); err != nil {
 		return fmt.Errorf("removing pod isolation rules (nftables table %s): %w", TableName(bridge), err)
 	}
 	return nil
+}
+
+// RemoveTables deletes nftables tables, each named with its family ("inet gantry-pods-x"),
+// in one transaction; a table that does not exist is no error.
+func RemoveTables(ctx context.Context, tables ...string) error {
+	var script strings.Builder
+	for _, t := range tables {
+		// Adding first makes the delete succeed whether or not the table was there.
+		fmt.Fprintf(&script, "add table %s\ndelete table %s\n", t, t)
+	}
+	return nft(ctx, script.String())
 }
 
 // nft runs an nft script as one transaction.

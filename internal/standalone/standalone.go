@@ -786,6 +786,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			s.KubeProxy, err = kubeproxy.New(kubeproxy.Options{
 				RESTConfig:  cp.GantryRESTConfig(),
 				Kubeconfig:  cp.DataDirJoin(datadir.KubeconfigsDir, "kube-proxy.yaml"),
+				DataDir:     cp.DataDir(),
 				NodeName:    cfg.NodeName,
 				ClusterCIDR: cmp.Or(cfg.ControlPlane.ClusterCIDR, cfg.PodCIDR),
 				Required:    cfg.KubeProxy == KubeProxyOn,

@@ -217,6 +217,16 @@ spec:
 		if err := exec.Command("nft", "list", "table", "inet", podnet.TableName("gantry-e2e0")).Run(); err == nil {
 			t.Error("the pods' isolation rules are still there after gantry cleanup")
 		}
+		// kube-proxy's rules go too when this server wrote them last; while another server
+		// runs kube-proxy, or wrote them last, they stay, and cleanup says why.
+		switch {
+		case strings.Contains(string(out), "removed kube-proxy's rules"):
+			if err := exec.Command("nft", "list", "table", "ip", "kube-proxy").Run(); err == nil {
+				t.Error("kube-proxy's rules are still there after gantry cleanup said it removed them")
+			}
+		case !strings.Contains(string(out), "kube-proxy's rules left in place: "):
+			t.Errorf("gantry cleanup said nothing of kube-proxy's rules:\n%s", out)
+		}
 	}
 
 	t.Run("damaged etcd database is reported, not touched", func(t *testing.T) {
