@@ -425,16 +425,18 @@ func RemoveLeftovers(ctx context.Context, lockPath, dataDir string) (string, err
 		return "", err
 	}
 	defer func() { _ = f.Close() }() // releases the lock
+	lockErr := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	// Read once the lock is taken (or found held), so that what it says is current.
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", lockPath, err)
 	}
 	holder := strings.TrimSpace(string(b))
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+	if lockErr != nil {
+		if errors.Is(lockErr, syscall.EWOULDBLOCK) {
 			return fmt.Sprintf("kube-proxy's rules left in place: a running gantry (%s) holds %s", holder, lockPath), nil
 		}
-		return "", fmt.Errorf("locking %s: %w", lockPath, err)
+		return "", fmt.Errorf("locking %s: %w", lockPath, lockErr)
 	}
 	if holder == "" {
 		return "no kube-proxy rules to remove: an earlier cleanup removed them", nil
