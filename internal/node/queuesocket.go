@@ -35,10 +35,14 @@ func (s *queueSockets) set(ip net.IP, dir string) {
 	s.dirs[ip.String()] = dir
 }
 
-func (s *queueSockets) forget(ip net.IP) {
+// forget drops ip's entry if it is still dir: a new pod given the address meanwhile keeps its
+// own.
+func (s *queueSockets) forget(ip net.IP, dir string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.dirs, ip.String())
+	if s.dirs[ip.String()] == dir {
+		delete(s.dirs, ip.String())
+	}
 }
 
 func (s *queueSockets) dir(host string) (string, bool) {

@@ -91,7 +91,12 @@ func TestDialPod(t *testing.T) {
 	if _, err := dial(ctx, "tcp", "10.244.0.7:8012"); err == nil || err.Error() != "next" {
 		t.Errorf("a socket nobody listens on: %v, want the next dialer", err)
 	}
-	n.sockets.forget(net.ParseIP("10.244.0.7"))
+	// A pod that had the address before this one forgets only its own socket.
+	n.sockets.forget(net.ParseIP("10.244.0.7"), "/an/earlier/pod/queue_socket")
+	if _, ok := n.sockets.dir("10.244.0.7"); !ok {
+		t.Error("an earlier pod of the address forgot this pod's socket")
+	}
+	n.sockets.forget(net.ParseIP("10.244.0.7"), dir)
 	want := []string{"tcp 10.244.0.7:9090", "tcp 10.244.0.8:8012", "tcp 10.244.0.7:8012"}
 	if strings.Join(nexts, ",") != strings.Join(want, ",") {
 		t.Errorf("next dialer got %q, want %q", nexts, want)

@@ -178,8 +178,8 @@ func (w *worker) terminate(ctx context.Context, now time.Time) bool {
 		w.retry = now.Add(retryPeriod)
 		return false
 	}
-	if w.sb.IP != nil {
-		w.n.sockets.forget(w.sb.IP)
+	if w.sb.IP != nil && w.socketDir != "" {
+		w.n.sockets.forget(w.sb.IP, w.socketDir)
 	}
 	_ = os.RemoveAll(filepath.Join(w.n.opts.StateDir, "pods", string(pod.UID)))
 	err := w.n.clientFor(pod).CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
