@@ -26,6 +26,10 @@ help: ## Show this help.
 deps: ## Install what building and testing need (apt packages, Go modules); idempotent.
 	hack/install-deps.sh
 
+.PHONY: bench-deps
+bench-deps: ## Install what building needs, and what only the benchmarks use (wrk).
+	hack/install-deps.sh --bench
+
 .PHONY: test-deps
 test-deps: ## Install what building and testing need, and what only the tests use (chromium).
 	hack/install-deps.sh --test
@@ -88,8 +92,7 @@ e2e: build ## End-to-end tests that run bin/gantry as a user would.
 test: test-deps fmt-check vet lint verify-codegen unit fuzz integration e2e ## The whole suite, as CI runs it (installs what it needs).
 
 .PHONY: bench
-bench: deps build ## Run the benchmarks under bench/ and print their tables (about 25 minutes).
-	hack/install-deps.sh --bench
+bench: bench-deps build ## Run the benchmarks under bench/ and print their tables (about 25 minutes).
 	$(GO) run ./bench/startup -gantry $(CURDIR)/$(BIN)
 	$(GO) run ./bench/throughput -gantry $(CURDIR)/$(BIN)
 	GANTRY_BIN=$(CURDIR)/$(BIN) $(GO) test ./bench/serving ./bench/pods -run '^$$' -bench . -benchtime 1x -timeout 40m
