@@ -298,14 +298,11 @@ func TestSharedStorageRetainAndLateBinding(t *testing.T) {
 	pod.Spec.NodeName = "gantry"
 	createPod(t, env, ns, pod)
 	waitEvent(t, env, ns, "waits", `persistentVolumeClaim "late" (phase Pending) is not bound to a PersistentVolume yet`)
-	p, err := env.Client.CoreV1().Pods(ns).Get(ctx, "waits", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Status.Phase != corev1.PodPending || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil ||
-		p.Status.ContainerStatuses[0].State.Waiting.Reason != "ContainerCreating" {
-		t.Errorf("a pod whose claim is unbound: phase %s, statuses %+v; want Pending, ContainerCreating", p.Status.Phase, p.Status.ContainerStatuses)
-	}
+	// The event and the status are written apart, so the status may come a moment later.
+	p := waitPod(t, env, ns, "waits", "Pending, its container ContainerCreating", 30*time.Second, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodPending && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
+			p.Status.ContainerStatuses[0].State.Waiting.Reason == "ContainerCreating"
+	})
 
 	if _, err := classes.Create(ctx, keep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
