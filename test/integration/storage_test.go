@@ -299,7 +299,7 @@ func TestSharedStorageRetainAndLateBinding(t *testing.T) {
 	createPod(t, env, ns, pod)
 	waitEvent(t, env, ns, "waits", `persistentVolumeClaim "late" (phase Pending) is not bound to a PersistentVolume yet`)
 	// The event and the status are written apart, so the status may come a moment later.
-	p := waitPod(t, env, ns, "waits", "Pending, its container ContainerCreating", 30*time.Second, func(p *corev1.Pod) bool {
+	waitPod(t, env, ns, "waits", "Pending, its container ContainerCreating", 30*time.Second, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodPending && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 			p.Status.ContainerStatuses[0].State.Waiting.Reason == "ContainerCreating"
 	})
@@ -313,7 +313,7 @@ func TestSharedStorageRetainAndLateBinding(t *testing.T) {
 	})
 	dir := filepath.Join(env.DataDir, datadir.SharedVolumesDir, pv.Spec.CSI.VolumeHandle)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p = waitPod(t, env, ns, "waits", "running once its claim is bound", 150*time.Second, running)
+	p := waitPod(t, env, ns, "waits", "running once its claim is bound", 150*time.Second, running)
 	if r := writeFile(t, p.Status.PodIP, "/data/kept", "kept"); r.Error != "" {
 		t.Fatalf("writing: %s", r.Error)
 	}
