@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/connpool"
 )
 
 // Handler decides where the fast path sends a request.
@@ -169,14 +171,14 @@ func (s *Server) init() {
 		if s.Log == nil {
 			s.Log = slog.New(slog.DiscardHandler)
 		}
-		p := &pool{maxIdle: s.MaxIdlePerHost, idleTimeout: s.UpstreamIdleTimeout}
-		if p.maxIdle <= 0 {
-			p.maxIdle = 100
+		maxIdle, idleTimeout := s.MaxIdlePerHost, s.UpstreamIdleTimeout
+		if maxIdle <= 0 {
+			maxIdle = 100
 		}
-		if p.idleTimeout <= 0 {
-			p.idleTimeout = 90 * time.Second
+		if idleTimeout <= 0 {
+			idleTimeout = 90 * time.Second
 		}
-		p.dial = s.Dial
+		p := &pool{idle: connpool.New[*upstream](maxIdle, idleTimeout), dial: s.Dial}
 		if p.dial == nil {
 			d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 			p.dial = d.DialContext

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/connpool"
 )
 
 // Transport sends simple HTTP/1.1 requests on kept-alive connections. The zero value is not
@@ -34,8 +36,8 @@ type Transport struct {
 	// IdleTimeout closes a connection idle this long instead of using it (default 90 s).
 	IdleTimeout time.Duration
 
-	mu   sync.Mutex
-	idle map[string][]*conn
+	once sync.Once
+	idle *connpool.Pool[*conn]
 }
 
 // conn is one kept-alive connection.
@@ -44,8 +46,9 @@ type conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	read int64 // bytes read since the request began, counted by countingConn
-	used time.Time
 }
+
+func (c *conn) Close() error { return c.nc.Close() }
 
 // countingConn counts what is read, so that a failure before the response's first byte can be
 // told apart (only then may a request be sent again).
@@ -212,24 +215,26 @@ func (b *body) release(whole bool) {
 	_ = b.c.nc.Close()
 }
 
+// pool is the Transport's idle connections, made on first use.
+func (t *Transport) pool() *connpool.Pool[*conn] {
+	t.once.Do(func() {
+		maxIdle, timeout := t.MaxIdlePerHost, t.IdleTimeout
+		if maxIdle <= 0 {
+			maxIdle = defaultMaxIdlePerHost
+		}
+		if timeout <= 0 {
+			timeout = defaultIdleTimeout
+		}
+		t.idle = connpool.New[*conn](maxIdle, timeout)
+	})
+	return t.idle
+}
+
 // get takes an idle connection to addr, or dials one.
 func (t *Transport) get(ctx context.Context, addr string) (*conn, bool, error) {
-	timeout := t.IdleTimeout
-	if timeout <= 0 {
-		timeout = defaultIdleTimeout
+	if c, ok := t.pool().Get(addr, nil); ok {
+		return c, true, nil
 	}
-	now := time.Now()
-	t.mu.Lock()
-	for conns := t.idle[addr]; len(conns) > 0; conns = t.idle[addr] {
-		c := conns[len(conns)-1]
-		t.idle[addr] = conns[:len(conns)-1]
-		if now.Sub(c.used) < timeout {
-			t.mu.Unlock()
-			return c, true, nil
-		}
-		_ = c.nc.Close()
-	}
-	t.mu.Unlock()
 	dial := t.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
@@ -246,36 +251,13 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, bool, error) {
 
 // put keeps c idle for addr, or closes it when addr has enough.
 func (t *Transport) put(addr string, c *conn) {
-	max := t.MaxIdlePerHost
-	if max <= 0 {
-		max = defaultMaxIdlePerHost
-	}
-	c.used = time.Now()
 	_ = c.nc.SetDeadline(time.Time{})
-	t.mu.Lock()
-	if t.idle == nil {
-		t.idle = map[string][]*conn{}
-	}
-	if len(t.idle[addr]) < max {
-		t.idle[addr] = append(t.idle[addr], c)
-		t.mu.Unlock()
-		return
-	}
-	t.mu.Unlock()
-	_ = c.nc.Close()
+	t.pool().Put(addr, c)
 }
 
 // CloseIdleConnections closes the kept connections, this Transport's and the fallback's.
 func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
-	t.mu.Unlock()
-	for _, conns := range idle {
-		for _, c := range conns {
-			_ = c.nc.Close()
-		}
-	}
+	t.pool().CloseIdle()
 	if ci, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
 		ci.CloseIdleConnections()
 	}

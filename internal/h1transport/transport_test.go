@@ -259,3 +259,31 @@ func TestBehindReverseProxy(t *testing.T) {
 		t.Errorf("%d upstream connections for 5 proxied requests, want 1", n)
 	}
 }
+
+// A connection kept for an address nobody asks for again (a pod that is gone) is closed
+// once it has been idle for IdleTimeout, not kept open for ever.
+func TestIdleConnectionsAreClosedAfterTheTimeout(t *testing.T) {
+	var closed atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	tr, _ := newTransport()
+	tr.IdleTimeout = 100 * time.Millisecond
+	if code, _ := get(t, &http.Client{Transport: tr}, http.MethodGet, s.URL); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for closed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was still open 10 s after a 100 ms idle timeout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
