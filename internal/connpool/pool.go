@@ -40,20 +40,18 @@ func (p *Pool[C]) Get(addr string, usable func(C) bool) (c C, ok bool) {
 	now := p.now()
 	var drop []C
 	p.mu.Lock()
-	conns := p.idle[addr]
-	for len(conns) > 0 {
-		e := conns[len(conns)-1]
-		conns[len(conns)-1] = entry[C]{}
-		conns = conns[:len(conns)-1]
-		if now.Sub(e.used) < p.idleTimeout && (usable == nil || usable(e.c)) {
-			c, ok = e.c, true
-			break
+	if conns, found := p.idle[addr]; found {
+		for len(conns) > 0 {
+			e := conns[len(conns)-1]
+			conns[len(conns)-1] = entry[C]{}
+			conns = conns[:len(conns)-1]
+			if now.Sub(e.used) < p.idleTimeout && (usable == nil || usable(e.c)) {
+				c, ok = e.c, true
+				break
+			}
+			drop = append(drop, e.c)
 		}
-		drop = append(drop, e.c)
-	}
-	if len(conns) == 0 {
-		delete(p.idle, addr)
-	} else {
+		// An emptied list keeps its room for the Put that follows; the sweep drops it.
 		p.idle[addr] = conns
 	}
 	p.mu.Unlock()
@@ -81,17 +79,6 @@ func (p *Pool[C]) Put(addr string, c C) {
 		time.AfterFunc(p.idleTimeout, p.sweep)
 	}
 	p.mu.Unlock()
-}
-
-// Idle returns how many connections the pool keeps, over all addresses.
-func (p *Pool[C]) Idle() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, conns := range p.idle {
-		n += len(conns)
-	}
-	return n
 }
 
 // sweep closes the connections idle for the timeout or longer, and comes back while any
