@@ -97,8 +97,8 @@ type Activator struct {
 
 // revisionState is what the activator knows of one revision.
 type revisionState struct {
-	// service and configuration label the revision's metrics.
-	service, configuration string
+	// metrics are the revision's request metrics (nil without a Registerer).
+	metrics *revisionMetrics
 
 	th      *throttler
 	timeout time.Duration
@@ -199,6 +199,7 @@ func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) e
 			a.mu.Lock()
 			delete(a.revs, types.NamespacedName{Namespace: r.Namespace, Name: r.Name})
 			a.mu.Unlock()
+			a.metrics.forget(r.Namespace, r.Name)
 		}
 	}})
 	return err
@@ -234,7 +235,7 @@ func (a *Activator) ServeRevision(w http.ResponseWriter, r *http.Request, namesp
 			r, span = a.opts.Tracer.StartServer(r, "activator", attribute.String("gantry.revision", namespace+"/"+name))
 		}
 		defer func() {
-			a.metrics.observe(namespace, st.service, st.configuration, name, sw.status(), time.Since(began))
+			st.metrics.observe(sw.status(), time.Since(began))
 			span.End(sw.status())
 		}()
 	}
@@ -320,11 +321,11 @@ func (a *Activator) state(ctx context.Context, namespace, name string) (*revisio
 		return nil, err
 	}
 	st = &revisionState{
-		service:       rev.Labels[servingv1.ServiceLabelKey],
-		configuration: rev.Labels[servingv1.ConfigurationLabelKey],
-		th:            newThrottler(ptr.Deref(rev.Spec.ContainerConcurrency, 0), a.opts.QueueDepth),
-		timeout:       time.Duration(ptr.Deref(rev.Spec.TimeoutSeconds, 300)) * time.Second,
-		h2c:           servesH2C(rev),
+		metrics: a.metrics.revision(namespace, rev.Labels[servingv1.ServiceLabelKey],
+			rev.Labels[servingv1.ConfigurationLabelKey], name),
+		th:      newThrottler(ptr.Deref(rev.Spec.ContainerConcurrency, 0), a.opts.QueueDepth),
+		timeout: time.Duration(ptr.Deref(rev.Spec.TimeoutSeconds, 300)) * time.Second,
+		h2c:     servesH2C(rev),
 	}
 	pa := &pav1alpha1.PodAutoscaler{}
 	if err := a.opts.Client.Get(ctx, key, pa); err == nil {

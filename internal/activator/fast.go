@@ -50,7 +50,7 @@ func (a *Activator) ServeFast(r *h1proxy.Request, namespace, name string, f *h1p
 		if status == 0 {
 			status = http.StatusOK // as ServeRevision records a client that left
 		}
-		a.metrics.observe(namespace, st.service, st.configuration, name, status, end.Sub(began))
+		st.metrics.observe(status, end.Sub(began))
 	}
 	p, release, ok := st.th.tryAcquire()
 	if !ok {

@@ -3,6 +3,7 @@ package activator
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,15 +41,53 @@ func (m *requestMetrics) register(r prometheus.Registerer) error {
 	return r.Register(m.latency)
 }
 
-// observe counts one request of the revision that ended with code after took.
-func (m *requestMetrics) observe(namespace, service, configuration, revision string, code int, took time.Duration) {
+// revision returns the request metrics of one revision: nil when m is nil.
+func (m *requestMetrics) revision(namespace, service, configuration, revision string) *revisionMetrics {
+	if m == nil {
+		return nil
+	}
+	return &revisionMetrics{m: m, labels: [4]string{namespace, service, configuration, revision}}
+}
+
+// forget removes the series of the revision namespace/name, which is gone.
+func (m *requestMetrics) forget(namespace, name string) {
 	if m == nil {
 		return
 	}
-	c := strconv.Itoa(code)
-	labels := []string{namespace, service, configuration, revision, c, c[:1] + "xx"}
-	m.count.WithLabelValues(labels...).Inc()
-	m.latency.WithLabelValues(labels...).Observe(float64(took) / float64(time.Millisecond))
+	l := prometheus.Labels{"namespace_name": namespace, "revision_name": name}
+	m.count.DeletePartialMatch(l)
+	m.latency.DeletePartialMatch(l)
+}
+
+// revisionMetrics are one revision's series. The pair of the status it answered last is
+// kept, so a request with the same status as the one before takes no lookup by labels and
+// no allocation.
+type revisionMetrics struct {
+	m      *requestMetrics
+	labels [4]string // namespace, service, configuration, revision
+	last   atomic.Pointer[codeMetrics]
+}
+
+type codeMetrics struct {
+	code    int
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// observe counts one request of the revision that ended with code after took.
+func (r *revisionMetrics) observe(code int, took time.Duration) {
+	if r == nil {
+		return
+	}
+	c := r.last.Load()
+	if c == nil || c.code != code {
+		s := strconv.Itoa(code)
+		labels := append(r.labels[:], s, s[:1]+"xx")
+		c = &codeMetrics{code: code, count: r.m.count.WithLabelValues(labels...), latency: r.m.latency.WithLabelValues(labels...)}
+		r.last.Store(c)
+	}
+	c.count.Inc()
+	c.latency.Observe(float64(took) / float64(time.Millisecond))
 }
 
 // statusWriter remembers the status a handler answered. Unwrap lets http.ResponseController

@@ -78,10 +78,45 @@ func BenchmarkObserve(b *testing.B) {
 		m    *requestMetrics
 	}{{"on", newRequestMetrics()}, {"off", nil}} {
 		b.Run(bc.name, func(b *testing.B) {
+			r := bc.m.revision(ns, "hello", "hello", "hello-00001")
 			b.ReportAllocs()
 			for b.Loop() {
-				bc.m.observe(ns, "hello", "hello", "hello-00001", http.StatusOK, 1234*time.Microsecond)
+				r.observe(http.StatusOK, 1234*time.Microsecond)
 			}
 		})
 	}
+}
+
+// TestRevisionMetricsFollowTheStatus: a revision's series count each status apart, a request
+// with the status of the one before takes no allocation, and a revision that is gone loses its
+// series while the others keep theirs.
+func TestRevisionMetricsFollowTheStatus(t *testing.T) {
+	m := newRequestMetrics()
+	one, two := m.revision(ns, "hello", "hello", "hello-1"), m.revision(ns, "hello", "hello", "hello-2")
+	for _, code := range []int{200, 200, 404, 200, 503} {
+		one.observe(code, time.Millisecond)
+	}
+	two.observe(200, time.Millisecond)
+	for code, want := range map[string]float64{"200": 3, "404": 1, "503": 1} {
+		if got := testutil.ToFloat64(m.count.WithLabelValues(ns, "hello", "hello", "hello-1", code, code[:1]+"xx")); got != want {
+			t.Errorf("hello-1 revision_request_count{response_code=%q} = %v, want %v", code, got, want)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { one.observe(503, time.Millisecond) }); allocs != 0 {
+		t.Errorf("observing the status of the request before allocates %v times, want 0", allocs)
+	}
+
+	m.forget(ns, "hello-1")
+	if n := testutil.CollectAndCount(m.count); n != 1 {
+		t.Errorf("%d count series after hello-1 was forgotten, want 1 (hello-2's)", n)
+	}
+	if n := testutil.CollectAndCount(m.latency); n != 1 {
+		t.Errorf("%d latency series after hello-1 was forgotten, want 1 (hello-2's)", n)
+	}
+	if got := testutil.ToFloat64(m.count.WithLabelValues(ns, "hello", "hello", "hello-2", "200", "2xx")); got != 1 {
+		t.Errorf("hello-2 revision_request_count = %v after hello-1 was forgotten, want 1", got)
+	}
+	var none *requestMetrics
+	none.forget(ns, "hello-1")
+	none.revision(ns, "hello", "hello", "hello-1").observe(200, time.Millisecond)
 }

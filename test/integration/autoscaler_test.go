@@ -213,6 +213,25 @@ func TestAutoscalerScalesToZeroAndBack(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+
+	// Once the Service and its revision are gone, so are the revision's series.
+	if err := env.Ctrl.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	series := fmt.Sprintf(`namespace_name=%q,response_code="200",response_code_class="2xx",revision_name=%q`, ns, rev)
+	waitFor(t, "the deleted revision's request series gone from /metrics", 60*time.Second, func(ctx context.Context) (bool, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+env.Server.Metrics.Addr()+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return false, err
+		}
+		return !strings.Contains(string(body), series), fmt.Errorf("/metrics still has %s", series)
+	})
 }
 
 func TestAutoscalerFollowsAStepOfLoad(t *testing.T) {
