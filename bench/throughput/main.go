@@ -8,8 +8,11 @@
 // default policy throughout. Beside the rates it reports where the two cores went: the CPU
 // time per request of wrk, the server, the queue-proxy and the app (from their rusage and
 // /proc/<pid>/stat) and of the rest of the machine (the kernel's softirq work, other
-// processes), from /proc/stat. It needs root, runc, the CNI plugins and wrk (apt-get install
-// wrk), and prints two tables.
+// processes), from /proc/stat. With -floor (the default) it also sends the load through
+// relays that stand in for the gateway and the queue-proxy (relay.go): internal/h1proxy alone
+// in the gateway's place, and pairs of relays that only copy bytes, the least any two relays
+// on this path can cost. It needs root, runc, the CNI plugins, nsenter and wrk (apt-get
+// install wrk), and prints two tables.
 //
 //	go run ./bench/throughput -gantry bin/gantry -rounds 3
 package main
@@ -30,6 +33,7 @@ import (
 	"time"
 
 	"github.com/gantry-run/gantry/bench/internal/server"
+	"github.com/gantry-run/gantry/internal/freeport"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sched"
 )
@@ -39,8 +43,17 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds, each running every target under each policy")
 	d := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 50, "wrk's connections (its threads: 2)")
+	floor := flag.Bool("floor", true, "also measure internal/h1proxy alone in the gateway's place, and two relays that only copy bytes in the gateway's and the queue-proxy's places")
+	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
+	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
+	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
 	flag.Parse()
-	if err := run(*bin, *rounds, *d, *conns); err != nil {
+	if *relayListen != "" {
+		// A relay serves until it is killed.
+		fmt.Fprintln(os.Stderr, "bench/throughput: relay:", runRelay(*relayKind, *relayListen, *relayUpstream))
+		os.Exit(1)
+	}
+	if err := run(*bin, *rounds, *d, *conns, *floor); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/throughput:", err)
 		os.Exit(1)
 	}
@@ -48,7 +61,7 @@ func main() {
 
 const host = "tput.default.localhost"
 
-func run(bin string, rounds int, d time.Duration, conns int) (err error) {
+func run(bin string, rounds int, d time.Duration, conns int, floor bool) (err error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (apt-get install wrk)")
 	}
@@ -114,11 +127,47 @@ spec:
 		return err
 	}
 	relays := map[string]int{"gantry server": srv.Cmd.Process.Pid, "queue-proxy": qp}
-	procs := []int{srv.Cmd.Process.Pid, qp, app} // in the order of cpuParts after wrk
+	procs := [][]int{{srv.Cmd.Process.Pid}, {qp}, {app}, nil} // in the order of cpuParts after wrk
 	targets := []struct{ name, url string }{
 		{"straight to the pod (user port)", "http://" + podIP + ":8080/"},
 		{"to the pod's queue-proxy", fmt.Sprintf("http://%s:%d/", podIP, contract.HTTPPort)},
 		{"through the gateway", fmt.Sprintf("http://127.0.0.1:%d/", srv.HTTPPort)},
+	}
+	if floor {
+		ports, err := freeport.Get(3)
+		if err != nil {
+			return err
+		}
+		sockets, _ := filepath.Glob(filepath.Join(dataDir, "sandboxes", "sandboxes", "*", "volumes", "*", contract.SocketName))
+		if len(sockets) != 1 {
+			return fmt.Errorf("%d queue-proxy sockets under %s, want 1", len(sockets), dataDir)
+		}
+		// A socket's path is limited to 107 bytes, which the sandbox's can pass: a short link
+		// to its directory.
+		short := filepath.Join(tmp, "q")
+		if err := os.Symlink(filepath.Dir(sockets[0]), short); err != nil {
+			return err
+		}
+		h1, err := startH1Relay(ctx, ports[2], filepath.Join(short, contract.SocketName))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = h1.Process.Kill(); _ = h1.Wait() }()
+		relays["h1proxy relay"] = h1.Process.Pid
+		procs[3] = append(procs[3], h1.Process.Pid)
+		targets = append(targets, struct{ name, url string }{"through h1proxy alone (no routing, no activator) + queue-proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[2])})
+		for i, kind := range []string{relayCopy, relayEpoll} {
+			f, err := startFloor(ctx, kind, tmp, qp, 8080, ports[i])
+			if err != nil {
+				return err
+			}
+			defer f.stop()
+			for j, pid := range f.pids() {
+				relays[fmt.Sprintf("floor relay %s %d", kind, j)] = pid
+			}
+			procs[3] = append(procs[3], f.pids()...)
+			targets = append(targets, struct{ name, url string }{"through two relays that copy bytes (" + kind + ")", f.url})
+		}
 	}
 	// Warm every path's connections.
 	for _, tg := range targets {
@@ -178,12 +227,14 @@ spec:
 		fmt.Println()
 	}
 	for _, p := range policies {
-		var ratios []float64
-		for r := range rounds {
-			ratios = append(ratios, results[p][2].rps[r]/results[p][0].rps[r])
+		for i := 2; i < len(targets); i++ {
+			var ratios []float64
+			for r := range rounds {
+				ratios = append(ratios, results[p][i].rps[r]/results[p][0].rps[r])
+			}
+			slices.Sort(ratios)
+			fmt.Printf("\n%s: median ratio to the user port %.2f %s", p, ratios[len(ratios)/2], targets[i].name)
 		}
-		slices.Sort(ratios)
-		fmt.Printf("\n%s: median ratio gateway / user port %.2f", p, ratios[len(ratios)/2])
 	}
 	fmt.Println()
 	for _, p := range policies {
@@ -208,29 +259,36 @@ spec:
 	return nil
 }
 
-// cpuParts are the columns of the CPU table: the load generator, the relays, the app, and
-// the rest of the busy time of the machine (mostly the kernel's softirq work for packets).
-var cpuParts = []string{"wrk", "gantry server", "queue-proxy", "app", "rest"}
+// cpuParts are the columns of the CPU table: the load generator, the relays, the app, the
+// relays started for comparison (-floor) together, and the rest of the busy time of the
+// machine (mostly the kernel's softirq work for packets).
+var cpuParts = []string{"wrk", "gantry server", "queue-proxy", "app", "other relays", "rest"}
 
-// usage is the CPU time, in clock ticks, of each of a run's processes and of the machine.
+// usage is the CPU time, in clock ticks, of each group of a run's processes and of the
+// machine.
 type usage struct {
 	procs []float64
 	busy  float64 // every CPU's non-idle time, /proc/stat
 }
 
-// sample reads the CPU time of pids (user and system, every thread) and of the machine.
-func sample(pids []int) (usage, error) {
+// sample reads the CPU time of each group of pids (user and system, every thread) and of
+// the machine.
+func sample(groups [][]int) (usage, error) {
 	var u usage
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return u, err
+	for _, pids := range groups {
+		sum := 0.0
+		for _, pid := range pids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				return u, err
+			}
+			// The fields after the command's closing parenthesis; utime and stime are 14 and 15.
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			ut, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			sum += ut + st
 		}
-		// The fields after the command's closing parenthesis; utime and stime are 14 and 15.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		ut, _ := strconv.ParseFloat(f[11], 64)
-		st, _ := strconv.ParseFloat(f[12], 64)
-		u.procs = append(u.procs, ut+st)
+		u.procs = append(u.procs, sum)
 	}
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {

@@ -1,0 +1,323 @@
+package main
+
+// The floor of a relay. The least a proxy hop can do is copy bytes from one connection to
+// another without reading them. Two such relays, placed where the gateway and the
+// queue-proxy sit (wrk → TCP on loopback → a relay on the host → a unix socket → a relay
+// in the pod's network namespace → TCP on the pod's loopback → the app), show what any pair
+// of relays costs on this machine before they do any HTTP work: the gateway cannot be
+// cheaper than its floor. Two kinds are measured: the usual Go way, a goroutine per direction
+// on Go's network poller, and one epoll loop per relay on a locked thread, the shape of an
+// event-loop proxy. A third relay, in the gateway's place only, is internal/h1proxy (the
+// gateway's fast path) on its own, sending every request to the queue-proxy's socket: what
+// the gateway costs without its routing, the activator and the server around it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gantry-run/gantry/internal/h1proxy"
+)
+
+const (
+	relayCopy    = "goroutines"
+	relayEpoll   = "epoll"
+	relayH1proxy = "h1proxy"
+)
+
+// floorRelay is a pair of relays of one kind, started by startFloor.
+type floorRelay struct {
+	kind       string
+	url        string
+	host, pod  *exec.Cmd
+	socketPath string
+}
+
+func (f *floorRelay) pids() []int { return []int{f.host.Process.Pid, f.pod.Process.Pid} }
+
+func (f *floorRelay) stop() {
+	for _, c := range []*exec.Cmd{f.host, f.pod} {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	_ = os.Remove(f.socketPath)
+}
+
+// startFloor starts a pair of relays of kind: one in the network namespace of the process
+// podPID (the queue-proxy's), listening on a unix socket in dir and sending to the app's port
+// on the pod's loopback, and one on the host, listening on 127.0.0.1:port and sending to the
+// socket. Both are this program, run again with -relay-listen.
+func startFloor(ctx context.Context, kind, dir string, podPID, appPort, port int) (*floorRelay, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	f := &floorRelay{kind: kind, url: fmt.Sprintf("http://127.0.0.1:%d/", port), socketPath: dir + "/floor-" + kind + ".sock"}
+	f.pod = exec.CommandContext(ctx, "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", podPID),
+		self, "-relay-kind", kind, "-relay-listen", f.socketPath, "-relay-upstream", fmt.Sprintf("127.0.0.1:%d", appPort))
+	f.host = exec.CommandContext(ctx, self, "-relay-kind", kind, "-relay-listen", fmt.Sprintf("127.0.0.1:%d", port), "-relay-upstream", f.socketPath)
+	for _, c := range []*exec.Cmd{f.pod, f.host} {
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		if err := c.Start(); err != nil {
+			return nil, err
+		}
+		network, addr := listenNetwork(c.Args[len(c.Args)-3])
+		if err := waitListening(network, addr); err != nil {
+			f.stop()
+			return nil, fmt.Errorf("relay %s: %w", strings.Join(c.Args, " "), err)
+		}
+	}
+	return f, nil
+}
+
+func waitListening(network, addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout(network, addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// listenNetwork is "unix" for a path, "tcp" for host:port.
+func listenNetwork(addr string) (string, string) {
+	if strings.HasPrefix(addr, "/") {
+		return "unix", addr
+	}
+	return "tcp", addr
+}
+
+// runRelay is the relay process: it serves listen, sending every connection's bytes to a
+// connection of its own to upstream and back, until it is killed.
+func runRelay(kind, listen, upstream string) error {
+	network, addr := listenNetwork(listen)
+	if network == "unix" {
+		_ = os.Remove(addr)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false) // the epoll relay closes it once it has its descriptor
+	}
+	switch kind {
+	case relayCopy:
+		return copyRelay(ln, upstream)
+	case relayEpoll:
+		return epollRelay(ln, upstream)
+	case relayH1proxy:
+		return h1Relay(ln, upstream)
+	}
+	return fmt.Errorf("-relay-kind %q: want %s, %s or %s", kind, relayCopy, relayEpoll, relayH1proxy)
+}
+
+// startH1Relay starts the h1proxy relay on 127.0.0.1:port, sending to the unix socket
+// upstream.
+func startH1Relay(ctx context.Context, port int, upstream string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := exec.CommandContext(ctx, self, "-relay-kind", relayH1proxy, "-relay-listen", addr, "-relay-upstream", upstream)
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitListening("tcp", addr); err != nil {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+		return nil, err
+	}
+	return c, nil
+}
+
+// h1Relay serves ln with h1proxy's fast path, every request to the unix socket upstream,
+// with the gateway's timeouts; what the fast path leaves (none of wrk's requests) gets 404.
+func h1Relay(ln net.Listener, upstream string) error {
+	s := &h1proxy.Server{
+		Handler:           toSocket(upstream),
+		Fallback:          &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 10 * time.Second},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", addr)
+		},
+	}
+	return s.Serve(ln)
+}
+
+type toSocket string
+
+func (t toSocket) Route(_ *h1proxy.Request, f *h1proxy.Forward) bool {
+	f.Addr = string(t)
+	f.ErrorBody = "relay: "
+	return true
+}
+
+func copyRelay(ln net.Listener, upstream string) error {
+	un, ua := listenNetwork(upstream)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			u, err := net.Dial(un, ua)
+			if err != nil {
+				_ = c.Close()
+				return
+			}
+			go pump(u, c)
+			pump(c, u)
+		}()
+	}
+}
+
+// pump copies src to dst with one buffer and plain reads and writes (no splice), then
+// closes both.
+func pump(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	_ = dst.Close()
+	_ = src.Close()
+}
+
+// epollRelay serves ln from one level-triggered epoll loop on a locked thread: a readable
+// socket is read once and what came is written to its peer. The connections are taken out
+// of Go's poller (their descriptors are duplicated and the net.Conns closed).
+func epollRelay(ln net.Listener, upstream string) error {
+	runtime.LockOSThread()
+	un, ua := listenNetwork(upstream)
+	lfd, err := detach(ln.(interface {
+		File() (*os.File, error)
+	}))
+	if err != nil {
+		return err
+	}
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	add := func(fd int) error {
+		return syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
+	}
+	if err := add(lfd); err != nil {
+		return err
+	}
+	peer := map[int]int{}
+	buf := make([]byte, 64<<10)
+	events := make([]syscall.EpollEvent, 128)
+	for {
+		n, err := syscall.EpollWait(ep, events, -1)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		for _, ev := range events[:n] {
+			fd := int(ev.Fd)
+			if fd == lfd {
+				c, _, err := syscall.Accept4(lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+				if err != nil {
+					continue
+				}
+				uc, err := net.Dial(un, ua)
+				if err != nil {
+					_ = syscall.Close(c)
+					continue
+				}
+				if tc, ok := uc.(*net.TCPConn); ok {
+					_ = tc.SetNoDelay(true)
+				}
+				u, err := detach(uc.(interface {
+					File() (*os.File, error)
+				}))
+				if err != nil {
+					_ = syscall.Close(c)
+					continue
+				}
+				_ = syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+				peer[c], peer[u] = u, c
+				if add(c) != nil || add(u) != nil {
+					closePair(peer, c)
+				}
+				continue
+			}
+			r, err := syscall.Read(fd, buf)
+			if errors.Is(err, syscall.EAGAIN) {
+				continue
+			}
+			if r <= 0 {
+				closePair(peer, fd)
+				continue
+			}
+			// hello's requests and answers never fill a socket's buffer: a write that
+			// would block is tried again at once.
+			for off := 0; off < r; {
+				w, err := syscall.Write(peer[fd], buf[off:r])
+				if errors.Is(err, syscall.EAGAIN) {
+					continue
+				}
+				if err != nil {
+					closePair(peer, fd)
+					break
+				}
+				off += w
+			}
+		}
+	}
+}
+
+// detach takes a connection or listener's socket out of Go's poller: a non-blocking
+// duplicate of its descriptor, the original closed.
+func detach(c interface{ File() (*os.File, error) }) (int, error) {
+	f, err := c.File()
+	if closer, ok := c.(interface{ Close() error }); ok {
+		_ = closer.Close()
+	}
+	if err != nil {
+		return 0, err
+	}
+	fd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	return fd, syscall.SetNonblock(fd, true)
+}
+
+func closePair(peer map[int]int, fd int) {
+	p, ok := peer[fd]
+	_ = syscall.Close(fd)
+	delete(peer, fd)
+	if ok {
+		_ = syscall.Close(p)
+		delete(peer, p)
+	}
+}
