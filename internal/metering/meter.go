@@ -76,6 +76,14 @@ func New(opts Options) (*Meter, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// The counters add up differences between this clock's readings and times from the API
+	// and the database, which are wall-clock times. Go takes the difference of two readings
+	// of time.Now from its monotonic clock instead, and the two clocks part when the wall
+	// clock is set, so a pod's counters would end a little off its billed figure. Readings
+	// without the monotonic part make every difference a wall-clock one, so they add up to
+	// the billed end exactly.
+	clock := opts.Now
+	opts.Now = func() time.Time { return clock().Round(0) }
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = DefaultHeartbeat
 	}
