@@ -48,6 +48,10 @@ func main() {
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
 	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
 	flag.Parse()
+	if *relayListen == "" && (*relayKind != "" || *relayUpstream != "") {
+		fmt.Fprintln(os.Stderr, "bench/throughput: -relay-kind and -relay-upstream need -relay-listen")
+		os.Exit(2)
+	}
 	if *relayListen != "" {
 		// A relay serves until it is killed.
 		fmt.Fprintln(os.Stderr, "bench/throughput: relay:", runRelay(*relayKind, *relayListen, *relayUpstream))
@@ -148,11 +152,11 @@ spec:
 		if err := os.Symlink(filepath.Dir(sockets[0]), short); err != nil {
 			return err
 		}
-		h1, err := startH1Relay(ctx, ports[2], filepath.Join(short, contract.SocketName))
+		h1, err := startRelay(ctx, relayH1proxy, fmt.Sprintf("127.0.0.1:%d", ports[2]), filepath.Join(short, contract.SocketName))
 		if err != nil {
 			return err
 		}
-		defer func() { _ = h1.Process.Kill(); _ = h1.Wait() }()
+		defer stopRelay(h1)
 		relays["h1proxy relay"] = h1.Process.Pid
 		procs[3] = append(procs[3], h1.Process.Pid)
 		targets = append(targets, struct{ name, url string }{"through h1proxy alone (no routing, no activator) + queue-proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[2])})

@@ -35,7 +35,6 @@ const (
 
 // floorRelay is a pair of relays of one kind, started by startFloor.
 type floorRelay struct {
-	kind       string
 	url        string
 	host, pod  *exec.Cmd
 	socketPath string
@@ -44,38 +43,53 @@ type floorRelay struct {
 func (f *floorRelay) pids() []int { return []int{f.host.Process.Pid, f.pod.Process.Pid} }
 
 func (f *floorRelay) stop() {
-	for _, c := range []*exec.Cmd{f.host, f.pod} {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-	}
+	stopRelay(f.host)
+	stopRelay(f.pod)
 	_ = os.Remove(f.socketPath)
 }
 
 // startFloor starts a pair of relays of kind: one in the network namespace of the process
 // podPID (the queue-proxy's), listening on a unix socket in dir and sending to the app's port
 // on the pod's loopback, and one on the host, listening on 127.0.0.1:port and sending to the
-// socket. Both are this program, run again with -relay-listen.
+// socket.
 func startFloor(ctx context.Context, kind, dir string, podPID, appPort, port int) (*floorRelay, error) {
+	f := &floorRelay{url: fmt.Sprintf("http://127.0.0.1:%d/", port), socketPath: dir + "/floor-" + kind + ".sock"}
+	var err error
+	f.pod, err = startRelay(ctx, kind, f.socketPath, fmt.Sprintf("127.0.0.1:%d", appPort), "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", podPID))
+	if err != nil {
+		return nil, err
+	}
+	if f.host, err = startRelay(ctx, kind, fmt.Sprintf("127.0.0.1:%d", port), f.socketPath); err != nil {
+		stopRelay(f.pod)
+		return nil, err
+	}
+	return f, nil
+}
+
+// startRelay runs this program again as a relay of kind, listening on listen and sending to
+// upstream, under the command prefix (none, or nsenter and its arguments), and waits until it
+// accepts connections.
+func startRelay(ctx context.Context, kind, listen, upstream string, prefix ...string) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	f := &floorRelay{kind: kind, url: fmt.Sprintf("http://127.0.0.1:%d/", port), socketPath: dir + "/floor-" + kind + ".sock"}
-	f.pod = exec.CommandContext(ctx, "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", podPID),
-		self, "-relay-kind", kind, "-relay-listen", f.socketPath, "-relay-upstream", fmt.Sprintf("127.0.0.1:%d", appPort))
-	f.host = exec.CommandContext(ctx, self, "-relay-kind", kind, "-relay-listen", fmt.Sprintf("127.0.0.1:%d", port), "-relay-upstream", f.socketPath)
-	for _, c := range []*exec.Cmd{f.pod, f.host} {
-		c.Stdout, c.Stderr = os.Stderr, os.Stderr
-		if err := c.Start(); err != nil {
-			return nil, err
-		}
-		network, addr := listenNetwork(c.Args[len(c.Args)-3])
-		if err := waitListening(network, addr); err != nil {
-			f.stop()
-			return nil, fmt.Errorf("relay %s: %w", strings.Join(c.Args, " "), err)
-		}
+	args := append(append([]string{}, prefix...), self, "-relay-kind", kind, "-relay-listen", listen, "-relay-upstream", upstream)
+	c := exec.CommandContext(ctx, args[0], args[1:]...)
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	if err := c.Start(); err != nil {
+		return nil, err
 	}
-	return f, nil
+	if err := waitListening(listenNetwork(listen)); err != nil {
+		stopRelay(c)
+		return nil, fmt.Errorf("relay %s: %w", strings.Join(args, " "), err)
+	}
+	return c, nil
+}
+
+func stopRelay(c *exec.Cmd) {
+	_ = c.Process.Kill()
+	_ = c.Wait()
 }
 
 func waitListening(network, addr string) error {
@@ -123,27 +137,6 @@ func runRelay(kind, listen, upstream string) error {
 		return h1Relay(ln, upstream)
 	}
 	return fmt.Errorf("-relay-kind %q: want %s, %s or %s", kind, relayCopy, relayEpoll, relayH1proxy)
-}
-
-// startH1Relay starts the h1proxy relay on 127.0.0.1:port, sending to the unix socket
-// upstream.
-func startH1Relay(ctx context.Context, port int, upstream string) (*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := exec.CommandContext(ctx, self, "-relay-kind", relayH1proxy, "-relay-listen", addr, "-relay-upstream", upstream)
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
-	if err := c.Start(); err != nil {
-		return nil, err
-	}
-	if err := waitListening("tcp", addr); err != nil {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-		return nil, err
-	}
-	return c, nil
 }
 
 // h1Relay serves ln with h1proxy's fast path, every request to the unix socket upstream,
