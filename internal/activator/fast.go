@@ -72,3 +72,34 @@ func (a *Activator) ServeFast(r *h1proxy.Request, namespace, name string, f *h1p
 	f.Done = func(status int) { finish(release, status) }
 	return true
 }
+
+// PassTarget is the pod whose queue-proxy a client connection for the revision may be passed
+// to (internal/connpass), so that it serves the connection's next requests itself: a ready
+// pod of a revision without a limit per pod (containerConcurrency 0, which balancing by
+// connection cannot overfill, and for which the activator never holds a request while a pod
+// is ready), with no request waiting, over HTTP/1.1, untraced. The queue-proxy counts those
+// requests as its own for the autoscaler (not as proxied), so they are counted once in either
+// mode. false otherwise.
+func (a *Activator) PassTarget(namespace, name string) (string, bool) {
+	if a.opts.Tracer != nil {
+		return "", false
+	}
+	a.mu.Lock()
+	st := a.revs[types.NamespacedName{Namespace: namespace, Name: name}]
+	a.mu.Unlock()
+	if st == nil || st.h2c {
+		return "", false
+	}
+	return st.th.passTarget()
+}
+
+// RecordPassed counts a request that a queue-proxy served on a passed connection in the
+// revision's request metrics, as if the activator had sent it.
+func (a *Activator) RecordPassed(namespace, name string, status int, d time.Duration) {
+	a.mu.Lock()
+	st := a.revs[types.NamespacedName{Namespace: namespace, Name: name}]
+	a.mu.Unlock()
+	if st != nil {
+		st.metrics.observe(status, d)
+	}
+}

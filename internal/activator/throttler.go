@@ -3,6 +3,7 @@ package activator
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 )
@@ -122,4 +123,15 @@ func (t *throttler) release(p *pod) {
 		t.broadcastLocked()
 		t.mu.Unlock()
 	}
+}
+
+// passTarget picks, at random, the ready pod a client connection may be passed to, when the
+// revision takes any number of requests per pod (capacity 0) and no request waits.
+func (t *throttler) passTarget() (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.capacity != 0 || t.waiting > 0 || len(t.pods) == 0 {
+		return "", false
+	}
+	return t.pods[rand.IntN(len(t.pods))].addr, true
 }

@@ -104,6 +104,7 @@ written to <data-dir>/kubeconfig.yaml; "gantry kubectl" uses it.`,
 	f.StringVar(&all.HTTPAddress, "http-address", all.HTTPAddress, "IP address the gateway serves Routes on (0.0.0.0 serves the network)")
 	f.IntVar(&all.HTTPPort, "http-port", all.HTTPPort, "port the gateway serves Routes on")
 	f.IntVar(&all.ActivatorQueueDepth, "activator-queue-depth", all.ActivatorQueueDepth, "requests that may wait for one revision's pods in the activator; more get 503")
+	f.BoolVar(&all.PassConnections, "pass-connections", all.PassConnections, "let the gateway pass kept-alive client connections to the queue-proxies of this machine's pods, which then serve their requests with one relay less (docs/serving.md)")
 	f.IntVar(&all.WebhookPort, "webhook-port", all.WebhookPort, "port of the admission webhook (loopback only)")
 	f.IntVar(&all.AutoscalerPort, "autoscaler-port", all.AutoscalerPort, "with --cluster-init or --server: port of the autoscaler's endpoint (HTTPS on --bind-address), where the other servers' activators reach the serving leader's autoscaler")
 	f.StringVar(&all.RegistryAddr, "registry-addr", all.RegistryAddr, "address of the embedded image registry (loopback only, plain HTTP)")

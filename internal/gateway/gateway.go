@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/gantry-run/gantry/internal/connpass"
+	"github.com/gantry-run/gantry/internal/forwarded"
 	"github.com/gantry-run/gantry/internal/h1proxy"
 	"github.com/gantry-run/gantry/internal/lifecycle"
 	"github.com/gantry-run/gantry/internal/tracing"
@@ -73,6 +74,10 @@ type Options struct {
 	// DialPod connects to a pod's address (the activator's and the fast path's upstream
 	// connections); nil dials TCP. In standalone it is the node's DialPod.
 	DialPod func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Passer, when set, passes kept-alive client connections to the queue-proxies of this
+	// machine's pods (internal/connpass), with Revisions' PassTarget choosing the pod; nil
+	// passes none.
+	Passer *connpass.Passer
 }
 
 // Console is a web console the gateway serves beside the Routes.
@@ -168,10 +173,13 @@ func (g *Gateway) serve(ctx context.Context) error {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
+		srv.ConnContext = markReturned
 		servers[i] = srv
 		if fast := g.fastPath(l); fast != nil {
-			servers[i] = &h1proxy.Server{Handler: fast, Fallback: srv, ReadHeaderTimeout: readHeaderTimeout,
+			hs := &h1proxy.Server{Handler: fast, Fallback: srv, ReadHeaderTimeout: readHeaderTimeout,
 				IdleTimeout: idleTimeout, MaxIdlePerHost: 100, UpstreamIdleTimeout: 90 * time.Second, Dial: g.opts.DialPod, Log: g.log}
+			hs.Pass = fast.passer(hs)
+			servers[i] = hs
 		}
 		go func() {
 			if err := servers[i].Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -194,6 +202,21 @@ func (g *Gateway) serve(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+type returnedKey struct{}
+
+// markReturned marks the context of a connection a queue-proxy gave back (connpass).
+func markReturned(ctx context.Context, c net.Conn) context.Context {
+	if connpass.IsReturned(c) {
+		return context.WithValue(ctx, returnedKey{}, true)
+	}
+	return ctx
+}
+
+func returned(ctx context.Context) bool {
+	v, _ := ctx.Value(returnedKey{}).(bool)
+	return v
 }
 
 // server is one listener's HTTP server: net/http's, or the fast path in front of one.
@@ -229,7 +252,9 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods boo
 		return
 	}
 	rule := g.table.Load().lookup(host, fromPods)
-	if rule == nil && !fromPods && g.opts.Console != nil && g.opts.Console.ServesHost(host) {
+	// A connection a pod's queue-proxy gave back carries what the pod read of it: it reaches
+	// the Routes only, as a pod may, never the console.
+	if rule == nil && !fromPods && g.opts.Console != nil && !returned(r.Context()) && g.opts.Console.ServesHost(host) {
 		g.opts.Console.ServeHTTP(w, r)
 		return
 	}
@@ -264,41 +289,11 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request, fromPods boo
 // 7239 Forwarded element, the scheme to X-Forwarded-Proto, and the original host to
 // K-Original-Host.
 func setForwarded(r *http.Request) {
-	xff, fwd := forwardedValues(r.RemoteAddr, r.Host, r.Header.Values("X-Forwarded-For"), r.Header.Values("Forwarded"))
+	xff, fwd := forwarded.Values(r.RemoteAddr, r.Host, r.Header.Values("X-Forwarded-For"), r.Header.Values("Forwarded"))
 	r.Header.Set("X-Forwarded-For", xff)
 	r.Header.Set("X-Forwarded-Proto", "http")
 	r.Header.Set("Forwarded", fwd)
 	r.Header.Set("K-Original-Host", r.Host)
-}
-
-// forwardedValues are the X-Forwarded-For and Forwarded values of a request from remote
-// (host:port) for host, which came with the values priorXFF and priorFwd.
-func forwardedValues(remote, host string, priorXFF, priorFwd []string) (xff, fwd string) {
-	client, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		client = remote
-	}
-	xff = client
-	if len(priorXFF) > 0 {
-		xff = strings.Join(priorXFF, ", ") + ", " + client
-	}
-	forNode := client
-	if strings.Contains(client, ":") {
-		forNode = `"[` + client + `]"`
-	}
-	fwd = "for=" + forNode + ";host=" + quoteIfNeeded(host) + ";proto=http"
-	if len(priorFwd) > 0 {
-		fwd = strings.Join(priorFwd, ", ") + ", " + fwd
-	}
-	return xff, fwd
-}
-
-// quoteIfNeeded quotes a Forwarded value that is not a plain token (a host with a port is not).
-func quoteIfNeeded(v string) string {
-	if strings.ContainsAny(v, ":[]\" ") {
-		return `"` + strings.ReplaceAll(v, `"`, `\"`) + `"`
-	}
-	return v
 }
 
 // Reconcile rebuilds the routing table from every Ingress and, once the gateway serves, marks

@@ -148,6 +148,12 @@ type Server struct {
 	// Dial connects to an upstream address (within 5 s); nil dials TCP.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log  *slog.Logger
+	// Pass, when set, is offered each plain request of a connection before Route (but on
+	// connections that came back with ServeConn(..., false), and requests that close their
+	// connection): it may pass the whole connection to another hop, with buffered, what was
+	// read of it and not served yet (the request first), and return true; the Server then
+	// closes its own descriptor of the connection and forgets it. See Passed.
+	Pass func(r *Request, nc net.Conn, buffered []byte) bool
 
 	once     sync.Once
 	pool     *pool
@@ -230,6 +236,61 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// ServeConn serves nc as a connection Serve accepted, after buffered, the bytes already read
+// of it: a connection a hop it was passed to gave back. mayPass false keeps it from Pass
+// (it came back because that hop could not serve one of its requests).
+func (s *Server) ServeConn(nc net.Conn, buffered []byte, mayPass bool) {
+	s.init()
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), pending: buffered, noPass: !mayPass}
+	if !s.track(c, true) {
+		_ = nc.Close()
+		return
+	}
+	go c.serve()
+}
+
+// Passed is a client connection another hop passed to this one (Server.Pass there,
+// ServePassed here) with a lease: this hop serves the requests that the passing hop would
+// have sent it, as that hop would have sent them, and gives the connection back (Return) with
+// what it read and did not serve for everything else: a request for another Host, one that is
+// not plain, one the Handler declines, the first idle moment after Until, and Shutdown.
+type Passed struct {
+	// Host is the Host every request served here names (compared without case).
+	Host string
+	// Rewrite makes a request what the passing hop would have sent on: the fields it sets.
+	Rewrite func(r *Request, f *Forward)
+	// Peer is the remote address the Handler sees, the passing hop's.
+	Peer string
+	// Until ends the lease: the connection goes back at its first idle moment after it.
+	Until time.Time
+	// Return gives the connection back with buffered; again is false when this hop could
+	// not serve its next request (the passing hop should then not pass it again). It reports
+	// whether the passing hop took it. Either way the Server then closes its own descriptor.
+	Return func(nc net.Conn, buffered []byte, again bool) bool
+	// Served, if set, is told each request's status and duration, for the passing hop's
+	// metrics.
+	Served func(status int, d time.Duration)
+	// Closed, if set, is called when the connection ended here rather than going back.
+	Closed func()
+}
+
+// ServePassed serves nc, passed with p, after buffered (what the passing hop read of it and
+// did not serve, a request first).
+func (s *Server) ServePassed(nc net.Conn, buffered []byte, p *Passed) {
+	s.init()
+	c := &conn{s: s, nc: nc, remote: p.Peer, pending: buffered, passed: p}
+	if !s.track(c, true) {
+		_ = nc.SetReadDeadline(time.Time{})
+		// Shutting down: not a hop to pass this connection to again.
+		if !p.Return(nc, buffered, false) && p.Closed != nil {
+			p.Closed()
+		}
+		_ = nc.Close()
+		return
+	}
+	go c.serve()
 }
 
 func (s *Server) track(c *conn, add bool) bool {
@@ -335,6 +396,14 @@ type conn struct {
 	w      watcher
 	ctx    context.Context
 	cancel context.CancelFunc
+	// consumed is how much of the reader's buffer the current request's head takes.
+	consumed int
+	// passed is set on a connection passed to this hop; rewritten holds a request's head as
+	// the passing hop would have sent it.
+	passed    *Passed
+	rewritten []byte
+	// noPass keeps the connection from Server.Pass.
+	noPass bool
 }
 
 // Read reads the client, after what the watcher read.
@@ -357,31 +426,65 @@ func (c *conn) serve() {
 	c.br.Reset(c)
 	c.bw = writers.Get().(*bufio.Writer)
 	c.bw.Reset(c.nc)
-	handedOff := false
+	handedOff, passedOn := false, false
 	defer func() {
 		c.s.track(c, false)
 		if !handedOff {
+			// Passed on or given back, the connection lives on in the other hop's descriptor.
 			_ = c.nc.Close()
+			if !passedOn && c.passed != nil && c.passed.Closed != nil {
+				c.passed.Closed()
+			}
 			c.br.Reset(nil)
 			readers.Put(c.br)
 		}
 		c.bw.Reset(nil)
 		writers.Put(c.bw)
 	}()
+	// leave gives the connection to the fallback server, or back to the hop that passed it.
+	leave := func() {
+		if c.passed != nil {
+			passedOn = c.giveBack(false)
+		} else {
+			handedOff = c.handOff()
+		}
+	}
 	for {
 		if c.s.shutting.Load() {
+			if c.passed != nil {
+				passedOn = c.giveBack(true)
+			}
 			return
 		}
 		c.state.Store(stateIdle)
 		if c.br.Buffered() == 0 {
+			deadline := time.Time{}
 			if c.s.IdleTimeout > 0 {
-				_ = c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+				deadline = time.Now().Add(c.s.IdleTimeout)
 			}
+			if c.passed != nil {
+				if !time.Now().Before(c.passed.Until) {
+					passedOn = c.giveBack(true)
+					return
+				}
+				if deadline.IsZero() || c.passed.Until.Before(deadline) {
+					deadline = c.passed.Until
+				}
+			}
+			_ = c.nc.SetReadDeadline(deadline)
 			if _, err := c.br.Peek(1); err != nil {
+				var ne net.Error
+				if c.passed != nil && errors.As(err, &ne) && ne.Timeout() &&
+					(c.s.shutting.Load() || !time.Now().Before(c.passed.Until)) {
+					passedOn = c.giveBack(true)
+				}
 				return
 			}
 		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			if c.passed != nil {
+				passedOn = c.giveBack(true)
+			}
 			return // Shutdown closed it while it was idle
 		}
 		if c.s.ReadHeaderTimeout > 0 {
@@ -389,7 +492,7 @@ func (c *conn) serve() {
 		}
 		raw, err := peekHead(c.br)
 		if errors.Is(err, errNotPlain) {
-			handedOff = c.handOff()
+			leave()
 			return
 		}
 		if err != nil {
@@ -398,17 +501,37 @@ func (c *conn) serve() {
 		_ = c.nc.SetReadDeadline(time.Time{})
 		req, closeAfter, ok := c.plain(raw)
 		if !ok {
-			handedOff = c.handOff()
+			leave()
 			return
+		}
+		c.consumed = len(raw)
+		if c.passed != nil {
+			if req = c.rewrite(req); req == nil {
+				passedOn = c.giveBack(false)
+				return
+			}
+		} else if c.s.Pass != nil && !c.noPass && !closeAfter {
+			if passedOn = c.s.Pass(req, c.nc, c.buffered()); passedOn {
+				return
+			}
 		}
 		c.fwd.reset()
 		if !c.s.Handler.Route(req, &c.fwd) {
 			gone := c.w.gone.Load()
 			c.endExchange()
 			if !gone {
-				handedOff = c.handOff()
+				leave()
 			}
 			return
+		}
+		if c.passed != nil && c.passed.Served != nil {
+			began, done, served := time.Now(), c.fwd.Done, c.passed.Served
+			c.fwd.Done = func(status int) {
+				if done != nil {
+					done(status)
+				}
+				served(status, time.Since(began))
+			}
 		}
 		keep := c.exchange(req, &c.fwd, closeAfter || c.s.shutting.Load())
 		c.endExchange()
@@ -429,7 +552,7 @@ func (c *conn) exchange(req *Request, f *Forward, closeClient bool) bool {
 	if f.reply == 0 {
 		return c.forward(req, f, closeClient)
 	}
-	_, _ = c.br.Discard(len(c.req.raw))
+	_, _ = c.br.Discard(c.consumed)
 	c.w.stop(c)
 	keep := c.answer(f.reply, f.replyBody, closeClient)
 	if f.Done != nil {
@@ -446,6 +569,40 @@ func (c *conn) endExchange() {
 		c.ctx, c.cancel = nil, nil
 	}
 	c.w.gone.Store(false)
+}
+
+// buffered is what was read of the client and not served yet.
+func (c *conn) buffered() []byte {
+	b, _ := c.br.Peek(c.br.Buffered())
+	if len(c.pending) > 0 {
+		b = append(append([]byte(nil), b...), c.pending...)
+	}
+	return b
+}
+
+// giveBack returns a passed connection, with what was read of it and not served, to the hop
+// that passed it; false when that hop did not take it (the connection is then closed).
+func (c *conn) giveBack(again bool) bool {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return c.passed.Return(c.nc, c.buffered(), again)
+}
+
+// rewrite makes req, a request on a passed connection, what the passing hop would have sent
+// on, or returns nil when it is not one this hop may serve (another Host).
+func (c *conn) rewrite(req *Request) *Request {
+	p := c.passed
+	if !equalFold([]byte(p.Host), req.Host) {
+		return nil
+	}
+	c.fwd.reset()
+	p.Rewrite(req, &c.fwd)
+	c.rewritten = c.requestHead(c.rewritten[:0], req, &c.fwd)
+	method := req.Method
+	if c.req.parse(c.rewritten) != nil {
+		return nil
+	}
+	c.r = Request{Method: method, Host: req.Host, RemoteAddr: c.remote, h: &c.req, c: c}
+	return &c.r
 }
 
 // handOff gives the connection, with what was read of it, to the fallback server.
@@ -515,7 +672,7 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 	}
 	c.out = c.requestHead(c.out[:0], req, f)
 	// The client's head is written on; from here its buffer may be read again.
-	_, _ = c.br.Discard(len(c.req.raw))
+	_, _ = c.br.Discard(c.consumed)
 
 	w := &c.w
 	var up *upstream
@@ -1124,3 +1281,6 @@ func (l *handoffListener) Addr() net.Addr {
 	}
 	return l.addr
 }
+
+// NetConn is the connection the fallback server was handed.
+func (h *handoffConn) NetConn() net.Conn { return h.Conn }

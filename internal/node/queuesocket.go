@@ -20,19 +20,22 @@ import (
 const queueSocketVolume = "queue_socket"
 
 // queueSockets maps the address of each revision pod on this node to the host directory of
-// its queue-proxy's socket (contract.SocketDir).
+// its queue-proxy's socket (contract.SocketDir), and tells the pods that may be passed client
+// connections.
 type queueSockets struct {
-	mu   sync.Mutex
-	dirs map[string]string
+	mu       sync.Mutex
+	dirs     map[string]string
+	passable map[string]bool
 }
 
-func (s *queueSockets) set(ip net.IP, dir string) {
+func (s *queueSockets) set(ip net.IP, dir string, passable bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dirs == nil {
-		s.dirs = map[string]string{}
+		s.dirs, s.passable = map[string]string{}, map[string]bool{}
 	}
 	s.dirs[ip.String()] = dir
+	s.passable[ip.String()] = passable
 }
 
 // forget drops ip's entry if it is still dir: a new pod given the address meanwhile keeps its
@@ -42,6 +45,7 @@ func (s *queueSockets) forget(ip net.IP, dir string) {
 	defer s.mu.Unlock()
 	if s.dirs[ip.String()] == dir {
 		delete(s.dirs, ip.String())
+		delete(s.passable, ip.String())
 	}
 }
 
@@ -50,6 +54,14 @@ func (s *queueSockets) dir(host string) (string, bool) {
 	defer s.mu.Unlock()
 	d, ok := s.dirs[host]
 	return d, ok
+}
+
+// passDir is the socket directory of the pod at host when it may be passed connections.
+func (s *queueSockets) passDir(host string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.dirs[host]
+	return d, ok && s.passable[host]
 }
 
 // queueSocketDir is the host directory to mount at contract.SocketDir in pod's queue-proxy,
@@ -63,7 +75,10 @@ func (w *worker) queueSocketDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	w.n.sockets.set(w.sb.IP, dir)
+	// A passed connection is a socket of the host's network namespace. Whoever holds one
+	// may ask the kernel for that namespace (SIOCGSKNS) with CAP_NET_ADMIN over it, which
+	// only a pod in the host's user namespace can have: such pods are passed nothing.
+	w.n.sockets.set(w.sb.IP, dir, !hostUsers(w.pod))
 	return dir, nil
 }
 
@@ -75,7 +90,7 @@ func (w *worker) queueSocketDir() (string, error) {
 func (n *Node) DialPod(ctx context.Context, network, addr string, next func(ctx context.Context, network, addr string) (net.Conn, error)) (net.Conn, error) {
 	if host, p, err := net.SplitHostPort(addr); err == nil && p == servingPort {
 		if dir, ok := n.sockets.dir(host); ok {
-			if c, err := dialIn(ctx, dir, contract.SocketName); err == nil {
+			if c, err := dialIn(ctx, "unix", dir, contract.SocketName); err == nil {
 				return c, nil
 			}
 		}
@@ -83,17 +98,36 @@ func (n *Node) DialPod(ctx context.Context, network, addr string, next func(ctx 
 	return next(ctx, network, addr)
 }
 
+// DialPass opens a link for passing client connections (internal/connpass) to the
+// queue-proxy of the revision pod whose serving port is addr, when it runs on this node in a
+// user namespace of its own.
+func (n *Node) DialPass(ctx context.Context, addr string) (*net.UnixConn, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil || p != servingPort {
+		return nil, fmt.Errorf("node: %s is not a queue-proxy's serving port", addr)
+	}
+	dir, ok := n.sockets.passDir(host)
+	if !ok {
+		return nil, fmt.Errorf("node: the pod at %s takes no passed connections", host)
+	}
+	c, err := dialIn(ctx, "unixpacket", dir, contract.PassSocketName)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
+}
+
 var servingPort = strconv.Itoa(contract.HTTPPort)
 
 // dialIn connects to the unix socket name in dir. A socket's path is limited to 107 bytes,
 // which a data dir's sandbox paths can pass, so it is reached through /proc/self/fd and a
 // descriptor of dir.
-func dialIn(ctx context.Context, dir, name string) (net.Conn, error) {
+func dialIn(ctx context.Context, network, dir, name string) (net.Conn, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer func() { _ = unix.Close(fd) }()
 	var d net.Dialer
-	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", fd, name))
+	return d.DialContext(ctx, network, fmt.Sprintf("/proc/self/fd/%d/%s", fd, name))
 }

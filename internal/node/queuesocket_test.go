@@ -69,7 +69,7 @@ func TestDialPod(t *testing.T) {
 		return nil, errors.New("next")
 	}
 	n := &Node{}
-	n.sockets.set(net.ParseIP("10.244.0.7"), dir)
+	n.sockets.set(net.ParseIP("10.244.0.7"), dir, true)
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return n.DialPod(ctx, network, addr, next)
 	}

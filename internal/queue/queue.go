@@ -20,13 +20,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/gantry-run/gantry/internal/connpass"
 	"github.com/gantry-run/gantry/internal/h1proxy"
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/tracing"
 )
 
@@ -117,6 +120,9 @@ type Listeners struct {
 	H2C net.Listener
 	// Socket serves what Serving serves on Config.Socket, nil without one.
 	Socket net.Listener
+	// Pass takes the client connections the gateway passes (internal/connpass), beside
+	// Socket; nil without one.
+	Pass net.Listener
 }
 
 // Listen opens the ports of cfg on every interface of the pod.
@@ -152,6 +158,12 @@ func Listen(cfg Config) (Listeners, error) {
 			return Listeners{}, err
 		}
 		ls.Socket = l
+		if ls.Pass, err = listenPass(filepath.Join(filepath.Dir(cfg.Socket), contract.PassSocketName)); err != nil {
+			for _, o := range append(opened, l) {
+				_ = o.Close()
+			}
+			return Listeners{}, err
+		}
 	}
 	return ls, nil
 }
@@ -215,9 +227,24 @@ func (q *QueueProxy) Serve(ctx context.Context, ls Listeners) error {
 			}
 		}()
 	}
+	if hs, ok := front.(*h1proxy.Server); ok && ls.Pass != nil {
+		// Passed connections are served by the fast path as the gateway's requests through
+		// the socket are, with the same peer.
+		rcv := &connpass.Receiver{Server: hs, Peer: socketPeer(ls.Socket), Log: q.log}
+		go func() {
+			if err := rcv.Serve(ls.Pass); err != nil {
+				failed <- fmt.Errorf("queue-proxy: passed connections: %w", err)
+			}
+		}()
+	} else if ls.Pass != nil {
+		_ = ls.Pass.Close()
+	}
 	q.log.Info("queue-proxy serving", "user_port", q.cfg.UserPort, "container_concurrency", q.cfg.ContainerConcurrency)
 
 	closeAll := func() {
+		if ls.Pass != nil {
+			_ = ls.Pass.Close()
+		}
 		for _, s := range servers {
 			_ = s.srv.Close()
 		}

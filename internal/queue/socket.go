@@ -57,3 +57,27 @@ type peerConn struct {
 }
 
 func (c *peerConn) RemoteAddr() net.Addr { return c.peer }
+
+// listenPass listens for the gateway's links that pass client connections (internal/connpass).
+func listenPass(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unixpacket", path)
+	if err != nil {
+		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// socketPeer is the remote address the serving socket's connections have.
+func socketPeer(ln net.Listener) string {
+	if pl, ok := ln.(*peerListener); ok {
+		return pl.peer.String()
+	}
+	return "" // an unnamed unix peer's, which adds no X-Forwarded-For hop
+}

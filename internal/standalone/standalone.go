@@ -37,6 +37,7 @@ import (
 	"github.com/gantry-run/gantry/internal/apiservers"
 	"github.com/gantry-run/gantry/internal/autoscaler/hpa"
 	"github.com/gantry-run/gantry/internal/autoscaler/kpa"
+	"github.com/gantry-run/gantry/internal/connpass"
 	"github.com/gantry-run/gantry/internal/controlplane"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/controlplane/pki"
@@ -122,6 +123,9 @@ type Config struct {
 	// ActivatorQueueDepth bounds the requests that may wait for one revision's pods; more
 	// get 503.
 	ActivatorQueueDepth int
+	// PassConnections lets the gateway pass kept-alive client connections to the
+	// queue-proxies of this machine's pods (internal/connpass).
+	PassConnections bool
 	// WebhookPort is the admission webhook's port on loopback.
 	WebhookPort int
 	// AutoscalerPort is where, on a server of a cluster, the autoscaler takes the other
@@ -210,6 +214,7 @@ func DefaultConfig() Config {
 		HTTPAddress:         DefaultHTTPAddress,
 		HTTPPort:            DefaultHTTPPort,
 		ActivatorQueueDepth: activator.DefaultQueueDepth,
+		PassConnections:     true,
 		WebhookPort:         DefaultWebhookPort,
 		AutoscalerPort:      DefaultAutoscalerPort,
 		RegistryAddr:        image.DefaultRegistryAddr,
@@ -380,6 +385,9 @@ type Server struct {
 	Autoscaler *kpa.Autoscaler
 	Activator  *activator.Activator
 	Gateway    *gateway.Gateway
+	// Passer passes the gateway's client connections to this machine's queue-proxies (nil
+	// with --pass-connections=false or without the node).
+	Passer *connpass.Passer
 	// ScaleServer and ScaleRelay carry the activator's wake-ups and loads to the serving
 	// leader's autoscaler, on a server of a cluster (nil on a single server).
 	ScaleServer *scalerelay.Server
@@ -672,6 +680,14 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		if s.Dashboard != nil {
 			console = s.Dashboard
 		}
+		if cfg.PassConnections && cfg.Node {
+			s.Passer = &connpass.Passer{Log: cfg.Logger, Dial: func(ctx context.Context, addr string) (*net.UnixConn, error) {
+				if s.Node == nil {
+					return nil, errors.New("no node")
+				}
+				return s.Node.DialPass(ctx, addr)
+			}}
+		}
 		s.Gateway = gateway.New(gateway.Options{
 			Console:    console,
 			Client:     mgr.GetClient(),
@@ -681,6 +697,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			Tracer:     tracer,
 			TraceRelay: traceRelay,
 			DialPod:    dialPod,
+			Passer:     s.Passer,
 		})
 		s.Serving.Add(s.Autoscaler)
 		s.Serving.Add(hpa.New(hpa.Options{Client: mgr.GetClient(), Config: s.Serving.Config(), Logger: cfg.Logger}))

@@ -218,24 +218,50 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 	ns := newNamespace(t, env.Client)
 	svc := imageService(env, t, ns, "rt", "runtime")
 	svc = readyService(t, env, svc)
-	code, body := call(t, env, svc.Status.URL.Host, http.Header{"X-Custom": {"kept"}})
-	if code != http.StatusOK {
-		t.Fatalf("GET = %d %q", code, body)
-	}
-	var report struct {
+	type report struct {
 		Env     map[string]string   `json:"env"`
 		Headers map[string][]string `json:"headers"`
 		Host    string              `json:"host"`
 	}
-	if err := json.Unmarshal([]byte(body), &report); err != nil {
-		t.Fatalf("decoding %q: %v", body, err)
+	get := func(client *http.Client) report {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, "http://"+env.GatewayAddr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = svc.Status.URL.Host
+		req.Header.Set("X-Custom", "kept")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET = %d %q", resp.StatusCode, body)
+		}
+		var r report
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("decoding %q: %v", body, err)
+		}
+		return r
 	}
-	if report.Host != svc.Status.URL.Host {
-		t.Errorf("Host = %q, want %q", report.Host, svc.Status.URL.Host)
+	// One kept connection: the gateway routes its first request, then passes the connection
+	// to the pod's queue-proxy (internal/connpass), which serves the next ones. The app sees
+	// the same either way.
+	var passedBefore int64
+	if env.Server.Passer != nil {
+		passedBefore, _ = env.Server.Passer.Counts()
+	}
+	kept := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer kept.CloseIdleConnections()
+	first := get(kept)
+	if first.Host != svc.Status.URL.Host {
+		t.Errorf("Host = %q, want %q", first.Host, svc.Status.URL.Host)
 	}
 	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto"} {
-		if len(report.Headers[h]) == 0 {
-			t.Errorf("header %s missing; headers %v", h, report.Headers)
+		if len(first.Headers[h]) == 0 {
+			t.Errorf("header %s missing; headers %v", h, first.Headers)
 		}
 	}
 	// The gateway gives the client's address; the queue-proxy appends its peer's, the pods'
@@ -244,15 +270,31 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(report.Headers["X-Forwarded-For"], ", "), "127.0.0.1, "+gw.String(); got != want {
+	if got, want := strings.Join(first.Headers["X-Forwarded-For"], ", "), "127.0.0.1, "+gw.String(); got != want {
 		t.Errorf("X-Forwarded-For = %q, want %q", got, want)
 	}
-	if got := report.Headers["X-Custom"]; len(got) != 1 || got[0] != "kept" {
+	if got := first.Headers["X-Custom"]; len(got) != 1 || got[0] != "kept" {
 		t.Errorf("client header X-Custom = %v, want kept", got)
 	}
 	for k, want := range map[string]string{"PORT": "8080", "K_SERVICE": "rt", "K_CONFIGURATION": "rt", "K_REVISION": "rt-00001"} {
-		if report.Env[k] != want {
-			t.Errorf("env %s = %q, want %q", k, report.Env[k], want)
+		if first.Env[k] != want {
+			t.Errorf("env %s = %q, want %q", k, first.Env[k], want)
+		}
+	}
+	for i := range 3 {
+		next := get(kept)
+		if next.Host != first.Host {
+			t.Errorf("request %d on the kept connection: Host = %q, want %q", i+2, next.Host, first.Host)
+		}
+		for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Custom", "K-Original-Host"} {
+			if got, want := strings.Join(next.Headers[h], "; "), strings.Join(first.Headers[h], "; "); got != want {
+				t.Errorf("request %d on the kept connection: %s = %q, want %q as on the first", i+2, h, got, want)
+			}
+		}
+	}
+	if env.Server.Passer != nil {
+		if passed, _ := env.Server.Passer.Counts(); passed == passedBefore {
+			t.Error("the gateway passed no connection to the pod's queue-proxy")
 		}
 	}
 }
@@ -386,6 +428,10 @@ func TestDeletingAPodUnderLoadLosesNothing(t *testing.T) {
 		return err == nil && len(pods.Items) == 2 && running(&pods.Items[0]) && running(&pods.Items[1]), err
 	})
 
+	var passedBefore int64
+	if env.Server.Passer != nil {
+		passedBefore, _ = env.Server.Passer.Counts()
+	}
 	var mu sync.Mutex
 	codes := map[int]int{}
 	var wg sync.WaitGroup
@@ -407,6 +453,13 @@ func TestDeletingAPodUnderLoadLosesNothing(t *testing.T) {
 	wg.Wait()
 	if codes[http.StatusOK] != 300 {
 		t.Errorf("answers while a pod was deleted: %v, want 300 × 200", codes)
+	}
+	// The kept connections were passed to the pods' queue-proxies (internal/connpass): the
+	// deleted pod's gave its own back as it drained.
+	if env.Server.Passer != nil {
+		if passed, _ := env.Server.Passer.Counts(); passed == passedBefore {
+			t.Error("no connection was passed to a queue-proxy during the load")
+		}
 	}
 }
 

@@ -44,9 +44,13 @@ const (
 // of through the pod network (veth, bridge, netfilter and two TCP stacks per message). What
 // arrives there is treated as coming from the pod's default gateway, the address the host's
 // TCP connections come from, so the app sees the same X-Forwarded-For either way.
+//
+// Beside it, PassSocketName (a SOCK_SEQPACKET socket) takes the client connections the
+// gateway passes to the queue-proxy (internal/connpass).
 const (
-	SocketDir  = "/var/run/gantry-queue"
-	SocketName = "queue.sock"
+	SocketDir      = "/var/run/gantry-queue"
+	SocketName     = "queue.sock"
+	PassSocketName = "pass.sock"
 )
 
 // Port names on the sidecar and the revision's Service.
