@@ -43,6 +43,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds, each running every target under each policy")
 	d := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 50, "wrk's connections (its threads: 2)")
+	serverArgs := flag.String("server-args", "", "more flags for gantry server, space-separated (e.g. --pass-connections=false)")
 	floor := flag.Bool("floor", true, "also measure internal/h1proxy alone in the gateway's place, and two relays that only copy bytes in the gateway's and the queue-proxy's places")
 	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
@@ -57,7 +58,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/throughput: relay:", runRelay(*relayKind, *relayListen, *relayUpstream))
 		os.Exit(1)
 	}
-	if err := run(*bin, *rounds, *d, *conns, *floor); err != nil {
+	if err := run(*bin, *rounds, *d, *conns, *floor, strings.Fields(*serverArgs)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/throughput:", err)
 		os.Exit(1)
 	}
@@ -65,7 +66,7 @@ func main() {
 
 const host = "tput.default.localhost"
 
-func run(bin string, rounds int, d time.Duration, conns int, floor bool) (err error) {
+func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverArgs []string) (err error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (apt-get install wrk)")
 	}
@@ -81,7 +82,7 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool) (err er
 	defer os.RemoveAll(tmp)
 	dataDir := filepath.Join(tmp, "server")
 	srv, err := server.Start(ctx, server.Options{Bin: bin, DataDir: dataDir, Bridge: "gantry-tp0", PodCIDR: "10.243.0.0/16",
-		Args: []string{"--dashboard=false"}})
+		Args: append([]string{"--dashboard=false"}, serverArgs...)})
 	if err != nil {
 		return err
 	}

@@ -239,11 +239,12 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeConn serves nc as a connection Serve accepted, after buffered, the bytes already read
-// of it: a connection a hop it was passed to gave back. mayPass false keeps it from Pass
-// (it came back because that hop could not serve one of its requests).
+// of it: a connection a hop it was passed to gave back. Its first request is served here,
+// not passed (so a connection cannot go back and forth on one request); mayPass false keeps
+// it from Pass for good (it came back because that hop cannot serve requests like its next).
 func (s *Server) ServeConn(nc net.Conn, buffered []byte, mayPass bool) {
 	s.init()
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), pending: buffered, noPass: !mayPass}
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), pending: buffered, noPass: !mayPass, skipPass: true}
 	if !s.track(c, true) {
 		_ = nc.Close()
 		return
@@ -283,8 +284,7 @@ func (s *Server) ServePassed(nc net.Conn, buffered []byte, p *Passed) {
 	c := &conn{s: s, nc: nc, remote: p.Peer, pending: buffered, passed: p}
 	if !s.track(c, true) {
 		_ = nc.SetReadDeadline(time.Time{})
-		// Shutting down: not a hop to pass this connection to again.
-		if !p.Return(nc, buffered, false) && p.Closed != nil {
+		if !p.Return(nc, buffered, true) && p.Closed != nil {
 			p.Closed()
 		}
 		_ = nc.Close()
@@ -402,8 +402,8 @@ type conn struct {
 	// the passing hop would have sent it.
 	passed    *Passed
 	rewritten []byte
-	// noPass keeps the connection from Server.Pass.
-	noPass bool
+	// noPass keeps the connection from Server.Pass; skipPass, its next request.
+	noPass, skipPass bool
 }
 
 // Read reads the client, after what the watcher read.
@@ -441,10 +441,11 @@ func (c *conn) serve() {
 		c.bw.Reset(nil)
 		writers.Put(c.bw)
 	}()
-	// leave gives the connection to the fallback server, or back to the hop that passed it.
-	leave := func() {
+	// leave gives the connection to the fallback server, or back to the hop that passed it;
+	// again tells that hop whether to pass it again.
+	leave := func(again bool) {
 		if c.passed != nil {
-			passedOn = c.giveBack(false)
+			passedOn = c.giveBack(again)
 		} else {
 			handedOff = c.handOff()
 		}
@@ -492,7 +493,7 @@ func (c *conn) serve() {
 		}
 		raw, err := peekHead(c.br)
 		if errors.Is(err, errNotPlain) {
-			leave()
+			leave(false)
 			return
 		}
 		if err != nil {
@@ -501,7 +502,7 @@ func (c *conn) serve() {
 		_ = c.nc.SetReadDeadline(time.Time{})
 		req, closeAfter, ok := c.plain(raw)
 		if !ok {
-			leave()
+			leave(false)
 			return
 		}
 		c.consumed = len(raw)
@@ -510,17 +511,20 @@ func (c *conn) serve() {
 				passedOn = c.giveBack(false)
 				return
 			}
-		} else if c.s.Pass != nil && !c.noPass && !closeAfter {
+		} else if c.s.Pass != nil && !c.noPass && !closeAfter && !c.skipPass {
 			if passedOn = c.s.Pass(req, c.nc, c.buffered()); passedOn {
 				return
 			}
 		}
+		c.skipPass = false
 		c.fwd.reset()
 		if !c.s.Handler.Route(req, &c.fwd) {
 			gone := c.w.gone.Load()
 			c.endExchange()
 			if !gone {
-				leave()
+				// A request the Handler declines now (the hop drains, a probe) may be
+				// served by it, or by another, later.
+				leave(true)
 			}
 			return
 		}
