@@ -19,16 +19,9 @@ func listenSocket(path string) (net.Listener, error) {
 
 // listenSocketRoutes is listenSocket with the default gateway read from routes.
 func listenSocketRoutes(path, routes string) (net.Listener, error) {
-	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
+	l, err := listenUnix("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
+		return nil, err
 	}
 	gw, err := procroute.DefaultGateway(routes)
 	if err != nil || gw == nil {
@@ -59,11 +52,14 @@ type peerConn struct {
 func (c *peerConn) RemoteAddr() net.Addr { return c.peer }
 
 // listenPass listens for the gateway's links that pass client connections (internal/connpass).
-func listenPass(path string) (net.Listener, error) {
+func listenPass(path string) (net.Listener, error) { return listenUnix("unixpacket", path) }
+
+// listenUnix listens on a unix socket at path (replacing one left there), for its owner only.
+func listenUnix(network, path string) (net.Listener, error) {
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
 	}
-	l, err := net.Listen("unixpacket", path)
+	l, err := net.Listen(network, path)
 	if err != nil {
 		return nil, fmt.Errorf("queue-proxy: socket %s: %w", path, err)
 	}
