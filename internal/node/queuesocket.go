@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -121,13 +122,27 @@ var servingPort = strconv.Itoa(contract.HTTPPort)
 
 // dialIn connects to the unix socket name in dir. A socket's path is limited to 107 bytes,
 // which a data dir's sandbox paths can pass, so it is reached through /proc/self/fd and a
-// descriptor of dir.
+// descriptor. The queue-proxy owns what is in dir: name is opened without following a
+// symbolic link and must be a socket, so a pod cannot point the host at another socket of
+// the host's.
 func dialIn(ctx context.Context, network, dir, name string) (net.Conn, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
+	defer func() { _ = unix.Close(dfd) }()
+	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err}
+	}
 	defer func() { _ = unix.Close(fd) }()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: filepath.Join(dir, name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("node: %s is not a socket", filepath.Join(dir, name))
+	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, fmt.Sprintf("/proc/self/fd/%d/%s", fd, name))
+	return d.DialContext(ctx, network, fmt.Sprintf("/proc/self/fd/%d", fd))
 }

@@ -106,6 +106,34 @@ func TestDialPod(t *testing.T) {
 	}
 }
 
+// The queue-proxy owns its socket's directory: a name it made a symbolic link to another
+// socket of the host's, or anything but a socket, is not dialed.
+func TestDialInRefusesWhatIsNotTheSocket(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(other, "host.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOnce(t, l, "host")
+	if err := os.Symlink(filepath.Join(other, "host.sock"), filepath.Join(dir, contract.SocketName)); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dialIn(context.Background(), "unix", dir, contract.SocketName); err == nil {
+		t.Errorf("dialed through a symbolic link, reaching %q", readAll(t, c))
+	}
+	if err := os.WriteFile(filepath.Join(dir, contract.PassSocketName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialIn(context.Background(), "unixpacket", dir, contract.PassSocketName); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("dialing a plain file: %v, want it refused as not a socket", err)
+	}
+	n := &Node{}
+	n.sockets.set(net.ParseIP("10.244.0.9"), dir, false)
+	if _, err := n.DialPass(context.Background(), "10.244.0.9:8012"); err == nil {
+		t.Error("a pod in the host's user namespace was given a link for passed connections")
+	}
+}
+
 // The queue-proxy gets its socket's directory and the variable that names the socket; the
 // user's container gets neither.
 func TestQueueProxySocketInSpec(t *testing.T) {
