@@ -19,11 +19,13 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/gantry-run/gantry/internal/queue/contract"
 	netv1alpha1 "github.com/gantry-run/gantry/pkg/apis/networking/v1alpha1"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -320,5 +322,40 @@ func waitScaledToOne(t *testing.T, c client.Client, deploy *appsv1.Deployment, m
 			t.Fatal(msg)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Only the activator marks a request as proxied (the queue-proxy leaves those out of the
+// stats it gives the autoscaler): the mark a client sends never reaches the pod.
+func TestClientCannotMarkItsRequestProxied(t *testing.T) {
+	seen := make(chan string, 1)
+	pod := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		seen <- strings.Join(r.Header.Values(contract.ProxyHeader), ",")
+	}))
+	defer pod.Close()
+	c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(revision("m-1", 0, corev1.ContainerPort{ContainerPort: 8080}), slice("m-1", pod.Listener.Addr().String())).Build()
+	a := New(Options{Client: c})
+	front := serve(t, a, "m-1")
+	get := func() string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, front.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(contract.ProxyHeader, contract.ActivatorProxy)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return <-seen
+	}
+	// Without a PodAutoscaler the activator is in the path: it marks the request itself.
+	if got := get(); got != contract.ActivatorProxy {
+		t.Errorf("in the path, the pod saw %s %q, want %q", contract.ProxyHeader, got, contract.ActivatorProxy)
+	}
+	a.setMode(types.NamespacedName{Namespace: ns, Name: "m-1"}, true)
+	if got := get(); got != "" {
+		t.Errorf("out of the path, the pod saw the client's %s %q, want none", contract.ProxyHeader, got)
 	}
 }

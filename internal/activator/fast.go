@@ -66,6 +66,8 @@ func (a *Activator) ServeFast(r *h1proxy.Request, namespace, name string, f *h1p
 	}
 	if proxied {
 		f.Set(contract.ProxyHeader, contract.ActivatorProxy)
+	} else {
+		f.Drop(contract.ProxyHeader) // only the activator marks a request proxied
 	}
 	f.Addr = p.addr
 	f.ErrorBody = "activator: pod: "

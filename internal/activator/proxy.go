@@ -57,6 +57,8 @@ func newProxy(dial func(ctx context.Context, network, addr string) (net.Conn, er
 			pr.Out.Host = pr.In.Host
 			// The queue-proxy counts what came through the activator apart (the activator
 			// reports that demand to the autoscaler itself) while the activator is in the path.
+			// Only the activator says so: a client's own mark would hide its load.
+			pr.Out.Header.Del(contract.ProxyHeader)
 			if t.proxied {
 				pr.Out.Header.Set(contract.ProxyHeader, contract.ActivatorProxy)
 			}

@@ -74,7 +74,7 @@ func newRig(t *testing.T, lease time.Duration) *rig {
 	t.Helper()
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := echo{Host: r.Host, Headers: map[string]string{}}
-		for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "K-Original-Host", "X-Route", "X-Path", "X-Custom"} {
+		for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "K-Original-Host", "X-Route", "X-Path", "X-Custom", "K-Proxy-Request"} {
 			e.Headers[h] = strings.Join(r.Header.Values(h), "; ")
 		}
 		_ = json.NewEncoder(w).Encode(e)
@@ -163,7 +163,7 @@ func (c *client) get(host string) echo { return c.send(host, "") }
 func (c *client) send(host, more string) echo {
 	c.t.Helper()
 	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(c.nc, "GET /x HTTP/1.1\r\nHost: %s\r\nX-Custom: kept\r\nX-Forwarded-For: 192.0.2.9\r\n%s\r\n", host, more); err != nil {
+	if _, err := fmt.Fprintf(c.nc, "GET /x HTTP/1.1\r\nHost: %s\r\nX-Custom: kept\r\nX-Forwarded-For: 192.0.2.9\r\nK-Proxy-Request: activator\r\n%s\r\n", host, more); err != nil {
 		c.t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(c.br, nil)
@@ -198,6 +198,10 @@ func TestPassedConnectionIsServedAsTheGatewayWould(t *testing.T) {
 		}
 		if next.Host != first.Host {
 			t.Errorf("request %d: Host %q, the gateway sent %q", i+2, next.Host, first.Host)
+		}
+		// A client cannot mark its own requests as the activator's.
+		if v := next.Headers["K-Proxy-Request"]; v != "" {
+			t.Errorf("request %d reached the app with the client's K-Proxy-Request %q", i+2, v)
 		}
 	}
 	if passed, returned := rg.passer.Counts(); passed != 1 || returned != 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-run/gantry/internal/forwarded"
 	"github.com/gantry-run/gantry/internal/h1proxy"
+	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
 // Receiver is the queue-proxy's side: it takes the connections the gateway passes and serves
@@ -141,6 +142,8 @@ func (l *receiverLink) serve(nc net.Conn, cookie uint64, p *pass) {
 		Host: p.host,
 		Peer: l.r.Peer,
 		Rewrite: func(req *h1proxy.Request, f *h1proxy.Forward) {
+			// As the activator does for a request it does not hold: only it marks one proxied.
+			f.Drop(contract.ProxyHeader)
 			for _, kv := range set {
 				f.Set(kv[0], kv[1])
 			}
