@@ -223,12 +223,13 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 		Headers map[string][]string `json:"headers"`
 		Host    string              `json:"host"`
 	}
-	get := func(client *http.Client) report {
+	get := func(client *http.Client, closing bool) report {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, "http://"+env.GatewayAddr+"/", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Close = closing
 		req.Host = svc.Status.URL.Host
 		req.Header.Set("X-Custom", "kept")
 		resp, err := client.Do(req)
@@ -246,16 +247,22 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 		}
 		return r
 	}
-	// One kept connection: the gateway routes its first request, then passes the connection
-	// to the pod's queue-proxy (internal/connpass), which serves the next ones. The app sees
-	// the same either way.
+	// A request that closes its connection goes through the gateway and the queue-proxy; on a
+	// kept connection the gateway routes the first request and passes the connection, with
+	// it, to the pod's queue-proxy (internal/connpass), which serves it and the next ones
+	// alone. The app sees the same either way.
 	var passedBefore int64
 	if env.Server.Passer != nil {
 		passedBefore, _ = env.Server.Passer.Counts()
 	}
+	first := get(gatewayClient, true)
+	if env.Server.Passer != nil {
+		if passed, _ := env.Server.Passer.Counts(); passed != passedBefore {
+			t.Errorf("a request closing its connection had its connection passed")
+		}
+	}
 	kept := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer kept.CloseIdleConnections()
-	first := get(kept)
 	if first.Host != svc.Status.URL.Host {
 		t.Errorf("Host = %q, want %q", first.Host, svc.Status.URL.Host)
 	}
@@ -282,13 +289,13 @@ func TestRuntimeSeesForwardedHeadersAndItsEnvironment(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		next := get(kept)
+		next := get(kept, false)
 		if next.Host != first.Host {
-			t.Errorf("request %d on the kept connection: Host = %q, want %q", i+2, next.Host, first.Host)
+			t.Errorf("request %d on the kept connection: Host = %q, want %q", i+1, next.Host, first.Host)
 		}
 		for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Custom", "K-Original-Host"} {
 			if got, want := strings.Join(next.Headers[h], "; "), strings.Join(first.Headers[h], "; "); got != want {
-				t.Errorf("request %d on the kept connection: %s = %q, want %q as on the first", i+2, h, got, want)
+				t.Errorf("request %d on the kept connection: %s = %q, want %q as through the gateway", i+1, h, got, want)
 			}
 		}
 	}
