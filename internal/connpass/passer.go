@@ -107,6 +107,13 @@ func (p *Passer) link(addr string) *passerLink {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
+		// Pods elsewhere never take a link: keep only recent failures, so the map stays as
+		// small as the pods tried in the last retryAfter.
+		for a, t := range p.failed {
+			if time.Since(t) >= retryAfter {
+				delete(p.failed, a)
+			}
+		}
 		p.failed[addr] = time.Now()
 		p.Log.Debug("connpass: no link to the pod", "pod", addr, "err", err)
 		return nil
@@ -182,31 +189,18 @@ func (l *passerLink) read() {
 		if err != nil {
 			return
 		}
-		if len(msg) == 0 {
-			if nc != nil {
-				_ = nc.Close()
-			}
+		if len(msg) > 0 && msg[0] == kindReturn {
+			l.returned(msg, nc, cookie)
 			continue
 		}
-		switch msg[0] {
-		case kindReturn:
-			l.returned(msg, nc, cookie)
-		case kindClosed:
-			if nc != nil {
-				_ = nc.Close()
-			}
-			if len(msg) == 9 {
-				l.take(binary.BigEndian.Uint64(msg[1:]))
-			}
-		case kindServed:
-			if nc != nil {
-				_ = nc.Close()
-			}
+		if nc != nil {
+			_ = nc.Close() // only a return carries a connection
+		}
+		switch {
+		case len(msg) == 9 && msg[0] == kindClosed:
+			l.take(binary.BigEndian.Uint64(msg[1:]))
+		case len(msg) > 0 && msg[0] == kindServed:
 			l.countServed(msg[1:])
-		default:
-			if nc != nil {
-				_ = nc.Close()
-			}
 		}
 	}
 }
