@@ -405,3 +405,87 @@ func TestOnlyPassedSocketsComeBack(t *testing.T) {
 		t.Errorf("returned %d, want 0", returned)
 	}
 }
+
+// TestAReturnedConnectionItsClientResetIsClosed: a connection whose client reset it while a
+// queue-proxy gave it back arrives with no peer address; the gateway closes it instead of
+// serving it (it used to take the whole server down).
+func TestAReturnedConnectionItsClientResetIsClosed(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := make([]*net.UnixConn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "link")
+		c, err := net.FileConn(f)
+		_ = f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends[i] = c.(*net.UnixConn)
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	gw := &h1proxy.Server{Handler: routeFunc(func(*h1proxy.Request, *h1proxy.Forward) bool { return false }),
+		Fallback: &http.Server{Handler: http.NotFoundHandler()}}
+	t.Cleanup(func() { _ = gw.Close() })
+	p := &Passer{Dial: func(context.Context, string) (*net.UnixConn, error) { return ends[0], nil }}
+	link := p.link("pod")
+	if link == nil {
+		t.Fatal("no link")
+	}
+
+	// The gateway's side of a client connection, whose client then resets it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	clientSide, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, err := Cookie(conn.(*net.TCPConn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !link.register(cookie, Back{Server: gw}) {
+		t.Fatal("register")
+	}
+	_ = clientSide.(*net.TCPConn).SetLinger(0)
+	_ = clientSide.Close()
+	rc, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var perr error
+		_ = rc.Control(func(fd uintptr) { _, perr = unix.Getpeername(int(fd)) })
+		if perr != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reset did not arrive")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := send(ends[1], encodeReturn(cookie, true, []byte("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")), conn.(*net.TCPConn)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, returned := p.Counts(); returned == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the return was not taken")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The count comes just before the gateway's Server takes the connection, which used to
+	// panic on it: give it the time to.
+	time.Sleep(50 * time.Millisecond)
+}

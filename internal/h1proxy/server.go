@@ -244,6 +244,13 @@ func (s *Server) Serve(ln net.Listener) error {
 // it from Pass for good (it came back because that hop cannot serve requests like its next).
 func (s *Server) ServeConn(nc net.Conn, buffered []byte, mayPass bool) {
 	s.init()
+	if nc.RemoteAddr() == nil {
+		// Its client reset it on its way back (a socket received with no peer has no
+		// remote address): nobody is left to serve, and the fallback server, which may
+		// take it over, needs that address.
+		_ = nc.Close()
+		return
+	}
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), pending: buffered, noPass: !mayPass, skipPass: true}
 	if !s.track(c, true) {
 		_ = nc.Close()
