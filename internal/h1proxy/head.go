@@ -77,6 +77,12 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
+// headBuffered reports whether br holds a whole head already (peekHead then reads nothing).
+func headBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	return bytes.Contains(buf, crlfcrlf)
+}
+
 var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
 // parse splits raw (a head ending in an empty line) into its first line's three parts and its

@@ -12,6 +12,7 @@ import (
 // upstream is one kept-alive connection to an upstream server.
 type upstream struct {
 	nc   net.Conn
+	io   *connIO
 	br   *bufio.Reader
 	addr string
 }
@@ -38,12 +39,15 @@ func (p *pool) get(addr string) (u *upstream, reused bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &upstream{nc: nc, br: bufio.NewReaderSize(nc, bufferSize), addr: addr}, false, nil
+	u = &upstream{nc: nc, io: newConnIO(nc), addr: addr}
+	u.br = bufio.NewReaderSize(u.io, bufferSize)
+	return u, false, nil
 }
 
 // put keeps u idle, or closes it when its address has enough.
 func (p *pool) put(u *upstream) {
-	_ = u.nc.SetDeadline(time.Time{})
+	_ = u.nc.SetReadDeadline(time.Time{})
+	u.io.boundWrites(time.Time{})
 	p.idle.Put(u.addr, u)
 }
 

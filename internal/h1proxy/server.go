@@ -387,6 +387,7 @@ const (
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	io     *connIO
 	remote string
 	state  atomic.Int32
 	br     *bufio.Reader
@@ -420,7 +421,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.pending = c.pending[n:]
 		return n, nil
 	}
-	return c.nc.Read(p)
+	return c.io.Read(p)
 }
 
 var (
@@ -429,10 +430,11 @@ var (
 )
 
 func (c *conn) serve() {
+	c.io = newConnIO(c.nc)
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c)
 	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+	c.bw.Reset(c.io)
 	handedOff, passedOn := false, false
 	defer func() {
 		c.s.track(c, false)
@@ -466,12 +468,12 @@ func (c *conn) serve() {
 		}
 		c.state.Store(stateIdle)
 		if c.br.Buffered() == 0 {
-			deadline := time.Time{}
+			now, deadline := time.Now(), time.Time{}
 			if c.s.IdleTimeout > 0 {
-				deadline = time.Now().Add(c.s.IdleTimeout)
+				deadline = now.Add(c.s.IdleTimeout)
 			}
 			if c.passed != nil {
-				if !time.Now().Before(c.passed.Until) {
+				if !now.Before(c.passed.Until) {
 					passedOn = c.giveBack(true)
 					return
 				}
@@ -495,7 +497,11 @@ func (c *conn) serve() {
 			}
 			return // Shutdown closed it while it was idle
 		}
-		if c.s.ReadHeaderTimeout > 0 {
+		// A head that arrived whole needs no read, so no bound on reading it. The idle
+		// deadline set above then stays on the connection: the next read of it (the next
+		// wait for a request, the watcher, the fallback server, the passing hop) sets its own.
+		whole := headBuffered(c.br)
+		if !whole && c.s.ReadHeaderTimeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
 		}
 		raw, err := peekHead(c.br)
@@ -506,7 +512,9 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		_ = c.nc.SetReadDeadline(time.Time{})
+		if !whole {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
 		req, closeAfter, ok := c.plain(raw)
 		if !ok {
 			leave(false)
@@ -790,11 +798,11 @@ const watchAfter = 50 * time.Millisecond
 // answers. The head is parsed into c.resp.
 func (c *conn) awaitHead(u *upstream, f *Forward, start time.Time, w *watcher) error {
 	deadline := FirstDeadline(start, f.ResponseStart, f.Total, f.Idle)
-	_ = u.nc.SetWriteDeadline(start.Add(dialTimeout))
-	if _, err := u.nc.Write(c.out); err != nil {
+	u.io.boundWrites(start.Add(dialTimeout))
+	if _, err := u.io.Write(c.out); err != nil {
 		return err
 	}
-	_ = u.nc.SetWriteDeadline(time.Time{})
+	u.io.boundWrites(time.Time{})
 	for {
 		wait := deadline
 		if !w.started() && (wait.IsZero() || time.Until(wait) > watchAfter) {
@@ -934,8 +942,8 @@ func (c *conn) relay(u *upstream, req *Request, f *Forward, start time.Time, clo
 	c.out = b
 	_, _ = u.br.Discard(len(h.raw))
 	if f.Total > 0 {
-		_ = c.nc.SetWriteDeadline(start.Add(f.Total))
-		defer func() { _ = c.nc.SetWriteDeadline(time.Time{}) }()
+		c.io.boundWrites(start.Add(f.Total))
+		defer c.io.boundWrites(time.Time{})
 	}
 	if _, err := c.bw.Write(b); err != nil {
 		_ = u.nc.Close()
@@ -1195,6 +1203,8 @@ func (w *watcher) watch(u *upstream) bool {
 func (w *watcher) started() bool { return w.done != nil }
 
 func (w *watcher) start(c *conn) {
+	// The connection may still hold the deadline of its wait for this request.
+	_ = c.nc.SetReadDeadline(time.Time{})
 	w.done = make(chan struct{})
 	go func() {
 		defer close(w.done)
