@@ -12,9 +12,11 @@
 // relays that stand in for the gateway and the queue-proxy (relay.go): internal/h1proxy alone
 // in the gateway's place, and pairs of relays that only copy bytes, the least any two relays
 // on this path can cost. It needs root, runc, the CNI plugins, nsenter and wrk (apt-get
-// install wrk), and prints two tables.
+// install wrk), and prints two tables. With -compare it compares the queue-proxy of two
+// builds instead (compare.go).
 //
 //	go run ./bench/throughput -gantry bin/gantry -rounds 3
+//	go run ./bench/throughput -gantry old/gantry -compare bin/gantry -rounds 10 -duration 6s
 package main
 
 import (
@@ -48,6 +50,7 @@ func main() {
 	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
 	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
+	compare := flag.String("compare", "", "another gantry binary: instead of the tables, compare its queue-proxy with -gantry's, side by side through the gateway (compare.go)")
 	flag.Parse()
 	if *relayListen == "" && (*relayKind != "" || *relayUpstream != "") {
 		fmt.Fprintln(os.Stderr, "bench/throughput: -relay-kind and -relay-upstream need -relay-listen")
@@ -57,6 +60,13 @@ func main() {
 		// A relay serves until it is killed.
 		fmt.Fprintln(os.Stderr, "bench/throughput: relay:", runRelay(*relayKind, *relayListen, *relayUpstream))
 		os.Exit(1)
+	}
+	if *compare != "" {
+		if err := compareQueueProxies(*bin, *compare, *rounds, *d, *conns, strings.Fields(*serverArgs)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/throughput:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*bin, *rounds, *d, *conns, *floor, strings.Fields(*serverArgs)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/throughput:", err)
@@ -87,36 +97,12 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverA
 		return err
 	}
 	defer func() { err = errors.Join(err, srv.Stop()) }()
-	kubectl := func(stdin string, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, bin, append([]string{"kubectl", "--kubeconfig", srv.Kubeconfig()}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out)), nil
-	}
+	kubectl := kubectlFor(ctx, bin, srv.Kubeconfig())
 	ref, err := srv.BuildImage(ctx, "test/images/hello", "hello")
 	if err != nil {
 		return err
 	}
-	// One pod, kept: min-scale and max-scale 1.
-	if _, err := kubectl(`apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: tput
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "1"
-        autoscaling.knative.dev/max-scale: "1"
-    spec:
-      containers:
-        - image: `+ref+"\n", "apply", "-f", "-"); err != nil {
-		return err
-	}
-	if _, err := kubectl("", "wait", "--for=condition=Ready", "ksvc/tput", "--timeout=3m"); err != nil {
+	if err := deployOnePod(kubectl, "tput", ref); err != nil {
 		return err
 	}
 	podIP, err := kubectl("", "get", "pods", "-l", "serving.knative.dev/service=tput", "-o", "jsonpath={.items[0].status.podIP}")
@@ -176,7 +162,7 @@ spec:
 	}
 	// Warm every path's connections.
 	for _, tg := range targets {
-		if _, _, err := wrk(ctx, tg.url, conns, 2*time.Second); err != nil {
+		if _, _, err := wrk(ctx, tg.url, host, conns, 2*time.Second); err != nil {
 			return err
 		}
 	}
@@ -201,7 +187,7 @@ spec:
 				if err != nil {
 					return err
 				}
-				rps, wrkCPU, err := wrk(ctx, tg.url, conns, d)
+				rps, wrkCPU, err := wrk(ctx, tg.url, host, conns, d)
 				if err != nil {
 					return err
 				}
@@ -329,10 +315,10 @@ func perRequest(before, after usage, wrkCPU time.Duration, n float64) []float64 
 
 var rpsLine = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
-// wrk runs wrk with two threads and conns connections on url for d, with the service's
-// Host, and returns its requests per second and the CPU time it used; an answer other than
+// wrk runs wrk with two threads and conns connections on url for d, with the Host host,
+// and returns its requests per second and the CPU time it used; an answer other than
 // 2xx or a socket error fails the run.
-func wrk(ctx context.Context, url string, conns int, d time.Duration) (float64, time.Duration, error) {
+func wrk(ctx context.Context, url, host string, conns int, d time.Duration) (float64, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "-H", "Host: "+host, url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -355,9 +341,27 @@ func containerPID(dataDir, name string) (int, error) {
 	if len(files) != 1 {
 		return 0, fmt.Errorf("%d %s pid files under %s, want 1", len(files), name, dataDir)
 	}
-	b, err := os.ReadFile(files[0])
+	return pidIn(files[0])
+}
+
+// pidIn reads a pid file.
+func pidIn(file string) (int, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// kubectlFor runs bin's kubectl against kubeconfig, with stdin, and returns its output.
+func kubectlFor(ctx context.Context, bin, kubeconfig string) func(stdin string, args ...string) (string, error) {
+	return func(stdin string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, append([]string{"kubectl", "--kubeconfig", kubeconfig}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
 }
