@@ -310,21 +310,7 @@ func TestClientCloseEndsThePass(t *testing.T) {
 // TestOnlyPassedSocketsComeBack plays a queue-proxy that gives the gateway back what it was
 // never passed: another TCP connection, and a pipe. The gateway serves neither.
 func TestOnlyPassedSocketsComeBack(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends := make([]*net.UnixConn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "link")
-		c, err := net.FileConn(f)
-		_ = f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ends[i] = c.(*net.UnixConn)
-		t.Cleanup(func() { _ = c.Close() })
-	}
+	ends := linkEnds(t)
 	served := make(chan struct{}, 1)
 	gw := &h1proxy.Server{Handler: routeFunc(func(*h1proxy.Request, *h1proxy.Forward) bool {
 		served <- struct{}{}
@@ -350,21 +336,7 @@ func TestOnlyPassedSocketsComeBack(t *testing.T) {
 
 	// A TCP connection it was not passed, claimed with its true cookie and with the cookie of
 	// one it was.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	other, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	other, _ := tcpPair(t)
 	cookie, err := Cookie(other.(*net.TCPConn))
 	if err != nil {
 		t.Fatal(err)
@@ -410,21 +382,7 @@ func TestOnlyPassedSocketsComeBack(t *testing.T) {
 // queue-proxy gave it back arrives with no peer address; the gateway closes it instead of
 // serving it (it used to take the whole server down).
 func TestAReturnedConnectionItsClientResetIsClosed(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends := make([]*net.UnixConn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "link")
-		c, err := net.FileConn(f)
-		_ = f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ends[i] = c.(*net.UnixConn)
-		t.Cleanup(func() { _ = c.Close() })
-	}
+	ends := linkEnds(t)
 	gw := &h1proxy.Server{Handler: routeFunc(func(*h1proxy.Request, *h1proxy.Forward) bool { return false }),
 		Fallback: &http.Server{Handler: http.NotFoundHandler()}}
 	t.Cleanup(func() { _ = gw.Close() })
@@ -435,20 +393,7 @@ func TestAReturnedConnectionItsClientResetIsClosed(t *testing.T) {
 	}
 
 	// The gateway's side of a client connection, whose client then resets it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	clientSide, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, clientSide := tcpPair(t)
 	cookie, err := Cookie(conn.(*net.TCPConn))
 	if err != nil {
 		t.Fatal(err)
@@ -488,4 +433,44 @@ func TestAReturnedConnectionItsClientResetIsClosed(t *testing.T) {
 	// The count comes just before the gateway's Server takes the connection, which used to
 	// panic on it: give it the time to.
 	time.Sleep(50 * time.Millisecond)
+}
+
+// linkEnds is a link's two ends (a SOCK_SEQPACKET socket pair), closed at the test's end.
+func linkEnds(t *testing.T) []*net.UnixConn {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := make([]*net.UnixConn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "link")
+		c, err := net.FileConn(f)
+		_ = f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends[i] = c.(*net.UnixConn)
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	return ends
+}
+
+// tcpPair is a connected pair on loopback TCP, closed at the test's end.
+func tcpPair(t *testing.T) (dialed, accepted net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if dialed, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dialed.Close() })
+	if accepted, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = accepted.Close() })
+	return dialed, accepted
 }
