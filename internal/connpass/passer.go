@@ -72,13 +72,16 @@ func (p *Passer) Pass(addr string, nc net.Conn, host, client string, set [][2]st
 	if l == nil || !l.register(cookie, back) {
 		return false
 	}
+	// Counted before it goes: the queue-proxy may serve the connection's requests, and its
+	// client see them answered, before this goroutine runs again.
+	p.passed.Add(1)
 	if err := send(l.uc, msg, sc); err != nil {
+		p.passed.Add(-1)
 		l.take(cookie)
 		p.Log.Debug("connpass: passing a connection", "pod", addr, "err", err)
 		l.close()
 		return false
 	}
-	p.passed.Add(1)
 	return true
 }
 
