@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,8 +166,13 @@ func BenchmarkColdStart(b *testing.B) {
 		}
 		took = append(took, time.Since(start))
 	}
+	inOrder := make([]string, len(took))
+	for i, d := range took {
+		inOrder[i] = fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond))
+	}
 	slices.Sort(took)
 	fmt.Printf("\n| cold start, %d tries, image cached | p50 | p95 | min | max |\n|---|---|---|---|---|\n", tries)
 	fmt.Printf("| request to a revision at zero → full response | %s | %s | %s | %s |\n",
 		ms(took[tries/2]), ms(took[tries*95/100]), ms(took[0]), ms(took[tries-1]))
+	fmt.Printf("\nIn the order sent, ms: %s\n", strings.Join(inOrder, " "))
 }
