@@ -33,18 +33,12 @@ func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns i
 	}
 	defer os.RemoveAll(tmp)
 	// The server runs from a copy, so that swapping the file touches neither build.
-	exe, binCopy, otherCopy := filepath.Join(tmp, "gantry"), filepath.Join(tmp, "gantry-a"), filepath.Join(tmp, "gantry-b")
-	for _, c := range [][2]string{{bin, binCopy}, {other, otherCopy}} {
-		if err := copyFile(c[0], c[1]); err != nil {
-			return err
-		}
-	}
-	if err := install(binCopy, exe); err != nil {
+	exe := filepath.Join(tmp, "gantry")
+	if err := install(bin, exe); err != nil {
 		return err
 	}
 	dataDir := filepath.Join(tmp, "server")
-	srv, err := server.Start(ctx, server.Options{Bin: exe, DataDir: dataDir, Bridge: "gantry-tp0", PodCIDR: "10.243.0.0/16",
-		Args: append([]string{"--dashboard=false"}, serverArgs...)})
+	srv, err := startServer(ctx, exe, dataDir, serverArgs)
 	if err != nil {
 		return err
 	}
@@ -55,7 +49,7 @@ func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns i
 		return err
 	}
 	uids := map[string]string{}
-	for _, svc := range []struct{ name, build string }{{"a", binCopy}, {"b", otherCopy}} {
+	for _, svc := range []struct{ name, build string }{{"a", bin}, {"b", other}} {
 		if err := install(svc.build, exe); err != nil {
 			return err
 		}
@@ -66,7 +60,7 @@ func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns i
 			return err
 		}
 	}
-	if err := install(binCopy, exe); err != nil {
+	if err := install(bin, exe); err != nil {
 		return err
 	}
 	qps, err := queueProxiesByPod(dataDir)

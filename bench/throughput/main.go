@@ -91,8 +91,7 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverA
 	}
 	defer os.RemoveAll(tmp)
 	dataDir := filepath.Join(tmp, "server")
-	srv, err := server.Start(ctx, server.Options{Bin: bin, DataDir: dataDir, Bridge: "gantry-tp0", PodCIDR: "10.243.0.0/16",
-		Args: append([]string{"--dashboard=false"}, serverArgs...)})
+	srv, err := startServer(ctx, bin, dataDir, serverArgs)
 	if err != nil {
 		return err
 	}
@@ -351,6 +350,13 @@ func pidIn(file string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// startServer starts gantry server from bin with its data in dataDir, on this benchmark's own
+// bridge and pod network, the dashboard off, and serverArgs.
+func startServer(ctx context.Context, bin, dataDir string, serverArgs []string) (*server.Server, error) {
+	return server.Start(ctx, server.Options{Bin: bin, DataDir: dataDir, Bridge: "gantry-tp0", PodCIDR: "10.243.0.0/16",
+		Args: append([]string{"--dashboard=false"}, serverArgs...)})
 }
 
 // kubectlFor runs bin's kubectl against kubeconfig, with stdin, and returns its output.
