@@ -166,37 +166,3 @@ func TestTotalBoundsAClientThatDoesNotRead(t *testing.T) {
 		t.Errorf("the client read %d bytes: the whole answer", n)
 	}
 }
-
-// TestClientLeavingAfterTheIdleTimeout: a request that arrived whole leaves the connection's
-// idle deadline on it; the watcher, started once the answer is slow, must not stop at it, so a
-// client that leaves after the idle timeout is still noticed.
-func TestClientLeavingAfterTheIdleTimeout(t *testing.T) {
-	cancelled := make(chan struct{})
-	up, _ := upstreamServer(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-time.After(5 * time.Second):
-		}
-	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Handler: &route{addr: up}, Fallback: &http.Server{Handler: fallbackHandler},
-		ReadHeaderTimeout: time.Second, IdleTimeout: 100 * time.Millisecond}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(400 * time.Millisecond)
-	_ = c.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(2 * time.Second):
-		t.Fatal("the upstream's request went on after its client left")
-	}
-}

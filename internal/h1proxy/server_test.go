@@ -415,14 +415,7 @@ func TestTimeouts(t *testing.T) {
 // TestClientLeaving: a client that closes its connection while the answer is awaited ends the
 // upstream's request too (its context is cancelled), as net/http's server does.
 func TestClientLeaving(t *testing.T) {
-	cancelled := make(chan struct{})
-	up, _ := upstreamServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-time.After(5 * time.Second):
-		}
-	}))
+	up, cancelled := waitingUpstream(t)
 	done := make(chan int, 1)
 	_, addr := start(t, &route{addr: up, done: done})
 	c, err := net.Dial("tcp", addr)
@@ -440,6 +433,48 @@ func TestClientLeaving(t *testing.T) {
 	if got := <-done; got != 0 {
 		t.Errorf("Done got %d for a client that left, want 0", got)
 	}
+}
+
+// TestClientLeavingAfterTheIdleTimeout: a request that arrived whole leaves the connection's
+// idle deadline on it; the watcher, started once the answer is slow, must not stop at it, so a
+// client that leaves after the idle timeout is still noticed.
+func TestClientLeavingAfterTheIdleTimeout(t *testing.T) {
+	up, cancelled := waitingUpstream(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: &route{addr: up}, Fallback: &http.Server{Handler: fallbackHandler},
+		ReadHeaderTimeout: time.Second, IdleTimeout: 100 * time.Millisecond}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(400 * time.Millisecond)
+	_ = c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the upstream's request went on after its client left")
+	}
+}
+
+// waitingUpstream answers nothing for 5 s; cancelled is closed when its one request is
+// cancelled (its client, the hop, closed the connection).
+func waitingUpstream(t *testing.T) (addr string, cancelled <-chan struct{}) {
+	t.Helper()
+	c := make(chan struct{})
+	addr, _ = upstreamServer(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(c)
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	return addr, c
 }
 
 // TestPipelinedDuringSlowAnswer: a client that sends its next request while the answer to the
