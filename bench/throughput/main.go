@@ -62,6 +62,12 @@ func main() {
 		os.Exit(1)
 	}
 	if *compare != "" {
+		floorSet := false
+		flag.Visit(func(f *flag.Flag) { floorSet = floorSet || f.Name == "floor" })
+		if floorSet {
+			fmt.Fprintln(os.Stderr, "bench/throughput: -floor does not apply with -compare (it compares two queue-proxies, without floor relays)")
+			os.Exit(2)
+		}
 		if err := compareQueueProxies(*bin, *compare, *rounds, *d, *conns, strings.Fields(*serverArgs)); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/throughput:", err)
 			os.Exit(1)
