@@ -9,8 +9,8 @@ LDFLAGS      := -X github.com/gantry-run/gantry/internal/version.Version=$(VERSI
 GOLANGCI     := $(shell $(GO) env GOPATH)/bin/golangci-lint
 GOLANGCI_VER := v2.15.0
 
-# Static binaries: the serverless node runs the queue-proxy from the gantry binary inside an
-# empty container root, where no C library exists. Tests build the same way, so one build
+# Static binaries: the serverless node runs the queue-proxy (the binary gantry carries, or
+# gantry itself) inside an empty container root, where no C library exists. Tests build the same way, so one build
 # cache serves both.
 export CGO_ENABLED := 0
 # Go as the machine image installs it, for a root shell whose PATH lacks it.
@@ -35,8 +35,8 @@ test-deps: ## Install what building and testing need, and what only the tests us
 	hack/install-deps.sh --test
 
 .PHONY: build
-build: ## Build bin/gantry.
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/gantry
+build: ## Build bin/gantry, with the queue-proxy's own binary inside it (hack/build.sh).
+	GO="$(GO)" LDFLAGS="$(LDFLAGS)" hack/build.sh $(BIN)
 
 .PHONY: up
 up: deps build ## Build and start gantry server in the background, then show it working.

@@ -2,9 +2,12 @@ package main
 
 // -compare: the queue-proxy of two builds side by side. One server (from -gantry) runs two
 // Services of hello, one pod each: the pod of "a" runs the queue-proxy of -gantry, the pod of
-// "b" the queue-proxy of the -compare build (the node starts a pod's queue-proxy from the
-// server's executable file as it is when the pod starts, so the file is swapped for the
-// other build while b's pod starts, then put back). wrk then alternates between the two
+// "b" the queue-proxy of the -compare build. The node starts a pod's queue-proxy from a file
+// as it is when the pod starts: the queue-proxy binary the server carries, installed in its
+// data dir (internal/qpbin), or the server's own executable when it carries none. That file
+// is swapped for the other build while b's pod starts, then put back. The other build is a
+// queue-proxy binary (go build ./cmd/gantry-queue-proxy) or a gantry binary, which runs as a
+// queue-proxy too (with the Kubernetes packages it initializes on top). wrk then alternates between the two
 // through the gateway, a then b in odd rounds and b then a in even ones, and the table gives
 // each run's rate and the CPU per request of each queue-proxy: the same machine, the same
 // minute, the same gateway, so what differs is the queue-proxy.
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gantry-run/gantry/bench/internal/server"
+	"github.com/gantry-run/gantry/internal/controlplane/datadir"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
@@ -48,9 +52,17 @@ func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns i
 	if err != nil {
 		return err
 	}
+	qp := exe
+	if carried, _ := filepath.Glob(filepath.Join(dataDir, datadir.BinDir, "queue-proxy-*")); len(carried) == 1 {
+		qp = carried[0]
+	}
+	own := filepath.Join(tmp, "queue-proxy")
+	if err := copyFile(qp, own); err != nil {
+		return err
+	}
 	uids := map[string]string{}
-	for _, svc := range []struct{ name, build string }{{"a", bin}, {"b", other}} {
-		if err := install(svc.build, exe); err != nil {
+	for _, svc := range []struct{ name, build string }{{"a", own}, {"b", other}} {
+		if err := install(svc.build, qp); err != nil {
 			return err
 		}
 		if err := deployOnePod(kubectl, svc.name, ref); err != nil {
@@ -60,7 +72,7 @@ func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns i
 			return err
 		}
 	}
-	if err := install(bin, exe); err != nil {
+	if err := install(own, qp); err != nil {
 		return err
 	}
 	qps, err := queueProxiesByPod(dataDir)

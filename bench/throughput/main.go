@@ -16,7 +16,7 @@
 // builds instead (compare.go).
 //
 //	go run ./bench/throughput -gantry bin/gantry -rounds 3
-//	go run ./bench/throughput -gantry old/gantry -compare bin/gantry -rounds 10 -duration 6s
+//	go run ./bench/throughput -gantry bin/gantry -compare old/queue-proxy -rounds 10 -duration 6s
 package main
 
 import (
@@ -50,7 +50,7 @@ func main() {
 	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
 	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
-	compare := flag.String("compare", "", "another gantry binary: instead of the tables, compare its queue-proxy with -gantry's, side by side through the gateway (compare.go)")
+	compare := flag.String("compare", "", "another build's queue-proxy binary (go build ./cmd/gantry-queue-proxy) or gantry binary: instead of the tables, compare its queue-proxy with -gantry's, side by side through the gateway (compare.go)")
 	flag.Parse()
 	if *relayListen == "" && (*relayKind != "" || *relayUpstream != "") {
 		fmt.Fprintln(os.Stderr, "bench/throughput: -relay-kind and -relay-upstream need -relay-listen")

@@ -28,6 +28,7 @@ import (
 	"github.com/gantry-run/gantry/internal/node"
 	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
+	"github.com/gantry-run/gantry/internal/qpbin"
 	"github.com/gantry-run/gantry/internal/sandbox"
 )
 
@@ -165,7 +166,7 @@ type Agent struct {
 }
 
 // Start joins the cluster and starts the node; it returns once the node serves.
-func Start(ctx context.Context, cfg Config, address net.IP, executable string) (*Agent, error) {
+func Start(ctx context.Context, cfg Config, address net.IP) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -274,7 +275,7 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 		a.group.Add("cluster DNS", newClusterDNS(restConfig, dnsIP, cfg.Logger))
 	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
-		NoMasquerade: cfg.ClusterCIDR != ""})
+		NoMasquerade: cfg.ClusterCIDR != "", Logger: cfg.Logger.With("component", "sandbox")})
 	if err != nil {
 		return nil, err
 	}
@@ -291,18 +292,22 @@ func Start(ctx context.Context, cfg Config, address net.IP, executable string) (
 	if err != nil {
 		return nil, err
 	}
+	queueProxy, err := qpbin.Binary(dir.Join(datadir.BinDir))
+	if err != nil {
+		return nil, err
+	}
 	a.Node, err = node.New(node.Options{
-		Info:            info,
-		Client:          client,
-		Sandboxes:       sandboxes,
-		Images:          images,
-		StateDir:        dir.Join(datadir.NodeDir),
-		Executable:      executable,
-		KubeletCertFile: creds.ServingCert,
-		KubeletKeyFile:  creds.ServingKey,
-		ClientCAFile:    creds.CAFile,
-		ClusterDNS:      dnsIP,
-		Logger:          cfg.Logger,
+		Info:             info,
+		Client:           client,
+		Sandboxes:        sandboxes,
+		Images:           images,
+		StateDir:         dir.Join(datadir.NodeDir),
+		QueueProxyBinary: queueProxy,
+		KubeletCertFile:  creds.ServingCert,
+		KubeletKeyFile:   creds.ServingKey,
+		ClientCAFile:     creds.CAFile,
+		ClusterDNS:       dnsIP,
+		Logger:           cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

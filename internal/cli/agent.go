@@ -99,11 +99,7 @@ func runAgent(ctx context.Context, cfg agent.Config, log *slog.Logger) error {
 		}
 		address = ip
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	a, err := agent.Start(ctx, cfg, address, exe)
+	a, err := agent.Start(ctx, cfg, address)
 	if err != nil {
 		return err
 	}

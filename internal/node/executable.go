@@ -15,18 +15,18 @@ func checkExecutable(path string) error {
 	f, err := elf.Open(path)
 	var format *elf.FormatError
 	if errors.As(err, &format) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("the gantry binary %s, which queue-proxies run from: not an ELF executable", path)
+		return fmt.Errorf("the binary %s, which queue-proxies run from: not an ELF executable", path)
 	}
 	if err != nil {
-		return fmt.Errorf("the gantry binary %s, which queue-proxies run from: %w", path, err)
+		return fmt.Errorf("the binary %s, which queue-proxies run from: %w", path, err)
 	}
 	defer func() { _ = f.Close() }()
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return fmt.Errorf("the gantry binary %s, which queue-proxies run from: not an executable (%s)", path, f.Type)
+		return fmt.Errorf("the binary %s, which queue-proxies run from: not an executable (%s)", path, f.Type)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return errors.New("the gantry binary " + path + " is dynamically linked; the queue-proxies run it " +
+			return errors.New("the binary " + path + ", which queue-proxies run from, is dynamically linked; they run it " +
 				"inside pods, which have no system libraries: build it with CGO_ENABLED=0 (make build does)")
 		}
 	}

@@ -52,7 +52,7 @@ func TestCheckExecutable(t *testing.T) {
 	}{
 		{"static", writeELF(t, elf.ET_EXEC, elf.PT_LOAD), ""},
 		{"static PIE", writeELF(t, elf.ET_DYN, elf.PT_PHDR, elf.PT_LOAD), ""},
-		{"built with cgo", writeELF(t, elf.ET_EXEC, elf.PT_PHDR, elf.PT_INTERP, elf.PT_LOAD), "dynamically linked; the queue-proxies run it inside pods, which have no system libraries: build it with CGO_ENABLED=0"},
+		{"built with cgo", writeELF(t, elf.ET_EXEC, elf.PT_PHDR, elf.PT_INTERP, elf.PT_LOAD), "dynamically linked; they run it inside pods, which have no system libraries: build it with CGO_ENABLED=0"},
 		{"an object file", writeELF(t, elf.ET_REL), "not an executable (ET_REL)"},
 		{"not ELF", text, "not an ELF executable"},
 		{"cut short", short, "not an ELF executable"},
@@ -77,9 +77,9 @@ func TestNewRefusesABinaryQueueProxiesCannotRun(t *testing.T) {
 	base := Options{Client: fake.NewClientset(), Sandboxes: newFakeSandboxes(clocktesting.NewFakeClock(time.Now())), Images: fakeImages{}, StateDir: t.TempDir()}
 	for _, exe := range []string{"", writeELF(t, elf.ET_EXEC, elf.PT_INTERP)} {
 		opts := base
-		opts.Executable = exe
-		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), "gantry binary") {
-			t.Errorf("Executable %q: %v, want an error about the gantry binary", exe, err)
+		opts.QueueProxyBinary = exe
+		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), "which queue-proxies run from") {
+			t.Errorf("QueueProxyBinary %q: %v, want an error about the queue-proxy binary", exe, err)
 		}
 	}
 }

@@ -225,7 +225,7 @@ func testNode(t *testing.T, objs ...runtime.Object) (*Node, *fake.Clientset, *fa
 	sb := newFakeSandboxes(clk)
 	n := &Node{
 		opts: Options{Info: NodeInfo{Name: "gantry", InternalIP: net.IPv4(192, 168, 1, 2)}, Client: cs,
-			Sandboxes: sb, Images: fakeImages{}, StateDir: t.TempDir(), Executable: "/gantry"},
+			Sandboxes: sb, Images: fakeImages{}, StateDir: t.TempDir(), QueueProxyBinary: "/gantry"},
 		log:        slog.New(slog.DiscardHandler),
 		clock:      clk,
 		emptyLayer: "/empty",

@@ -154,7 +154,7 @@ func TestContainerCPU(t *testing.T) {
 // TestContainerSpecOOMScoreAdj: the sandbox is asked for the kubelet's adjustment.
 func TestContainerSpecOOMScoreAdj(t *testing.T) {
 	pod := testPod(knativeQueue)
-	spec, err := containerSpec(pod, &pod.Spec.Containers[0], specInput{emptyLayer: "/empty", exe: "/gantry", memoryCapacity: 1 << 30})
+	spec, err := containerSpec(pod, &pod.Spec.Containers[0], specInput{emptyLayer: "/empty", queueProxy: "/gantry", memoryCapacity: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}

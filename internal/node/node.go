@@ -56,8 +56,9 @@ type Options struct {
 	Images          Images    // an *image.Store
 	// StateDir holds the pods' volumes: <StateDir>/pods/<uid>/volumes/<name>.
 	StateDir string
-	// Executable is the gantry binary, bound into queue-proxy containers.
-	Executable string
+	// QueueProxyBinary is the binary bound into queue-proxy containers and run there as
+	// `/gantry queue-proxy`: the queue-proxy's own (internal/qpbin) or the gantry binary.
+	QueueProxyBinary string
 	// KubeletCertFile and KubeletKeyFile serve the kubelet API; ClientCAFile verifies the API
 	// server's client certificate.
 	KubeletCertFile, KubeletKeyFile, ClientCAFile string
@@ -134,10 +135,10 @@ func New(opts Options) (*Node, error) {
 	if opts.ServerlessClient != nil && !opts.ServerlessNodes.IsValid() {
 		return nil, errors.New("node: serving serverless nodes needs the range of their addresses")
 	}
-	if opts.Executable == "" {
-		return nil, errors.New("node: the gantry binary queue-proxies run from is required")
+	if opts.QueueProxyBinary == "" {
+		return nil, errors.New("node: QueueProxyBinary, the binary which queue-proxies run from, is required")
 	}
-	if err := checkExecutable(opts.Executable); err != nil {
+	if err := checkExecutable(opts.QueueProxyBinary); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if opts.Logger == nil {

@@ -138,7 +138,7 @@ func TestDialInRefusesWhatIsNotTheSocket(t *testing.T) {
 // user's container gets neither.
 func TestQueueProxySocketInSpec(t *testing.T) {
 	pod := testPod(corev1.Container{Name: "app"}, knativeQueue)
-	in := specInput{emptyLayer: "/empty", exe: "/gantry", socketDir: "/data/sandboxes/x/volumes/queue_socket", memoryCapacity: 1 << 30}
+	in := specInput{emptyLayer: "/empty", queueProxy: "/gantry", socketDir: "/data/sandboxes/x/volumes/queue_socket", memoryCapacity: 1 << 30}
 	qp, err := containerSpec(pod, &pod.Spec.Containers[1], in)
 	if err != nil {
 		t.Fatal(err)

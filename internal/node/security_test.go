@@ -266,7 +266,7 @@ func TestContainerSpecSecurity(t *testing.T) {
 
 func TestQueueProxyGetsWhatItAsks(t *testing.T) {
 	qp := corev1.Container{Name: contract.ContainerName, Image: contract.Image, Args: contract.Args}
-	spec, err := containerSpec(specPod(qp), &qp, specInput{emptyLayer: "/empty", exe: "/gantry"})
+	spec, err := containerSpec(specPod(qp), &qp, specInput{emptyLayer: "/empty", queueProxy: "/gantry"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,8 @@ func podSpec(pod *corev1.Pod, def PodLimits) sandbox.PodSpec {
 
 // specInput is what a container spec is resolved from besides the pod and the container.
 type specInput struct {
-	// img is the container's pulled image; nil for the queue-proxy, which runs from exe.
+	// img is the container's pulled image; nil for the queue-proxy, which runs from
+	// queueProxy.
 	img *image.Image
 	// volumes are the host directories of the pod's volumes, by name.
 	volumes map[string]string
@@ -72,8 +73,8 @@ type specInput struct {
 	sources Sources
 	// emptyLayer is an empty directory, the root of the queue-proxy's container.
 	emptyLayer string
-	// exe is the gantry binary, bound into the queue-proxy's container.
-	exe string
+	// queueProxy is the queue-proxy's binary, bound into its container.
+	queueProxy string
 	// allowUnconfined lets a pod run without a seccomp filter when it asks
 	// (Options.AllowUnconfinedSeccomp).
 	allowUnconfined bool
@@ -84,8 +85,8 @@ type specInput struct {
 }
 
 // containerSpec resolves container c of pod into what the sandbox runs: image layers, argv,
-// environment, user, mounts, security and limits. The queue-proxy (contract.IsSidecar) is the
-// gantry binary itself, bound into an empty root and run as contract.UID. The user is the
+// environment, user, mounts, security and limits. The queue-proxy (contract.IsSidecar) is
+// in.queueProxy, bound into an empty root and run as contract.UID. The user is the
 // image's USER, resolved in the image's /etc/passwd and /etc/group, unless runAsUser and
 // runAsGroup say otherwise. An error is a CreateContainerConfigError: an environment source
 // that is missing, a user the image does not define, a runAsNonRoot container that would run
@@ -98,7 +99,7 @@ func containerSpec(pod *corev1.Pod, c *corev1.Container, in specInput) (sandbox.
 	if contract.IsSidecar(c) {
 		layers = []string{in.emptyLayer}
 		entrypoint = []string{contract.BinaryPath}
-		mounts = append(mounts, sandbox.Mount{Source: in.exe, Destination: contract.BinaryPath, ReadOnly: true})
+		mounts = append(mounts, sandbox.Mount{Source: in.queueProxy, Destination: contract.BinaryPath, ReadOnly: true})
 		user = imageUser{UID: contract.UID, GID: contract.UID}
 	} else if in.img != nil {
 		layers, entrypoint, cmd, imageEnv = in.img.Layers, in.img.Config.Entrypoint, in.img.Config.Cmd, in.img.Config.Env

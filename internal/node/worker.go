@@ -381,7 +381,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 		w.n.recorder.Eventf(w.pod, corev1.EventTypeNormal, "Pulled", "Container image %q ready (%s)", c.Image, img.Digest)
 	}
 	spec, err := containerSpec(w.pod, c, specInput{img: s.img, volumes: w.volumes, socketDir: w.socketDir, sources: w.sources(),
-		emptyLayer: w.n.emptyLayer, exe: w.n.opts.Executable, allowUnconfined: w.n.opts.AllowUnconfinedSeccomp,
+		emptyLayer: w.n.emptyLayer, queueProxy: w.n.opts.QueueProxyBinary, allowUnconfined: w.n.opts.AllowUnconfinedSeccomp,
 		memoryCapacity: w.n.opts.Info.MemoryBytes, limits: w.n.defaultLimits()})
 	if err != nil {
 		s.failedStart("CreateContainerConfigError", err.Error(), now)

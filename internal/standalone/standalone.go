@@ -56,6 +56,7 @@ import (
 	"github.com/gantry-run/gantry/internal/overlay"
 	"github.com/gantry-run/gantry/internal/podnet"
 	"github.com/gantry-run/gantry/internal/promserver"
+	"github.com/gantry-run/gantry/internal/qpbin"
 	"github.com/gantry-run/gantry/internal/resourcemetrics"
 	"github.com/gantry-run/gantry/internal/sandbox"
 	"github.com/gantry-run/gantry/internal/scalerelay"
@@ -170,9 +171,10 @@ type Config struct {
 	// for gantry itself and the host: the shared node's allocatable is the machine less them.
 	// Empty means node.DefaultReserved's.
 	ReservedCPU, ReservedMemory string
-	// Executable is the gantry binary the node runs queue-proxies from; empty means this
+	// QueueProxyBinary is the binary the node runs queue-proxies from (`BINARY
+	// queue-proxy`); empty means the one this gantry carries (internal/qpbin), else this
 	// process's own executable.
-	Executable string
+	QueueProxyBinary string
 	// KubeProxy says whether the node's kube-proxy runs: KubeProxyAuto, KubeProxyOn or
 	// KubeProxyOff.
 	KubeProxy string
@@ -883,14 +885,14 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("--data-dir: %w (or choose a data dir such as /var/lib/gantry)", err)
 	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
-		NoMasquerade: cfg.ControlPlane.ClusterCIDR != ""})
+		NoMasquerade: cfg.ControlPlane.ClusterCIDR != "", Logger: cfg.Logger.With("component", "sandbox")})
 	if err != nil {
 		return err
 	}
 	s.Sandboxes = sandboxes
-	exe := cfg.Executable
-	if exe == "" {
-		if exe, err = os.Executable(); err != nil {
+	qp := cfg.QueueProxyBinary
+	if qp == "" {
+		if qp, err = qpbin.Binary(cp.DataDirJoin(datadir.BinDir)); err != nil {
 			return err
 		}
 	}
@@ -939,17 +941,17 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		registerer = s.Metrics.Registry
 	}
 	s.Node, err = node.New(node.Options{
-		Info:            s.nodeInfo,
-		Client:          clientset,
-		Sandboxes:       sandboxes,
-		Images:          s.Store,
-		StateDir:        cp.DataDirJoin(datadir.NodeDir),
-		Executable:      exe,
-		KubeletCertFile: kubeletCert,
-		KubeletKeyFile:  kubeletKey,
-		ClientCAFile:    certs.CACert(),
-		ClusterDNS:      s.PodNetwork.Gateway(),
-		Logger:          cfg.Logger,
+		Info:             s.nodeInfo,
+		Client:           clientset,
+		Sandboxes:        sandboxes,
+		Images:           s.Store,
+		StateDir:         cp.DataDirJoin(datadir.NodeDir),
+		QueueProxyBinary: qp,
+		KubeletCertFile:  kubeletCert,
+		KubeletKeyFile:   kubeletKey,
+		ClientCAFile:     certs.CACert(),
+		ClusterDNS:       s.PodNetwork.Gateway(),
+		Logger:           cfg.Logger,
 
 		AllowUnconfinedSeccomp: cfg.AllowUnconfinedSeccomp,
 		DiskReserveBytes:       cfg.DiskReserveBytes,

@@ -73,21 +73,18 @@ func nodeAvailable() (bool, string) {
 	return false, "the serverless node needs the CNI plugins (apt-get install containernetworking-plugins)"
 }
 
-// gantryBinary is $GANTRY_BIN, or the gantry binary built into a directory of its own
-// beside the data dir.
-func gantryBinary(dataDir string) (string, error) {
-	if bin := os.Getenv("GANTRY_BIN"); bin != "" {
-		return bin, nil
-	}
+// queueProxyBinary is the queue-proxy's own binary (cmd/gantry-queue-proxy), as gantry
+// carries it, built from this source tree into a directory of its own beside the data dir.
+func queueProxyBinary(dataDir string) (string, error) {
 	bin := dataDir + "-bin"
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", err
 	}
-	bin = filepath.Join(bin, "gantry")
-	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-run/gantry/cmd/gantry")
+	bin = filepath.Join(bin, "queue-proxy")
+	build := exec.Command("go", "build", "-o", bin, "github.com/gantry-run/gantry/cmd/gantry-queue-proxy")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building gantry for the node's queue-proxies: %w\n%s", err, out)
+		return "", fmt.Errorf("building the node's queue-proxy: %w\n%s", err, out)
 	}
 	return bin, nil
 }
@@ -133,8 +130,8 @@ func run(m *testing.M) int {
 	defer cancel()
 	cfg.Node, nodeSkip = nodeAvailable()
 	if cfg.Node {
-		// The node runs queue-proxies from the gantry binary, which a test binary is not.
-		if cfg.Executable, err = gantryBinary(dir); err != nil {
+		// The node runs queue-proxies from a binary of their own, which a test binary is not.
+		if cfg.QueueProxyBinary, err = queueProxyBinary(dir); err != nil {
 			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 			return 1
 		}

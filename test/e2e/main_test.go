@@ -22,7 +22,7 @@ import (
 	"github.com/gantry-run/gantry/internal/poll"
 )
 
-// gantryBin is the binary under test: $GANTRY_BIN, or one built for this run.
+// gantryBin is the binary under test: $GANTRY_BIN, or one built for this run by hack/build.sh.
 var gantryBin string
 
 func TestMain(m *testing.M) {
@@ -39,7 +39,8 @@ func run(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		gantryBin = filepath.Join(dir, "gantry")
-		build := exec.Command("go", "build", "-o", gantryBin, "github.com/gantry-run/gantry/cmd/gantry")
+		// As make build builds it: carrying the queue-proxy's own binary.
+		build := exec.Command("../../hack/build.sh", gantryBin)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: building gantry: %v\n", err)

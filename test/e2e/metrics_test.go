@@ -119,6 +119,7 @@ spec:
 			t.Fatalf("%s: %v", f, err)
 		}
 		requireBatch(t, "queue-proxy", pid)
+		requireCarriedQueueProxy(t, dataDir, pid)
 	}
 	// The gateway reached the pod through the queue-proxy's socket: the server holds
 	// connections whose peers were accepted on it.
@@ -195,4 +196,26 @@ func sampleValue(text, series string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// requireCarriedQueueProxy fails t unless process pid runs the queue-proxy binary the server
+// installed from those it carries (internal/qpbin): the same file, not the gantry binary.
+func requireCarriedQueueProxy(t *testing.T, dataDir string, pid int) {
+	t.Helper()
+	installed, _ := filepath.Glob(filepath.Join(dataDir, "bin", "queue-proxy-*"))
+	if len(installed) != 1 {
+		t.Errorf("queue-proxy binaries installed in the data dir: %v, want one", installed)
+		return
+	}
+	want, err := os.Stat(installed[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(want, runs) {
+		t.Errorf("the queue-proxy (pid %d) does not run %s", pid, installed[0])
+	}
 }

@@ -39,6 +39,7 @@ const (
 	SnapshotsDir     = "snapshots"       // etcd snapshots (gantry etcd-snapshot, gantry server --etcd-snapshot-interval)
 	JoinToken        = "token"           // the agents' join token (internal/join)
 	ServerToken      = "server-token"    // the servers' join token, of a server of several (internal/join)
+	BinDir           = "bin"             // the queue-proxy binary gantry carries, bound into pods (internal/qpbin)
 )
 
 // markerKind is the value of Marker.Kind in every Gantry data directory.

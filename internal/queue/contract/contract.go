@@ -12,16 +12,17 @@ import corev1 "k8s.io/api/core/v1"
 const ContainerName = "queue-proxy"
 
 // Image is the default image of the queue-proxy container. The serverless node recognises it
-// and runs the queue-proxy from the gantry binary itself inside the pod's network namespace,
-// so nothing is pulled. In cluster mode the serving options name a real image built from this
-// repository instead.
+// and runs the queue-proxy from a binary of the host (the queue-proxy's own, which gantry
+// carries, else the gantry binary) inside the pod's network namespace, so nothing is pulled.
+// In cluster mode the serving options name a real image built from this repository instead.
 const Image = "gantry.dev/queue-proxy"
 
-// Args are the arguments of the gantry binary (or the image's entrypoint) that run the
+// Args are the arguments of that binary (or the image's entrypoint) that run the
 // queue-proxy.
 var Args = []string{"queue-proxy"}
 
-// BinaryPath is where the node binds the gantry binary inside the sidecar's empty root.
+// BinaryPath is where the node binds the queue-proxy's binary (internal/qpbin) or the gantry
+// binary inside the sidecar's empty root.
 const BinaryPath = "/gantry"
 
 // UID is the unprivileged user the queue-proxy runs as (the distroless "nonroot" user).
