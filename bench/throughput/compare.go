@@ -141,8 +141,12 @@ func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns i
 		median("a", func(x run) float64 { return x.qp }), median("a", func(x run) float64 { return x.all }),
 		median("b", func(x run) float64 { return x.rps }), median("b", func(x run) float64 { return x.qp }),
 		median("b", func(x run) float64 { return x.all }))
-	fmt.Printf("\na: the queue-proxy of %s; b: the queue-proxy of %s (wrk -t2 -c%d, %s per run, through the gateway).\n"+
-		"b's queue-proxy used less CPU per request than a's in %d of %d rounds.\n", bin, other, conns, d, lower, rounds)
+	aName := bin
+	if qp != exe {
+		aName = "the queue-proxy binary " + bin + " carries"
+	}
+	fmt.Printf("\na: %s; b: %s, run as the queue-proxy (wrk -t2 -c%d, %s per run, through the gateway).\n"+
+		"b's queue-proxy used less CPU per request than a's in %d of %d rounds.\n", aName, other, conns, d, lower, rounds)
 	return nil
 }
 
