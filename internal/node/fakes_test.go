@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -162,6 +163,21 @@ func (f *fakeSandboxes) StartContainer(_ context.Context, id string, c sandbox.C
 		st.Pid = f.lastPid
 	}
 	return nil
+}
+
+func (f *fakeSandboxes) StartContainers(ctx context.Context, id string, cs []sandbox.ContainerSpec) []error {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name
+	}
+	f.mu.Lock()
+	f.record("start together %s", strings.Join(names, ","))
+	f.mu.Unlock()
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		errs[i] = f.StartContainer(ctx, id, c)
+	}
+	return errs
 }
 
 func (f *fakeSandboxes) ContainerStatus(_ context.Context, id, name string) (sandbox.ContainerStatus, error) {

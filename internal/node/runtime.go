@@ -21,6 +21,7 @@ type Sandboxes interface {
 	ReleaseStorage(sandboxID string) error
 	RotateLogs(maxBytes int64, maxFiles int) error
 	StartContainer(ctx context.Context, sandboxID string, c sandbox.ContainerSpec) error
+	StartContainers(ctx context.Context, sandboxID string, cs []sandbox.ContainerSpec) []error
 	ContainerStatus(ctx context.Context, sandboxID, name string) (sandbox.ContainerStatus, error)
 	SignalContainer(ctx context.Context, sandboxID, name string, sig syscall.Signal) error
 	StopContainer(ctx context.Context, sandboxID, name string, grace time.Duration) error

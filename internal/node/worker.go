@@ -247,6 +247,7 @@ func (w *worker) converge(ctx context.Context, now time.Time) {
 			return
 		}
 	}
+	w.startNew(ctx, now)
 	for i := range pod.Spec.Containers {
 		w.syncContainer(ctx, &pod.Spec.Containers[i], false, now)
 		if w.failed != "" {
@@ -352,20 +353,54 @@ func (w *worker) syncContainer(ctx context.Context, c *corev1.Container, init bo
 // start starts container c: it adopts one that already runs in the sandbox (from an earlier
 // run of the node), else pulls its image if needed and starts it.
 func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now time.Time) {
+	if spec, ok := w.prepare(ctx, c, s, now); ok {
+		w.started(ctx, c, s, now, w.n.opts.Sandboxes.StartContainer(ctx, w.sb.ID, spec))
+	}
+}
+
+// startNew starts side by side the pod's containers that this sandbox has never run, as the
+// pod's first start needs them all: the pod starts in the time of its slowest container
+// rather than of all of them. Restarts are syncContainer's, one at a time.
+func (w *worker) startNew(ctx context.Context, now time.Time) {
+	var cs []*corev1.Container
+	var specs []sandbox.ContainerSpec
+	for i := range w.pod.Spec.Containers {
+		c := &w.pod.Spec.Containers[i]
+		s := w.state(c.Name)
+		if s.started || decide(w.pod.Spec.RestartPolicy, false, s, now) != actStart {
+			continue
+		}
+		if spec, ok := w.prepare(ctx, c, s, now); ok {
+			cs, specs = append(cs, c), append(specs, spec)
+		}
+	}
+	if len(specs) == 0 {
+		return
+	}
+	errs := w.n.opts.Sandboxes.StartContainers(ctx, w.sb.ID, specs)
+	for i, c := range cs {
+		w.started(ctx, c, w.state(c.Name), now, errs[i])
+	}
+}
+
+// prepare readies container c's start: it adopts c when it already runs in the sandbox
+// (from an earlier run of the node), else pulls its image if needed and resolves its spec.
+// It reports whether c is to be started with spec; a failure is recorded on s.
+func (w *worker) prepare(ctx context.Context, c *corev1.Container, s *ctr, now time.Time) (sandbox.ContainerSpec, bool) {
 	if !s.started {
 		if st, err := w.n.opts.Sandboxes.ContainerStatus(ctx, w.sb.ID, c.Name); err == nil && st.Running {
 			s.started, s.status, s.waiting = true, st, nil
 			// Started by an earlier run of the node: the pod's start is not this run's to time.
 			w.startTimed = true
 			w.watch(ctx, s)
-			return
+			return sandbox.ContainerSpec{}, false
 		}
 	}
 	if s.img == nil && !contract.IsSidecar(c) {
 		if msg := w.n.pullRefusal(); msg != "" {
 			s.failedStart("ErrImagePull", msg, now)
 			w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", c.Image, msg)
-			return
+			return sandbox.ContainerSpec{}, false
 		}
 		img, err := w.n.pull(ctx, c.Image)
 		if err != nil {
@@ -375,7 +410,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 			}
 			s.failedStart(reason, err.Error(), now)
 			w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
-			return
+			return sandbox.ContainerSpec{}, false
 		}
 		s.img, s.backoff = img, 0
 		w.n.recorder.Eventf(w.pod, corev1.EventTypeNormal, "Pulled", "Container image %q ready (%s)", c.Image, img.Digest)
@@ -385,9 +420,14 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, s *ctr, now tim
 		memoryCapacity: w.n.opts.Info.MemoryBytes, limits: w.n.defaultLimits()})
 	if err != nil {
 		s.failedStart("CreateContainerConfigError", err.Error(), now)
-		return
+		return sandbox.ContainerSpec{}, false
 	}
-	if err := w.n.opts.Sandboxes.StartContainer(ctx, w.sb.ID, spec); err != nil {
+	return spec, true
+}
+
+// started records the outcome of container c's start: err, or a container that runs.
+func (w *worker) started(ctx context.Context, c *corev1.Container, s *ctr, now time.Time, err error) {
+	if err != nil {
 		s.failedStart("CreateContainerError", err.Error(), now)
 		w.n.recorder.Eventf(w.pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
 		return

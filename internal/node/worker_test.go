@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,6 +162,30 @@ func TestWorkerRestartsACrashingContainerWithBackOff(t *testing.T) {
 	// Each exit and each restart is one write; the time in between writes nothing.
 	if got := statusWrites(cs); got != 1+2*4 {
 		t.Errorf("%d status writes in %s, want %d", got, clk.Now().Sub(start), 1+2*4)
+	}
+}
+
+func TestWorkerStartsANewPodsContainersTogetherAndRestartsOneAlone(t *testing.T) {
+	pod := testPod(corev1.Container{Name: "app", Image: "registry.test/app"}, corev1.Container{Name: "helper", Image: "registry.test/app"})
+	n, _, sb, clk := testNode(t, pod)
+	w := newWorker(n, pod)
+	step(t, w)
+	if calls := sb.Calls(); !slices.Contains(calls, "start together app,helper") || slices.Contains(calls, "start together app") {
+		t.Fatalf("first sync: calls %q, want both containers started in one call", calls)
+	}
+	clk.Step(time.Second)
+	sb.exit(string(pod.UID), "helper", 1)
+	step(t, w)
+	for range 10 {
+		clk.SetTime(w.nextWake(w.pod, clk.Now()))
+		step(t, w)
+	}
+	calls := sb.Calls()
+	if !slices.Contains(calls, "start helper") || slices.Contains(calls, "start app") || slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "start together") }) {
+		t.Fatalf("after helper exited: calls %q, want helper alone started again", calls)
+	}
+	if st := w.pod.Status.ContainerStatuses; len(st) != 2 || st[0].RestartCount != 0 || st[1].RestartCount != 1 {
+		t.Fatalf("statuses %+v, want app started once and helper twice", st)
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -111,20 +113,46 @@ type containerState struct {
 // Starting a container that has exited starts it again (RestartCount grows); starting one
 // that is running does nothing.
 func (m *Manager) StartContainer(ctx context.Context, sandboxID string, c ContainerSpec) error {
-	if err := checkID("container name", c.Name); err != nil {
-		return fmt.Errorf("starting container in sandbox %s: %w", sandboxID, err)
-	}
-	if len(c.Args) == 0 {
-		return fmt.Errorf("starting container %s in sandbox %s: args: must not be empty", c.Name, sandboxID)
+	return m.StartContainers(ctx, sandboxID, []ContainerSpec{c})[0]
+}
+
+// StartContainers starts cs in the sandbox side by side, each as StartContainer does, and
+// returns their errors in the order of cs (nil for each that runs). A pod's containers start
+// in the time of the slowest rather than of all: most of a start is runc's, in processes of
+// its own, and a pod's first start waits for every container.
+func (m *Manager) StartContainers(ctx context.Context, sandboxID string, cs []ContainerSpec) []error {
+	errs := make([]error, len(cs))
+	var todo []int
+	for i, c := range cs {
+		if err := checkID("container name", c.Name); err != nil {
+			errs[i] = fmt.Errorf("starting container in sandbox %s: %w", sandboxID, err)
+			continue
+		}
+		switch {
+		case len(c.Args) == 0:
+			errs[i] = fmt.Errorf("starting container %s in sandbox %s: args: must not be empty", c.Name, sandboxID)
+		case slices.ContainsFunc(cs[:i], func(o ContainerSpec) bool { return o.Name == c.Name }):
+			errs[i] = fmt.Errorf("starting container %s in sandbox %s: named twice", c.Name, sandboxID)
+		default:
+			todo = append(todo, i)
+		}
 	}
 	unlock := m.lock(sandboxID)
 	defer unlock()
-	if err := m.startContainer(ctx, sandboxID, c); err != nil {
-		return fmt.Errorf("starting container %s in sandbox %s: %w", c.Name, sandboxID, err)
+	var wg sync.WaitGroup
+	for _, i := range todo {
+		wg.Go(func() {
+			if err := m.startContainer(ctx, sandboxID, cs[i]); err != nil {
+				errs[i] = fmt.Errorf("starting container %s in sandbox %s: %w", cs[i].Name, sandboxID, err)
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return errs
 }
 
+// startContainer starts c with the sandbox locked. Each container has a directory, a runc
+// container and a cgroup of its own: several start at once (StartContainers).
 func (m *Manager) startContainer(ctx context.Context, sandboxID string, c ContainerSpec) error {
 	ctx, cancel := withTimeout(ctx, startTimeout)
 	defer cancel()

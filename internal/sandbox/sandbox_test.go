@@ -312,3 +312,35 @@ func checkThreadsInHostNamespaces(t *testing.T, hostNS map[string]string) {
 		}
 	}
 }
+
+func TestStartContainersSideBySide(t *testing.T) {
+	m := newTestManager(t, testOptions(t))
+	layer := testLayer(t)
+	ctx := context.Background()
+	sb := createPod(t, m, PodSpec{ID: "together", Name: "together"})
+	errs := m.StartContainers(ctx, sb.ID, []ContainerSpec{
+		{Name: "hello", Layers: []string{layer}, Args: []string{bin("hello")}},
+		{Name: "noargs", Layers: []string{layer}},
+		{Name: "stubborn", Layers: []string{layer}, Args: []string{bin("probe"), "stubborn"}},
+		{Name: "hello", Layers: []string{layer}, Args: []string{bin("hello")}},
+		{Name: "../up", Layers: []string{layer}, Args: []string{bin("hello")}},
+	})
+	if len(errs) != 5 || errs[0] != nil || errs[2] != nil {
+		t.Fatalf("errors %v, want none for hello and stubborn", errs)
+	}
+	for i, want := range map[int]string{1: "args: must not be empty", 3: "named twice", 4: "container name"} {
+		if errs[i] == nil || !strings.Contains(errs[i].Error(), want) {
+			t.Errorf("error %d: %v, want one saying %q", i, errs[i], want)
+		}
+	}
+	get(t, fmt.Sprintf("http://%s:8080/", sb.IP), 10*time.Second)
+	waitForLog(t, m, sb.ID, "stubborn", "ready")
+	for _, name := range []string{"hello", "stubborn"} {
+		if st, err := m.ContainerStatus(ctx, sb.ID, name); err != nil || !st.Running || st.RestartCount != 0 {
+			t.Errorf("%s: %+v, %v; want it running, started once", name, st, err)
+		}
+	}
+	if _, err := m.ContainerStatus(ctx, sb.ID, "noargs"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the container refused: %v, want ErrNotFound", err)
+	}
+}
