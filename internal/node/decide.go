@@ -27,8 +27,11 @@ const (
 	pollPeriod = time.Second
 	// While a container is starting (its process is not there yet), and while the readiness
 	// probe of a container that has not been ready yet fails, the worker looks every
-	// startPeriod (as Knative probes new pods aggressively), so a pod is Ready moments after
-	// its server listens; startWindow bounds that haste after a container starts.
+	// firstPeriod for firstWindow after the container's start, then every startPeriod until
+	// startWindow (as Knative probes new pods aggressively), so a pod is Ready moments after
+	// its server listens: most are within the first window, which a cold start waits on.
+	firstPeriod = 10 * time.Millisecond
+	firstWindow = 2 * time.Second
 	startPeriod = 25 * time.Millisecond
 	startWindow = 30 * time.Second
 	// stopPollPeriod is how often a terminating pod's containers whose exits cannot be
@@ -241,8 +244,8 @@ func (w *podState) wake(pod *corev1.Pod, now time.Time) (next time.Time, exact b
 			at(s.retryAt)
 		case !s.status.Running:
 			// Starting: its process is not there yet.
-			if now.Sub(s.status.StartedAt) < startWindow {
-				at(now.Add(startPeriod))
+			if d, ok := startingPeriod(s.status.StartedAt, now); ok {
+				at(now.Add(d))
 			} else {
 				at(now.Add(pollPeriod))
 			}
@@ -299,4 +302,16 @@ func allContainers(pod *corev1.Pod) []corev1.Container {
 
 func terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
+}
+
+// startingPeriod is how often a container that started at started is looked at while it
+// starts, or until it is first ready: false once startWindow has passed.
+func startingPeriod(started, now time.Time) (time.Duration, bool) {
+	switch age := now.Sub(started); {
+	case age < firstWindow:
+		return firstPeriod, true
+	case age < startWindow:
+		return startPeriod, true
+	}
+	return 0, false
 }

@@ -87,11 +87,11 @@ func probeTimeout(p *corev1.Probe) time.Duration {
 }
 
 // readinessInterval is when a readiness probe of a container that started at started runs
-// next: at once (every startPeriod) while the container has not been ready yet and started
-// less than startWindow ago, else at the probe's period.
+// next: at once (startingPeriod) while the container has not been ready yet and started less
+// than startWindow ago, else at the probe's period.
 func readinessInterval(p *corev1.Probe, everReady bool, started, now time.Time) time.Duration {
-	if !everReady && now.Sub(started) < startWindow {
-		return startPeriod
+	if d, ok := startingPeriod(started, now); ok && !everReady {
+		return d
 	}
 	return probePeriod(p)
 }

@@ -75,7 +75,10 @@ func TestReadinessInterval(t *testing.T) {
 		since     time.Duration
 		want      time.Duration
 	}{
-		{false, time.Second, startPeriod},
+		{false, 0, firstPeriod},
+		{false, firstWindow - time.Millisecond, firstPeriod},
+		{false, firstWindow, startPeriod},
+		{false, startWindow - time.Millisecond, startPeriod},
 		{false, startWindow, 10 * time.Second}, // a container that is slow to be ready is probed at its period
 		{true, time.Second, 10 * time.Second},
 	} {

@@ -20,11 +20,14 @@ import (
 )
 
 // How the user container is probed. Until its first success the probe runs every
-// aggressiveInterval, as Knative's queue-proxy does when the probe has no period, so a pod
-// is ready within 50 ms of its container listening. After that it runs every period (the
-// probe's periodSeconds, else 1 s), and failureThreshold failures in a row (the probe's,
-// else 3, as the kubelet's default) make the pod unready and the probing aggressive again.
+// firstInterval: the user container starts beside the queue-proxy, and a cold start waits
+// for the pod to be ready, so it is ready within 10 ms of its container listening. After
+// that it runs every period (the probe's periodSeconds, else 1 s), and failureThreshold
+// failures in a row (the probe's, else 3, as the kubelet's default) make the pod unready
+// and the probing aggressive again, every aggressiveInterval, as Knative's queue-proxy
+// probes when the probe has no period.
 const (
+	firstInterval           = 10 * time.Millisecond
 	aggressiveInterval      = 50 * time.Millisecond
 	aggressiveTimeout       = 100 * time.Millisecond
 	defaultProbePeriod      = time.Second
@@ -92,10 +95,7 @@ func (r *Readiness) FirstPass() <-chan struct{} { return r.firstPass }
 func (r *Readiness) Run(ctx context.Context) {
 	failures := 0
 	for {
-		interval, timeout := r.period, r.timeout
-		if !r.userReady.Load() {
-			interval, timeout = aggressiveInterval, aggressiveTimeout
-		}
+		interval, timeout := r.cadence()
 		err := r.check(ctx, timeout)
 		switch {
 		case err == nil:
@@ -118,6 +118,17 @@ func (r *Readiness) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// cadence is the time to the next probe of the user container and the bound of each.
+func (r *Readiness) cadence() (interval, timeout time.Duration) {
+	switch {
+	case !r.passOnce.Load():
+		return firstInterval, aggressiveTimeout
+	case !r.userReady.Load():
+		return aggressiveInterval, aggressiveTimeout
+	}
+	return r.period, r.timeout
 }
 
 // ServeHTTP answers a readiness probe: 200 "queue" when ready, 503 otherwise.

@@ -28,7 +28,7 @@ func TestReadinessPassesOnceTheUserPortListens(t *testing.T) {
 	defer cancel()
 	go r.Run(ctx)
 
-	time.Sleep(150 * time.Millisecond) // three aggressive probes fail
+	time.Sleep(150 * time.Millisecond) // probes fail
 	if code, _ := adminStatus(t, r); code != http.StatusServiceUnavailable {
 		t.Fatalf("before the user port listens: %d, want 503", code)
 	}
@@ -40,7 +40,7 @@ func TestReadinessPassesOnceTheUserPortListens(t *testing.T) {
 	listening := time.Now()
 	<-r.FirstPass()
 	if took := time.Since(listening); took > 500*time.Millisecond {
-		t.Errorf("ready %v after the port listened, want about 50 ms (aggressive probing)", took)
+		t.Errorf("ready %v after the port listened, want about 10 ms (first-pass probing)", took)
 	}
 	if code, body := adminStatus(t, r); code != http.StatusOK || body != "queue" {
 		t.Errorf("after: %d %q, want 200 \"queue\"", code, body)
@@ -49,6 +49,23 @@ func TestReadinessPassesOnceTheUserPortListens(t *testing.T) {
 	r.Drain()
 	if code, body := adminStatus(t, r); code != http.StatusServiceUnavailable || body != "draining\n" {
 		t.Errorf("draining: %d %q, want 503", code, body)
+	}
+}
+
+func TestReadinessProbesFastestUntilTheFirstPass(t *testing.T) {
+	r := NewReadiness(nil, 1)
+	r.period, r.timeout = 5*time.Second, 2*time.Second
+	if i, to := r.cadence(); i != firstInterval || to != aggressiveTimeout {
+		t.Errorf("before the first pass: every %s, bound %s; want %s, %s", i, to, firstInterval, aggressiveTimeout)
+	}
+	r.passOnce.Store(true)
+	r.userReady.Store(true)
+	if i, to := r.cadence(); i != 5*time.Second || to != 2*time.Second {
+		t.Errorf("ready: every %s, bound %s; want the probe's period and timeout", i, to)
+	}
+	r.userReady.Store(false)
+	if i, to := r.cadence(); i != aggressiveInterval || to != aggressiveTimeout {
+		t.Errorf("unready after a pass: every %s, bound %s; want %s, %s", i, to, aggressiveInterval, aggressiveTimeout)
 	}
 }
 
