@@ -89,6 +89,7 @@ type Activator struct {
 	opts    Options
 	log     *slog.Logger
 	proxy   *httputil.ReverseProxy
+	probes  *http.Client
 	metrics *requestMetrics
 
 	mu   sync.Mutex
@@ -113,6 +114,14 @@ type revisionState struct {
 	// the path: it marks the requests as proxied and reports their load itself.
 	serve atomic.Bool
 	load  load
+
+	// The probes of pods not shown ready yet (probe.go): shownReady are the addresses the
+	// EndpointSlices have shown ready, probed those not shown ready yet that answered a
+	// probe ready, probing the probes running.
+	probeMu    sync.Mutex
+	shownReady map[string]bool
+	probed     map[string]bool
+	probing    map[string]*probeRun
 }
 
 // New returns an activator; SetupWithManager connects it to the cluster.
@@ -131,6 +140,7 @@ func New(opts Options) *Activator {
 		a.metrics = newRequestMetrics()
 	}
 	a.proxy = newProxy(opts.DialPod)
+	a.probes = newProbeClient(opts.DialPod)
 	return a
 }
 
@@ -196,8 +206,12 @@ func (a *Activator) SetupWithManager(ctx context.Context, mgr manager.Manager) e
 			o = d.Obj
 		}
 		if r, ok := o.(*servingv1.Revision); ok {
+			key := types.NamespacedName{Namespace: r.Namespace, Name: r.Name}
 			a.mu.Lock()
-			delete(a.revs, types.NamespacedName{Namespace: r.Namespace, Name: r.Name})
+			if st := a.revs[key]; st != nil {
+				st.stopProbes()
+			}
+			delete(a.revs, key)
 			a.mu.Unlock()
 			a.metrics.forget(r.Namespace, r.Name)
 		}
@@ -408,16 +422,17 @@ func (a *Activator) refresh(ctx context.Context, namespace, name string) {
 		a.log.Warn("listing endpoints", "revision", namespace+"/"+name, "err", err)
 		return
 	}
-	st.th.setPods(readyAddrs(list.Items))
+	ready, pending := endpointAddrs(list.Items)
+	st.th.setPods(a.usable(namespace, name, st, ready, pending))
 }
 
-// readyAddrs are the queue-proxy addresses of the ready endpoints of slices, once each: the
+// endpointAddrs are the queue-proxy addresses of the endpoints of slices, once each: the
 // slice's port named "http" (the revision Service's port to the queue-proxy), else the
-// queue-proxy's port. The slices of the revision's public Service (cluster mode with the
+// queue-proxy's port. Ready are those shown ready, pending those not ready yet and not
+// terminating (new pods). The slices of the revision's public Service (cluster mode with the
 // Gateway API ingress) are left out: they point at the pods or at the activator itself.
-func readyAddrs(slices []discoveryv1.EndpointSlice) []string {
+func endpointAddrs(slices []discoveryv1.EndpointSlice) (ready, pending []string) {
 	seen := map[string]bool{}
-	var out []string
 	for _, s := range slices {
 		if s.Labels[netv1alpha1.ServiceTypeLabelKey] == netv1alpha1.ServiceTypePublic {
 			continue
@@ -429,19 +444,25 @@ func readyAddrs(slices []discoveryv1.EndpointSlice) []string {
 			}
 		}
 		for _, e := range s.Endpoints {
-			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+			isReady := e.Conditions.Ready == nil || *e.Conditions.Ready
+			if !isReady && ptr.Deref(e.Conditions.Terminating, false) {
 				continue
 			}
 			for _, ip := range e.Addresses {
 				addr := net.JoinHostPort(ip, port)
-				if !seen[addr] {
-					seen[addr] = true
-					out = append(out, addr)
+				if seen[addr] {
+					continue
+				}
+				seen[addr] = true
+				if isReady {
+					ready = append(ready, addr)
+				} else {
+					pending = append(pending, addr)
 				}
 			}
 		}
 	}
-	return out
+	return ready, pending
 }
 
 // scaleFromZero asks for a pod, at most once per scaleInterval per revision, without holding
