@@ -275,7 +275,7 @@ func Start(ctx context.Context, cfg Config, address net.IP) (*Agent, error) {
 		a.group.Add("cluster DNS", newClusterDNS(restConfig, dnsIP, cfg.Logger))
 	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
-		NoMasquerade: cfg.ClusterCIDR != "", Logger: cfg.Logger.With("component", "sandbox")})
+		NoMasquerade: true, Logger: cfg.Logger.With("component", "sandbox")})
 	if err != nil {
 		return nil, err
 	}

@@ -52,14 +52,10 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 		return err
 	}
 	defer dir.Close()
-	// A node in an overlay's cluster ran its pods without the bridge plugin's masquerade:
-	// removing them must not look for its rules.
-	device, err := overlay.ConfiguredDevice(dir.Join(datadir.OverlayDir))
-	if err != nil {
-		return err
-	}
+	// Each sandbox's network is removed as it was attached (libcni's cache), with or without
+	// the bridge plugin's masquerade.
 	m, err := sandbox.NewManager(ctx, sandbox.Options{Root: dir.Join(datadir.SandboxesDir), Bridge: net.Bridge, PodCIDR: net.PodCIDR,
-		NoMasquerade: device != ""})
+		NoMasquerade: true})
 	if err != nil {
 		return err
 	}
@@ -83,7 +79,7 @@ func cleanup(ctx context.Context, dataDir string, net sandbox.Options, cmd *cobr
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), said)
 	// The overlay's vxlan device, and with it the routes to other nodes' pods.
-	device, err = overlay.RemoveDevice(dir.Join(datadir.OverlayDir))
+	device, err := overlay.RemoveDevice(dir.Join(datadir.OverlayDir))
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ type worker struct {
 	// (gantry_node_sandbox_start_duration_seconds), or will not be: a container was adopted.
 	takenAt    time.Time
 	startTimed bool
+	// setupTook is the time from takenAt until the sandbox and volumes were ready.
+	setupTook time.Duration
 	podState
 }
 
@@ -254,10 +256,14 @@ func (w *worker) converge(ctx context.Context, now time.Time) {
 			return
 		}
 	}
-	if w.n.metrics != nil && !w.startTimed && allStarted(pod.Spec.Containers, w.containers) {
+	if !w.startTimed && allStarted(pod.Spec.Containers, w.containers) {
 		// The clock's time, not now: the sync's pulls and starts are part of the start.
 		w.startTimed = true
-		w.n.metrics.podStarted(w.n.clock.Since(w.takenAt))
+		took := w.n.clock.Since(w.takenAt)
+		if w.n.metrics != nil {
+			w.n.metrics.podStarted(took)
+		}
+		w.log().Debug("pod started", "took", took, "setup", w.setupTook)
 	}
 }
 
@@ -307,6 +313,7 @@ func (w *worker) setup(ctx context.Context, now time.Time) bool {
 		return failed("FailedMount", "the queue-proxy's socket directory: %v", err)
 	}
 	w.volumes, w.socketDir, w.setupBackoff, w.setupRetry = vols, socketDir, 0, time.Time{}
+	w.setupTook = w.n.clock.Since(w.takenAt)
 	return true
 }
 

@@ -32,9 +32,10 @@ type Policy struct {
 	ServiceCIDR string
 	// ClusterCIDR is the range of every node's pods, which the overlay joins (it holds
 	// PodCIDR); empty: this node's pods only. When set, pods reach the whole range like their
-	// own, with their own addresses, and the rules masquerade what leaves it (the CNI bridge
-	// plugin's masquerade is then off: it would hide a pod's address from pods of other
-	// nodes).
+	// own, with their own addresses. The rules masquerade what pods send beyond the cluster's
+	// range (or beyond PodCIDR without one), in one rule for every pod: the CNI bridge
+	// plugin's masquerade is off (sandbox.Options.NoMasquerade), as it would hide a pod's
+	// address from pods of other nodes, and costs nine iptables runs per pod start.
 	ClusterCIDR string
 	// GatewayPorts are the host's servers pods may call on the gateway address (the cluster
 	// DNS, the gateway for Routes); every other port of every host address is closed to them.
@@ -74,7 +75,7 @@ func TableName(bridge string) string { return "gantry-pods-" + bridge }
 //     server reached through the "kubernetes" Service are accepted; the rest is rejected;
 //   - forward (routed elsewhere): the pod and Service ranges are accepted, the link-local
 //     range and (unless EgressPrivate) the private ranges are rejected, the rest (the
-//     internet, through the CNI plugin's masquerade) is accepted.
+//     internet) is accepted, and masqueraded on its way out (postrouting).
 //
 // A bridge-family table drops frames from pods that claim the gateway's address (in ARP or
 // as an IP source), so no pod can take the gateway's place for the others.
@@ -165,16 +166,14 @@ func Ruleset(p Policy) (string, error) {
 	}
 	line("\t\t%s %s daddr { %s } %s", from, ipf, strings.Join(closed, ", "), reject)
 	line("\t}")
-	if p.ClusterCIDR != "" {
-		multicast := "224.0.0.0/4"
-		if !v4 {
-			multicast = "ff00::/8"
-		}
-		line("\tchain postrouting {")
-		line("\t\ttype nat hook postrouting priority srcnat; policy accept;")
-		line("\t\t%s saddr %s %s daddr != { %s, %s } masquerade", ipf, pods, ipf, cluster, multicast)
-		line("\t}")
+	multicast := "224.0.0.0/4"
+	if !v4 {
+		multicast = "ff00::/8"
 	}
+	line("\tchain postrouting {")
+	line("\t\ttype nat hook postrouting priority srcnat; policy accept;")
+	line("\t\t%s saddr %s %s daddr != { %s, %s } masquerade", ipf, pods, ipf, cluster, multicast)
+	line("\t}")
 	line("}")
 	line("table bridge %s {", table)
 	line("\tchain prerouting {")

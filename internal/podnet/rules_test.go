@@ -74,8 +74,11 @@ func TestRuleset(t *testing.T) {
 				"\t\tip saddr 10.224.1.0/24 ip daddr != { 10.224.0.0/14, 224.0.0.0/4 } masquerade",
 		},
 	}, {
-		name: "no overlay: no masquerade of the rules' own",
-		not:  []string{"masquerade"},
+		name: "no overlay: masquerade of what leaves the node's range",
+		want: []string{
+			"type nat hook postrouting priority srcnat; policy accept;\n" +
+				"\t\tip saddr 10.244.0.0/16 ip daddr != { 10.244.0.0/16, 224.0.0.0/4 } masquerade",
+		},
 	}, {
 		name:   "a pod range outside the cluster's",
 		mutate: func(p *Policy) { p.ClusterCIDR = "10.224.0.0/14" },

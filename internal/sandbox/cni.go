@@ -158,13 +158,30 @@ func (n *network) add(ctx context.Context, id, netns string, requested net.IP) (
 func (n *network) del(ctx context.Context, id, netns string) error {
 	ctx, cancel := withTimeout(ctx, cniTimeout)
 	defer cancel()
-	if err := n.cni.DelNetworkList(ctx, n.bridge, &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0"}); err != nil {
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0"}
+	if err := n.cni.DelNetworkList(ctx, n.attachedWith(rt), rt); err != nil {
 		return fmt.Errorf("cni del bridge: %w", err)
 	}
 	if err := n.cni.DelNetworkList(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "lo"}); err != nil {
 		return fmt.Errorf("cni del loopback: %w", err)
 	}
 	return nil
+}
+
+// attachedWith is the bridge network the pod of rt was attached with, as libcni cached it at
+// the add, so that the plugins undo what they did (the masquerade rules of a sandbox made
+// before Options.NoMasquerade changed, by an older gantry); the current one when nothing
+// was cached.
+func (n *network) attachedWith(rt *libcni.RuntimeConf) *libcni.NetworkConfigList {
+	cached, _, err := n.cni.GetNetworkListCachedConfig(n.bridge, rt)
+	if err != nil || len(cached) == 0 {
+		return n.bridge
+	}
+	list, err := libcni.NetworkConfFromBytes(cached)
+	if err != nil {
+		return n.bridge
+	}
+	return list
 }
 
 // SharedRange is the part of the pod CIDR host-local hands addresses out of: its lower half.

@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"context"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -77,8 +79,8 @@ func TestStaticBridgeRefusesAddressesOutsideTheServerlessRange(t *testing.T) {
 	}
 }
 
-// With an overlay the bridge plugin leaves a pod's address as it is (podnet masquerades what
-// leaves the cluster's range); without one it masquerades as it always did.
+// NoMasquerade (gantry server and agent: podnet masquerades what leaves the cluster's range)
+// turns the bridge plugin's masquerade off; without it the plugin masquerades.
 func TestBridgeMasqueradeFollowsNoMasquerade(t *testing.T) {
 	for _, tc := range []struct {
 		no   bool
@@ -97,5 +99,37 @@ func TestBridgeMasqueradeFollowsNoMasquerade(t *testing.T) {
 				t.Errorf("NoMasquerade %t: configuration %s lacks %s", tc.no, conf, tc.want)
 			}
 		}
+	}
+}
+
+// A sandbox attached with the bridge plugin's masquerade (by an older gantry, or before an
+// overlay was configured) and removed by a manager without it leaves no rules behind: the
+// removal undoes what the add did, from libcni's cache.
+func TestRemoveUndoesTheMasqueradeTheSandboxWasMadeWith(t *testing.T) {
+	opts := testOptions(t)
+	ctx := context.Background()
+	masq := newTestManager(t, opts)
+	sb, err := masq.CreateSandbox(ctx, PodSpec{ID: "masq", Name: "masq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := func() string {
+		out, err := exec.Command("iptables", "-t", "nat", "-S").CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	comment := `id: \"masq\"`
+	if !strings.Contains(rules(), comment) {
+		t.Fatalf("no masquerade rule of the pod at %s after its sandbox was made:\n%s", sb.IP, rules())
+	}
+	opts.NoMasquerade = true
+	plain := newTestManager(t, opts)
+	if err := plain.RemoveSandbox(ctx, "masq"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rules(); strings.Contains(got, comment) {
+		t.Errorf("the pod's masquerade rules outlived its sandbox:\n%s", got)
 	}
 }

@@ -65,8 +65,10 @@ type Options struct {
 	// LAN and cloud ranges); NewManager refuses one that overlaps a host route.
 	PodCIDR string
 	// NoMasquerade turns off the CNI bridge plugin's masquerade of what pods send beyond
-	// PodCIDR: with an overlay, pods of other nodes see a pod's own address, and the pod
-	// network's rules (internal/podnet) masquerade only what leaves the cluster's range.
+	// PodCIDR: gantry server and gantry agent masquerade in the pod network's rules instead
+	// (internal/podnet), in one rule for every pod and only what leaves the cluster's range,
+	// so that with an overlay pods of other nodes see a pod's own address. A sandbox is
+	// detached as it was attached, whatever this says now.
 	NoMasquerade bool
 	// Bridge is the host bridge the pods' veths join; default DefaultBridge.
 	Bridge string

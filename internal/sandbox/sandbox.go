@@ -125,18 +125,23 @@ func (m *Manager) CreateSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 	default:
 		return nil, fmt.Errorf("creating sandbox %s: runtime %q: not one this node runs (runc, runsc)", spec.ID, spec.Runtime)
 	}
-	sb, err := m.createSandbox(ctx, spec)
+	start, took := time.Now(), createTimes{}
+	sb, err := m.createSandbox(ctx, spec, &took)
 	if err != nil {
 		if rerr := m.removeSandboxLocked(context.WithoutCancel(ctx), spec.ID); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up: %w", rerr))
 		}
 		return nil, fmt.Errorf("creating sandbox %s: %w", spec.ID, err)
 	}
-	m.log.Debug("sandbox created", "sandbox", sb.ID, "pod", spec.Namespace+"/"+spec.Name, "ip", sb.IP)
+	m.log.Debug("sandbox created", "sandbox", sb.ID, "pod", spec.Namespace+"/"+spec.Name, "ip", sb.IP,
+		"took", time.Since(start), "namespaces", took.namespaces, "cgroup", took.cgroup, "network", took.network)
 	return sb, nil
 }
 
-func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, error) {
+// createTimes are the parts of a sandbox's creation that take time, for the debug log.
+type createTimes struct{ namespaces, cgroup, network time.Duration }
+
+func (m *Manager) createSandbox(ctx context.Context, spec PodSpec, took *createTimes) (*Sandbox, error) {
 	dir := m.sandboxDir(spec.ID)
 	sb := &Sandbox{
 		Spec:      spec,
@@ -155,6 +160,7 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 	if err := m.saveSandbox(sb); err != nil {
 		return nil, err
 	}
+	t := time.Now()
 	if spec.UserNamespace {
 		if m.unshare == "" {
 			return nil, errors.New("user namespaces need unshare (apt package util-linux)")
@@ -179,13 +185,16 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 	if err := unix.Mount("shm", filepath.Join(dir, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
 		return nil, fmt.Errorf("mounting the pod's /dev/shm: %w", err)
 	}
+	took.namespaces, t = time.Since(t), time.Now()
 	if err := m.cgroups.createPod(m.cgroupPath(spec.ID, ""), spec.CPUMillis, spec.MemoryBytes); err != nil {
 		return nil, err
 	}
+	took.cgroup, t = time.Since(t), time.Now()
 	ip, err := m.net.add(ctx, spec.ID, sb.NetNSPath, spec.IP)
 	if err != nil {
 		return nil, err
 	}
+	took.network = time.Since(t)
 	sb.IP = ip
 	if err := writeEtcFiles(filepath.Join(dir, "etc"), spec.Hostname, ip, spec.ResolvConf); err != nil {
 		return nil, err

@@ -885,7 +885,7 @@ func (s *Server) newNode(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("--data-dir: %w (or choose a data dir such as /var/lib/gantry)", err)
 	}
 	sandboxes, err := sandbox.NewManager(ctx, sandbox.Options{Root: cp.DataDirJoin(datadir.SandboxesDir), PodCIDR: cfg.PodCIDR, Bridge: cfg.Bridge,
-		NoMasquerade: cfg.ControlPlane.ClusterCIDR != "", Logger: cfg.Logger.With("component", "sandbox")})
+		NoMasquerade: true, Logger: cfg.Logger.With("component", "sandbox")})
 	if err != nil {
 		return err
 	}

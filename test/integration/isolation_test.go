@@ -31,6 +31,10 @@ type standIn struct {
 	name                string
 	metadata, lan       net.IP
 	metadataURL, lanURL string
+	// public is an address of a public range (TEST-NET-2) that pods do reach, as they reach
+	// the internet: its server answers with the address the connection came from.
+	public    net.IP
+	publicURL string
 }
 
 // newStandIn makes the namespace, with an HTTP server answering "stand-in" on both
@@ -46,6 +50,7 @@ func newStandIn(t *testing.T) *standIn {
 		name:     fmt.Sprintf("gantry-iso-%d-%d", os.Getpid(), r),
 		metadata: net.IPv4(169, 254, 77, byte(4*r+2)).To4(),
 		lan:      net.IPv4(172, 31, 250, byte(4*r+2)).To4(),
+		public:   net.IPv4(198, 51, 100, byte(4*r+2)).To4(),
 	}
 	host, peer := fmt.Sprintf("giso%dh%d", os.Getpid()%100000, r), fmt.Sprintf("giso%dp%d", os.Getpid()%100000, r)
 	ipcmd := func(args ...string) {
@@ -57,7 +62,7 @@ func newStandIn(t *testing.T) *standIn {
 	ipcmd("netns", "add", s.name)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", s.name).Run() })
 	ipcmd("link", "add", host, "type", "veth", "peer", "name", peer, "netns", s.name)
-	for _, a := range []net.IP{s.metadata, s.lan} {
+	for _, a := range []net.IP{s.metadata, s.lan, s.public} {
 		hostSide := net.IPv4(a[0], a[1], a[2], a[3]-1)
 		ipcmd("addr", "add", hostSide.String()+"/30", "dev", host)
 		ipcmd("-n", s.name, "addr", "add", a.String()+"/30", "dev", peer)
@@ -73,6 +78,14 @@ func newStandIn(t *testing.T) *standIn {
 		go func() { _ = srv.Serve(ln) }()
 		t.Cleanup(func() { _ = srv.Close() })
 	}
+	ln := listenIn(t, s.name, net.JoinHostPort(s.public.String(), "8081"))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		_, _ = w.Write([]byte(host))
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	s.publicURL = "http://" + net.JoinHostPort(s.public.String(), "8081") + "/"
 	s.metadataURL = "http://" + net.JoinHostPort(s.metadata.String(), "8081") + "/"
 	s.lanURL = "http://" + net.JoinHostPort(s.lan.String(), "8081") + "/"
 	return s
@@ -134,7 +147,8 @@ func hostGet(ctx context.Context, u string) (int, error) {
 }
 
 // TestPodNetworkIsolation checks, from inside a pod, what it reaches and what it does not: the
-// gateway and the cluster DNS on the bridge address, another pod, yes; the kubelet API and
+// gateway and the cluster DNS on the bridge address, another pod, a public address beyond the
+// host (masqueraded), yes; the kubelet API and
 // any other port of the host, a stand-in "metadata" listener on a link-local address and a
 // stand-in "LAN" listener on a private address, no, while the host itself reaches them all.
 func TestPodNetworkIsolation(t *testing.T) {
@@ -186,6 +200,14 @@ func TestPodNetworkIsolation(t *testing.T) {
 		}
 		if ok, why := fromPod(t, "http://"+other.Status.PodIP+":8080/file?path=/etc/hostname"); !ok {
 			t.Errorf("the pod cannot reach another pod: %s", why)
+		}
+		// Beyond the host, the pod's connection leaves masqueraded as the host's address.
+		ctxPub, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if r, err := inPod(ctxPub, api, "/fetch", url.Values{"url": {stand.publicURL}}); err != nil || r.Error != "" {
+			t.Errorf("the pod cannot reach a public address beyond the host: %v %s", err, r.Error)
+		} else if hostSide := net.IPv4(stand.public[0], stand.public[1], stand.public[2], stand.public[3]-1).String(); r.Body != hostSide {
+			t.Errorf("the public address saw the pod's connection come from %q, want the host's %s (masqueraded; the pod is %s)", r.Body, hostSide, pod.Status.PodIP)
 		}
 		r, err := inPod(ctx, api, "/resolve", url.Values{"name": {"kubernetes.default.svc.cluster.local"}})
 		if err != nil || r.Error != "" || len(r.Addrs) == 0 {
