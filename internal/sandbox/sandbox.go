@@ -134,14 +134,15 @@ func (m *Manager) CreateSandbox(ctx context.Context, spec PodSpec) (*Sandbox, er
 		return nil, fmt.Errorf("creating sandbox %s: %w", spec.ID, err)
 	}
 	m.log.Debug("sandbox created", "sandbox", sb.ID, "pod", spec.Namespace+"/"+spec.Name, "ip", sb.IP,
-		"took", time.Since(start), "namespaces", took.namespaces, "cgroup", took.cgroup, "network", took.network)
+		"took", time.Since(start), "state", took.state, "namespaces", took.namespaces, "cgroup", took.cgroup, "network", took.network)
 	return sb, nil
 }
 
 // createTimes are the parts of a sandbox's creation that take time, for the debug log.
-type createTimes struct{ namespaces, cgroup, network time.Duration }
+type createTimes struct{ state, namespaces, cgroup, network time.Duration }
 
 func (m *Manager) createSandbox(ctx context.Context, spec PodSpec, took *createTimes) (*Sandbox, error) {
+	t := time.Now()
 	dir := m.sandboxDir(spec.ID)
 	sb := &Sandbox{
 		Spec:      spec,
@@ -160,7 +161,7 @@ func (m *Manager) createSandbox(ctx context.Context, spec PodSpec, took *createT
 	if err := m.saveSandbox(sb); err != nil {
 		return nil, err
 	}
-	t := time.Now()
+	took.state, t = time.Since(t), time.Now()
 	if spec.UserNamespace {
 		if m.unshare == "" {
 			return nil, errors.New("user namespaces need unshare (apt package util-linux)")
