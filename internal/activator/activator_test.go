@@ -182,30 +182,38 @@ func TestServeRevisionSpeaksH2CToH2CPorts(t *testing.T) {
 	}
 }
 
-func TestServeRevisionAtZeroScalesAndWaits(t *testing.T) {
-	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "awake") }))
-	defer pod.Close()
+// heldAtZero sends a request to revision rev (containerConcurrency cc), which has no pod, and
+// returns once the activator holding it has scaled the revision's Deployment to one; done
+// gets the answer's body (or the error).
+func heldAtZero(t *testing.T, rev string, cc int64) (a *Activator, c client.Client, done <-chan string) {
+	t.Helper()
 	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "z-1-deployment", Namespace: ns, Labels: map[string]string{servingv1.RevisionLabelKey: "z-1"}},
+		ObjectMeta: metav1.ObjectMeta{Name: rev + "-deployment", Namespace: ns, Labels: map[string]string{servingv1.RevisionLabelKey: rev}},
 		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](0)},
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(revision("z-1", 1, corev1.ContainerPort{ContainerPort: 8080}), deploy).Build()
-	a := New(Options{Client: c})
-	front := serve(t, a, "z-1")
-
-	done := make(chan string, 1)
+	c = fake.NewClientBuilder().WithScheme(scheme()).WithObjects(revision(rev, cc, corev1.ContainerPort{ContainerPort: 8080}), deploy).Build()
+	a = New(Options{Client: c})
+	front := serve(t, a, rev)
+	answer := make(chan string, 1)
 	go func() {
 		resp, err := http.Get(front.URL)
 		if err != nil {
-			done <- err.Error()
+			answer <- err.Error()
 			return
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		done <- string(b)
+		answer <- string(b)
 	}()
 	// The request asked for a pod at once.
 	waitScaledToOne(t, c, deploy, "the deployment was not scaled to 1")
+	return a, c, answer
+}
+
+func TestServeRevisionAtZeroScalesAndWaits(t *testing.T) {
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "awake") }))
+	defer pod.Close()
+	a, c, done := heldAtZero(t, "z-1", 1)
 	// The pod appears: the held request goes to it.
 	if err := c.Create(context.Background(), slice("z-1", pod.Listener.Addr().String())); err != nil {
 		t.Fatal(err)

@@ -3,24 +3,20 @@ package activator
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/queue/contract"
-	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
 
 // probedPod is a queue-proxy stand-in: it answers Knative's probe header with its readiness
@@ -69,25 +65,7 @@ func setEndpoint(t *testing.T, a *Activator, rev, addr string, ready, terminatin
 
 func TestAHeldRequestGoesToANewPodOnceItsProbePasses(t *testing.T) {
 	pod := newProbedPod(t, 3)
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "p-1-deployment", Namespace: ns, Labels: map[string]string{servingv1.RevisionLabelKey: "p-1"}},
-		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](0)},
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(revision("p-1", 0, corev1.ContainerPort{ContainerPort: 8080}), deploy).Build()
-	a := New(Options{Client: c})
-	front := serve(t, a, "p-1")
-	done := make(chan string, 1)
-	go func() {
-		resp, err := http.Get(front.URL)
-		if err != nil {
-			done <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		done <- string(b)
-	}()
-	waitScaledToOne(t, c, deploy, "the deployment was not scaled to 1")
+	a, _, done := heldAtZero(t, "p-1", 0)
 	// The pod appears, not ready in its slice; the slice never changes.
 	setEndpoint(t, a, "p-1", pod.Listener.Addr().String(), false, false)
 	select {
