@@ -20,7 +20,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$root"
 "$go" build -ldflags "${LDFLAGS:-}" -o "$work/queue-proxy" ./cmd/gantry-queue-proxy
-cat > "$work/embedded.go" <<'GO'
+# The name it is installed under: the start of its SHA-256, reckoned here once.
+digest=$(sha256sum "$work/queue-proxy" | cut -c1-16)
+cat > "$work/embedded.go" <<GO
 package qpbin
 
 import _ "embed"
@@ -28,7 +30,7 @@ import _ "embed"
 //go:embed queue-proxy
 var embedded []byte
 
-func init() { binary = embedded }
+func init() { binary, digest = embedded, "$digest" }
 GO
 cat > "$work/overlay.json" <<JSON
 {"Replace": {

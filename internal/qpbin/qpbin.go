@@ -6,14 +6,12 @@
 // A plain `go build ./cmd/gantry` carries no queue-proxy binary, and the node then runs the
 // queue-proxy from the gantry binary itself. hack/build.sh (make build) builds the
 // queue-proxy first and builds gantry with a Go build overlay that adds one file to this
-// package: it embeds the queue-proxy's binary and sets binary to it. Nothing generated lives
-// in the source tree.
+// package: it embeds the queue-proxy's binary and sets binary to it, and digest to the start of
+// its SHA-256 (reckoned once, at the build, not at every start). Nothing generated lives in the
+// source tree.
 package qpbin
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -23,35 +21,36 @@ import (
 	"github.com/gantry-run/gantry/internal/atomicfile"
 )
 
-// binary is the queue-proxy's binary; nil in a gantry built without it.
-var binary []byte
+// binary is the queue-proxy's binary, nil in a gantry built without it; digest is the hex of
+// the first 8 bytes of its SHA-256.
+var (
+	binary []byte
+	digest string
+)
 
 // filePrefix starts the name of every installed queue-proxy binary; a digest of its content
 // ends it.
 const filePrefix = "queue-proxy-"
 
-// Carried says whether this gantry binary carries the queue-proxy's.
-func Carried() bool { return len(binary) > 0 }
-
 // Install writes the queue-proxy's binary into dir (made if missing) under a name of its
-// content's digest, unless that file holds it already, removes those of other builds and
-// returns its path; "" when this gantry carries none. Pods that run the queue-proxy
-// of a removed file keep it: their mounts hold the file, not its name.
+// content's digest, unless a regular file of that name and size is there (written whole by
+// an earlier start: files are renamed into place), removes those of other builds and returns
+// its path; "" when this gantry carries none. Pods that run the queue-proxy of a removed file
+// keep it: their mounts hold the file, not its name.
 func Install(dir string) (string, error) {
-	return install(dir, binary)
+	return install(dir, binary, digest)
 }
 
-func install(dir string, bin []byte) (string, error) {
+func install(dir string, bin []byte, digest string) (string, error) {
 	if len(bin) == 0 {
 		return "", nil
 	}
-	sum := sha256.Sum256(bin)
-	name := filePrefix + hex.EncodeToString(sum[:8])
+	name := filePrefix + digest
 	path := filepath.Join(dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("installing the queue-proxy binary: %w", err)
 	}
-	if have, err := os.ReadFile(path); err != nil || !bytes.Equal(have, bin) {
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(bin)) {
 		if err := atomicfile.Write(path, bin, 0o755); err != nil {
 			return "", fmt.Errorf("installing the queue-proxy binary: %w", err)
 		}

@@ -74,7 +74,9 @@ func nodeAvailable() (bool, string) {
 }
 
 // queueProxyBinary is the queue-proxy's own binary (cmd/gantry-queue-proxy), as gantry
-// carries it, built from this source tree into a directory of its own beside the data dir.
+// carries it, built from this source tree (as the in-process server is) into a directory of
+// its own beside the data dir. $GANTRY_BIN plays no part here: tests read it to run the gantry
+// binary itself (kubectl, e2e servers).
 func queueProxyBinary(dataDir string) (string, error) {
 	bin := dataDir + "-bin"
 	if err := os.MkdirAll(bin, 0o755); err != nil {

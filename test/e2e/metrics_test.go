@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -217,5 +219,13 @@ func requireCarriedQueueProxy(t *testing.T, dataDir string, pid int) {
 	}
 	if !os.SameFile(want, runs) {
 		t.Errorf("the queue-proxy (pid %d) does not run %s", pid, installed[0])
+	}
+	// Its name is its content's digest (reckoned by hack/build.sh).
+	b, err := os.ReadFile(installed[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(b); filepath.Base(installed[0]) != "queue-proxy-"+hex.EncodeToString(sum[:8]) {
+		t.Errorf("%s is not named by its digest (%x…)", installed[0], sum[:8])
 	}
 }
