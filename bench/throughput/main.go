@@ -10,8 +10,9 @@
 // /proc/<pid>/stat) and of the rest of the machine (the kernel's softirq work, other
 // processes), from /proc/stat. With -floor (the default) it also sends the load through
 // relays that stand in for the gateway and the queue-proxy (relay.go): internal/h1proxy alone
-// in the gateway's place, and pairs of relays that only copy bytes, the least any two relays
-// on this path can cost. It needs root, runc, the CNI plugins, nsenter and wrk (apt-get
+// in the gateway's place, pairs of relays that only copy bytes, the least any two relays
+// on this path can cost, and one such relay in the queue-proxy's place alone, the least a
+// path with one relay (a passed connection's) can cost. It needs root, runc, the CNI plugins, nsenter and wrk (apt-get
 // install wrk), and prints two tables. With -compare it compares the queue-proxy of two
 // builds instead (compare.go).
 //
@@ -46,7 +47,7 @@ func main() {
 	d := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 50, "wrk's connections (its threads: 2)")
 	serverArgs := flag.String("server-args", "", "more flags for gantry server, space-separated (e.g. --pass-connections=false)")
-	floor := flag.Bool("floor", true, "also measure internal/h1proxy alone in the gateway's place, and two relays that only copy bytes in the gateway's and the queue-proxy's places")
+	floor := flag.Bool("floor", true, "also measure internal/h1proxy alone in the gateway's place, two relays that only copy bytes in the gateway's and the queue-proxy's places, and one such relay in the queue-proxy's place")
 	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
 	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
@@ -144,7 +145,7 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverA
 		if err := os.Symlink(filepath.Dir(sockets[0]), short); err != nil {
 			return err
 		}
-		h1, err := startRelay(ctx, relayH1proxy, fmt.Sprintf("127.0.0.1:%d", ports[2]), filepath.Join(short, contract.SocketName))
+		h1, err := startRelay(ctx, relayH1proxy, fmt.Sprintf("127.0.0.1:%d", ports[2]), filepath.Join(short, contract.SocketName), "")
 		if err != nil {
 			return err
 		}
@@ -163,6 +164,18 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverA
 			}
 			procs[3] = append(procs[3], f.pids()...)
 			targets = append(targets, struct{ name, url string }{"through two relays that copy bytes (" + kind + ")", f.url})
+		}
+		// In the pod's network namespace the ports are free but for the queue-proxy's and
+		// the app's.
+		for i, kind := range []string{relayCopy, relayEpoll} {
+			c, url, err := startPodRelay(ctx, kind, qp, podIP, 18501+i, 8080)
+			if err != nil {
+				return err
+			}
+			defer stopRelay(c)
+			relays["pod relay "+kind] = c.Process.Pid
+			procs[3] = append(procs[3], c.Process.Pid)
+			targets = append(targets, struct{ name, url string }{"through one relay that copies bytes, in the queue-proxy's place (" + kind + ")", url})
 		}
 	}
 	// Warm every path's connections.

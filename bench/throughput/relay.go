@@ -9,7 +9,10 @@ package main
 // on Go's network poller, and one epoll loop per relay on a locked thread, the shape of an
 // event-loop proxy. A third relay, in the gateway's place only, is internal/h1proxy (the
 // gateway's fast path) on its own, sending every request to the queue-proxy's socket: what
-// the gateway costs without its routing, the activator and the server around it.
+// the gateway costs without its routing, the activator and the server around it. A single
+// copying relay in the queue-proxy's place (in the pod's network namespace and cgroups,
+// listening on the pod's IP) is the floor of a path with one relay, which is what a passed
+// connection crosses.
 
 import (
 	"context"
@@ -19,7 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,21 +60,78 @@ func (f *floorRelay) stop() {
 func startFloor(ctx context.Context, kind, dir string, podPID, appPort, port int) (*floorRelay, error) {
 	f := &floorRelay{url: fmt.Sprintf("http://127.0.0.1:%d/", port), socketPath: dir + "/floor-" + kind + ".sock"}
 	var err error
-	f.pod, err = startRelay(ctx, kind, f.socketPath, fmt.Sprintf("127.0.0.1:%d", appPort), "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", podPID))
+	f.pod, err = startRelay(ctx, kind, f.socketPath, fmt.Sprintf("127.0.0.1:%d", appPort), "", "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", podPID))
 	if err != nil {
 		return nil, err
 	}
-	if f.host, err = startRelay(ctx, kind, fmt.Sprintf("127.0.0.1:%d", port), f.socketPath); err != nil {
+	if f.host, err = startRelay(ctx, kind, fmt.Sprintf("127.0.0.1:%d", port), f.socketPath, ""); err != nil {
 		stopRelay(f.pod)
 		return nil, err
 	}
 	return f, nil
 }
 
+// startPodRelay starts one relay of kind in the place of the queue-proxy qpPID: in its network
+// namespace and its cgroups, listening on port of the pod's addresses and sending to the
+// app's port on the pod's loopback. It returns the relay and its URL.
+func startPodRelay(ctx context.Context, kind string, qpPID int, podIP string, port, appPort int) (*exec.Cmd, string, error) {
+	addr := net.JoinHostPort(podIP, strconv.Itoa(port))
+	c, err := startRelay(ctx, kind, fmt.Sprintf("0.0.0.0:%d", port), fmt.Sprintf("127.0.0.1:%d", appPort), addr,
+		"nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", qpPID))
+	if err != nil {
+		return nil, "", err
+	}
+	if err := joinCgroups(c.Process.Pid, qpPID); err != nil {
+		stopRelay(c)
+		return nil, "", err
+	}
+	return c, "http://" + addr + "/", nil
+}
+
+// joinCgroups moves the process pid into every cgroup (v1 hierarchies and v2) of the
+// process of.
+func joinCgroups(pid, of int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", of))
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var dirs []string
+		switch ctrl := parts[1]; {
+		case ctrl == "": // v2: the unified hierarchy of a hybrid host, or the only one
+			dirs = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+		case strings.HasPrefix(ctrl, "name="):
+			dirs = []string{"/sys/fs/cgroup/" + strings.TrimPrefix(ctrl, "name=")}
+		default:
+			dirs = []string{"/sys/fs/cgroup/" + ctrl}
+		}
+		joined := false
+		for _, d := range dirs {
+			f := filepath.Join(d, parts[2], "cgroup.procs")
+			if _, err := os.Stat(f); err != nil {
+				continue
+			}
+			if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+				return fmt.Errorf("joining %s: %w", f, err)
+			}
+			joined = true
+			break
+		}
+		if !joined {
+			return fmt.Errorf("no cgroup.procs for %q of process %d", line, of)
+		}
+	}
+	return nil
+}
+
 // startRelay runs this program again as a relay of kind, listening on listen and sending to
 // upstream, under the command prefix (none, or nsenter and its arguments), and waits until it
-// accepts connections.
-func startRelay(ctx context.Context, kind, listen, upstream string, prefix ...string) (*exec.Cmd, error) {
+// accepts connections at reach (listen when empty).
+func startRelay(ctx context.Context, kind, listen, upstream, reach string, prefix ...string) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -80,7 +142,10 @@ func startRelay(ctx context.Context, kind, listen, upstream string, prefix ...st
 	if err := c.Start(); err != nil {
 		return nil, err
 	}
-	if err := waitListening(listenNetwork(listen)); err != nil {
+	if reach == "" {
+		reach = listen
+	}
+	if err := waitListening(listenNetwork(reach)); err != nil {
 		stopRelay(c)
 		return nil, fmt.Errorf("relay %s: %w", strings.Join(args, " "), err)
 	}
