@@ -94,7 +94,8 @@ apply; running it again updates them. "gantry uninstall" removes them.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default $KUBECONFIG, else the in-cluster service account)")
-	f.StringVar(&o.Image, "image", "", "the gantry image the cluster's nodes pull (gantry image build ./cmd/gantry REF); it runs the controller and every queue-proxy")
+	f.StringVar(&o.Image, "image", "", "the gantry image the cluster's nodes pull (gantry image wrap \"$(command -v gantry)\" REF --user 65532); it runs the controller, and every queue-proxy without --queue-proxy-image")
+	f.StringVar(&o.QueueProxyImage, "queue-proxy-image", "", "the image of every revision's queue-proxy (gantry image queue-proxy REF), quicker to start than the gantry image (default --image)")
 	f.Int32Var(&o.Replicas, "replicas", o.Replicas, "replicas of gantry-controller (one leads and serves; the others serve the webhook and wait)")
 	f.StringVar(&o.Domain, "domain", o.Domain, "domain of Knative Routes: <route>.<namespace>.<domain>")
 	f.StringVar(&o.Ingress, "ingress", o.Ingress, `how Routes are reached: "gateway" (Gantry's gateway behind Service gantry-system/gantry-gateway) or "gateway-api" (also Gateway API HTTPRoutes for the cluster's Gateway API implementation)`)

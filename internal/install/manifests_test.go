@@ -223,6 +223,25 @@ func TestManifestsYAMLDecodes(t *testing.T) {
 	}
 }
 
+func TestManifestsQueueProxyImage(t *testing.T) {
+	o := testOptions(t)
+	o.QueueProxyImage = "registry.example/gantry-system/queue-proxy@sha256:" + strings.Repeat("ab", 32)
+	objs, err := Manifests(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	find(t, objs, "Deployment", ControllerName, &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != o.Image {
+		t.Errorf("the controller runs %s, want the gantry image %s", c.Image, o.Image)
+	}
+	args := strings.Join(c.Args, " ")
+	if !strings.Contains(args, "--queue-proxy-image="+o.QueueProxyImage) || strings.Contains(args, "--queue-proxy-image="+o.Image) {
+		t.Errorf("args %q: want the queue-proxies run from %s", c.Args, o.QueueProxyImage)
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -231,6 +250,7 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"no image", func(o *Options) { o.Image = "" }, "--image:"},
 		{"bad image", func(o *Options) { o.Image = "UPPER/case:tag" }, "--image:"},
+		{"bad queue-proxy image", func(o *Options) { o.QueueProxyImage = "UPPER/case:tag" }, "--queue-proxy-image:"},
 		{"replicas", func(o *Options) { o.Replicas = 0 }, "--replicas: 0"},
 		{"domain", func(o *Options) { o.Domain = "" }, "--domain:"},
 		{"ingress", func(o *Options) { o.Ingress = "istio" }, `--ingress: "istio"`},

@@ -72,11 +72,14 @@ type plainCluster struct {
 	ports      []int
 	kubeconfig string
 	image      string
+	// qpImage is the queue-proxy's own binary as an image (gantry image queue-proxy).
+	qpImage string
 }
 
 // startPlainCluster starts gantry server --serving=false on the cluster-mode test's bridge,
 // with kube-proxy (the installed stack is reached through ClusterIPs) and the API server
-// where pods reach it, and pushes this gantry binary to its registry as the gantry image.
+// where pods reach it, and pushes this gantry binary to its registry as the gantry image,
+// and the queue-proxy binary it carries as the queue-proxy image.
 func startPlainCluster(t *testing.T) *plainCluster {
 	t.Helper()
 	requireNode(t)
@@ -108,7 +111,14 @@ func startPlainCluster(t *testing.T) *plainCluster {
 	if err != nil {
 		t.Fatalf("gantry image wrap: %v\n%s", err, out)
 	}
-	return &plainCluster{server: s, ports: ports, kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"), image: strings.TrimSpace(string(out))}
+	c := &plainCluster{server: s, ports: ports, kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"), image: strings.TrimSpace(string(out))}
+	// The queue-proxy image: its own binary, as the default non-root user.
+	out, err = exec.Command(gantryBin, "image", "queue-proxy", fmt.Sprintf("127.0.0.1:%d/gantry-system/queue-proxy", ports[4])).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gantry image queue-proxy: %v\n%s", err, out)
+	}
+	c.qpImage = strings.TrimSpace(string(out))
+	return c
 }
 
 // leader is the name of the controller pod that holds the lease, once exactly one of the
@@ -281,10 +291,18 @@ func (c *plainCluster) readyIPs(namespace, selector string) (string, error) {
 // TestClusterMode installs the serving stack onto a gantry server started without it (a
 // plain Kubernetes API and node): the controller runs as a pod from an image of this
 // gantry binary, a Knative Service answers through the installed gateway's Service, traffic
-// splits 50/50, a revision scales to zero and back, and uninstall leaves nothing behind.
+// splits 50/50, a revision scales to zero and back, and uninstall leaves nothing behind. Its
+// queue-proxies run from the image of the queue-proxy's own binary (--queue-proxy-image); the
+// other cluster-mode tests run them from the gantry image.
 func TestClusterMode(t *testing.T) {
 	c := startPlainCluster(t)
 	s, img := c.server, c.image
+
+	// A root queue-proxy image is refused before anything is pushed: the container runs as
+	// non-root.
+	if out, err := exec.Command(gantryBin, "image", "queue-proxy", "127.0.0.1:1/x", "--user", "0:0").CombinedOutput(); err == nil || !strings.Contains(string(out), "--user") {
+		t.Errorf("gantry image queue-proxy --user 0:0: %v, %s; want an error naming --user", err, out)
+	}
 
 	// The dry run prints what install applies, and applies nothing.
 	out, err := exec.Command(gantryBin, "install", "--image", img, "--dry-run", "-o", "yaml").Output()
@@ -310,11 +328,16 @@ func TestClusterMode(t *testing.T) {
 		t.Fatalf("the dry run installed something: %v\n%s", err, out)
 	}
 
-	c.install(t)
+	c.install(t, "--queue-proxy-image", c.qpImage)
 	if out := s.mustKubectl("-n", "gantry-system", "get", "pods", "-l", "app=gantry-controller", "-o", "jsonpath={.items[*].spec.containers[0].image}"); out != img {
 		t.Errorf("controller image %q, want %q", out, img)
 	}
 	c.helloSplit(t)
+	if out := s.mustKubectl("get", "pods", "-l", "serving.knative.dev/service=hello", "-o",
+		`jsonpath={range .items[*]}{.spec.containers[?(@.name=="queue-proxy")].image}{"\n"}{end}`); strings.TrimSpace(out) == "" ||
+		strings.Trim(strings.ReplaceAll(out, c.qpImage, ""), "\n") != "" {
+		t.Errorf("queue-proxy images %q, want each %q", out, c.qpImage)
+	}
 	// hello-00002 scales to zero, and a request brings it back through the activator. (After
 	// a burst too: TestClusterModeScaleToZeroAfterBurst.)
 	idle := time.Now()
