@@ -3,7 +3,9 @@
 // initializing the Kubernetes packages it links, and every cold start waits for the
 // queue-proxy. hack/build.sh builds it and puts it inside the gantry binary
 // (internal/qpbin), which installs it where the serverless node binds it into pods. The node
-// runs it as `/gantry queue-proxy`, the same command line as the gantry binary.
+// runs it as `/gantry queue-proxy`, the same command line as the gantry binary. In cluster
+// mode, `gantry image queue-proxy` wraps it into an image whose entrypoint it is, and the
+// queue-proxy container passes it the same argument.
 package main
 
 import (
