@@ -12,7 +12,9 @@
 // relays that stand in for the gateway and the queue-proxy (relay.go): internal/h1proxy alone
 // in the gateway's place, pairs of relays that only copy bytes, the least any two relays
 // on this path can cost, and one such relay in the queue-proxy's place alone, the least a
-// path with one relay (a passed connection's) can cost. It needs root, runc, the CNI plugins, nsenter and wrk (apt-get
+// path with one relay (a passed connection's) can cost; and in that place two relays that do
+// the queue-proxy's per-request HTTP work, one on internal/h1proxy's goroutines and one from
+// an epoll loop (httprelay.go). It needs root, runc, the CNI plugins, nsenter and wrk (apt-get
 // install wrk), and prints two tables. With -compare it compares the queue-proxy of two
 // builds instead (compare.go).
 //
@@ -47,7 +49,7 @@ func main() {
 	d := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 50, "wrk's connections (its threads: 2)")
 	serverArgs := flag.String("server-args", "", "more flags for gantry server, space-separated (e.g. --pass-connections=false)")
-	floor := flag.Bool("floor", true, "also measure internal/h1proxy alone in the gateway's place, two relays that only copy bytes in the gateway's and the queue-proxy's places, and one such relay in the queue-proxy's place")
+	floor := flag.Bool("floor", true, "also measure internal/h1proxy alone in the gateway's place, two relays that only copy bytes in the gateway's and the queue-proxy's places, one such relay in the queue-proxy's place, and two relays doing the queue-proxy's HTTP work there (h1proxy goroutines, an epoll loop)")
 	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
 	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
@@ -167,7 +169,7 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverA
 		}
 		// In the pod's network namespace the ports are free but for the queue-proxy's and
 		// the app's.
-		for i, kind := range []string{relayCopy, relayEpoll} {
+		for i, kind := range []string{relayCopy, relayEpoll, relayH1HTTP, relayLoopHTTP} {
 			c, url, err := startPodRelay(ctx, kind, qp, podIP, 18501+i, 8080)
 			if err != nil {
 				return err
@@ -175,7 +177,11 @@ func run(bin string, rounds int, d time.Duration, conns int, floor bool, serverA
 			defer stopRelay(c)
 			relays["pod relay "+kind] = c.Process.Pid
 			procs[3] = append(procs[3], c.Process.Pid)
-			targets = append(targets, struct{ name, url string }{"through one relay that copies bytes, in the queue-proxy's place (" + kind + ")", url})
+			name := "through one relay that copies bytes, in the queue-proxy's place (" + kind + ")"
+			if kind == relayH1HTTP || kind == relayLoopHTTP {
+				name = "through one relay doing the queue-proxy's HTTP work, in its place (" + kind + ")"
+			}
+			targets = append(targets, struct{ name, url string }{name, url})
 		}
 	}
 	// Warm every path's connections.
