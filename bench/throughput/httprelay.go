@@ -20,7 +20,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -89,21 +88,10 @@ type loopConn struct {
 	began         time.Time
 }
 
-// loopHTTPRelay serves ln from one level-triggered epoll loop on a locked thread.
+// loopHTTPRelay serves ln from one level-triggered epoll loop on a locked thread (epollLoop).
 func loopHTTPRelay(ln net.Listener, upstream string) error {
-	runtime.LockOSThread()
-	lfd, err := detach(ln.(*net.TCPListener))
+	e, err := newEpollLoop(ln)
 	if err != nil {
-		return err
-	}
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	watch := func(fd int) error {
-		return syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
-	}
-	if err := watch(lfd); err != nil {
 		return err
 	}
 	conns := map[int]*loopConn{}
@@ -114,40 +102,31 @@ func loopHTTPRelay(ln net.Listener, upstream string) error {
 		delete(conns, c.up)
 	}
 	var stats requestStats
-	events := make([]syscall.EpollEvent, 128)
-	for {
-		n, err := syscall.EpollWait(ep, events, -1)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		} else if err != nil {
-			return err
+	accept := func() {
+		c, err := acceptPair(e.lfd, upstream)
+		if err != nil {
+			return
 		}
-		for _, ev := range events[:n] {
-			fd := int(ev.Fd)
-			if fd == lfd {
-				if c, err := acceptPair(lfd, upstream); err == nil {
-					conns[c.client], conns[c.up] = c, c
-					if watch(c.client) != nil || watch(c.up) != nil {
-						drop(c)
-					}
-				}
-				continue
-			}
-			c := conns[fd]
-			if c == nil {
-				continue
-			}
-			var ok bool
-			if fd == c.client {
-				ok = c.request(&stats)
-			} else {
-				ok = c.answer(&stats)
-			}
-			if !ok {
-				drop(c)
-			}
+		conns[c.client], conns[c.up] = c, c
+		if e.watch(c.client) != nil || e.watch(c.up) != nil {
+			drop(c)
 		}
 	}
+	return e.run(accept, func(fd int) {
+		c := conns[fd]
+		if c == nil {
+			return
+		}
+		ok := false
+		if fd == c.client {
+			ok = c.request(&stats)
+		} else {
+			ok = c.answer(&stats)
+		}
+		if !ok {
+			drop(c)
+		}
+	})
 }
 
 // acceptPair accepts a client on the listening socket lfd and connects it an upstream

@@ -275,83 +275,97 @@ func pump(dst, src net.Conn) {
 // socket is read once and what came is written to its peer. The connections are taken out
 // of Go's poller (their descriptors are duplicated and the net.Conns closed).
 func epollRelay(ln net.Listener, upstream string) error {
-	runtime.LockOSThread()
 	un, ua := listenNetwork(upstream)
-	lfd, err := detach(ln.(interface {
-		File() (*os.File, error)
-	}))
+	e, err := newEpollLoop(ln)
 	if err != nil {
-		return err
-	}
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	add := func(fd int) error {
-		return syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
-	}
-	if err := add(lfd); err != nil {
 		return err
 	}
 	peer := map[int]int{}
 	buf := make([]byte, 64<<10)
+	accept := func() {
+		c, _, err := syscall.Accept4(e.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err != nil {
+			return
+		}
+		uc, err := net.Dial(un, ua)
+		if err != nil {
+			_ = syscall.Close(c)
+			return
+		}
+		if tc, ok := uc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		u, err := detach(uc.(interface {
+			File() (*os.File, error)
+		}))
+		if err != nil {
+			_ = syscall.Close(c)
+			return
+		}
+		_ = syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		peer[c], peer[u] = u, c
+		if e.watch(c) != nil || e.watch(u) != nil {
+			closePair(peer, c)
+		}
+	}
+	return e.run(accept, func(fd int) {
+		r, err := syscall.Read(fd, buf)
+		if errors.Is(err, syscall.EAGAIN) {
+			return
+		}
+		if r <= 0 {
+			closePair(peer, fd)
+			return
+		}
+		// hello's requests and answers never fill a socket's buffer: a write that would
+		// block is tried again at once.
+		if !writeAll(peer[fd], buf[:r]) {
+			closePair(peer, fd)
+		}
+	})
+}
+
+// epollLoop is the start of an epoll relay: the calling goroutine locked to its thread, the
+// listener out of Go's poller and watched.
+type epollLoop struct{ ep, lfd int }
+
+func newEpollLoop(ln net.Listener) (*epollLoop, error) {
+	runtime.LockOSThread()
+	lfd, err := detach(ln.(interface {
+		File() (*os.File, error)
+	}))
+	if err != nil {
+		return nil, err
+	}
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	e := &epollLoop{ep: ep, lfd: lfd}
+	return e, e.watch(lfd)
+}
+
+// watch adds fd, level-triggered, for reading.
+func (e *epollLoop) watch(fd int) error {
+	return syscall.EpollCtl(e.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
+}
+
+// run calls accept when the listener has a connection and ready with each other readable
+// descriptor, until waiting fails.
+func (e *epollLoop) run(accept func(), ready func(fd int)) error {
 	events := make([]syscall.EpollEvent, 128)
 	for {
-		n, err := syscall.EpollWait(ep, events, -1)
+		n, err := syscall.EpollWait(e.ep, events, -1)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		} else if err != nil {
 			return err
 		}
 		for _, ev := range events[:n] {
-			fd := int(ev.Fd)
-			if fd == lfd {
-				c, _, err := syscall.Accept4(lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-				if err != nil {
-					continue
-				}
-				uc, err := net.Dial(un, ua)
-				if err != nil {
-					_ = syscall.Close(c)
-					continue
-				}
-				if tc, ok := uc.(*net.TCPConn); ok {
-					_ = tc.SetNoDelay(true)
-				}
-				u, err := detach(uc.(interface {
-					File() (*os.File, error)
-				}))
-				if err != nil {
-					_ = syscall.Close(c)
-					continue
-				}
-				_ = syscall.SetsockoptInt(c, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-				peer[c], peer[u] = u, c
-				if add(c) != nil || add(u) != nil {
-					closePair(peer, c)
-				}
-				continue
-			}
-			r, err := syscall.Read(fd, buf)
-			if errors.Is(err, syscall.EAGAIN) {
-				continue
-			}
-			if r <= 0 {
-				closePair(peer, fd)
-				continue
-			}
-			// hello's requests and answers never fill a socket's buffer: a write that
-			// would block is tried again at once.
-			for off := 0; off < r; {
-				w, err := syscall.Write(peer[fd], buf[off:r])
-				if errors.Is(err, syscall.EAGAIN) {
-					continue
-				}
-				if err != nil {
-					closePair(peer, fd)
-					break
-				}
-				off += w
+			if fd := int(ev.Fd); fd == e.lfd {
+				accept()
+			} else {
+				ready(fd)
 			}
 		}
 	}
