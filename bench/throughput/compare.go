@@ -6,7 +6,7 @@ package main
 // as it is when the pod starts: the queue-proxy binary the server carries, installed in its
 // data dir (internal/qpbin), or the server's own executable when it carries none. That file
 // is swapped for the other build while b's pod starts, then put back. The other build is a
-// queue-proxy binary (go build ./cmd/gantry-queue-proxy) or a gantry binary, which runs as a
+// static queue-proxy binary (CGO_ENABLED=0 go build ./cmd/gantry-queue-proxy) or a gantry binary, which runs as a
 // queue-proxy too (with the Kubernetes packages it initializes on top). wrk then alternates
 // between the two through the gateway, a then b in odd rounds and b then a in even ones, and
 // the table gives each run's rate and the CPU per request of each queue-proxy: the same
@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ import (
 )
 
 func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns int, serverArgs []string) (err error) {
+	if err := checkStatic(other); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+time.Duration(rounds)*2*(d+5*time.Second))
 	defer cancel()
 	tmp, err := server.TempDir("bench-throughput-")
@@ -220,4 +224,20 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// checkStatic refuses a binary that needs a dynamic loader: the queue-proxy's container has
+// an empty root, where such a binary cannot start, and b's pod would never be Ready.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("-compare %s: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("-compare %s: linked dynamically, so it cannot start in the queue-proxy's empty root; build it with CGO_ENABLED=0", path)
+		}
+	}
+	return nil
 }

@@ -53,7 +53,7 @@ func main() {
 	relayKind := flag.String("relay-kind", "", "internal: the kind of relay this process is")
 	relayListen := flag.String("relay-listen", "", "internal: run as a relay listening here")
 	relayUpstream := flag.String("relay-upstream", "", "internal: where the relay sends")
-	compare := flag.String("compare", "", "another build's queue-proxy binary (go build ./cmd/gantry-queue-proxy) or gantry binary: instead of the tables, compare its queue-proxy with -gantry's, side by side through the gateway (compare.go)")
+	compare := flag.String("compare", "", "another build's static queue-proxy binary (CGO_ENABLED=0 go build ./cmd/gantry-queue-proxy) or gantry binary: instead of the tables, compare its queue-proxy with -gantry's, side by side through the gateway (compare.go)")
 	flag.Parse()
 	if *relayListen == "" && (*relayKind != "" || *relayUpstream != "") {
 		fmt.Fprintln(os.Stderr, "bench/throughput: -relay-kind and -relay-upstream need -relay-listen")
