@@ -2,15 +2,16 @@ package main
 
 // HTTP relays in the queue-proxy's place. The copying relays (relay.go) bound what one relay
 // costs before it does any HTTP work; these two do the queue-proxy's per-request work for
-// hello's requests, on two engines, so that the engine's own cost shows apart from the work:
+// hello's requests, in two ways:
 //
 //   - h1proxy-http: internal/h1proxy (the queue-proxy's fast path, a goroutine per connection
 //     on Go's network poller) with a Handler that does what the queue-proxy's does for a
 //     plain request: the forwarded fields, the time and the counts of each request.
-//   - epoll-http: the same work from one epoll loop on a locked thread, the shape of an
-//     event-loop queue-proxy: a readable client is read, a whole request head is rewritten
-//     and written to the connection's own upstream connection, and a whole answer (hello's
-//     fit in one read) is written back.
+//   - epoll-http: the same work from one epoll loop on a locked thread, with the least code
+//     that does it: a readable client is read, a whole request head is rewritten and written
+//     to the connection's own upstream connection, and a whole answer (hello's fit in one
+//     read) is written back. What it saves against h1proxy-http comes from the engine and
+//     from that leaner code together (docs/benchmarks.md, "Two engines doing the same work").
 //
 // Neither is a proxy: they serve what wrk sends to hello (a GET without a body, an answer with
 // a Content-Length) and close a connection on anything else.

@@ -12,8 +12,8 @@ package main
 // the gateway costs without its routing, the activator and the server around it. A single
 // copying relay in the queue-proxy's place (in the pod's network namespace and cgroups,
 // listening on the pod's IP) is the floor of a path with one relay, which is what a passed
-// connection crosses. Two relays in the same place that do the queue-proxy's HTTP work
-// (httprelay.go) show what the engine costs beside that work.
+// connection crosses. Two relays in the same place do the queue-proxy's HTTP work
+// (httprelay.go), one on internal/h1proxy and one from an epoll loop.
 
 import (
 	"context"
