@@ -22,7 +22,6 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	benchserver "github.com/gantry-run/gantry/bench/internal/server"
+	"github.com/gantry-run/gantry/internal/qpbin"
 )
 
 // The server's pod network: off the defaults and off every test's and benchmark's.
@@ -113,8 +113,9 @@ func (o options) validate() error {
 	case o.maxRequests < 1 || o.maxRequests > 1_000_000:
 		return fmt.Errorf("-max-requests %d: want 1 to 1000000", o.maxRequests)
 	}
-	if err := static(o.gantry); err != nil {
-		return err
+	// The node runs the queue-proxy from this binary inside the pod's empty root.
+	if err := qpbin.CheckExecutable(o.gantry); err != nil {
+		return fmt.Errorf("-gantry: %w", err)
 	}
 	if st, err := os.Stat(o.out); err != nil || !st.IsDir() {
 		return fmt.Errorf("-out %s: not a directory", o.out)
@@ -207,22 +208,6 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	fmt.Printf("\ntarget %d in flight per pod (containerConcurrency %d, utilization 100 %%), stable window %s, min-scale %d, max-scale %d; ?sleep=%s; times from when the load calls for the pods to the first once-a-second reading that shows them\n",
 		o.settings.target, o.settings.target, o.settings.window, o.settings.minScale, o.settings.maxScale, o.sleep)
-	return nil
-}
-
-// static refuses a gantry binary that needs a dynamic loader: the node runs the queue-proxy
-// from it inside a container root that has none ("exec /gantry: no such file or directory").
-func static(bin string) error {
-	f, err := elf.Open(bin)
-	if err != nil {
-		return fmt.Errorf("-gantry %s: %w", bin, err)
-	}
-	defer func() { _ = f.Close() }()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("-gantry %s: dynamically linked; build it with make build (CGO_ENABLED=0), as the queue-proxy runs it inside the pod", bin)
-		}
-	}
 	return nil
 }
 

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -26,12 +25,14 @@ import (
 
 	"github.com/gantry-run/gantry/bench/internal/server"
 	"github.com/gantry-run/gantry/internal/controlplane/datadir"
+	"github.com/gantry-run/gantry/internal/qpbin"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 )
 
 func compareQueueProxies(bin, other string, rounds int, d time.Duration, conns int, serverArgs []string) (err error) {
-	if err := checkStatic(other); err != nil {
-		return err
+	// b's pod runs it in the queue-proxy's empty root, where it would never start otherwise.
+	if err := qpbin.CheckExecutable(other); err != nil {
+		return fmt.Errorf("-compare: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+time.Duration(rounds)*2*(d+5*time.Second))
 	defer cancel()
@@ -224,20 +225,4 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// checkStatic refuses a binary that needs a dynamic loader: the queue-proxy's container has
-// an empty root, where such a binary cannot start, and b's pod would never be Ready.
-func checkStatic(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("-compare %s: %w", path, err)
-	}
-	defer func() { _ = f.Close() }()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("-compare %s: linked dynamically, so it cannot start in the queue-proxy's empty root; build it with CGO_ENABLED=0", path)
-		}
-	}
-	return nil
 }

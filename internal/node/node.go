@@ -36,6 +36,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/gantry-run/gantry/internal/image"
+	"github.com/gantry-run/gantry/internal/qpbin"
 	"github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
 )
 
@@ -138,7 +139,7 @@ func New(opts Options) (*Node, error) {
 	if opts.QueueProxyBinary == "" {
 		return nil, errors.New("node: QueueProxyBinary, the binary which queue-proxies run from, is required")
 	}
-	if err := checkExecutable(opts.QueueProxyBinary); err != nil {
+	if err := qpbin.CheckExecutable(opts.QueueProxyBinary); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if opts.Logger == nil {

@@ -1,4 +1,4 @@
-package node
+package qpbin
 
 import (
 	"debug/elf"
@@ -7,11 +7,11 @@ import (
 	"io"
 )
 
-// checkExecutable tells whether path can run as a queue-proxy: the node binds it into pods
+// CheckExecutable tells whether path can run as a queue-proxy: the node binds it into pods
 // whose root holds nothing else, so it must need no program interpreter (no libc, no
 // dynamic loader). A gantry built with cgo would otherwise start every pod's queue-proxy
 // with "exec /gantry: no such file or directory", which names neither cause nor fix.
-func checkExecutable(path string) error {
+func CheckExecutable(path string) error {
 	f, err := elf.Open(path)
 	var format *elf.FormatError
 	if errors.As(err, &format) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
