@@ -6,8 +6,9 @@ package main
 // as it is when the pod starts: the queue-proxy binary the server carries, installed in its
 // data dir (internal/qpbin), or the server's own executable when it carries none. That file
 // is swapped for the other build while b's pod starts, then put back. The other build is a
-// static queue-proxy binary (CGO_ENABLED=0 go build ./cmd/gantry-queue-proxy) or a gantry binary, which runs as a
-// queue-proxy too (with the Kubernetes packages it initializes on top). wrk then alternates
+// static queue-proxy binary (CGO_ENABLED=0 go build ./cmd/gantry-queue-proxy) or a gantry
+// binary, which runs as a queue-proxy too (with the Kubernetes packages it initializes on
+// top). wrk then alternates
 // between the two through the gateway, a then b in odd rounds and b then a in even ones, and
 // the table gives each run's rate and the CPU per request of each queue-proxy: the same
 // machine, the same minute, the same gateway, so what differs is the queue-proxy.
