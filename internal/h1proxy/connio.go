@@ -31,6 +31,8 @@ type connIO struct {
 	// deadline holds it.
 	writeBy time.Time
 	applied bool
+	// readBy is the read deadline set on nc (zero: none), by boundReads.
+	readBy time.Time
 
 	// The state of the call in progress, kept here so that the functions given to rc are
 	// made once per connection, not once per call.
@@ -59,6 +61,18 @@ func (c *connIO) boundWrites(t time.Time) {
 		_ = c.nc.SetWriteDeadline(t)
 		c.applied = !t.IsZero()
 	}
+}
+
+// boundReads sets nc's read deadline to t (zero: none), unless the one set is earlier than t
+// by at most slack: a bound that may end a little early (the wait for a client's next request,
+// the moment to start watching a client) then does not move a timer for every request. Every
+// read deadline of nc but Server.closeIdle's is set here.
+func (c *connIO) boundReads(t time.Time, slack time.Duration) {
+	if t.Equal(c.readBy) || (!t.IsZero() && !c.readBy.IsZero() && !c.readBy.After(t) && t.Sub(c.readBy) <= slack) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(t)
+	c.readBy = t
 }
 
 // Read reads into p; a connection's end is io.EOF, as net.Conn's.

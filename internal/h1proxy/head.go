@@ -168,7 +168,7 @@ func isTokenByte(c byte) bool {
 }
 
 // equalFold compares two ASCII field names case-insensitively.
-func equalFold[T string | []byte](b []byte, s T) bool {
+func equalFold[B, S string | []byte](b B, s S) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -222,7 +222,7 @@ func parseLength(v []byte) (int64, bool) {
 
 // hopByHop reports whether a field belongs to one connection and so is not forwarded
 // (RFC 9110, 7.6.1), beside those the Connection field names.
-func hopByHop(name []byte) bool {
+func hopByHop[T string | []byte](name T) bool {
 	switch len(name) {
 	case 2:
 		return equalFold(name, "te")

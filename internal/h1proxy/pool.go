@@ -44,9 +44,9 @@ func (p *pool) get(addr string) (u *upstream, reused bool, err error) {
 	return u, false, nil
 }
 
-// put keeps u idle, or closes it when its address has enough.
+// put keeps u idle, or closes it when its address has enough. Its read deadline stays: nothing
+// reads an idle connection, and its next exchange sets its own.
 func (p *pool) put(u *upstream) {
-	_ = u.nc.SetReadDeadline(time.Time{})
 	u.io.boundWrites(time.Time{})
 	p.idle.Put(u.addr, u)
 }

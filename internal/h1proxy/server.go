@@ -48,29 +48,99 @@ type Request struct {
 	RemoteAddr string
 	h          *head
 	c          *conn
+	// prior, on a connection passed to this hop, is what the passing hop sets and drops
+	// (Passed.Rewrite): the request's fields are then those that hop would have sent.
+	prior *Forward
 }
 
 // Get returns the first value of the field name ("" when there is none).
 func (r *Request) Get(name string) string {
-	v, _ := r.h.get(name)
-	return string(v)
+	if r.prior != nil {
+		if v, _, decided := r.priorField(name); decided {
+			return v
+		}
+	}
+	for _, f := range r.h.fields {
+		if n := r.h.bytes(f.name); equalFold(n, name) && r.sent(n) {
+			return string(r.h.bytes(f.value))
+		}
+	}
+	return ""
 }
 
 // Has reports whether the request has a field name.
 func (r *Request) Has(name string) bool {
-	_, ok := r.h.get(name)
-	return ok
+	if r.prior != nil {
+		if _, ok, decided := r.priorField(name); decided {
+			return ok
+		}
+	}
+	for _, f := range r.h.fields {
+		if n := r.h.bytes(f.name); equalFold(n, name) && r.sent(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Values returns every value of the field name, in order.
 func (r *Request) Values(name string) []string {
 	var out []string
+	if r.prior != nil {
+		if v, ok, decided := r.priorField(name); decided {
+			switch {
+			case !ok:
+				return nil
+			case equalFold(name, "host"):
+				return []string{v}
+			}
+			for _, s := range r.prior.set {
+				if equalFold(s.name, name) {
+					out = append(out, s.value)
+				}
+			}
+			return out
+		}
+	}
 	for _, f := range r.h.fields {
-		if equalFold(r.h.bytes(f.name), name) {
+		if n := r.h.bytes(f.name); equalFold(n, name) && r.sent(n) {
 			out = append(out, string(r.h.bytes(f.value)))
 		}
 	}
 	return out
+}
+
+// priorField answers for the field name on a passed connection when the passing hop decided
+// it: the Host it sends, a field it sets (the first value) or drops, or one of the client's
+// connection, which it does not send on. decided is false when the client's fields answer.
+func (r *Request) priorField(name string) (v string, ok, decided bool) {
+	p := r.prior
+	if equalFold(name, "host") {
+		if p.Host != "" {
+			return p.Host, true, true
+		}
+		return r.Host, true, true
+	}
+	for _, s := range p.set {
+		if equalFold(s.name, name) {
+			return s.value, true, true
+		}
+	}
+	for _, d := range p.drop {
+		if equalFold(d, name) {
+			return "", false, true
+		}
+	}
+	if hopByHop(name) {
+		return "", false, true
+	}
+	return "", false, false
+}
+
+// sent reports whether the client's field name is one of the request's fields: on a passed
+// connection, those of the client's connection are not (the passing hop does not send them).
+func (r *Request) sent(name []byte) bool {
+	return r.prior == nil || (!hopByHop(name) && !listedIn(r.c.connection, name))
 }
 
 // Path is the request's target (origin form: the path and query).
@@ -128,6 +198,53 @@ func (f *Forward) Set(name, value string) { f.set = append(f.set, setField{name,
 
 // Drop removes the request's fields named name.
 func (f *Forward) Drop(name string) { f.drop = append(f.drop, name) }
+
+// names reports whether f drops or sets the field name.
+func names[T string | []byte](f *Forward, name T) bool {
+	for _, d := range f.drop {
+		if equalFold(name, d) {
+			return true
+		}
+	}
+	for _, s := range f.set {
+		if equalFold(name, s.name) {
+			return true
+		}
+	}
+	return false
+}
+
+// sendable reports whether f's Host and fields can be sent as they are, as a head the fast
+// path takes: field names are tokens other than Host and Connection, values hold no control
+// characters.
+func (f *Forward) sendable() bool {
+	if !plainValue(f.Host) {
+		return false
+	}
+	for _, s := range f.set {
+		// A Connection field would make fields of the passing hop's connection out of them.
+		if s.name == "" || equalFold(s.name, "host") || equalFold(s.name, "connection") || !plainValue(s.value) {
+			return false
+		}
+		for i := range len(s.name) {
+			if !isTokenByte(s.name[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// plainValue reports whether v may be a field's value: no control characters but tabs, and
+// no white space around it.
+func plainValue(v string) bool {
+	for i := range len(v) {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return v == "" || (v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t')
+}
 
 func (f *Forward) reset() {
 	set, drop := f.set[:0], f.drop[:0]
@@ -277,8 +394,8 @@ type Passed struct {
 	// not serve its next request (the passing hop should then not pass it again). It reports
 	// whether the passing hop took it. Either way the Server then closes its own descriptor.
 	Return func(nc net.Conn, buffered []byte, again bool) bool
-	// Served, if set, is told each request's status and duration, for the passing hop's
-	// metrics.
+	// Served, if set, is told each request's status and duration (from Forward.Began, or
+	// from when the Handler routed it), for the passing hop's metrics.
 	Served func(status int, d time.Duration)
 	// Closed, if set, is called when the connection ended here rather than going back.
 	Closed func()
@@ -368,7 +485,9 @@ func (s *Server) closeIdle() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosing) {
+		// Again on the next call for one closing already: its goroutine may have set the
+		// deadline of its wait just after this one.
+		if c.state.CompareAndSwap(stateIdle, stateClosing) || c.state.Load() == stateClosing {
 			_ = c.nc.SetReadDeadline(aLongTimeAgo)
 		}
 	}
@@ -406,10 +525,13 @@ type conn struct {
 	cancel context.CancelFunc
 	// consumed is how much of the reader's buffer the current request's head takes.
 	consumed int
-	// passed is set on a connection passed to this hop; rewritten holds a request's head as
-	// the passing hop would have sent it.
-	passed    *Passed
-	rewritten []byte
+	// connection holds the values of the current request's Connection fields: the fields
+	// they name are the client connection's own.
+	connection [][]byte
+	// passed is set on a connection passed to this hop; prior is what the passing hop sets
+	// and drops on the current request.
+	passed *Passed
+	prior  Forward
 	// noPass keeps the connection from Server.Pass; skipPass, its next request.
 	noPass, skipPass bool
 }
@@ -481,7 +603,7 @@ func (c *conn) serve() {
 					deadline = c.passed.Until
 				}
 			}
-			_ = c.nc.SetReadDeadline(deadline)
+			c.io.boundReads(deadline, c.s.IdleTimeout/64)
 			if _, err := c.br.Peek(1); err != nil {
 				var ne net.Error
 				if c.passed != nil && errors.As(err, &ne) && ne.Timeout() &&
@@ -502,7 +624,7 @@ func (c *conn) serve() {
 		// wait for a request, the watcher, the fallback server, the passing hop) sets its own.
 		whole := headBuffered(c.br)
 		if !whole && c.s.ReadHeaderTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+			c.io.boundReads(time.Now().Add(c.s.ReadHeaderTimeout), 0)
 		}
 		raw, err := peekHead(c.br)
 		if errors.Is(err, errNotPlain) {
@@ -513,7 +635,7 @@ func (c *conn) serve() {
 			return
 		}
 		if !whole {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			c.io.boundReads(time.Time{}, 0)
 		}
 		req, closeAfter, ok := c.plain(raw)
 		if !ok {
@@ -543,14 +665,8 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		if c.passed != nil && c.passed.Served != nil {
-			began, done, served := time.Now(), c.fwd.Done, c.passed.Served
-			c.fwd.Done = func(status int) {
-				if done != nil {
-					done(status)
-				}
-				served(status, time.Since(began))
-			}
+		if c.fwd.Began.IsZero() && c.passed != nil && c.passed.Served != nil {
+			c.fwd.Began = time.Now() // for Served
 		}
 		keep := c.exchange(req, &c.fwd, closeAfter || c.s.shutting.Load())
 		c.endExchange()
@@ -563,9 +679,7 @@ func (c *conn) serve() {
 // exchange answers req as the Handler said: with its own reply, or by forwarding it.
 func (c *conn) exchange(req *Request, f *Forward, closeClient bool) bool {
 	if c.w.gone.Load() {
-		if f.Done != nil {
-			f.Done(0)
-		}
+		c.done(f, 0)
 		return false
 	}
 	if f.reply == 0 {
@@ -574,10 +688,19 @@ func (c *conn) exchange(req *Request, f *Forward, closeClient bool) bool {
 	_, _ = c.br.Discard(c.consumed)
 	c.w.stop(c)
 	keep := c.answer(f.reply, f.replyBody, closeClient)
-	if f.Done != nil {
-		f.Done(f.reply)
-	}
+	c.done(f, f.reply)
 	return keep
+}
+
+// done tells f.Done, and on a passed connection Passed.Served, that the exchange ended with
+// status.
+func (c *conn) done(f *Forward, status int) {
+	if f.Done != nil {
+		f.Done(status)
+	}
+	if c.passed != nil && c.passed.Served != nil {
+		c.passed.Served(status, time.Since(f.Began))
+	}
 }
 
 // endExchange stops watching the client and ends the request's context.
@@ -602,31 +725,30 @@ func (c *conn) buffered() []byte {
 // giveBack returns a passed connection, with what was read of it and not served, to the hop
 // that passed it; false when that hop did not take it (the connection is then closed).
 func (c *conn) giveBack(again bool) bool {
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.io.boundReads(time.Time{}, 0)
 	return c.passed.Return(c.nc, c.buffered(), again)
 }
 
 // rewrite makes req, a request on a passed connection, what the passing hop would have sent
-// on, or returns nil when it is not one this hop may serve (another Host).
+// on, or returns nil when it is not one this hop may serve (another Host, or fields the
+// passing hop would not have been able to send).
 func (c *conn) rewrite(req *Request) *Request {
 	p := c.passed
-	if !equalFold([]byte(p.Host), req.Host) {
+	if !equalFold(req.Host, p.Host) {
 		return nil
 	}
-	c.fwd.reset()
-	p.Rewrite(req, &c.fwd)
-	c.rewritten = c.requestHead(c.rewritten[:0], req, &c.fwd)
-	method := req.Method
-	if c.req.parse(c.rewritten) != nil {
+	c.prior.reset()
+	p.Rewrite(req, &c.prior)
+	if !c.prior.sendable() {
 		return nil
 	}
-	c.r = Request{Method: method, Host: req.Host, RemoteAddr: c.remote, h: &c.req, c: c}
-	return &c.r
+	req.prior = &c.prior
+	return req
 }
 
 // handOff gives the connection, with what was read of it, to the fallback server.
 func (c *conn) handOff() bool {
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.io.boundReads(time.Time{}, 0)
 	return c.s.handoff.deliver(&handoffConn{Conn: c.nc, r: c.br})
 }
 
@@ -652,6 +774,7 @@ func (c *conn) plain(raw []byte) (req *Request, closeAfter, ok bool) {
 		return nil, false, false
 	}
 	host, hosts := []byte(nil), 0
+	c.connection = c.connection[:0]
 	for _, f := range h.fields {
 		name, value := h.bytes(f.name), h.bytes(f.value)
 		switch {
@@ -669,6 +792,7 @@ func (c *conn) plain(raw []byte) (req *Request, closeAfter, ok bool) {
 				return nil, false, false
 			}
 			closeAfter = closeAfter || hasToken(value, "close")
+			c.connection = append(c.connection, value)
 		}
 	}
 	if hosts != 1 || len(host) == 0 || h.count("content-length") > 1 {
@@ -686,9 +810,7 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 		start = time.Now()
 	}
 	status := 0
-	if f.Done != nil {
-		defer func() { f.Done(status) }()
-	}
+	defer func() { c.done(f, status) }()
 	c.out = c.requestHead(c.out[:0], req, f)
 	// The client's head is written on; from here its buffer may be read again.
 	_, _ = c.br.Discard(c.consumed)
@@ -733,45 +855,50 @@ func (c *conn) forward(req *Request, f *Forward, closeClient bool) (keep bool) {
 }
 
 // requestHead appends the head sent upstream: the request line, Host, the client's fields
-// but those that belong to its connection or that f drops or sets, then f's fields.
+// but those that belong to its connection or that f drops or sets, then f's fields. On a
+// passed connection the passing hop's fields (req.prior) come first, as it would have sent
+// them: its Host, and its fields after the client's.
 func (c *conn) requestHead(b []byte, req *Request, f *Forward) []byte {
-	h := &c.req
+	h, prior := &c.req, req.prior
 	b = append(b, req.Method...)
 	b = append(b, ' ')
 	b = append(b, h.bytes(h.line[1])...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	if f.Host != "" {
+	switch {
+	case f.Host != "":
 		b = append(b, f.Host...)
-	} else {
+	case prior != nil && prior.Host != "":
+		b = append(b, prior.Host...)
+	default:
 		b = append(b, req.Host...)
 	}
 	b = append(b, "\r\n"...)
-	connection := connectionTokens(h)
-fields:
 	for _, fl := range h.fields {
 		name := h.bytes(fl.name)
-		if equalFold(name, "host") || hopByHop(name) || (len(connection) > 0 && listedIn(connection, name)) {
+		if equalFold(name, "host") || hopByHop(name) || (len(c.connection) > 0 && listedIn(c.connection, name)) ||
+			names(f, name) || (prior != nil && names(prior, name)) {
 			continue
-		}
-		for _, d := range f.drop {
-			if equalFold(name, d) {
-				continue fields
-			}
-		}
-		for _, s := range f.set {
-			if equalFold(name, s.name) {
-				continue fields
-			}
 		}
 		b = append(b, h.raw[fl.name.start:fl.value.end]...)
 		b = append(b, "\r\n"...)
 	}
-	for _, s := range f.set {
-		b = append(b, s.name...)
-		b = append(b, ": "...)
-		b = append(b, s.value...)
-		b = append(b, "\r\n"...)
+	if prior != nil {
+		for _, s := range prior.set {
+			if !hopByHop(s.name) && !names(f, s.name) {
+				b = appendField(b, s)
+			}
+		}
 	}
+	for _, s := range f.set {
+		b = appendField(b, s)
+	}
+	return append(b, "\r\n"...)
+}
+
+func appendField(b []byte, s setField) []byte {
+	b = append(b, s.name...)
+	b = append(b, ": "...)
+	b = append(b, s.value...)
 	return append(b, "\r\n"...)
 }
 
@@ -804,11 +931,14 @@ func (c *conn) awaitHead(u *upstream, f *Forward, start time.Time, w *watcher) e
 	}
 	u.io.boundWrites(time.Time{})
 	for {
-		wait := deadline
-		if !w.started() && (wait.IsZero() || time.Until(wait) > watchAfter) {
-			wait = time.Now().Add(watchAfter)
+		wait, slack := deadline, time.Duration(0)
+		if !w.started() {
+			if now := time.Now(); wait.IsZero() || wait.Sub(now) > watchAfter {
+				// When to start watching need not be exact.
+				wait, slack = now.Add(watchAfter), watchAfter/2
+			}
 		}
-		_ = u.nc.SetReadDeadline(wait)
+		u.io.boundReads(wait, slack)
 		raw, err := peekHead(u.br)
 		if err != nil {
 			var ne net.Error
@@ -1056,7 +1186,7 @@ func (r *bodyReader) more(n int) error {
 	if total := FirstDeadline(r.start, r.f.Total); !total.IsZero() && (deadline.IsZero() || total.Before(deadline)) {
 		deadline = total
 	}
-	_ = r.u.nc.SetReadDeadline(deadline)
+	r.u.io.boundReads(deadline, 0)
 	_, err := r.u.br.Peek(n)
 	return err
 }
@@ -1204,7 +1334,7 @@ func (w *watcher) started() bool { return w.done != nil }
 
 func (w *watcher) start(c *conn) {
 	// The connection may still hold the deadline of its wait for this request.
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.io.boundReads(time.Time{}, 0)
 	w.done = make(chan struct{})
 	go func() {
 		defer close(w.done)
@@ -1234,9 +1364,9 @@ func (w *watcher) stop(c *conn) {
 	if w.done == nil {
 		return
 	}
-	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	c.io.boundReads(aLongTimeAgo, 0)
 	<-w.done
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.io.boundReads(time.Time{}, 0)
 	w.done = nil
 	w.up.Store(nil)
 }
