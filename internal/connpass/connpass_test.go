@@ -217,6 +217,27 @@ func TestPassedConnectionIsServedAsTheGatewayWould(t *testing.T) {
 	}
 }
 
+// The forwarding fields follow each request's own, on a connection whose requests differ.
+func TestForwardingFieldsFollowEachRequest(t *testing.T) {
+	rg := newRig(t, time.Minute)
+	variants := []string{"", "X-Forwarded-For: 198.51.100.1\r\n", "Forwarded: for=198.51.100.2\r\n", "",
+		"Forwarded: for=198.51.100.3\r\n"}
+	c := rg.dial(t)
+	for i, more := range variants {
+		// The gateway's own answer to the same request, on a connection it does not pass.
+		want := rg.dial(t).send("a.test", more+"Connection: close\r\n")
+		got := c.send("a.test", more)
+		if got.Headers["X-Path"] != "qp" {
+			t.Fatalf("request %d went by %q, want the queue-proxy", i+1, got.Headers["X-Path"])
+		}
+		for _, h := range []string{"X-Forwarded-For", "Forwarded"} {
+			if got.Headers[h] != want.Headers[h] {
+				t.Errorf("request %d (%q): %s = %q, the gateway sent %q", i+1, more, h, got.Headers[h], want.Headers[h])
+			}
+		}
+	}
+}
+
 func TestAnotherHostComesBackForGood(t *testing.T) {
 	rg := newRig(t, time.Minute)
 	c := rg.dial(t)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -138,6 +139,12 @@ func (l *receiverLink) serve(nc net.Conn, cookie uint64, p *pass) {
 	var once sync.Once
 	end := func() { once.Do(func() { l.r.conns.Add(-1) }) }
 	set := p.set
+	// A client sends the same forwarding fields on each of its requests, mostly: the
+	// connection's last ones and what they gave are kept, and worked out again when they change.
+	var last struct {
+		host, xff, fwd string
+		xffIn, fwdIn   []string
+	}
 	l.r.Server.ServePassed(nc, p.buffered, &h1proxy.Passed{
 		Host: p.host,
 		Peer: l.r.Peer,
@@ -147,10 +154,14 @@ func (l *receiverLink) serve(nc net.Conn, cookie uint64, p *pass) {
 			for _, kv := range set {
 				f.Set(kv[0], kv[1])
 			}
-			xff, fwd := forwarded.Values(p.client, req.Host, req.Values("X-Forwarded-For"), req.Values("Forwarded"))
-			f.Set("X-Forwarded-For", xff)
+			xffIn, fwdIn := req.Values("X-Forwarded-For"), req.Values("Forwarded")
+			if last.xff == "" || req.Host != last.host || !slices.Equal(xffIn, last.xffIn) || !slices.Equal(fwdIn, last.fwdIn) {
+				last.xff, last.fwd = forwarded.Values(p.client, req.Host, xffIn, fwdIn)
+				last.host, last.xffIn, last.fwdIn = req.Host, xffIn, fwdIn
+			}
+			f.Set("X-Forwarded-For", last.xff)
 			f.Set("X-Forwarded-Proto", "http")
-			f.Set("Forwarded", fwd)
+			f.Set("Forwarded", last.fwd)
 			f.Set("K-Original-Host", req.Host)
 		},
 		Until: time.Now().Add(l.r.Lease),
