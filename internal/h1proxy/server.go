@@ -525,6 +525,8 @@ type conn struct {
 	cancel context.CancelFunc
 	// consumed is how much of the reader's buffer the current request's head takes.
 	consumed int
+	// host is the Host of the connection's last request.
+	host string
 	// connection holds the values of the current request's Connection fields: the fields
 	// they name are the client connection's own.
 	connection [][]byte
@@ -798,7 +800,10 @@ func (c *conn) plain(raw []byte) (req *Request, closeAfter, ok bool) {
 	if hosts != 1 || len(host) == 0 || h.count("content-length") > 1 {
 		return nil, false, false
 	}
-	c.r = Request{Method: method, Host: string(host), RemoteAddr: c.remote, h: h, c: c}
+	if string(host) != c.host {
+		c.host = string(host) // a connection's requests mostly name one host: made once
+	}
+	c.r = Request{Method: method, Host: c.host, RemoteAddr: c.remote, h: h, c: c}
 	return &c.r, closeAfter, true
 }
 
