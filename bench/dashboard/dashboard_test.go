@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/gantry-run/gantry/internal/dashboard"
+	"github.com/gantry-run/gantry/internal/proccpu"
 	"github.com/gantry-run/gantry/pkg/apis"
 	pav1alpha1 "github.com/gantry-run/gantry/pkg/apis/autoscaling/v1alpha1"
 	sv1alpha1 "github.com/gantry-run/gantry/pkg/apis/serverless/v1alpha1"
@@ -84,14 +84,14 @@ func liveView(b *testing.B, services, pages int) {
 	for range b.N {
 		record(services, rate*int(interval/time.Second))
 		now = now.Add(interval)
-		before := cpuTime(b)
+		before := proccpu.Used()
 		if err := d.Tick(ctx, now); err != nil {
 			b.Fatal(err)
 		}
 		// The pages read the frame in their own goroutines: give them the moment a tick
 		// has before the next, inside the measured CPU time.
 		time.Sleep(5 * time.Millisecond)
-		cpu += cpuTime(b) - before
+		cpu += proccpu.Used() - before
 	}
 	b.StopTimer()
 	perTick := cpu / time.Duration(b.N)
@@ -184,13 +184,4 @@ func openPage(b *testing.B, ctx context.Context, base string) {
 			}
 		}
 	}()
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -26,10 +26,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gantry-run/gantry/internal/proccpu"
 	"github.com/gantry-run/gantry/internal/queue"
 )
 
@@ -126,13 +126,6 @@ func call(c *http.Client, url string) error {
 	return nil
 }
 
-// cpuTime is the CPU this process used so far, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func BenchmarkSerial(b *testing.B) {
 	ts, stop := targets(b)
 	defer stop()
@@ -144,7 +137,7 @@ func BenchmarkSerial(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := proccpu.Used()
 			b.ResetTimer()
 			for b.Loop() {
 				if err := call(c, t.url); err != nil {
@@ -152,7 +145,7 @@ func BenchmarkSerial(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64(proccpu.Used()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 		})
 	}
 }
@@ -174,7 +167,7 @@ func BenchmarkConcurrent(b *testing.B) {
 			var firstErr atomic.Value
 			var mu sync.Mutex
 			var latencies []time.Duration
-			cpu, start := cpuTime(), time.Now()
+			cpu, start := proccpu.Used(), time.Now()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				var mine []time.Duration
@@ -197,7 +190,7 @@ func BenchmarkConcurrent(b *testing.B) {
 				b.Fatalf("%d of %d requests failed, the first: %v", n, b.N, firstErr.Load())
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64(proccpu.Used()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 			slices.Sort(latencies)
 			for _, p := range []int{50, 99} {
 				b.ReportMetric(float64(latencies[(len(latencies)-1)*p/100])/float64(time.Microsecond), "p"+strconv.Itoa(p)+"-µs")

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gantry-run/gantry/internal/proccpu"
 	"github.com/gantry-run/gantry/internal/testenv"
 	servingv1 "github.com/gantry-run/gantry/pkg/apis/serving/v1"
 )
@@ -163,10 +163,7 @@ func BenchmarkIdleCPU(b *testing.B) {
 
 // cpuPercent is the process's CPU use over d, in percent of one core.
 func cpuPercent(d time.Duration) float64 {
-	var before, after syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	before := proccpu.Used()
 	time.Sleep(d)
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	used := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
-	return 100 * float64(used) / float64(d)
+	return 100 * float64(proccpu.Used()-before) / float64(d)
 }

@@ -7,9 +7,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantry-run/gantry/internal/proccpu"
 )
 
 // BenchmarkForward: one client connection sending requests one after another through the
@@ -100,14 +101,6 @@ func answerHello(c net.Conn, br *bufio.Reader) {
 	}
 }
 
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchServer starts a Server towards an upstream that answers from a raw socket, with a
 // Handler doing what the queue-proxy's does to a request; client then sends requests one after
 // another on a connection to it, b.N of them, and reports the hop's allocations.
@@ -133,11 +126,11 @@ func benchServer(b *testing.B) (*Server, func(net.Conn)) {
 		req := []byte("GET /hello HTTP/1.1\r\nHost: hello.default.example.com\r\n\r\n")
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu0 := cpuTime(b)
+		cpu0 := proccpu.Used()
 		defer func() {
 			// The process's CPU time: the client's and the upstream's part is the same
 			// from one build to another, what changes is the hop's.
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((proccpu.Used()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}()
 		for range b.N {
 			if _, err := c.Write(req); err != nil {
