@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,6 +236,51 @@ func TestForwardingFieldsFollowEachRequest(t *testing.T) {
 				t.Errorf("request %d (%q): %s = %q, the gateway sent %q", i+1, more, h, got.Headers[h], want.Headers[h])
 			}
 		}
+	}
+}
+
+// A link that holds as many served requests as a message takes sends them at once, without
+// waiting for servedFlush, and goes on holding the next ones.
+func TestServedRequestsGoOutWhenAMessageIsFull(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := make([]*net.UnixConn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "link")
+		c, err := net.FileConn(f)
+		_ = f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends[i] = c.(*net.UnixConn)
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	l := &receiverLink{r: &Receiver{}, uc: ends[0]}
+	const n = maxServed + 5
+	for range n {
+		l.record(http.StatusOK, time.Millisecond)
+	}
+	// The first maxServed arrive well before servedFlush, the other 5 after it.
+	buf := make([]byte, maxMessage)
+	got, start := 0, time.Now()
+	for got < n {
+		_ = ends[1].SetReadDeadline(time.Now().Add(10 * servedFlush))
+		m, err := ends[1].Read(buf)
+		if err != nil {
+			t.Fatalf("after %d of %d served requests: %v", got, n, err)
+		}
+		if buf[0] != kindServed || (m-1)%servedRecord != 0 {
+			t.Fatalf("a message of kind %q and %d bytes, want served requests", buf[0], m)
+		}
+		if got == 0 && time.Since(start) >= servedFlush {
+			t.Errorf("a full message came after %v, want it sent at once", time.Since(start))
+		}
+		got += (m - 1) / servedRecord
+	}
+	if got != n {
+		t.Errorf("the gateway heard of %d served requests, want %d", got, n)
 	}
 }
 

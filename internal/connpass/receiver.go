@@ -37,8 +37,9 @@ type Receiver struct {
 }
 
 // servedFlush is how long a link holds the requests served before it sends them to the
-// gateway: its metrics lag by at most that.
-const servedFlush = 10 * time.Millisecond
+// gateway, or until it holds maxServed: the gateway's metrics lag by at most that. Each
+// message wakes both processes; at 10 ms that cost the path about 1 % of its CPU at full load.
+const servedFlush = 100 * time.Millisecond
 
 // maxServed bounds the requests held for one served message.
 const maxServed = (maxMessage - 1) / servedRecord
@@ -192,11 +193,11 @@ func (l *receiverLink) giveBack(nc net.Conn, cookie uint64, again bool, buffered
 }
 
 // record holds a served request for the next served message, sent servedFlush after the
-// first request it holds.
+// first request it holds, or as soon as it holds maxServed.
 func (l *receiverLink) record(status int, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || len(l.served) >= maxServed*servedRecord {
+	if l.closed {
 		return
 	}
 	if len(l.served) == 0 {
@@ -205,15 +206,29 @@ func (l *receiverLink) record(status int, d time.Duration) {
 	us := min(d.Microseconds(), 1<<32-1)
 	l.served = binary.BigEndian.AppendUint16(l.served, uint16(status))
 	l.served = binary.BigEndian.AppendUint32(l.served, uint32(us))
+	if len(l.served) >= maxServed*servedRecord {
+		msg := l.takeServed()
+		go func() { _, _ = l.uc.Write(msg) }()
+	}
 }
 
 // flushServed sends what record held.
 func (l *receiverLink) flushServed() {
 	l.mu.Lock()
-	msg := append([]byte{kindServed}, l.served...)
-	l.served = l.served[:0]
+	msg := l.takeServed()
 	l.mu.Unlock()
-	if len(msg) > 1 {
+	if msg != nil {
 		_, _ = l.uc.Write(msg)
 	}
+}
+
+// takeServed empties what record held into a served message; nil when it held nothing. l.mu
+// is held.
+func (l *receiverLink) takeServed() []byte {
+	if len(l.served) == 0 {
+		return nil
+	}
+	msg := append([]byte{kindServed}, l.served...)
+	l.served = l.served[:0]
+	return msg
 }
