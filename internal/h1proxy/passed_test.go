@@ -114,3 +114,21 @@ func TestPassingHopFieldsMustBeSendable(t *testing.T) {
 		t.Errorf("Forward{Host: %q, set: %q} is refused", ok.Host, ok.set)
 	}
 }
+
+// The check of the passing hop's fields is kept from one request to the next only while they
+// stay the same.
+func TestPassingHopFieldsAreCheckedWhenTheyChange(t *testing.T) {
+	value := "192.0.2.1"
+	c := &conn{passed: &Passed{Host: "a.test", Rewrite: func(_ *Request, f *Forward) { f.Set("X-Forwarded-For", value) }}}
+	for i, v := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3\r\nX-Injected: 1", "192.0.2.3"} {
+		value = v
+		req, _, ok := c.plain([]byte("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+		if !ok {
+			t.Fatal("a plain request is not taken")
+		}
+		want := plainValue(v)
+		if got := c.rewrite(req) != nil; got != want {
+			t.Errorf("request %d, X-Forwarded-For %q from the passing hop: served %v, want %v", i+1, v, got, want)
+		}
+	}
+}

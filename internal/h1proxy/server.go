@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -534,6 +535,8 @@ type conn struct {
 	// and drops on the current request.
 	passed *Passed
 	prior  Forward
+	// checked holds the passing hop's Host and fields last found sendable.
+	checked Forward
 	// noPass keeps the connection from Server.Pass; skipPass, its next request.
 	noPass, skipPass bool
 }
@@ -741,11 +744,26 @@ func (c *conn) rewrite(req *Request) *Request {
 	}
 	c.prior.reset()
 	p.Rewrite(req, &c.prior)
-	if !c.prior.sendable() {
+	if !c.priorSendable() {
 		return nil
 	}
 	req.prior = &c.prior
 	return req
+}
+
+// priorSendable reports c.prior.sendable(). The passing hop sets mostly the same fields on
+// each request of a connection: those checked last are kept, and fields equal to them are not
+// checked again.
+func (c *conn) priorSendable() bool {
+	p := &c.prior
+	if p.Host == c.checked.Host && slices.Equal(p.set, c.checked.set) {
+		return true
+	}
+	if !p.sendable() {
+		return false
+	}
+	c.checked.Host, c.checked.set = p.Host, append(c.checked.set[:0], p.set...)
+	return true
 }
 
 // handOff gives the connection, with what was read of it, to the fallback server.
