@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -242,21 +241,7 @@ func TestForwardingFieldsFollowEachRequest(t *testing.T) {
 // A link that holds as many served requests as a message takes sends them at once, without
 // waiting for servedFlush, and goes on holding the next ones.
 func TestServedRequestsGoOutWhenAMessageIsFull(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends := make([]*net.UnixConn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "link")
-		c, err := net.FileConn(f)
-		_ = f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ends[i] = c.(*net.UnixConn)
-		t.Cleanup(func() { _ = c.Close() })
-	}
+	ends := linkEnds(t)
 	l := &receiverLink{r: &Receiver{}, uc: ends[0]}
 	const n = maxServed + 5
 	for range n {
