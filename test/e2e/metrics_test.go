@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/gantry-run/gantry/internal/freeport"
+	"github.com/gantry-run/gantry/internal/poll"
 	"github.com/gantry-run/gantry/internal/queue/contract"
 	"github.com/gantry-run/gantry/internal/sched"
 )
@@ -129,25 +132,31 @@ spec:
 		t.Error("the server holds no connection to a queue-proxy's socket after 20 requests")
 	}
 
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(body)
-	var count float64
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, "revision_request_count{") && strings.Contains(line, `revision_name="counted-00001"`) && strings.Contains(line, `response_code="200"`) {
-			count, _ = strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+	// The requests served on a connection passed to the queue-proxy reach the server's
+	// metrics within 100 ms (docs/serving.md).
+	var text string
+	poll.Until(t, "revision_request_count of counted-00001 with code 200 at 20", 5*time.Second, func(context.Context) (bool, error) {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return false, poll.Stop(err)
 		}
-	}
-	if count < 20 {
-		t.Errorf("revision_request_count of counted-00001 with code 200 is %v after 20 requests", count)
-	}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return false, poll.Stop(err)
+		}
+		text = string(body)
+		count := 0.0
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, "revision_request_count{") && strings.Contains(line, `revision_name="counted-00001"`) && strings.Contains(line, `response_code="200"`) {
+				count, _ = strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+			}
+		}
+		if count < 20 {
+			return false, fmt.Errorf("it is %v", count)
+		}
+		return true, nil
+	})
 	for _, want := range []string{`revision_request_latencies_bucket{`, `autoscaler_desired_pods{`, `autoscaler_actual_pods{`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics has no %s", want)
