@@ -17,39 +17,35 @@ import (
 // fast path to an upstream that answers from a raw socket.
 func BenchmarkForward(b *testing.B) {
 	s, c := benchServer(b)
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = s.Serve(pl) }()
-	nc, err := net.Dial("tcp", pl.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	c(nc)
+	c(loopbackClient(b, func(ln net.Listener) { _ = s.Serve(ln) }))
 }
 
 // BenchmarkForwardPassed: the same on a connection passed to the hop, with the fields the
 // gateway sets on it (connpass's Rewrite).
 func BenchmarkForwardPassed(b *testing.B) {
 	s, c := benchServer(b)
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pl.Close()
-	go func() {
-		if nc, err := pl.Accept(); err == nil {
+	c(loopbackClient(b, func(ln net.Listener) {
+		if nc, err := ln.Accept(); err == nil {
 			s.ServePassed(nc, nil, benchPassed())
 		}
-	}()
-	nc, err := net.Dial("tcp", pl.Addr().String())
+	}))
+}
+
+// loopbackClient listens on loopback, gives the listener to serve and returns a connection
+// to it.
+func loopbackClient(b *testing.B, serve func(net.Listener)) net.Conn {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer nc.Close()
-	c(nc)
+	b.Cleanup(func() { _ = ln.Close() })
+	go serve(ln)
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = nc.Close() })
+	return nc
 }
 
 // BenchmarkForwardPassedPipe: BenchmarkForwardPassed over in-memory pipes instead of sockets,

@@ -136,10 +136,8 @@ func (h *head) parse(raw []byte) error {
 		for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
 			ve--
 		}
-		for _, c := range line[vs:ve] {
-			if (c < ' ' && c != '\t') || c == 0x7f {
-				return errNotPlain
-			}
+		if !controlFree(line[vs:ve]) {
+			return errNotPlain
 		}
 		if len(h.fields) == maxFields {
 			return errNotPlain
@@ -153,6 +151,16 @@ func (h *head) parse(raw []byte) error {
 const maxFields = 100
 
 var crlf = []byte("\r\n")
+
+// controlFree reports whether a field's value v holds no control characters but tabs.
+func controlFree[T string | []byte](v T) bool {
+	for i := range len(v) {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // isTokenByte reports whether c may appear in a token (RFC 9110, 5.6.2).
 func isTokenByte(c byte) bool {

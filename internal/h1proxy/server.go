@@ -56,32 +56,33 @@ type Request struct {
 
 // Get returns the first value of the field name ("" when there is none).
 func (r *Request) Get(name string) string {
-	if r.prior != nil {
-		if v, _, decided := r.priorField(name); decided {
-			return v
-		}
+	v, client, _ := r.first(name)
+	if client != nil {
+		return string(client)
 	}
-	for _, f := range r.h.fields {
-		if n := r.h.bytes(f.name); equalFold(n, name) && r.sent(n) {
-			return string(r.h.bytes(f.value))
-		}
-	}
-	return ""
+	return v
 }
 
 // Has reports whether the request has a field name.
 func (r *Request) Has(name string) bool {
+	_, _, ok := r.first(name)
+	return ok
+}
+
+// first finds the first value of the field name, and whether there is one: v when the passing
+// hop decided it (priorField), client (not nil) when it is the client's.
+func (r *Request) first(name string) (v string, client []byte, ok bool) {
 	if r.prior != nil {
-		if _, ok, decided := r.priorField(name); decided {
-			return ok
+		if v, ok, decided := r.priorField(name); decided {
+			return v, nil, ok
 		}
 	}
 	for _, f := range r.h.fields {
 		if n := r.h.bytes(f.name); equalFold(n, name) && r.sent(n) {
-			return true
+			return "", r.h.bytes(f.value), true
 		}
 	}
-	return false
+	return "", nil, false
 }
 
 // Values returns every value of the field name, in order.
@@ -239,12 +240,7 @@ func (f *Forward) sendable() bool {
 // plainValue reports whether v may be a field's value: no control characters but tabs, and
 // no white space around it.
 func plainValue(v string) bool {
-	for i := range len(v) {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return v == "" || (v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t')
+	return controlFree(v) && (v == "" || (v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'))
 }
 
 func (f *Forward) reset() {
